@@ -1,0 +1,1082 @@
+//! Capture files: classic pcap or pcapng, optionally gzip-compressed, recognised by content.
+//!
+//! All parsing runs over one reusable buffer. A frame borrows that buffer until the next call,
+//! so reading costs no allocation and no copy per frame, and one `read` call per megabyte.
+//! When a record straddles the end of the buffer, the unread tail moves to the front and the
+//! rest is read behind it; the buffer grows only when a single record is larger than it, and
+//! never beyond [`MAX_RECORD_LEN`] (plus a record header).
+//!
+//! Lengths in the file are never trusted for allocation beyond that cap: a record or block
+//! claiming more is reported as corrupt.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+
+use flate2::read::MultiGzDecoder;
+
+use super::{pcap, pcapng, CaptureError, CaptureErrorKind, Frame};
+
+/// Initial read buffer: large enough that refills (one `read` each) are rare, small enough to
+/// stay in L2 cache between the kernel's copy and the parse (measured ~20% faster than 4 MiB).
+const DEFAULT_BUFFER_LEN: usize = 1 << 20;
+/// The most any single record or block may claim; larger claims are corrupt.
+pub(super) const MAX_RECORD_LEN: usize = 16 << 20;
+/// The most the buffer ever grows to: the largest record plus room for its header.
+const MAX_BUFFER_LEN: usize = MAX_RECORD_LEN + 64;
+/// Bytes needed to recognise a format.
+const MAGIC_LEN: usize = 4;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The link types the decoder understands.
+pub(super) fn is_supported_link(link: u16) -> bool {
+    matches!(link, 0 | 1 | 12 | 14 | 101 | 108 | 113 | 239 | 276)
+}
+
+/// Reads a 32-bit field in the file's byte order.
+#[inline(always)]
+pub(super) fn u32_from(big_endian: bool, b: [u8; 4]) -> u32 {
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
+/// Reads a 16-bit field in the file's byte order.
+#[inline(always)]
+pub(super) fn u16_from(big_endian: bool, b: [u8; 2]) -> u16 {
+    if big_endian {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    }
+}
+
+/// An error before the path is attached (the parsers do not know it).
+#[derive(Debug)]
+pub(super) struct Fail {
+    pub(super) offset: u64,
+    pub(super) kind: CaptureErrorKind,
+}
+
+impl Fail {
+    pub(super) fn corrupt(offset: u64, what: String) -> Fail {
+        Fail { offset, kind: CaptureErrorKind::Corrupt(what) }
+    }
+
+    pub(super) fn truncated(offset: u64, needed: usize, available: usize) -> Fail {
+        Fail { offset, kind: CaptureErrorKind::Truncated { needed: needed as u64, available: available as u64 } }
+    }
+
+    fn with_path(self, path: &str) -> CaptureError {
+        CaptureError { path: path.to_string(), offset: self.offset, kind: self.kind }
+    }
+}
+
+/// Counts the bytes taken from the file, for progress on compressed input.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count = self.count.saturating_add(n as u64);
+        Ok(n)
+    }
+}
+
+type RawReader = Counting<Box<dyn Read + Send>>;
+
+enum Source {
+    Plain(RawReader),
+    /// The bytes read while sniffing the magic are replayed in front of the rest of the file.
+    Gzip(Box<MultiGzDecoder<io::Chain<io::Cursor<Vec<u8>>, RawReader>>>),
+}
+
+impl Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Plain(r) => r.read(buf),
+            Source::Gzip(r) => r.read(buf),
+        }
+    }
+}
+
+/// The read buffer over the (decompressed) byte stream.
+///
+/// Invariant: `pos <= end <= buf.len()`. `buf[pos..end]` is read but not yet consumed.
+pub(super) struct Input {
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    eof: bool,
+    source: Source,
+}
+
+impl Input {
+    fn new(reader: Box<dyn Read + Send>, buffer_len: usize) -> Input {
+        Input {
+            buf: vec![0; buffer_len.clamp(MAGIC_LEN, MAX_BUFFER_LEN)],
+            pos: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+            source: Source::Plain(Counting { inner: reader, count: 0 }),
+        }
+    }
+
+    /// Stream offset of the next unconsumed byte (decompressed bytes for gzip).
+    #[inline]
+    pub(super) fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    #[inline]
+    pub(super) fn available(&self) -> usize {
+        self.end - self.pos
+    }
+
+    /// The bytes read but not consumed.
+    #[inline]
+    pub(super) fn rest(&self) -> &[u8] {
+        self.buf.get(self.pos..self.end).unwrap_or_default()
+    }
+
+    /// A copy of the next `N` bytes, if buffered.
+    #[inline]
+    pub(super) fn peek<const N: usize>(&self) -> Option<[u8; N]> {
+        self.rest().first_chunk::<N>().copied()
+    }
+
+    /// Consumes `len` buffered bytes and returns them; `None` if fewer are buffered.
+    #[inline]
+    pub(super) fn take(&mut self, len: usize) -> Option<&[u8]> {
+        let start = self.pos;
+        let bytes = self.buf.get(start..self.end)?.get(..len)?;
+        self.pos = start + len;
+        Some(bytes)
+    }
+
+    /// Makes at least `n` bytes available; `Ok(false)` if the stream ends first.
+    /// Errors carry the current offset, which callers keep at the start of a record.
+    #[inline]
+    pub(super) fn ensure(&mut self, n: usize) -> Result<bool, Fail> {
+        if self.available() >= n {
+            Ok(true)
+        } else {
+            self.fill(n)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fill(&mut self, n: usize) -> Result<bool, Fail> {
+        // Move the unread tail to the front, so each read can fill the rest of the buffer.
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.buf.len() < n {
+            // Callers cap `n`; the clamp keeps a bug from becoming a huge allocation.
+            let grown = n.max(self.buf.len().saturating_mul(2)).min(MAX_BUFFER_LEN);
+            self.buf.resize(grown, 0);
+        }
+        while self.end < n && !self.eof {
+            let Some(space) = self.buf.get_mut(self.end..) else {
+                break;
+            };
+            if space.is_empty() {
+                break;
+            }
+            match self.source.read(space) {
+                Ok(0) => self.eof = true,
+                Ok(read) => self.end += read.min(space.len()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A cut gzip stream is a truncated capture: report it as one.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.is_gzip() => {
+                    self.eof = true;
+                    if self.end == 0 {
+                        // Callers read "nothing left" as a clean end; this one is not.
+                        return Err(Fail::truncated(self.offset(), n, 0));
+                    }
+                }
+                Err(e) => return Err(self.read_error(&e)),
+            }
+        }
+        Ok(self.end >= n)
+    }
+
+    fn read_error(&self, e: &io::Error) -> Fail {
+        let kind = match (&self.source, e.kind()) {
+            // A garbled gzip stream is damage in the file, not an I/O failure.
+            (Source::Gzip(_), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput) => {
+                CaptureErrorKind::Corrupt(format!("bad gzip data: {e}"))
+            }
+            _ => CaptureErrorKind::Io(e.to_string()),
+        };
+        Fail { offset: self.offset(), kind }
+    }
+
+    fn is_gzip(&self) -> bool {
+        matches!(self.source, Source::Gzip(_))
+    }
+
+    /// Restarts the stream as the decompression of what was read so far plus the rest.
+    fn switch_to_gzip(&mut self) {
+        let sniffed = self.rest().to_vec();
+        let placeholder = Source::Plain(Counting { inner: Box::new(io::empty()), count: 0 });
+        let raw = match std::mem::replace(&mut self.source, placeholder) {
+            Source::Plain(raw) => raw,
+            gzip @ Source::Gzip(_) => {
+                self.source = gzip;
+                return;
+            }
+        };
+        let chained = io::Cursor::new(sniffed).chain(raw);
+        self.source = Source::Gzip(Box::new(MultiGzDecoder::new(chained)));
+        self.pos = 0;
+        self.end = 0;
+        self.base = 0;
+        self.eof = false;
+    }
+
+    /// Bytes taken from the underlying file.
+    fn consumed(&self) -> u64 {
+        match &self.source {
+            Source::Plain(_) => self.offset(),
+            Source::Gzip(d) => d.get_ref().get_ref().1.count,
+        }
+    }
+}
+
+enum Format {
+    Pcap(pcap::Reader),
+    PcapNg(pcapng::Reader),
+    /// End of file reached or an error returned.
+    Done,
+}
+
+/// One capture file (pcap or pcapng, optionally gzip-compressed), recognised by content.
+///
+/// Error offsets count bytes of the capture itself: for gzip-compressed files they are
+/// offsets in the decompressed stream. A gzip stream cut short is reported as
+/// [`CaptureErrorKind::Truncated`] (like a cut pcap), a garbled one (bad header, bad deflate
+/// data, bad checksum) as [`CaptureErrorKind::Corrupt`]. An empty input, or one shorter than
+/// four bytes, is reported as [`CaptureErrorKind::UnknownFormat`] with the bytes present and
+/// zeros for the rest.
+pub struct FileSource {
+    name: String,
+    input: Input,
+    format: Format,
+    size: Option<u64>,
+}
+
+impl fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let format = match (&self.format, &self.input.source) {
+            (Format::Done, _) => "finished",
+            (Format::Pcap(_), Source::Plain(_)) => "pcap",
+            (Format::Pcap(_), Source::Gzip(_)) => "pcap.gz",
+            (Format::PcapNg(_), Source::Plain(_)) => "pcapng",
+            (Format::PcapNg(_), Source::Gzip(_)) => "pcapng.gz",
+        };
+        f.debug_struct("FileSource")
+            .field("name", &self.name)
+            .field("format", &format)
+            .field("offset", &self.input.offset())
+            .finish()
+    }
+}
+
+impl FileSource {
+    /// Opens `path`; "-" reads standard input. Reads the header(s); errors name the path and byte offset.
+    pub fn open(path: &str) -> Result<FileSource, CaptureError> {
+        if path == "-" {
+            return Self::with_buffer(path, Box::new(io::stdin()), None, DEFAULT_BUFFER_LEN);
+        }
+        let io_error = |e: io::Error| CaptureError {
+            path: path.to_string(),
+            offset: 0,
+            kind: CaptureErrorKind::Io(e.to_string()),
+        };
+        let file = File::open(path).map_err(io_error)?;
+        let size = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        Self::with_buffer(path, Box::new(file), size, DEFAULT_BUFFER_LEN)
+    }
+
+    /// Same over any reader (used by tests and fuzzing); `name` is used in errors.
+    pub fn from_reader(name: &str, reader: Box<dyn Read + Send>) -> Result<FileSource, CaptureError> {
+        Self::with_buffer(name, reader, None, DEFAULT_BUFFER_LEN)
+    }
+
+    /// As [`FileSource::from_reader`] with a chosen initial buffer size, so tests can drive
+    /// the refill and growth paths with small inputs.
+    pub(crate) fn with_buffer(
+        name: &str,
+        reader: Box<dyn Read + Send>,
+        size: Option<u64>,
+        buffer_len: usize,
+    ) -> Result<FileSource, CaptureError> {
+        let mut input = Input::new(reader, buffer_len);
+        let format = Self::detect(&mut input).map_err(|f| f.with_path(name))?;
+        Ok(FileSource { name: name.to_string(), input, format, size })
+    }
+
+    fn detect(input: &mut Input) -> Result<Format, Fail> {
+        input.ensure(MAGIC_LEN)?;
+        if input.rest().starts_with(&GZIP_MAGIC) {
+            input.switch_to_gzip();
+            input.ensure(MAGIC_LEN)?;
+        }
+        let mut magic = [0u8; MAGIC_LEN];
+        for (m, b) in magic.iter_mut().zip(input.rest()) {
+            *m = *b;
+        }
+        if pcap::is_magic(magic) {
+            Ok(Format::Pcap(pcap::Reader::open(input)?))
+        } else if pcapng::is_magic(magic) {
+            Ok(Format::PcapNg(pcapng::Reader::open(input)?))
+        } else {
+            Err(Fail { offset: 0, kind: CaptureErrorKind::UnknownFormat { magic } })
+        }
+    }
+
+    /// The next frame, Ok(None) at a clean end of file. After an Err, the source is finished
+    /// (further calls return Ok(None)).
+    #[inline]
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        let result = match &mut self.format {
+            Format::Pcap(r) => r.next(&mut self.input),
+            Format::PcapNg(r) => r.next(&mut self.input),
+            Format::Done => return Ok(None),
+        };
+        match result {
+            Ok(Some(frame)) => Ok(Some(frame)),
+            Ok(None) => {
+                self.format = Format::Done;
+                Ok(None)
+            }
+            Err(fail) => {
+                self.format = Format::Done;
+                Err(fail.with_path(&self.name))
+            }
+        }
+    }
+
+    /// The name given at open (path or "-").
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes of the underlying file consumed so far and the file size when known (for a
+    /// progress bar; for gzip, compressed bytes read vs compressed size).
+    pub fn progress(&self) -> (u64, Option<u64>) {
+        (self.input.consumed(), self.size)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod test_util {
+    //! Builders for small capture files and a reader that drains a source.
+
+    use super::FileSource;
+    use crate::capture::{CaptureError, LinkType};
+    use std::io::{self, Read};
+
+    /// One frame as owned values, for comparing.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Owned {
+        pub ts_ns: i64,
+        pub wire_len: u32,
+        pub link: LinkType,
+        pub data: Vec<u8>,
+    }
+
+    /// Reads to the end; returns the frames and the error that ended the file, if any.
+    pub fn read_all(src: &mut FileSource) -> (Vec<Owned>, Option<CaptureError>) {
+        let mut frames = Vec::new();
+        loop {
+            match src.next_frame() {
+                Ok(Some(f)) => {
+                    frames.push(Owned { ts_ns: f.ts_ns, wire_len: f.wire_len, link: f.link, data: f.data.to_vec() })
+                }
+                Ok(None) => return (frames, None),
+                Err(e) => {
+                    // A finished source stays finished.
+                    assert!(matches!(src.next_frame(), Ok(None)));
+                    return (frames, Some(e));
+                }
+            }
+        }
+    }
+
+    /// Opens `bytes` with the given initial buffer size.
+    pub fn open_with(bytes: &[u8], buffer_len: usize) -> Result<FileSource, CaptureError> {
+        FileSource::with_buffer("test", Box::new(io::Cursor::new(bytes.to_vec())), None, buffer_len)
+    }
+
+    pub fn open(bytes: &[u8]) -> Result<FileSource, CaptureError> {
+        FileSource::from_reader("test", Box::new(io::Cursor::new(bytes.to_vec())))
+    }
+
+    /// Opens and reads everything; panics if the header is rejected.
+    pub fn read_bytes(bytes: &[u8], buffer_len: usize) -> (Vec<Owned>, Option<CaptureError>) {
+        match open_with(bytes, buffer_len) {
+            Ok(mut src) => read_all(&mut src),
+            Err(e) => panic!("open failed: {e}"),
+        }
+    }
+
+    /// A reader handing out at most `chunk` bytes per call, with an `Interrupted` between
+    /// calls, like a slow pipe.
+    pub struct Trickle {
+        pub data: Vec<u8>,
+        pub pos: usize,
+        pub chunk: usize,
+        pub interrupt: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::Error::from(io::ErrorKind::Interrupted));
+            }
+            let rest = self.data.get(self.pos..).unwrap_or_default();
+            let n = rest.len().min(buf.len()).min(self.chunk);
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    /// Classic pcap writer.
+    pub struct PcapWriter {
+        pub bytes: Vec<u8>,
+        big_endian: bool,
+    }
+
+    impl PcapWriter {
+        /// `nanos` picks the a1b23c4d magic.
+        pub fn new(big_endian: bool, nanos: bool, snaplen: u32, link: u32) -> PcapWriter {
+            let mut w = PcapWriter { bytes: Vec::new(), big_endian };
+            w.u32(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
+            w.u16(2);
+            w.u16(4);
+            w.u32(0);
+            w.u32(0);
+            w.u32(snaplen);
+            w.u32(link);
+            w
+        }
+
+        pub fn u32(&mut self, v: u32) {
+            let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+            self.bytes.extend_from_slice(&b);
+        }
+
+        pub fn u16(&mut self, v: u16) {
+            let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+            self.bytes.extend_from_slice(&b);
+        }
+
+        /// A record with explicit header fields (caplen is `data.len()`).
+        pub fn record(&mut self, sec: u32, frac: u32, orig_len: u32, data: &[u8]) {
+            self.u32(sec);
+            self.u32(frac);
+            self.u32(data.len() as u32);
+            self.u32(orig_len);
+            self.bytes.extend_from_slice(data);
+        }
+    }
+
+    /// pcapng writer; each block is written whole.
+    pub struct NgWriter {
+        pub bytes: Vec<u8>,
+        big_endian: bool,
+    }
+
+    impl NgWriter {
+        pub fn new() -> NgWriter {
+            NgWriter { bytes: Vec::new(), big_endian: false }
+        }
+
+        fn u32v(&self, v: u32) -> [u8; 4] {
+            if self.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+
+        fn u16v(&self, v: u16) -> [u8; 2] {
+            if self.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+
+        /// A block of `btype` with `body` padded to 4 bytes and both length fields.
+        pub fn block(&mut self, btype: u32, body: &[u8]) {
+            let padded = body.len().div_ceil(4) * 4;
+            let total = (12 + padded) as u32;
+            let mut b = Vec::new();
+            b.extend_from_slice(&self.u32v(btype));
+            b.extend_from_slice(&self.u32v(total));
+            b.extend_from_slice(body);
+            b.resize(8 + padded, 0);
+            b.extend_from_slice(&self.u32v(total));
+            self.bytes.extend_from_slice(&b);
+        }
+
+        /// Starts a section in the given byte order.
+        pub fn shb(&mut self, big_endian: bool) {
+            self.big_endian = big_endian;
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u32v(0x1A2B_3C4D));
+            body.extend_from_slice(&self.u16v(1));
+            body.extend_from_slice(&self.u16v(0));
+            body.extend_from_slice(&[0xff; 8]);
+            self.block(0x0A0D_0D0A, &body);
+        }
+
+        /// An option: code, length, value padded to 4.
+        pub fn option(&self, code: u16, value: &[u8]) -> Vec<u8> {
+            let mut o = Vec::new();
+            o.extend_from_slice(&self.u16v(code));
+            o.extend_from_slice(&self.u16v(value.len() as u16));
+            o.extend_from_slice(value);
+            o.resize(4 + value.len().div_ceil(4) * 4, 0);
+            o
+        }
+
+        /// An interface with optional if_tsresol and if_tsoffset.
+        pub fn idb(&mut self, link: u16, snaplen: u32, tsresol: Option<u8>, tsoffset: Option<i64>) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u16v(link));
+            body.extend_from_slice(&[0, 0]);
+            body.extend_from_slice(&self.u32v(snaplen));
+            if let Some(r) = tsresol {
+                body.extend(self.option(9, &[r]));
+            }
+            if let Some(o) = tsoffset {
+                let v = if self.big_endian { o.to_be_bytes() } else { o.to_le_bytes() };
+                body.extend(self.option(14, &v));
+            }
+            if tsresol.is_some() || tsoffset.is_some() {
+                body.extend(self.option(0, &[]));
+            }
+            self.block(1, &body);
+        }
+
+        /// An Enhanced Packet Block with a comment option behind the data.
+        pub fn epb(&mut self, iface: u32, ts: u64, orig_len: u32, data: &[u8]) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u32v(iface));
+            body.extend_from_slice(&self.u32v((ts >> 32) as u32));
+            body.extend_from_slice(&self.u32v(ts as u32));
+            body.extend_from_slice(&self.u32v(data.len() as u32));
+            body.extend_from_slice(&self.u32v(orig_len));
+            body.extend_from_slice(data);
+            body.resize(20 + data.len().div_ceil(4) * 4, 0);
+            body.extend(self.option(1, b"comment"));
+            body.extend(self.option(0, &[]));
+            self.block(6, &body);
+        }
+
+        /// An obsolete Packet Block.
+        pub fn pb(&mut self, iface: u16, ts: u64, orig_len: u32, data: &[u8]) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u16v(iface));
+            body.extend_from_slice(&self.u16v(0));
+            body.extend_from_slice(&self.u32v((ts >> 32) as u32));
+            body.extend_from_slice(&self.u32v(ts as u32));
+            body.extend_from_slice(&self.u32v(data.len() as u32));
+            body.extend_from_slice(&self.u32v(orig_len));
+            body.extend_from_slice(data);
+            self.block(2, &body);
+        }
+
+        /// A Simple Packet Block.
+        pub fn spb(&mut self, orig_len: u32, data: &[u8]) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u32v(orig_len));
+            body.extend_from_slice(data);
+            self.block(3, &body);
+        }
+    }
+
+    /// Deterministic pseudo-random numbers (xorshift64*), so failures replay.
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::{open, open_with, read_all, read_bytes, NgWriter, Owned, PcapWriter, Rng};
+    use super::FileSource;
+    use crate::capture::{CaptureError, CaptureErrorKind, LinkType};
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn small_pcap(records: u32) -> Vec<u8> {
+        let mut w = PcapWriter::new(false, false, 65535, 1);
+        for i in 0..records {
+            let data: Vec<u8> = (0..(i % 200) as u8).collect();
+            w.record(1_000 + i, i, 1500, &data);
+        }
+        w.bytes
+    }
+
+    fn small_pcapng() -> Vec<u8> {
+        let mut w = NgWriter::new();
+        w.shb(false);
+        w.idb(1, 0, None, None);
+        w.idb(113, 100, Some(9), Some(5));
+        for i in 0..20u32 {
+            w.epb(i % 2, u64::from(i) * 1000, 300, &vec![i as u8; i as usize * 7]);
+        }
+        w.spb(50, &[7; 50]);
+        w.shb(true);
+        w.idb(101, 0, Some(0x80 | 10), None);
+        w.epb(0, 1 << 10, 20, &[1; 20]);
+        w.pb(0, 3 << 10, 20, &[2; 20]);
+        w.bytes
+    }
+
+    #[test]
+    fn unknown_magic() {
+        let err = open(b"hello, world\n").unwrap_err();
+        assert_eq!(err.offset, 0);
+        assert_eq!(err.kind, CaptureErrorKind::UnknownFormat { magic: *b"hell" });
+        assert!(err.to_string().contains("68 65 6c 6c"), "{err}");
+        // A pcap magic in the middle of the first bytes is no pcap.
+        assert!(open(&[0, 0xd4, 0xc3, 0xb2, 0xa1, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn empty_and_tiny_inputs_are_unknown_format() {
+        let err = open(&[]).unwrap_err();
+        assert_eq!((err.offset, err.kind), (0, CaptureErrorKind::UnknownFormat { magic: [0; 4] }));
+        let err = open(&[0xd4, 0xc3, 0xb2]).unwrap_err();
+        assert_eq!(err.kind, CaptureErrorKind::UnknownFormat { magic: [0xd4, 0xc3, 0xb2, 0] });
+    }
+
+    #[test]
+    fn gzip_wrapped_pcap_and_pcapng() {
+        for plain in [small_pcap(300), small_pcapng()] {
+            let (reference, err) = read_bytes(&plain, 1 << 20);
+            assert!(err.is_none());
+            let packed = gzip(&plain);
+            for buffer in [4, 100, 1 << 20] {
+                let mut src = open_with(&packed, buffer).unwrap();
+                let (frames, err) = read_all(&mut src);
+                assert!(err.is_none(), "{err:?}");
+                assert_eq!(frames, reference);
+                assert_eq!(src.progress(), (packed.len() as u64, None));
+            }
+        }
+    }
+
+    #[test]
+    fn gzip_with_several_members() {
+        let plain = small_pcap(50);
+        let cut = 24 + 16 + 1;
+        let mut packed = gzip(&plain[..cut]);
+        packed.extend(gzip(&plain[cut..]));
+        let (frames, err) = read_bytes(&packed, 64);
+        assert!(err.is_none());
+        assert_eq!(frames, read_bytes(&plain, 64).0);
+    }
+
+    #[test]
+    fn damaged_gzip_reports_an_error_after_good_frames() {
+        let plain = small_pcap(2000);
+        let packed = gzip(&plain);
+        // Cut short: every complete frame before the cut, then an error.
+        let err = open(&packed[..12]).unwrap_err();
+        assert_eq!((err.offset, err.kind), (0, CaptureErrorKind::Truncated { needed: 4, available: 0 }));
+        for cut in [packed.len() / 2, packed.len() - 9] {
+            let (frames, err) = read_bytes(&packed[..cut], 1 << 20);
+            let err = err.expect("cut gzip must fail");
+            assert!(frames.len() <= 2000);
+            let at = 24 + frames.iter().map(|f| 16 + f.data.len() as u64).sum::<u64>();
+            assert_eq!(err.offset, at);
+            assert!(err.is_truncation(), "{err}");
+        }
+        // Bad checksum: all frames, then an error at the end of the data.
+        let mut bad_crc = packed.clone();
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 1;
+        let (frames, err) = read_bytes(&bad_crc, 1 << 20);
+        assert_eq!(frames.len(), 2000);
+        let err = err.expect("bad checksum must fail");
+        assert_eq!(err.offset, plain.len() as u64);
+        // Garbage behind the magic.
+        let mut garbage = vec![0x1f, 0x8b, 1];
+        garbage.extend([0x55; 40]);
+        let err = open(&garbage).unwrap_err();
+        assert!(matches!(err.kind, CaptureErrorKind::Corrupt(_)), "{err}");
+        // Gzip of something that is not a capture.
+        let err = open(&gzip(b"just text")).unwrap_err();
+        assert_eq!(err.kind, CaptureErrorKind::UnknownFormat { magic: *b"just" });
+    }
+
+    #[test]
+    fn open_by_path() {
+        let path = std::env::temp_dir().join(format!("floodwatch-capture-test-{}.pcap", std::process::id()));
+        let bytes = small_pcap(10);
+        std::fs::write(&path, &bytes).unwrap();
+        let name = path.to_str().unwrap();
+        let result = FileSource::open(name).map(|mut src| {
+            let frames = read_all(&mut src);
+            (frames, src.progress(), src.name().to_string(), format!("{src:?}"))
+        });
+        std::fs::remove_file(&path).unwrap();
+        let ((frames, err), progress, got_name, debug) = result.unwrap();
+        assert!(err.is_none());
+        assert_eq!(frames.len(), 10);
+        assert_eq!(progress, (bytes.len() as u64, Some(bytes.len() as u64)));
+        assert_eq!(got_name, name);
+        assert!(debug.contains("finished"), "{debug}");
+        let err = FileSource::open("/nonexistent/floodwatch.pcap").unwrap_err();
+        assert_eq!((err.path.as_str(), err.offset), ("/nonexistent/floodwatch.pcap", 0));
+        assert!(matches!(err.kind, CaptureErrorKind::Io(_)));
+    }
+
+    /// Applies a few random edits aimed at lengths and headers.
+    fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
+        const INTERESTING: [u32; 8] = [0, 1, 12, 0x7fff_ffff, 0xffff_ffff, 0x0100_0000, 0x0a0d_0d0a, 65536];
+        for _ in 0..1 + rng.below(4) {
+            let len = bytes.len();
+            match rng.below(6) {
+                0 if len > 0 => {
+                    let i = rng.below(len);
+                    bytes[i] ^= 1 << rng.below(8);
+                }
+                1 if len > 0 => {
+                    let i = rng.below(len);
+                    bytes[i] = rng.next() as u8;
+                }
+                2 => bytes.truncate(rng.below(len + 1)),
+                3 if len >= 4 => {
+                    let i = rng.below(len - 3);
+                    let v = INTERESTING[rng.below(INTERESTING.len())];
+                    let v = if rng.below(2) == 0 { v.to_le_bytes() } else { v.to_be_bytes() };
+                    bytes[i..i + 4].copy_from_slice(&v);
+                }
+                4 => {
+                    let i = rng.below(len + 1);
+                    let junk: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+                    bytes.splice(i..i, junk);
+                }
+                _ if len > 0 => {
+                    let a = rng.below(len);
+                    let b = (a + rng.below(200)).min(len);
+                    let copy = bytes[a..b].to_vec();
+                    let at = rng.below(len + 1);
+                    bytes.splice(at..at, copy);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads everything, checking the invariants that must hold for any input.
+    fn read_checked(bytes: &[u8], buffer: usize) -> (Vec<Owned>, Option<CaptureError>) {
+        let Ok(mut src) = open_with(bytes, buffer) else {
+            return (Vec::new(), None);
+        };
+        let (frames, err) = read_all(&mut src);
+        for f in &frames {
+            assert!(f.wire_len as usize >= f.data.len());
+        }
+        (frames, err)
+    }
+
+    #[test]
+    fn mutated_inputs_never_panic() {
+        let mut ng_be = NgWriter::new();
+        ng_be.shb(true);
+        ng_be.idb(276, 0, Some(0x80 | 30), Some(-3));
+        ng_be.spb(10, &[1; 10]);
+        ng_be.epb(0, 123_456, 40, &[3; 40]);
+        let mut seeds = vec![
+            small_pcap(20),
+            PcapWriter::new(true, true, 100, 113).bytes,
+            small_pcapng(),
+            ng_be.bytes,
+            gzip(&small_pcap(20)),
+            gzip(&small_pcapng()),
+        ];
+        // Real writers' blocks and options too, when the captures are there.
+        for file in ["abastin99__normal-1.pcap", "chrissanders__http_espn.pcapng"] {
+            if let Ok(bytes) = std::fs::read(format!("{CAPTURES}/{file}")) {
+                seeds.push(bytes[..bytes.len().min(16 << 10)].to_vec());
+            }
+        }
+        let mut rng = Rng(0x5eed_f100d);
+        for round in 0..20_000 {
+            let mut bytes = seeds[round % seeds.len()].clone();
+            mutate(&mut rng, &mut bytes);
+            let buffer = [4, 16, 61, 1 << 20][rng.below(4)];
+            let (frames, _) = read_checked(&bytes, buffer);
+            // Each frame consumes at least a 12-byte block or a 16-byte record header.
+            if bytes.first() != Some(&0x1f) {
+                assert!(frames.len() <= bytes.len() / 12);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            magic in 0usize..5,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            buffer in 4usize..300,
+        ) {
+            let prefixes: [&[u8]; 5] = [
+                &[0xd4, 0xc3, 0xb2, 0xa1],
+                &[0xa1, 0xb2, 0x3c, 0x4d],
+                &[0x0a, 0x0d, 0x0d, 0x0a],
+                &[0x1f, 0x8b],
+                &[],
+            ];
+            let mut bytes = prefixes[magic].to_vec();
+            bytes.extend(body);
+            let (frames, _) = read_checked(&bytes, buffer);
+            proptest::prop_assert!(frames.len() <= bytes.len() / 12 + 1);
+        }
+    }
+
+    // ---- the real captures in ../shared/captures ----
+
+    const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/captures");
+
+    /// The value of `"key": ...` after `from` in the manifest text, without quotes.
+    fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+        let pat = format!("\"{key}\": ");
+        let rest = &text[text.find(&pat)? + pat.len()..];
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
+            &quoted[..quoted.find('"')?]
+        } else {
+            rest[..rest.find([',', '\n', '}'])?].trim()
+        };
+        Some(value)
+    }
+
+    struct Expect {
+        file: String,
+        packets: usize,
+        duration_s: Option<f64>,
+        first: String,
+        last: String,
+        caplen_lt_len: usize,
+        linktype: Option<u16>,
+    }
+
+    fn manifest() -> Option<Vec<Expect>> {
+        let text = match std::fs::read_to_string(format!("{CAPTURES}/manifest.json")) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("skipping real-capture checks: {CAPTURES}/manifest.json: {e}");
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for entry in text.split("\"file\": \"").skip(1) {
+            let file = entry[..entry.find('"').unwrap()].to_string();
+            let num = |key: &str| field(entry, key).and_then(|v| v.parse::<usize>().ok());
+            out.push(Expect {
+                packets: num("packets").unwrap_or_else(|| panic!("{file}: no packets")),
+                duration_s: field(entry, "duration_s").and_then(|v| v.parse().ok()),
+                first: field(entry, "first_packet_time").unwrap_or("").to_string(),
+                last: field(entry, "last_packet_time").unwrap_or("").to_string(),
+                caplen_lt_len: num("caplen_lt_len").unwrap_or(0),
+                linktype: num("linktype_header").map(|v| v as u16),
+                file,
+            });
+        }
+        Some(out)
+    }
+
+    /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+    fn civil_from_days(days: i64) -> (i64, i64, i64) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        (yoe + era * 400 + i64::from(m <= 2), m, d)
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS.fff…` in UTC, as capinfos prints it, with `digits` of fraction.
+    fn utc(ts_ns: i64, digits: usize) -> String {
+        let secs = ts_ns.div_euclid(1_000_000_000);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        let frac = format!("{:09}", ts_ns.rem_euclid(1_000_000_000));
+        format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{}", sod / 3600, sod % 3600 / 60, sod % 60, &frac[..digits])
+    }
+
+    /// Compares a frame time with a manifest time if the latter is a plain timestamp.
+    fn check_time(file: &str, what: &str, ts_ns: i64, expected: &str) {
+        let stamp = expected.split(" (").next().unwrap_or("");
+        let Some((_, frac)) = stamp.split_once('.') else {
+            return;
+        };
+        if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return;
+        }
+        assert_eq!(utc(ts_ns, frac.len()), stamp, "{file}: {what} packet time");
+    }
+
+    fn read_file(path: &str) -> (Vec<Owned>, Option<CaptureError>, (u64, Option<u64>)) {
+        let mut src = FileSource::open(path).unwrap_or_else(|e| panic!("{e}"));
+        let (frames, err) = read_all(&mut src);
+        (frames, err, src.progress())
+    }
+
+    #[test]
+    fn real_captures_match_the_manifest() {
+        let Some(expected) = manifest() else { return };
+        assert!(expected.len() >= 18);
+        for e in &expected {
+            let path = format!("{CAPTURES}/{}", e.file);
+            let (frames, err, progress) = read_file(&path);
+            assert_eq!(frames.len(), e.packets, "{}", e.file);
+            let size = std::fs::metadata(&path).unwrap().len();
+            // Offset of the record after the last frame, valid for classic pcap only.
+            let after_last = 24 + frames.iter().map(|f| 16 + f.data.len() as u64).sum::<u64>();
+            match e.file.as_str() {
+                "suricata-verify__smtp-to-comma__smtp.pcap" => {
+                    let err = err.expect("smtp-to-comma is corrupt");
+                    assert_eq!(err.offset, after_last);
+                    assert!(
+                        matches!(&err.kind, CaptureErrorKind::Corrupt(s) if s.contains("record claims 3925868813 bytes")),
+                        "{err}"
+                    );
+                }
+                "suricata-verify__http-mime-truncated__input.pcap" => {
+                    let err = err.expect("http-mime-truncated is truncated");
+                    assert_eq!(err.offset, after_last);
+                    assert_eq!(err.kind, CaptureErrorKind::Truncated { needed: 16, available: size - after_last });
+                }
+                _ => {
+                    assert!(err.is_none(), "{}: {err:?}", e.file);
+                    assert_eq!(progress, (size, Some(size)), "{}", e.file);
+                }
+            }
+            let cut = frames.iter().filter(|f| f.data.len() < f.wire_len as usize).count();
+            assert_eq!(cut, e.caplen_lt_len, "{}: frames cut by the snap length", e.file);
+            if let Some(link) = e.linktype {
+                assert!(frames.iter().all(|f| f.link == LinkType(link)), "{}", e.file);
+            }
+            let min = frames.iter().map(|f| f.ts_ns).min().unwrap();
+            let max = frames.iter().map(|f| f.ts_ns).max().unwrap();
+            check_time(&e.file, "first", min, &e.first);
+            check_time(&e.file, "last", max, &e.last);
+            if let Some(d) = e.duration_s {
+                let got = (max - min) as f64 / 1e9;
+                assert!((got - d).abs() < 2e-6, "{}: duration {got} vs {d}", e.file);
+            }
+        }
+    }
+
+    fn real(file: &str) -> Option<(Vec<Owned>, Option<CaptureError>)> {
+        let path = format!("{CAPTURES}/{file}");
+        if !std::path::Path::new(&path).exists() {
+            println!("skipping: {path} is missing");
+            return None;
+        }
+        let (frames, err, _) = read_file(&path);
+        Some((frames, err))
+    }
+
+    #[test]
+    fn real_pcapng_with_twelve_interfaces() {
+        let Some((frames, err)) = real("abastin99__normal-1.pcap") else {
+            return;
+        };
+        assert!(err.is_none());
+        let ether = frames.iter().filter(|f| f.link == LinkType::ETHERNET).count();
+        let null = frames.iter().filter(|f| f.link == LinkType::NULL).count();
+        // capinfos: Ethernet (1136), NULL/Loopback (422).
+        assert_eq!((ether, null), (1136, 422));
+    }
+
+    #[test]
+    fn real_nanosecond_file_with_invalid_fractions() {
+        let Some((frames, err)) = real("tcpdump__timestamp_invalid_nano.pcap") else {
+            return;
+        };
+        assert!(err.is_none());
+        let ts: Vec<i64> = frames.iter().map(|f| f.ts_ns).collect();
+        assert_eq!(ts, [1_418_145_369_999_999_999, 1_418_145_371_000_000_000, 1_418_145_372_147_483_648]);
+        assert!(frames.iter().all(|f| f.link == LinkType::LINUX_SLL));
+    }
+
+    #[test]
+    fn real_big_endian_and_sll2_files() {
+        if let Some((frames, err)) = real("suricata-verify__nfs-bug-5140__nfsv2.pcap") {
+            let head = std::fs::read(format!("{CAPTURES}/suricata-verify__nfs-bug-5140__nfsv2.pcap")).unwrap();
+            assert_eq!(head[..4], [0xa1, 0xb2, 0xc3, 0xd4]);
+            assert_eq!((frames.len(), err), (156, None));
+        }
+        if let Some((frames, err)) = real("suricata-verify__decode-sll2-02__input.pcap") {
+            assert!(err.is_none());
+            assert_eq!(frames.iter().map(|f| f.data.len()).max(), Some(65_232));
+            assert!(frames.iter().all(|f| f.link == LinkType::LINUX_SLL2));
+        }
+    }
+
+    /// Real files through gzip and through a small buffer give the same frames.
+    #[test]
+    fn real_files_through_gzip_and_small_buffers() {
+        for file in [
+            "chrissanders__http_espn.pcapng",
+            "suricata-verify__decode-sll2-02__input.pcap",
+            "suricata-verify__smtp-to-comma__smtp.pcap",
+        ] {
+            let Some((frames, err)) = real(file) else {
+                return;
+            };
+            let reference = (frames, err.map(|e| (e.offset, e.kind)));
+            let bytes = std::fs::read(format!("{CAPTURES}/{file}")).unwrap();
+            for (what, input) in [("a small buffer", bytes.clone()), ("gzip", gzip(&bytes))] {
+                let (frames, err) = read_bytes(&input, 4096);
+                let got = (frames, err.map(|e| (e.offset, e.kind)));
+                assert!(got == reference, "{file} through {what} differs");
+            }
+        }
+    }
+}
