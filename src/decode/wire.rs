@@ -1,0 +1,377 @@
+//! Checked, zero-copy views over IP and transport headers.
+//!
+//! Each view is a newtype over a byte slice whose constructor checks the length once, so
+//! its accessors index without further checks. Field offsets are named once, here.
+
+use super::record::{Fragment, IpKey, L4State, PacketRecord};
+use super::DecodeIssue;
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// An IPv4 header, at least 20 bytes and as long as its IHL says.
+pub struct Ipv4Header<'a>(&'a [u8]);
+
+impl<'a> Ipv4Header<'a> {
+    pub const MIN_LEN: usize = 20;
+    const TOTAL_LEN: usize = 2;
+    const FLAGS_FRAG: usize = 6;
+    const TTL: usize = 8;
+    const PROTOCOL: usize = 9;
+    const SRC: usize = 12;
+    const DST: usize = 16;
+    const MORE_FRAGMENTS: u16 = 0x2000;
+    const OFFSET_MASK: u16 = 0x1fff;
+
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, DecodeIssue> {
+        let first = *buf.first().ok_or(DecodeIssue::IpTruncated)?;
+        if first >> 4 != 4 {
+            return Err(DecodeIssue::BadIpVersion);
+        }
+        let header_len = (first & 0x0f) as usize * 4;
+        if header_len < Self::MIN_LEN {
+            return Err(DecodeIssue::BadIpHeader);
+        }
+        if buf.len() < header_len {
+            return Err(DecodeIssue::IpTruncated);
+        }
+        let view = Ipv4Header(buf);
+        let total = view.total_len();
+        // A total length of 0 is what segmentation offload leaves in captured super-frames.
+        if total != 0 && total < header_len {
+            return Err(DecodeIssue::BadIpHeader);
+        }
+        Ok(view)
+    }
+
+    pub fn header_len(&self) -> usize {
+        (self.0[0] & 0x0f) as usize * 4
+    }
+    pub fn total_len(&self) -> usize {
+        be16(self.0, Self::TOTAL_LEN) as usize
+    }
+    pub fn ttl(&self) -> u8 {
+        self.0[Self::TTL]
+    }
+    pub fn protocol(&self) -> u8 {
+        self.0[Self::PROTOCOL]
+    }
+    pub fn src(&self) -> [u8; 4] {
+        [self.0[Self::SRC], self.0[Self::SRC + 1], self.0[Self::SRC + 2], self.0[Self::SRC + 3]]
+    }
+    pub fn dst(&self) -> [u8; 4] {
+        [self.0[Self::DST], self.0[Self::DST + 1], self.0[Self::DST + 2], self.0[Self::DST + 3]]
+    }
+    pub fn fragment(&self) -> Fragment {
+        let field = be16(self.0, Self::FLAGS_FRAG);
+        if field & Self::OFFSET_MASK != 0 {
+            Fragment::Later
+        } else if field & Self::MORE_FRAGMENTS != 0 {
+            Fragment::First
+        } else {
+            Fragment::Whole
+        }
+    }
+    /// The transport bytes that were captured: after the header, and not past the total length.
+    pub fn payload(&self) -> &'a [u8] {
+        let start = self.header_len();
+        let total = self.total_len();
+        let end = if total == 0 { self.0.len() } else { total.min(self.0.len()) };
+        self.0.get(start..end).unwrap_or(&[])
+    }
+}
+
+/// The fixed 40-byte IPv6 header.
+pub struct Ipv6Header<'a>(&'a [u8]);
+
+impl<'a> Ipv6Header<'a> {
+    pub const LEN: usize = 40;
+    const PAYLOAD_LEN: usize = 4;
+    const NEXT_HEADER: usize = 6;
+    const HOP_LIMIT: usize = 7;
+    const SRC: usize = 8;
+    const DST: usize = 24;
+
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, DecodeIssue> {
+        let first = *buf.first().ok_or(DecodeIssue::IpTruncated)?;
+        if first >> 4 != 6 {
+            return Err(DecodeIssue::BadIpVersion);
+        }
+        if buf.len() < Self::LEN {
+            return Err(DecodeIssue::IpTruncated);
+        }
+        Ok(Ipv6Header(buf))
+    }
+
+    pub fn next_header(&self) -> u8 {
+        self.0[Self::NEXT_HEADER]
+    }
+    pub fn hop_limit(&self) -> u8 {
+        self.0[Self::HOP_LIMIT]
+    }
+    pub fn src(&self) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.0[Self::SRC..Self::SRC + 16]);
+        a
+    }
+    pub fn dst(&self) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.0[Self::DST..Self::DST + 16]);
+        a
+    }
+    /// Everything after the fixed header that was captured, bounded by the payload length
+    /// (a payload length of 0 is a jumbogram or an offloaded super-frame: take what is there).
+    pub fn payload(&self) -> &'a [u8] {
+        let declared = be16(self.0, Self::PAYLOAD_LEN) as usize;
+        let rest = &self.0[Self::LEN..];
+        if declared == 0 {
+            rest
+        } else {
+            &rest[..declared.min(rest.len())]
+        }
+    }
+}
+
+/// IPv6 extension headers floodwatch walks through to reach the transport header.
+mod ipv6_ext {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const AUTH: u8 = 51;
+    pub const DEST_OPTS: u8 = 60;
+    pub const MOBILITY: u8 = 135;
+    pub const HIP: u8 = 139;
+    pub const SHIM6: u8 = 140;
+    pub const FRAGMENT_HEADER_LEN: usize = 8;
+    /// A legitimate chain holds a few headers; attackers send long ones to slow parsers.
+    pub const MAX_CHAIN: usize = 8;
+}
+
+/// Follows the extension header chain: the upper protocol, the fragment position and the
+/// transport bytes (empty for a non-first fragment).
+fn walk_ipv6_extensions(mut next: u8, mut rest: &[u8]) -> Result<(u8, Fragment, &[u8]), DecodeIssue> {
+    use ipv6_ext::*;
+    let mut fragment = Fragment::Whole;
+    for _ in 0..MAX_CHAIN {
+        let len = match next {
+            HOP_BY_HOP | ROUTING | DEST_OPTS | MOBILITY | HIP | SHIM6 => {
+                (*rest.get(1).ok_or(DecodeIssue::BadExtensionHeaders)? as usize + 1) * 8
+            }
+            AUTH => (*rest.get(1).ok_or(DecodeIssue::BadExtensionHeaders)? as usize + 2) * 4,
+            FRAGMENT => {
+                let header = rest.get(..FRAGMENT_HEADER_LEN).ok_or(DecodeIssue::BadExtensionHeaders)?;
+                let field = be16(header, 2);
+                let offset = field >> 3;
+                let more = field & 1 != 0;
+                next = header[0];
+                if offset != 0 {
+                    return Ok((next, Fragment::Later, &[]));
+                }
+                if more {
+                    fragment = Fragment::First;
+                }
+                rest = &rest[FRAGMENT_HEADER_LEN..];
+                continue;
+            }
+            upper => return Ok((upper, fragment, rest)),
+        };
+        next = *rest.first().ok_or(DecodeIssue::BadExtensionHeaders)?;
+        rest = rest.get(len..).ok_or(DecodeIssue::BadExtensionHeaders)?;
+    }
+    Err(DecodeIssue::BadExtensionHeaders)
+}
+
+/// The first bytes of a TCP header: ports, sequence and acknowledgment numbers, flags.
+pub struct TcpHeader<'a>(&'a [u8]);
+
+impl<'a> TcpHeader<'a> {
+    /// Enough to read the flags byte.
+    pub const MIN_READ: usize = 14;
+    const SEQ: usize = 4;
+    const ACK: usize = 8;
+    const FLAGS: usize = 13;
+
+    pub fn new_checked(buf: &'a [u8]) -> Option<Self> {
+        (buf.len() >= Self::MIN_READ).then_some(TcpHeader(buf))
+    }
+    pub fn src_port(&self) -> u16 {
+        be16(self.0, 0)
+    }
+    pub fn dst_port(&self) -> u16 {
+        be16(self.0, 2)
+    }
+    pub fn seq(&self) -> u32 {
+        be32(self.0, Self::SEQ)
+    }
+    pub fn ack(&self) -> u32 {
+        be32(self.0, Self::ACK)
+    }
+    pub fn flags(&self) -> u8 {
+        self.0[Self::FLAGS]
+    }
+}
+
+/// The ports of a UDP (or any port-first transport) header.
+pub struct PortsHeader<'a>(&'a [u8]);
+
+impl<'a> PortsHeader<'a> {
+    pub const LEN: usize = 4;
+
+    pub fn new_checked(buf: &'a [u8]) -> Option<Self> {
+        (buf.len() >= Self::LEN).then_some(PortsHeader(buf))
+    }
+    pub fn src_port(&self) -> u16 {
+        be16(self.0, 0)
+    }
+    pub fn dst_port(&self) -> u16 {
+        be16(self.0, 2)
+    }
+}
+
+/// Fills the network and transport fields of `out` from an IP packet.
+pub(super) fn decode_ip(ip: &[u8], out: &mut PacketRecord) -> Result<(), DecodeIssue> {
+    let (protocol, fragment, transport) = match ip.first().map(|b| b >> 4) {
+        Some(4) => {
+            let h = Ipv4Header::new_checked(ip)?;
+            out.ip_version = 4;
+            out.src = IpKey::from_v4(h.src());
+            out.dst = IpKey::from_v4(h.dst());
+            out.ttl = h.ttl();
+            let fragment = h.fragment();
+            let payload = if fragment == Fragment::Later { &[][..] } else { h.payload() };
+            (h.protocol(), fragment, payload)
+        }
+        Some(6) => {
+            let h = Ipv6Header::new_checked(ip)?;
+            out.ip_version = 6;
+            out.src = IpKey::from_v6(h.src());
+            out.dst = IpKey::from_v6(h.dst());
+            out.ttl = h.hop_limit();
+            walk_ipv6_extensions(h.next_header(), h.payload())?
+        }
+        Some(_) => return Err(DecodeIssue::BadIpVersion),
+        None => return Err(DecodeIssue::IpTruncated),
+    };
+    out.protocol = protocol;
+    out.fragment = fragment;
+    decode_transport(protocol, fragment, transport, out);
+    Ok(())
+}
+
+fn decode_transport(protocol: u8, fragment: Fragment, transport: &[u8], out: &mut PacketRecord) {
+    out.src_port = 0;
+    out.dst_port = 0;
+    out.tcp_flags = 0;
+    out.tcp_seq = 0;
+    out.tcp_ack = 0;
+    out.icmp_type = 0;
+    if fragment == Fragment::Later {
+        out.l4 = L4State::Absent;
+        return;
+    }
+    out.l4 = match protocol {
+        PacketRecord::PROTO_TCP => match TcpHeader::new_checked(transport) {
+            Some(tcp) => {
+                out.src_port = tcp.src_port();
+                out.dst_port = tcp.dst_port();
+                out.tcp_seq = tcp.seq();
+                out.tcp_ack = tcp.ack();
+                out.tcp_flags = tcp.flags();
+                L4State::Present
+            }
+            None => L4State::Truncated,
+        },
+        PacketRecord::PROTO_UDP | 132 /* SCTP */ | 33 /* DCCP */ | 136 /* UDP-Lite */ => {
+            match PortsHeader::new_checked(transport) {
+                Some(ports) => {
+                    out.src_port = ports.src_port();
+                    out.dst_port = ports.dst_port();
+                    L4State::Present
+                }
+                None => L4State::Truncated,
+            }
+        }
+        PacketRecord::PROTO_ICMP | PacketRecord::PROTO_ICMPV6 => match transport.first() {
+            Some(&t) => {
+                out.icmp_type = t;
+                L4State::Present
+            }
+            None => L4State::Truncated,
+        },
+        _ => L4State::Absent,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4_udp(frag_field: u16, payload: &[u8]) -> Vec<u8> {
+        let total = 20 + payload.len();
+        let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1];
+        p.extend_from_slice(&frag_field.to_be_bytes());
+        p.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn non_first_ipv4_fragment_has_no_ports_but_keeps_addresses() {
+        let pkt = ipv4_udp(0x0010, &[0, 53, 0x30, 0x39, 0, 8, 0, 0]);
+        let mut r = PacketRecord::default();
+        decode_ip(&pkt, &mut r).unwrap();
+        assert_eq!(r.fragment, Fragment::Later);
+        assert_eq!(r.l4, L4State::Absent);
+        assert_eq!((r.src_port, r.dst_port), (0, 0));
+        assert_eq!(r.dst, IpKey::from_v4([10, 0, 0, 2]));
+        assert_eq!(r.protocol, 17);
+    }
+
+    #[test]
+    fn first_fragment_carries_ports() {
+        let pkt = ipv4_udp(0x2000, &[0, 53, 0x30, 0x39, 0, 8, 0, 0]);
+        let mut r = PacketRecord::default();
+        decode_ip(&pkt, &mut r).unwrap();
+        assert_eq!(r.fragment, Fragment::First);
+        assert_eq!((r.src_port, r.dst_port), (53, 12345));
+    }
+
+    #[test]
+    fn ipv6_hop_by_hop_then_icmpv6() {
+        let mut p = vec![0x60, 0, 0, 0, 0, 16, 0 /* HBH */, 64];
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]); // HBH: next=ICMPv6, len 8, PadN
+        p.extend_from_slice(&[128, 0, 0, 0, 0, 0, 0, 0]); // echo request
+        let mut r = PacketRecord::default();
+        decode_ip(&p, &mut r).unwrap();
+        assert_eq!((r.protocol, r.icmp_type, r.l4), (58, 128, L4State::Present));
+        assert_eq!(r.dst.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn endless_extension_chain_is_rejected() {
+        let mut p = vec![0x60, 0, 0, 0, 0, 80, 0, 64];
+        p.extend_from_slice(&[0u8; 32]);
+        for _ in 0..10 {
+            p.extend_from_slice(&[0, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        let mut r = PacketRecord::default();
+        assert_eq!(decode_ip(&p, &mut r), Err(DecodeIssue::BadExtensionHeaders));
+    }
+
+    #[test]
+    fn bad_ihl_is_an_issue_not_a_panic() {
+        let mut pkt = ipv4_udp(0, &[0; 8]);
+        pkt[0] = 0x44;
+        let mut r = PacketRecord::default();
+        assert_eq!(decode_ip(&pkt, &mut r), Err(DecodeIssue::BadIpHeader));
+        pkt[0] = 0x4f;
+        assert_eq!(decode_ip(&pkt, &mut r), Err(DecodeIssue::IpTruncated));
+    }
+}
