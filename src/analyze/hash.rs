@@ -1,0 +1,110 @@
+//! Keyed hashing for every table and sketch that attacker-chosen keys reach.
+//!
+//! An unkeyed hash lets an attacker pick sources or victims that collide and turn the
+//! detector's own tables into the bottleneck. The key is random per process unless a seed
+//! is given (reproducible tests). The mixing is the folded 64×64→128 multiply used by
+//! wyhash/foldhash: a few cycles per key, well spread in the high and low bits.
+
+use crate::decode::IpKey;
+use std::hash::{BuildHasher, Hasher};
+
+#[derive(Clone, Copy, Debug)]
+pub struct KeyedHasher {
+    k: [u64; 4],
+}
+
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// SplitMix64: expands one seed into independent-looking key words.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl KeyedHasher {
+    /// A hasher keyed from `seed`, or from the process's random state when `None`.
+    pub fn new(seed: Option<u64>) -> KeyedHasher {
+        let mut state = seed.unwrap_or_else(|| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x666c_6f6f_6477_6174);
+            h.finish()
+        });
+        KeyedHasher { k: [splitmix(&mut state), splitmix(&mut state), splitmix(&mut state), splitmix(&mut state) | 1] }
+    }
+
+    #[inline(always)]
+    pub fn hash_u128(&self, x: u128) -> u64 {
+        let a = folded_multiply((x as u64) ^ self.k[0], ((x >> 64) as u64) ^ self.k[1]);
+        folded_multiply(a ^ self.k[2], self.k[3])
+    }
+
+    #[inline(always)]
+    pub fn hash_ip(&self, ip: IpKey) -> u64 {
+        self.hash_u128(ip.0)
+    }
+
+    #[inline(always)]
+    pub fn hash_u64(&self, x: u64) -> u64 {
+        folded_multiply(folded_multiply(x ^ self.k[0], self.k[1]) ^ self.k[2], self.k[3])
+    }
+
+    /// Hash of a TCP connection seen from the server (`server`, `server_port`) with an
+    /// expected acknowledgment number, for the handshake table.
+    #[inline(always)]
+    pub fn hash_handshake(&self, server: IpKey, client: IpKey, ports: u32, ack: u32) -> u64 {
+        let a = self.hash_u128(server.0 ^ client.0.rotate_left(64));
+        folded_multiply(a ^ self.k[1], (((ports as u64) << 32) | ack as u64) ^ self.k[0])
+    }
+}
+
+/// Keys the sketches can count: anything the keyed hash can hash.
+pub trait SketchKey: Copy + Eq + Ord + Default {
+    fn keyed_hash(&self, hasher: &KeyedHasher) -> u64;
+}
+
+impl SketchKey for IpKey {
+    #[inline(always)]
+    fn keyed_hash(&self, hasher: &KeyedHasher) -> u64 {
+        hasher.hash_ip(*self)
+    }
+}
+
+impl SketchKey for u16 {
+    #[inline(always)]
+    fn keyed_hash(&self, hasher: &KeyedHasher) -> u64 {
+        hasher.hash_u64(*self as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn different_seeds_give_different_hashes_and_same_seed_the_same() {
+        let a = KeyedHasher::new(Some(1));
+        let b = KeyedHasher::new(Some(2));
+        let a2 = KeyedHasher::new(Some(1));
+        assert_eq!(a.hash_u128(42), a2.hash_u128(42));
+        assert_ne!(a.hash_u128(42), b.hash_u128(42));
+    }
+
+    #[test]
+    fn sequential_keys_spread_over_buckets() {
+        let h = KeyedHasher::new(Some(7));
+        let mut buckets = [0u32; 64];
+        for i in 0..64_000u128 {
+            buckets[(h.hash_u128(i) >> 58) as usize] += 1;
+        }
+        for b in buckets {
+            assert!((800..1200).contains(&b), "bucket count {b} far from 1000");
+        }
+    }
+}

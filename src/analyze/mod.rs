@@ -1,0 +1,1027 @@
+//! Sliding windows, sketches, detectors and the attack lifecycle.
+//!
+//! The [`Analyzer`] consumes [`PacketRecord`]s in packet time. Per packet it does a bounded
+//! amount of work: a keyed-hash lookup of the destination, a few counter increments, one
+//! comparison against a precomputed level and, for watched victims, a sketch update. The
+//! slow path (deciding, emitting events) runs only when a level is crossed or a 100 ms
+//! tick passes. See ARCHITECTURE.md for the invariants.
+
+mod handshake;
+pub mod hash;
+mod recent;
+pub mod services;
+pub mod sketch;
+mod tracker;
+mod victims;
+
+use crate::config::{DetectionSettings, KindThresholds};
+use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
+use handshake::HandshakeTable;
+use hash::KeyedHasher;
+use recent::RecentPackets;
+use services::ServiceTable;
+use std::net::IpAddr;
+use tracker::AttackTracker;
+use victims::{cell, Lookup, VictimMeta, VictimTable, NO_WATCH};
+
+/// One evaluation step of packet time.
+pub const TICK_NS: i64 = 100_000_000;
+const TICKS_PER_SEC: f64 = 10.0;
+/// Packets kept for back-filling a new tracker with the window before it started.
+const RECENT_PACKETS: usize = 1 << 16;
+/// A step back in packet time longer than this (2 s) starts a new timeline: interleaved
+/// interfaces step back by a fraction of a second (0.24 s at most in the shared captures).
+const RESTART_AFTER_STEP_BACK_TICKS: i64 = 20;
+/// Handshake table slots (log2).
+const HANDSHAKE_SLOTS_LOG2: u32 = 16;
+/// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
+const WATCHES_PER_TRACKER: usize = 4;
+/// A destination port is "main" when it carries at least this share of an attack.
+const MAIN_PORT_SHARE: f64 = 0.1;
+const MAIN_PORTS_MAX: usize = 5;
+
+/// The flood kinds floodwatch flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttackKind {
+    SynFlood,
+    SynAckFlood,
+    UdpFlood,
+    Amplification,
+    IcmpFlood,
+    FragmentFlood,
+}
+
+impl AttackKind {
+    pub const ALL: [AttackKind; 6] = [
+        AttackKind::SynFlood,
+        AttackKind::SynAckFlood,
+        AttackKind::UdpFlood,
+        AttackKind::Amplification,
+        AttackKind::IcmpFlood,
+        AttackKind::FragmentFlood,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackKind::SynFlood => "syn_flood",
+            AttackKind::SynAckFlood => "synack_flood",
+            AttackKind::UdpFlood => "udp_flood",
+            AttackKind::Amplification => "amplification",
+            AttackKind::IcmpFlood => "icmp_flood",
+            AttackKind::FragmentFlood => "fragment_flood",
+        }
+    }
+
+    /// Reflected traffic comes from real hosts (reflectors), whatever the packet count each.
+    pub fn is_reflection(self) -> bool {
+        matches!(self, AttackKind::Amplification | AttackKind::SynAckFlood)
+    }
+
+    fn class(self) -> Class {
+        match self {
+            AttackKind::SynFlood => Class::Syn,
+            AttackKind::SynAckFlood => Class::SynAck,
+            AttackKind::UdpFlood | AttackKind::Amplification => Class::Udp,
+            AttackKind::IcmpFlood => Class::Icmp,
+            AttackKind::FragmentFlood => Class::Frag,
+        }
+    }
+}
+
+/// Traffic classes counted per victim; each maps to one or two attack kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Syn,
+    SynAck,
+    Udp,
+    Icmp,
+    Frag,
+}
+
+impl Class {
+    pub const COUNT: usize = 5;
+
+    /// The class of a packet by protocol (fragments are counted separately too).
+    #[inline]
+    fn of(p: &PacketRecord) -> Option<Class> {
+        match p.protocol {
+            PacketRecord::PROTO_TCP if p.l4 == L4State::Present => {
+                match p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_ACK) {
+                    PacketRecord::TCP_SYN => Some(Class::Syn),
+                    f if f == PacketRecord::TCP_SYN | PacketRecord::TCP_ACK => Some(Class::SynAck),
+                    _ => None,
+                }
+            }
+            PacketRecord::PROTO_UDP => Some(Class::Udp),
+            PacketRecord::PROTO_ICMP | PacketRecord::PROTO_ICMPV6 => Some(Class::Icmp),
+            _ => None,
+        }
+    }
+
+    fn kinds(self) -> &'static [AttackKind] {
+        match self {
+            Class::Syn => &[AttackKind::SynFlood],
+            Class::SynAck => &[AttackKind::SynAckFlood],
+            Class::Udp => &[AttackKind::UdpFlood, AttackKind::Amplification],
+            Class::Icmp => &[AttackKind::IcmpFlood],
+            Class::Frag => &[AttackKind::FragmentFlood],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Start,
+    Update,
+    End,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Start => "attack_start",
+            EventKind::Update => "attack_update",
+            EventKind::End => "attack_end",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The rate stayed below half the threshold for the quiet time.
+    Quiet,
+    EndOfInput,
+    Shutdown,
+}
+
+impl EndReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Quiet => "quiet",
+            EndReason::EndOfInput => "end_of_input",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Who sends an attack's traffic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceReport {
+    pub distinct_estimate: u64,
+    pub spoofed_likely: bool,
+    /// Why the sources do or do not look forged, in one sentence.
+    pub verdict: String,
+    /// Busiest sources first: (address, packets).
+    pub top: Vec<(IpAddr, u64)>,
+}
+
+/// What only `attack_end` carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndReport {
+    pub ended_at_ns: i64,
+    pub reason: EndReason,
+    /// Sources worth blocking; empty when the sources look spoofed.
+    pub offending_ips: Vec<IpAddr>,
+}
+
+/// One alert: the start, an update or the end of an attack on one victim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttackEvent {
+    pub timestamp_ns: i64,
+    pub event: EventKind,
+    pub attack_id: String,
+    pub kind: AttackKind,
+    pub victim: IpAddr,
+    pub victim_ports: Vec<u16>,
+    pub protocol: &'static str,
+    pub service: Option<&'static str>,
+    pub pps: u64,
+    pub bps: u64,
+    pub peak_pps: u64,
+    pub threshold_pps: u64,
+    pub started_at_ns: i64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub reason: String,
+    pub sources: SourceReport,
+    pub end: Option<EndReport>,
+}
+
+/// Counters of what the analyzer had to skip or could not track.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnalyzerStats {
+    pub packets: u64,
+    pub allowlisted_packets: u64,
+    /// Packets whose destination found no room in the victim table (bucket full of watched victims).
+    pub victim_table_full: u64,
+    /// Times a victim crossed its watch level while every watch was in use.
+    pub watch_pool_exhausted: u64,
+    /// Watches started without a tracker because every tracker was in use.
+    pub tracker_pool_exhausted: u64,
+    pub attacks_started: u64,
+    /// Times packet time stepped back by more than 2 s and analysis restarted.
+    pub timeline_restarts: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WatchState {
+    /// Above the watch level: sources are being tracked.
+    Watching,
+    /// Above the threshold but the decision said no (e.g. handshakes complete); re-checked each tick.
+    Declined,
+    Active,
+}
+
+struct Attack {
+    id: String,
+    kind: AttackKind,
+    started_at_ns: i64,
+    threshold_pps: u32,
+    peak_pps: u64,
+    reason: String,
+    service: Option<u8>,
+    /// Tick at which the rate fell below half the threshold, and the time of the attack's
+    /// last packet before that: the attack's end, should the quiet last.
+    quiet_since: Option<(i64, i64)>,
+    last_update_tick: i64,
+}
+
+/// Attention paid to one class of traffic toward one victim.
+struct Watch {
+    slot: usize,
+    victim: IpKey,
+    class: Class,
+    state: WatchState,
+    tracker: Option<AttackTracker>,
+    /// Packets and bytes since the watch began, including the back-filled window.
+    packets: u64,
+    bytes: u64,
+    /// Time of the latest packet counted.
+    last_ts: i64,
+    calm_since: Option<i64>,
+    attack: Option<Attack>,
+}
+
+pub struct Analyzer {
+    s: DetectionSettings,
+    /// Index 0: global thresholds; i + 1: `s.prefixes[i]`.
+    policies: Vec<KindThresholds>,
+    window_secs: f64,
+    /// Baseline learning rate per tick.
+    alpha: f32,
+    hasher: KeyedHasher,
+    services: ServiceTable,
+    victims: VictimTable,
+    watches: Vec<Option<Watch>>,
+    free_watches: Vec<u16>,
+    /// Watches in use, in the order they began (deterministic iteration).
+    live: Vec<u16>,
+    spare_trackers: Vec<AttackTracker>,
+    trackers_made: usize,
+    handshakes: HandshakeTable,
+    recent: RecentPackets,
+    now_tick: Option<i64>,
+    /// Latest packet time seen: event times never go backwards.
+    last_ts: i64,
+    pub stats: AnalyzerStats,
+}
+
+impl Analyzer {
+    pub fn new(settings: DetectionSettings) -> Analyzer {
+        let hasher = KeyedHasher::new(settings.hash_seed);
+        let mut policies = vec![settings.thresholds];
+        policies.extend(settings.prefixes.iter().map(|p| p.thresholds));
+        let max_watches = (settings.max_trackers * WATCHES_PER_TRACKER).min(NO_WATCH as usize);
+        Analyzer {
+            window_secs: settings.window_secs(),
+            alpha: (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32,
+            victims: VictimTable::new(settings.max_victims, settings.window_ticks, hasher),
+            watches: (0..max_watches).map(|_| None).collect(),
+            free_watches: (0..max_watches as u16).rev().collect(),
+            live: Vec::with_capacity(max_watches),
+            spare_trackers: Vec::new(),
+            trackers_made: 0,
+            handshakes: HandshakeTable::new(HANDSHAKE_SLOTS_LOG2),
+            recent: RecentPackets::new(RECENT_PACKETS),
+            services: ServiceTable::new(),
+            policies,
+            hasher,
+            s: settings,
+            now_tick: None,
+            last_ts: i64::MIN,
+            stats: AnalyzerStats::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &DetectionSettings {
+        &self.s
+    }
+
+    /// Attacks in progress.
+    pub fn active_attacks(&self) -> usize {
+        self.live.iter().filter(|&&w| self.watch(w).attack.is_some()).count()
+    }
+
+    fn watch(&self, w: u16) -> &Watch {
+        self.watches[w as usize].as_ref().expect("live watch ids point at watches")
+    }
+
+    fn watch_mut(&mut self, w: u16) -> &mut Watch {
+        self.watches[w as usize].as_mut().expect("live watch ids point at watches")
+    }
+
+    /// Feeds one packet. Events it causes (and any from ticks it moves past) go to `out`.
+    pub fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>) {
+        self.stats.packets += 1;
+        let now = self.move_clock(p.ts_ns, out);
+        let ts = p.ts_ns.max(self.last_ts);
+        self.last_ts = ts;
+        if !self.s.allow_sources.is_empty() && self.s.allow_sources.iter().any(|a| a.contains(p.src)) {
+            self.stats.allowlisted_packets += 1;
+            return;
+        }
+        if p.protocol == PacketRecord::PROTO_TCP && p.l4 == L4State::Present {
+            self.tcp_bookkeeping(p, now);
+        }
+        let class = Class::of(p);
+        let fragment = p.fragment != Fragment::Whole;
+        if class.is_none() && !fragment {
+            return;
+        }
+        let slot = match self.victims.find_or_insert(p.dst, now) {
+            Lookup::Found(s) => s,
+            Lookup::Inserted(s) => {
+                self.init_victim(s);
+                s
+            }
+            Lookup::Full => {
+                self.stats.victim_table_full += 1;
+                return;
+            }
+        };
+        if self.victims.meta[slot].ignored {
+            self.stats.allowlisted_packets += 1;
+            return;
+        }
+        self.touch(slot, now);
+        if let Some(c) = class {
+            self.count(slot, c, p, ts, out);
+        }
+        if fragment {
+            self.count(slot, Class::Frag, p, ts, out);
+        }
+        self.recent.push(p);
+    }
+
+    /// Moves packet time forward without a packet (live capture on a quiet link).
+    pub fn advance_to(&mut self, ts_ns: i64, out: &mut Vec<AttackEvent>) {
+        if self.now_tick.is_some() {
+            self.move_clock(ts_ns, out);
+            self.last_ts = self.last_ts.max(ts_ns);
+        }
+    }
+
+    /// Ends every attack in progress (end of input or shutdown).
+    pub fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
+        let ts = self.last_ts;
+        while let Some(&w) = self.live.last() {
+            let watch = self.watch(w);
+            if let Some(a) = watch.attack.as_ref() {
+                let ended_at = a.quiet_since.map(|(_, last)| last).unwrap_or(watch.last_ts);
+                self.end_attack(w, reason, ended_at.min(ts), ts, out);
+            } else {
+                self.release_watch(w);
+            }
+        }
+    }
+
+    /// The current tick, advancing (and evaluating) up to the tick of `ts_ns` if later.
+    fn move_clock(&mut self, ts_ns: i64, out: &mut Vec<AttackEvent>) -> i64 {
+        let tick = ts_ns.div_euclid(TICK_NS);
+        let Some(mut now) = self.now_tick else {
+            self.now_tick = Some(tick);
+            return tick;
+        };
+        if tick < now - RESTART_AFTER_STEP_BACK_TICKS {
+            self.restart_timeline(tick, out);
+            return tick;
+        }
+        // Late packets (timestamps stepping back a little) count in the current tick.
+        while now < tick {
+            if self.live.is_empty() {
+                // Nothing needs per-tick attention: victims catch up lazily, so jump.
+                now = tick;
+                break;
+            }
+            now += 1;
+            self.now_tick = Some(now);
+            self.on_tick(now, out);
+        }
+        self.now_tick = Some(now);
+        now
+    }
+
+    /// Time went back further than any reordering explains (the next of several capture
+    /// files overlaps in time, or a clock was reset): end what is in progress and start a
+    /// new timeline. Victims from the old one are reset lazily when next touched.
+    fn restart_timeline(&mut self, tick: i64, out: &mut Vec<AttackEvent>) {
+        self.finish(EndReason::EndOfInput, out);
+        self.now_tick = Some(tick);
+        self.last_ts = i64::MIN;
+        self.stats.timeline_restarts += 1;
+    }
+
+    fn tcp_bookkeeping(&mut self, p: &PacketRecord, now: i64) {
+        const SYN: u8 = PacketRecord::TCP_SYN;
+        const ACK: u8 = PacketRecord::TCP_ACK;
+        const RST: u8 = PacketRecord::TCP_RST;
+        const FIN: u8 = PacketRecord::TCP_FIN;
+        let flags = p.tcp_flags & (SYN | ACK | RST | FIN);
+        if flags & (SYN | ACK) == SYN | ACK {
+            self.count_on_known(p.src, cell::ANSWERS, now);
+            let ports = ((p.src_port as u32) << 16) | p.dst_port as u32;
+            let h = self.hasher.hash_handshake(p.src, p.dst, ports, p.tcp_seq.wrapping_add(1));
+            self.handshakes.expect(h);
+        } else if flags & SYN != 0 {
+            self.count_on_known(p.src, cell::SYNS_SENT, now);
+        } else if flags & RST != 0 {
+            self.count_on_known(p.src, cell::ANSWERS, now);
+        } else if flags == ACK {
+            let ports = ((p.dst_port as u32) << 16) | p.src_port as u32;
+            let h = self.hasher.hash_handshake(p.dst, p.src, ports, p.tcp_ack);
+            if self.handshakes.complete(h) {
+                self.count_on_known(p.dst, cell::COMPLETIONS, now);
+            }
+        }
+    }
+
+    /// Counts toward a victim already in the table (answers are interesting only for those).
+    fn count_on_known(&mut self, ip: IpKey, counter: usize, now: i64) {
+        if let Some(slot) = self.victims.find(ip) {
+            self.touch(slot, now);
+            self.victims.add(slot, counter, 1);
+        }
+    }
+
+    fn init_victim(&mut self, slot: usize) {
+        let key = self.victims.meta[slot].key;
+        let policy = self
+            .s
+            .prefixes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.prefix.contains(key))
+            .max_by_key(|(_, p)| p.prefix.bits())
+            .map(|(i, _)| i + 1)
+            .unwrap_or(0);
+        let m = &mut self.victims.meta[slot];
+        m.policy = policy as u16;
+        m.ignored = self.s.allow_destinations.iter().any(|a| a.contains(key));
+        self.refresh_levels(slot);
+    }
+
+    /// Advances a victim's window to `now`, letting baselines learn from every tick passed.
+    #[inline]
+    fn touch(&mut self, slot: usize, now: i64) {
+        if self.victims.meta[slot].last_tick == now {
+            return;
+        }
+        let watches = &self.watches;
+        let alpha = self.alpha;
+        let window_secs = self.window_secs as f32;
+        self.victims.advance(slot, now, |meta, sums, ticks| {
+            learn_baseline(meta, sums, ticks, alpha, window_secs, watches);
+        });
+        self.refresh_levels(slot);
+    }
+
+    #[inline]
+    fn count(&mut self, slot: usize, c: Class, p: &PacketRecord, ts: i64, out: &mut Vec<AttackEvent>) {
+        let ci = c as usize;
+        self.victims.add(slot, ci, 1);
+        self.victims.add(slot, cell::BYTES + ci, p.wire_len);
+        if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
+            self.on_level(slot, c, ts, out);
+        }
+        let w = self.victims.meta[slot].watch[ci];
+        if w != NO_WATCH {
+            let services = &self.services;
+            if let Some(watch) = self.watches[w as usize].as_mut() {
+                watch.packets += 1;
+                watch.bytes += p.wire_len as u64;
+                watch.last_ts = ts;
+                if let Some(t) = watch.tracker.as_mut() {
+                    t.record(p, services);
+                }
+            }
+        }
+    }
+
+    /// Effective threshold (packets/s) of a kind for a victim: its floor, or the baseline
+    /// times the factor when that is higher.
+    fn threshold_pps(&self, meta: &VictimMeta, kind: AttackKind) -> f64 {
+        let floor = self.policies[meta.policy as usize][kind as usize] as f64;
+        let learned = meta.baseline[kind.class() as usize] as f64 * self.s.baseline_factor as f64;
+        floor.max(learned)
+    }
+
+    /// Window count at which a class needs a decision: its lowest kind threshold.
+    fn trigger_count(&self, meta: &VictimMeta, c: Class) -> u64 {
+        let pps = c.kinds().iter().map(|k| self.threshold_pps(meta, *k)).fold(f64::INFINITY, f64::min);
+        (pps * self.window_secs).ceil().max(1.0) as u64
+    }
+
+    fn refresh_levels(&mut self, slot: usize) {
+        for c in [Class::Syn, Class::SynAck, Class::Udp, Class::Icmp, Class::Frag] {
+            let meta = &self.victims.meta[slot];
+            let trigger = self.trigger_count(meta, c);
+            let w = meta.watch[c as usize];
+            let level = if w == NO_WATCH {
+                (trigger / 4).max(1)
+            } else {
+                match self.watch(w).state {
+                    WatchState::Watching => trigger,
+                    WatchState::Declined | WatchState::Active => u64::MAX,
+                }
+            };
+            self.victims.meta[slot].level[c as usize] = level.min(u32::MAX as u64) as u32;
+        }
+    }
+
+    /// A class's window count reached its level: start watching, or decide.
+    fn on_level(&mut self, slot: usize, c: Class, ts: i64, out: &mut Vec<AttackEvent>) {
+        let ci = c as usize;
+        if self.victims.meta[slot].watch[ci] == NO_WATCH {
+            if !self.start_watch(slot, c) {
+                self.stats.watch_pool_exhausted += 1;
+                // Retry when the window moves on.
+                self.victims.meta[slot].level[ci] = u32::MAX;
+                return;
+            }
+            self.refresh_levels(slot);
+        }
+        let w = self.victims.meta[slot].watch[ci];
+        let trigger = self.trigger_count(&self.victims.meta[slot], c);
+        if self.watch(w).state == WatchState::Watching && self.victims.sums(slot)[ci] >= trigger {
+            self.decide(w, ts, out);
+        }
+    }
+
+    fn start_watch(&mut self, slot: usize, c: Class) -> bool {
+        let Some(w) = self.free_watches.pop() else {
+            return false;
+        };
+        let tracker = match self.spare_trackers.pop() {
+            Some(mut t) => {
+                t.clear();
+                Some(t)
+            }
+            None if self.trackers_made < self.s.max_trackers => {
+                self.trackers_made += 1;
+                Some(AttackTracker::new(self.s.tracked_sources, self.hasher))
+            }
+            None => {
+                self.stats.tracker_pool_exhausted += 1;
+                None
+            }
+        };
+        let victim = self.victims.meta[slot].key;
+        let mut watch = Watch {
+            slot,
+            victim,
+            class: c,
+            state: WatchState::Watching,
+            tracker,
+            packets: 0,
+            bytes: 0,
+            last_ts: i64::MIN,
+            calm_since: None,
+            attack: None,
+        };
+        // Back-fill from the packets of the current window that came before this one.
+        let now = self.now_tick.unwrap_or(0);
+        let since = tick_time(now - self.s.window_ticks as i64 + 1);
+        let until = tick_time(now + 1);
+        for p in self.recent.iter() {
+            if p.dst == victim && (since..until).contains(&p.ts_ns) && in_class(p, c) {
+                watch.packets += 1;
+                watch.bytes += p.wire_len as u64;
+                watch.last_ts = watch.last_ts.max(p.ts_ns);
+                if let Some(t) = watch.tracker.as_mut() {
+                    t.record(p, &self.services);
+                }
+            }
+        }
+        self.watches[w as usize] = Some(watch);
+        self.live.push(w);
+        self.victims.meta[slot].watch[c as usize] = w;
+        true
+    }
+
+    fn release_watch(&mut self, w: u16) {
+        let Some(watch) = self.watches[w as usize].take() else {
+            return;
+        };
+        if let Some(t) = watch.tracker {
+            self.spare_trackers.push(t);
+        }
+        if let Some(i) = self.live.iter().position(|x| *x == w) {
+            self.live.remove(i);
+        }
+        self.free_watches.push(w);
+        let meta = &mut self.victims.meta[watch.slot];
+        if meta.occupied && meta.key == watch.victim {
+            meta.watch[watch.class as usize] = NO_WATCH;
+            self.refresh_levels(watch.slot);
+        }
+    }
+
+    /// Above the threshold: is it a flood, and of which kind?
+    fn decide(&mut self, w: u16, ts: i64, out: &mut Vec<AttackEvent>) {
+        let watch = self.watch(w);
+        let slot = watch.slot;
+        let meta = &self.victims.meta[slot];
+        let sums = self.victims.sums(slot);
+        let c = watch.class;
+        let count = sums[c as usize];
+        let pps = count as f64 / self.window_secs;
+        let window = self.window_secs;
+        let verdict: Option<(AttackKind, String, Option<u8>)> = match c {
+            Class::Syn => {
+                let th = self.threshold_pps(meta, AttackKind::SynFlood);
+                let answered = sums[cell::ANSWERS] > 0;
+                let completed = sums[cell::COMPLETIONS] as f64 / count.max(1) as f64;
+                if pps < th || (answered && completed > 1.0 - self.s.syn_unanswered_ratio as f64) {
+                    None
+                } else {
+                    let why = if answered {
+                        format!(
+                            "; the victim answers, yet only {:.1} % of SYNs completed a handshake",
+                            completed * 100.0
+                        )
+                    } else {
+                        "; the capture shows no answers from the victim, so the rate alone decides".to_string()
+                    };
+                    Some((
+                        AttackKind::SynFlood,
+                        format!("SYN rate {} pps over {window} s >= threshold {} pps{why}", fmt_int(pps), fmt_int(th)),
+                        None,
+                    ))
+                }
+            }
+            Class::SynAck => {
+                let th = self.threshold_pps(meta, AttackKind::SynAckFlood);
+                let unsolicited = 1.0 - (sums[cell::SYNS_SENT] as f64 / count.max(1) as f64).min(1.0);
+                (pps >= th && unsolicited >= self.s.synack_unsolicited_ratio as f64).then(|| {
+                    let reason = format!(
+                        "SYN-ACK rate {} pps over {window} s >= threshold {} pps; {:.0} % were not answers to SYNs the victim sent",
+                        fmt_int(pps),
+                        fmt_int(th),
+                        unsolicited * 100.0
+                    );
+                    (AttackKind::SynAckFlood, reason, None)
+                })
+            }
+            Class::Udp => {
+                let amp_th = self.threshold_pps(meta, AttackKind::Amplification);
+                let udp_th = self.threshold_pps(meta, AttackKind::UdpFlood);
+                let dominant = watch.tracker.as_ref().and_then(|t| t.dominant_service());
+                match dominant {
+                    Some((svc, share)) if share >= self.s.amplification_share as f64 && pps >= amp_th => {
+                        let reason = format!(
+                            "UDP rate {} pps over {window} s >= threshold {} pps, {:.0} % of it from source port {} ({}), fragments included",
+                            fmt_int(pps),
+                            fmt_int(amp_th),
+                            share * 100.0,
+                            services::REFLECTORS[svc as usize].1,
+                            ServiceTable::name(svc)
+                        );
+                        Some((AttackKind::Amplification, reason, Some(svc)))
+                    }
+                    _ if pps >= udp_th => Some((
+                        AttackKind::UdpFlood,
+                        format!(
+                            "UDP rate {} pps over {window} s >= threshold {} pps, no single reflector port dominates",
+                            fmt_int(pps),
+                            fmt_int(udp_th)
+                        ),
+                        None,
+                    )),
+                    _ => None,
+                }
+            }
+            Class::Icmp => {
+                let th = self.threshold_pps(meta, AttackKind::IcmpFlood);
+                (pps >= th).then(|| {
+                    (
+                        AttackKind::IcmpFlood,
+                        format!("ICMP rate {} pps over {window} s >= threshold {} pps", fmt_int(pps), fmt_int(th)),
+                        None,
+                    )
+                })
+            }
+            Class::Frag => {
+                let th = self.threshold_pps(meta, AttackKind::FragmentFlood);
+                // Fragments of reflected UDP belong to the amplification alert, which counts them.
+                let udp_w = meta.watch[Class::Udp as usize];
+                let udp_explains = udp_w != NO_WATCH
+                    && sums[Class::Udp as usize] >= count
+                    && self.watch(udp_w).attack.as_ref().is_none_or(|a| a.kind == AttackKind::Amplification);
+                (pps >= th && !udp_explains).then(|| {
+                    (
+                        AttackKind::FragmentFlood,
+                        format!(
+                            "IP fragment rate {} pps over {window} s >= threshold {} pps",
+                            fmt_int(pps),
+                            fmt_int(th)
+                        ),
+                        None,
+                    )
+                })
+            }
+        };
+        let verdict = verdict.filter(|_| !self.is_reply_to_attacker(w));
+        let now = self.now_tick.unwrap_or(0);
+        match verdict {
+            None => {
+                self.watch_mut(w).state = WatchState::Declined;
+            }
+            Some((kind, reason, service)) => {
+                let threshold = self.threshold_pps(&self.victims.meta[slot], kind).round() as u32;
+                let victim = self.watch(w).victim;
+                let watch = self.watch_mut(w);
+                watch.state = WatchState::Active;
+                watch.calm_since = None;
+                watch.attack = Some(Attack {
+                    id: attack_id(victim, kind, ts),
+                    kind,
+                    started_at_ns: ts,
+                    threshold_pps: threshold,
+                    peak_pps: pps.round() as u64,
+                    reason,
+                    service,
+                    quiet_since: None,
+                    last_update_tick: now,
+                });
+                self.stats.attacks_started += 1;
+                out.push(self.event(w, EventKind::Start, ts, None));
+            }
+        }
+        self.refresh_levels(slot);
+    }
+
+    /// True when most of a watch's traffic comes from a victim under attack answering its
+    /// main attacker (echo replies, port unreachables, UDP answers): the flood's echo is no
+    /// second attack.
+    fn is_reply_to_attacker(&self, w: u16) -> bool {
+        let watch = self.watch(w);
+        if matches!(watch.class, Class::Syn | Class::SynAck) {
+            return false;
+        }
+        let Some(t) = watch.tracker.as_ref() else { return false };
+        let Some(top) = t.sources.top(1).into_iter().next() else { return false };
+        if top.count * 2 < t.sources.total() {
+            return false;
+        }
+        let Some(slot) = self.victims.find(top.key) else { return false };
+        self.victims.meta[slot].watch.iter().filter(|&&aw| aw != NO_WATCH).any(|&aw| {
+            let attack = self.watch(aw);
+            attack.attack.is_some()
+                && attack
+                    .tracker
+                    .as_ref()
+                    .is_some_and(|at| at.sources.count_of(watch.victim).is_some_and(|n| n * 2 >= at.sources.total()))
+        })
+    }
+
+    /// Every 100 ms of packet time: lifecycle of watches and attacks.
+    fn on_tick(&mut self, now: i64, out: &mut Vec<AttackEvent>) {
+        let mut i = 0;
+        while i < self.live.len() {
+            let w = self.live[i];
+            let slot = self.watch(w).slot;
+            // Judge the window of the ticks just completed; tick `now` has only begun.
+            self.touch(slot, now - 1);
+            let c = self.watch(w).class;
+            let count = self.victims.sums(slot)[c as usize];
+            let pps = count as f64 / self.window_secs;
+            let trigger = self.trigger_count(&self.victims.meta[slot], c);
+            let window_ticks = self.s.window_ticks as i64;
+            let (quiet_ticks, update_ticks) = (self.s.quiet_ticks as i64, self.s.update_ticks as i64);
+            let released_before = self.live.len();
+            match self.watch(w).state {
+                WatchState::Watching => {
+                    let watch = self.watch_mut(w);
+                    if count < (trigger / 8).max(1) {
+                        let since = *watch.calm_since.get_or_insert(now);
+                        if now - since >= window_ticks {
+                            self.release_watch(w);
+                        }
+                    } else {
+                        watch.calm_since = None;
+                    }
+                }
+                WatchState::Declined => {
+                    if count >= trigger {
+                        self.watch_mut(w).state = WatchState::Watching;
+                        self.decide(w, tick_time(now), out);
+                    } else {
+                        self.watch_mut(w).state = WatchState::Watching;
+                        self.refresh_levels(slot);
+                    }
+                }
+                WatchState::Active => {
+                    let watch = self.watch_mut(w);
+                    let last_ts = watch.last_ts;
+                    let Some(a) = watch.attack.as_mut() else {
+                        i += 1;
+                        continue;
+                    };
+                    a.peak_pps = a.peak_pps.max(pps.round() as u64);
+                    let mut ended = None;
+                    if pps < a.threshold_pps as f64 / 2.0 {
+                        let (since, last) = *a.quiet_since.get_or_insert((now, last_ts));
+                        if now - since >= quiet_ticks {
+                            ended = Some(last);
+                        }
+                    } else {
+                        a.quiet_since = None;
+                    }
+                    let due = now - a.last_update_tick >= update_ticks;
+                    if let Some(ended_at) = ended {
+                        self.end_attack(w, EndReason::Quiet, ended_at, tick_time(now), out);
+                    } else if due {
+                        if let Some(a) = self.watch_mut(w).attack.as_mut() {
+                            a.last_update_tick = now;
+                        }
+                        out.push(self.event(w, EventKind::Update, tick_time(now), None));
+                    }
+                }
+            }
+            if self.live.len() == released_before {
+                i += 1;
+            }
+        }
+    }
+
+    fn end_attack(&mut self, w: u16, reason: EndReason, ended_at: i64, ts: i64, out: &mut Vec<AttackEvent>) {
+        let offending_ips = self.offenders(w);
+        let report = EndReport { ended_at_ns: ended_at, reason, offending_ips };
+        out.push(self.event(w, EventKind::End, ts, Some(report)));
+        self.release_watch(w);
+    }
+
+    fn source_report(&self, w: u16) -> SourceReport {
+        let watch = self.watch(w);
+        let kind = watch.attack.as_ref().map(|a| a.kind).unwrap_or(AttackKind::UdpFlood);
+        let Some(t) = watch.tracker.as_ref() else {
+            return SourceReport {
+                distinct_estimate: 0,
+                spoofed_likely: false,
+                verdict: "sources not tracked: every tracker was in use (raise limits.max_trackers)".into(),
+                top: Vec::new(),
+            };
+        };
+        let distinct = t.distinct_sources();
+        let per_source = watch.packets as f64 / distinct.max(1) as f64;
+        let ttls = t.distinct_ttls();
+        let (spoofed, verdict) = if kind.is_reflection() {
+            (
+                false,
+                format!(
+                    "{} reflectors: real hosts answering requests forged with the victim's address",
+                    fmt_int(distinct as f64)
+                ),
+            )
+        } else if distinct >= self.s.spoofed_min_sources && per_source <= self.s.spoofed_max_packets_per_source {
+            (
+                true,
+                format!(
+                    "{} distinct sources sending {per_source:.1} packets each on average, with {ttls} TTL values: forged source addresses",
+                    fmt_int(distinct as f64)
+                ),
+            )
+        } else {
+            (false, format!("{} distinct sources, {per_source:.1} packets each on average", fmt_int(distinct as f64)))
+        };
+        let top = t.sources.top(self.s.top_sources).into_iter().map(|c| (c.key.to_ip(), c.count)).collect();
+        SourceReport { distinct_estimate: distinct, spoofed_likely: spoofed, verdict, top }
+    }
+
+    /// Sources worth blocking: none when they look forged; else every tracked source with
+    /// enough packets that the sketch guarantees (count minus possible overestimate).
+    fn offenders(&self, w: u16) -> Vec<IpAddr> {
+        let watch = self.watch(w);
+        let Some(t) = watch.tracker.as_ref() else {
+            return Vec::new();
+        };
+        if self.source_report(w).spoofed_likely {
+            return Vec::new();
+        }
+        let reflection = watch.attack.as_ref().is_some_and(|a| a.kind.is_reflection());
+        let min = if reflection { 1 } else { self.s.min_offender_packets };
+        t.sources
+            .top(t.sources.capacity())
+            .into_iter()
+            .filter(|c| c.count - c.error >= min)
+            .map(|c| c.key.to_ip())
+            .collect()
+    }
+
+    fn event(&self, w: u16, event: EventKind, ts: i64, end: Option<EndReport>) -> AttackEvent {
+        let watch = self.watch(w);
+        let a = watch.attack.as_ref().expect("events are built for attacks");
+        let sums = self.victims.sums(watch.slot);
+        let c = watch.class as usize;
+        let pps = (sums[c] as f64 / self.window_secs).round() as u64;
+        let bps = (sums[cell::BYTES + c] as f64 * 8.0 / self.window_secs).round() as u64;
+        let protocol = match watch.class {
+            Class::Syn | Class::SynAck => "tcp",
+            Class::Udp => "udp",
+            Class::Icmp if watch.victim.is_v4() => "icmp",
+            Class::Icmp => "icmpv6",
+            Class::Frag => "ip",
+        };
+        AttackEvent {
+            timestamp_ns: ts,
+            event,
+            attack_id: a.id.clone(),
+            kind: a.kind,
+            victim: watch.victim.to_ip(),
+            victim_ports: watch
+                .tracker
+                .as_ref()
+                .map(|t| t.main_ports(MAIN_PORT_SHARE, MAIN_PORTS_MAX))
+                .unwrap_or_default(),
+            protocol,
+            service: a.service.map(ServiceTable::name),
+            pps,
+            bps,
+            peak_pps: a.peak_pps.max(pps),
+            threshold_pps: a.threshold_pps as u64,
+            started_at_ns: a.started_at_ns,
+            packets: watch.packets,
+            bytes: watch.bytes,
+            reason: a.reason.clone(),
+            sources: self.source_report(w),
+            end,
+        }
+    }
+}
+
+fn in_class(p: &PacketRecord, c: Class) -> bool {
+    match c {
+        Class::Frag => p.fragment != Fragment::Whole,
+        _ => Class::of(p) == Some(c),
+    }
+}
+
+fn learn_baseline(
+    meta: &mut VictimMeta,
+    sums: &[u64],
+    ticks: u64,
+    alpha: f32,
+    window_secs: f32,
+    watches: &[Option<Watch>],
+) {
+    let weight = if ticks == 1 { alpha } else { 1.0 - (1.0 - alpha).powf(ticks.min(1 << 24) as f32) };
+    for ((baseline, &w), &count) in meta.baseline.iter_mut().zip(&meta.watch).zip(sums) {
+        let frozen = w != NO_WATCH && watches[w as usize].as_ref().is_some_and(|x| x.state == WatchState::Active);
+        if !frozen {
+            *baseline += weight * (count as f32 / window_secs - *baseline);
+        }
+    }
+}
+
+fn tick_time(tick: i64) -> i64 {
+    tick.saturating_mul(TICK_NS)
+}
+
+/// A stable id from what identifies an attack: victim, kind, start time.
+fn attack_id(victim: IpKey, kind: AttackKind, started_at_ns: i64) -> String {
+    // FNV-1a: unkeyed on purpose, so replays of the same capture give the same ids.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = victim.0.to_be_bytes().into_iter().chain([kind as u8]).chain(started_at_ns.to_be_bytes());
+    for b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// An integer with thousands separators, for reasons and summaries.
+pub fn fmt_int(x: f64) -> String {
+    let n = x.round().max(0.0) as u64;
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! HyperLogLog distinct counter (Flajolet et al. 2007) with linear counting for small sets.
+//!
+//! 2^p one-byte registers; standard error about 1.04/√(2^p). At p = 15 (32 KiB) that is
+//! 0.57 %, so a million sources are estimated within 2 % with overwhelming probability.
+
+pub struct HyperLogLog {
+    precision: u32,
+    registers: Box<[u8]>,
+}
+
+impl HyperLogLog {
+    pub fn new(precision: u32) -> HyperLogLog {
+        let precision = precision.clamp(4, 18);
+        HyperLogLog { precision, registers: vec![0u8; 1 << precision].into_boxed_slice() }
+    }
+
+    pub fn clear(&mut self) {
+        self.registers.fill(0);
+    }
+
+    /// Adds an item by its 64-bit (keyed) hash.
+    #[inline(always)]
+    pub fn add_hash(&mut self, hash: u64) {
+        let index = (hash >> (64 - self.precision)) as usize;
+        // The remaining bits, with a sentinel so the rank is bounded.
+        let rest = (hash << self.precision) | (1 << (self.precision - 1));
+        let rank = rest.leading_zeros() as u8 + 1;
+        if let Some(r) = self.registers.get_mut(index) {
+            if rank > *r {
+                *r = rank;
+            }
+        }
+    }
+
+    pub fn estimate(&self) -> u64 {
+        let m = self.registers.len() as f64;
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let mut sum = 0.0f64;
+        let mut zeros = 0u32;
+        for &r in self.registers.iter() {
+            sum += f64::from(-(r as i32)).exp2();
+            if r == 0 {
+                zeros += 1;
+            }
+        }
+        let raw = alpha * m * m / sum;
+        if raw <= 2.5 * m && zeros > 0 {
+            (m * (m / zeros as f64).ln()).round() as u64
+        } else {
+            raw.round() as u64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::hash::KeyedHasher;
+
+    fn relative_error(n: u64, seed: u64) -> f64 {
+        let h = KeyedHasher::new(Some(seed));
+        let mut hll = HyperLogLog::new(15);
+        for i in 0..n {
+            // Add every item twice: duplicates must not count.
+            hll.add_hash(h.hash_u128(i as u128 * 7919));
+            hll.add_hash(h.hash_u128(i as u128 * 7919));
+        }
+        (hll.estimate() as f64 - n as f64).abs() / n as f64
+    }
+
+    #[test]
+    fn small_sets_are_nearly_exact() {
+        assert_eq!(HyperLogLog::new(15).estimate(), 0);
+        for n in [1u64, 10, 100, 1000] {
+            assert!(relative_error(n, 3) <= 0.02, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn a_million_within_two_percent_for_several_keys() {
+        for seed in 0..4 {
+            let e = relative_error(1_000_000, seed);
+            assert!(e < 0.02, "seed {seed}: error {e}");
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Space-Saving heavy hitters (Metwally, Agrawal, El Abbadi 2005).
+//!
+//! `capacity` counters; a new key takes over the smallest counter and inherits its count
+//! as `error`. Every key whose true count exceeds N/capacity is present, and each count
+//! overestimates by at most its `error`. While fewer than `capacity` distinct keys have
+//! been seen, counts are exact. All memory is allocated up front: counting never allocates.
+//!
+//! Layout: parallel arrays per counter, a min-heap of counter indices ordered by count (the
+//! counter to replace is the root), and an open-addressing index from key to counter.
+
+use crate::analyze::hash::{KeyedHasher, SketchKey};
+
+const EMPTY: u32 = u32::MAX;
+
+/// One tracked key with its estimated count and the most it may overestimate by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counted<K> {
+    pub key: K,
+    pub count: u64,
+    pub error: u64,
+}
+
+pub struct SpaceSaving<K: SketchKey> {
+    keys: Vec<K>,
+    counts: Vec<u64>,
+    errors: Vec<u64>,
+    /// heap[i] = counter index; min-heap by count.
+    heap: Vec<u32>,
+    /// heap_pos[counter] = its position in `heap`.
+    heap_pos: Vec<u32>,
+    /// index[slot] = counter index or EMPTY; linear probing, power-of-two size.
+    index: Vec<u32>,
+    mask: usize,
+    total: u64,
+    evictions: u64,
+    hasher: KeyedHasher,
+}
+
+impl<K: SketchKey> SpaceSaving<K> {
+    pub fn new(capacity: usize, hasher: KeyedHasher) -> Self {
+        let capacity = capacity.max(1);
+        let slots = (capacity * 2).next_power_of_two();
+        SpaceSaving {
+            keys: Vec::with_capacity(capacity),
+            counts: Vec::with_capacity(capacity),
+            errors: Vec::with_capacity(capacity),
+            heap: Vec::with_capacity(capacity),
+            heap_pos: Vec::with_capacity(capacity),
+            index: vec![EMPTY; slots],
+            mask: slots - 1,
+            total: 0,
+            evictions: 0,
+            hasher,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.keys.capacity()
+    }
+
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.counts.clear();
+        self.errors.clear();
+        self.heap.clear();
+        self.heap_pos.clear();
+        self.index.fill(EMPTY);
+        self.total = 0;
+        self.evictions = 0;
+    }
+
+    /// Items counted so far (the stream length N).
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// True once some key had to be evicted: counts are estimates from then on.
+    pub fn is_saturated(&self) -> bool {
+        self.evictions > 0
+    }
+
+    #[inline]
+    pub fn add(&mut self, key: K) {
+        self.total += 1;
+        let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
+        loop {
+            let c = self.index[slot];
+            if c == EMPTY {
+                break;
+            }
+            if self.keys[c as usize] == key {
+                self.counts[c as usize] += 1;
+                self.sift_down(self.heap_pos[c as usize] as usize);
+                return;
+            }
+            slot = (slot + 1) & self.mask;
+        }
+        if self.keys.len() < self.keys.capacity() {
+            let c = self.keys.len() as u32;
+            self.keys.push(key);
+            self.counts.push(1);
+            self.errors.push(0);
+            self.heap_pos.push(self.heap.len() as u32);
+            self.heap.push(c);
+            self.index[slot] = c;
+            self.sift_up(self.heap.len() - 1);
+            return;
+        }
+        // Replace the smallest counter: the root of the heap.
+        self.evictions += 1;
+        let c = self.heap[0] as usize;
+        let old = self.keys[c];
+        self.remove_from_index(old);
+        self.keys[c] = key;
+        self.errors[c] = self.counts[c];
+        self.counts[c] += 1;
+        self.insert_into_index(key, c as u32);
+        self.sift_down(0);
+    }
+
+    /// The estimated count of `key`, if it is tracked.
+    pub fn count_of(&self, key: K) -> Option<u64> {
+        let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
+        loop {
+            let c = *self.index.get(slot)?;
+            if c == EMPTY {
+                return None;
+            }
+            if self.keys[c as usize] == key {
+                return Some(self.counts[c as usize]);
+            }
+            slot = (slot + 1) & self.mask;
+        }
+    }
+
+    /// The tracked keys, largest count first (ties broken by key for stable output).
+    pub fn top(&self, n: usize) -> Vec<Counted<K>> {
+        let mut all: Vec<Counted<K>> = (0..self.keys.len())
+            .map(|c| Counted { key: self.keys[c], count: self.counts[c], error: self.errors[c] })
+            .collect();
+        all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
+        all.truncate(n);
+        all
+    }
+
+    fn insert_into_index(&mut self, key: K, counter: u32) {
+        let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
+        while self.index[slot] != EMPTY {
+            slot = (slot + 1) & self.mask;
+        }
+        self.index[slot] = counter;
+    }
+
+    /// Removes `key` with backward-shift deletion, keeping probe chains intact.
+    fn remove_from_index(&mut self, key: K) {
+        let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
+        loop {
+            let c = self.index[slot];
+            if c == EMPTY {
+                return;
+            }
+            if self.keys[c as usize] == key {
+                break;
+            }
+            slot = (slot + 1) & self.mask;
+        }
+        let mut hole = slot;
+        let mut next = (hole + 1) & self.mask;
+        loop {
+            let c = self.index[next];
+            if c == EMPTY {
+                break;
+            }
+            let home = self.keys[c as usize].keyed_hash(&self.hasher) as usize & self.mask;
+            // Move the entry back if its home is not in (hole, next] cyclically.
+            let distance_to_next = next.wrapping_sub(home) & self.mask;
+            let distance_to_hole = hole.wrapping_sub(home) & self.mask;
+            if distance_to_hole < distance_to_next {
+                self.index[hole] = c;
+                hole = next;
+            }
+            next = (next + 1) & self.mask;
+        }
+        self.index[hole] = EMPTY;
+    }
+
+    fn swap_heap(&mut self, i: usize, j: usize) {
+        self.heap.swap(i, j);
+        self.heap_pos[self.heap[i] as usize] = i as u32;
+        self.heap_pos[self.heap[j] as usize] = j as u32;
+    }
+
+    fn count_at(&self, heap_index: usize) -> u64 {
+        self.counts[self.heap[heap_index] as usize]
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.count_at(parent) <= self.count_at(i) {
+                break;
+            }
+            self.swap_heap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let smaller = if right < n && self.count_at(right) < self.count_at(left) { right } else { left };
+            if self.count_at(i) <= self.count_at(smaller) {
+                break;
+            }
+            self.swap_heap(i, smaller);
+            i = smaller;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::IpKey;
+
+    fn ip(i: u32) -> IpKey {
+        IpKey::from_v4(i.to_be_bytes())
+    }
+
+    #[test]
+    fn exact_while_under_capacity() {
+        let mut ss = SpaceSaving::new(100, KeyedHasher::new(Some(1)));
+        for i in 0..50u32 {
+            for _ in 0..=i {
+                ss.add(ip(i));
+            }
+        }
+        let top = ss.top(3);
+        assert_eq!(top[0], Counted { key: ip(49), count: 50, error: 0 });
+        assert_eq!(top[1].key, ip(48));
+        assert!(!ss.is_saturated());
+    }
+
+    #[test]
+    fn heavy_hitters_survive_a_flood_of_singletons() {
+        let mut ss = SpaceSaving::new(64, KeyedHasher::new(Some(2)));
+        let mut n = 0u64;
+        for round in 0..20_000u32 {
+            ss.add(ip(1_000_000 + round)); // a spoofed singleton
+            n += 1;
+            if round % 4 == 0 {
+                ss.add(ip(7)); // a real heavy source: 20 % of the stream
+                n += 1;
+            }
+        }
+        assert_eq!(ss.total(), n);
+        let top = ss.top(1)[0];
+        assert_eq!(top.key, ip(7));
+        // Guarantee: overestimate at most N/m, and the count minus error is a lower bound.
+        assert!(top.count - top.error <= 5_000 && top.count >= 5_000);
+        assert!(top.error <= n / 64);
+        assert!(ss.is_saturated());
+    }
+
+    #[test]
+    fn index_stays_consistent_under_churn() {
+        let mut ss = SpaceSaving::new(8, KeyedHasher::new(Some(3)));
+        for i in 0..10_000u32 {
+            ss.add(ip(i % 37));
+            ss.add(ip(5));
+        }
+        // Every tracked key can still be found: adding it again bumps its own counter.
+        for c in ss.top(8) {
+            let before = ss.top(8).into_iter().find(|x| x.key == c.key).map(|x| x.count);
+            ss.add(c.key);
+            let after = ss.top(8).into_iter().find(|x| x.key == c.key).map(|x| x.count);
+            assert_eq!(after, before.map(|b| b + 1));
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Analyzer behaviour on hand-made packet streams (captures are tested under tests/).
+
+use super::*;
+
+const T0: i64 = 1_768_478_400_000_000_000; // 2026-01-15T12:00:00Z
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> IpKey {
+    IpKey::from_v4([a, b, c, d])
+}
+
+/// A TCP packet from `(src, port)` to `(dst, port)` with flags and `(seq, ack)`.
+fn tcp(
+    ts: i64,
+    (src, sport): (IpKey, u16),
+    (dst, dport): (IpKey, u16),
+    flags: u8,
+    (seq, ack): (u32, u32),
+) -> PacketRecord {
+    PacketRecord {
+        ts_ns: ts,
+        wire_len: 60,
+        src,
+        dst,
+        ip_version: 4,
+        protocol: PacketRecord::PROTO_TCP,
+        ttl: 60,
+        fragment: Fragment::Whole,
+        l4: L4State::Present,
+        src_port: sport,
+        dst_port: dport,
+        tcp_flags: flags,
+        tcp_seq: seq,
+        tcp_ack: ack,
+        icmp_type: 0,
+    }
+}
+
+fn settings() -> DetectionSettings {
+    DetectionSettings { hash_seed: Some(1), ..DetectionSettings::default() }
+}
+
+fn run(a: &mut Analyzer, packets: impl IntoIterator<Item = PacketRecord>) -> Vec<AttackEvent> {
+    let mut out = Vec::new();
+    for p in packets {
+        a.process(&p, &mut out);
+    }
+    a.finish(EndReason::EndOfInput, &mut out);
+    out
+}
+
+/// `rate` SYNs per second for `secs` from 50 sources, starting at `start`.
+fn syn_flood(start: i64, rate: u64, secs: u64, victim: IpKey) -> impl Iterator<Item = PacketRecord> {
+    let gap = 1_000_000_000 / rate as i64;
+    (0..rate * secs).map(move |i| {
+        let src = v4(198, 18, 0, (i % 50) as u8 + 1);
+        tcp(
+            start + i as i64 * gap,
+            (src, 1024 + (i % 60000) as u16),
+            (victim, 80),
+            PacketRecord::TCP_SYN,
+            (i as u32, 0),
+        )
+    })
+}
+
+#[test]
+fn strong_syn_flood_is_flagged_within_100ms_and_ends_quietly() {
+    let victim = v4(192, 0, 2, 1);
+    let mut a = Analyzer::new(settings());
+    // 20,000 SYN/s for 2 s, then one unrelated packet 10 s later to move time on.
+    let tail = tcp(T0 + 12_000_000_000, (v4(198, 18, 1, 1), 1), (v4(192, 0, 2, 9), 2), PacketRecord::TCP_ACK, (0, 0));
+    let events = run(&mut a, syn_flood(T0, 20_000, 2, victim).chain([tail]));
+    let kinds: Vec<_> = events.iter().map(|e| (e.event, e.kind)).collect();
+    assert_eq!(kinds, vec![(EventKind::Start, AttackKind::SynFlood), (EventKind::End, AttackKind::SynFlood)]);
+    let start = &events[0];
+    assert!(start.timestamp_ns - T0 <= 100_000_000, "flagged after {} ns", start.timestamp_ns - T0);
+    assert_eq!(start.victim, victim.to_ip());
+    assert_eq!(start.victim_ports, vec![80]);
+    let end = events[1].end.as_ref().unwrap();
+    assert_eq!(end.reason, EndReason::Quiet);
+    assert_eq!(end.offending_ips.len(), 50);
+    assert!(events[1].peak_pps >= 19_000, "{events:#?}");
+}
+
+#[test]
+fn below_the_floor_is_never_flagged() {
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, syn_flood(T0, 990, 5, v4(192, 0, 2, 1)));
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn completed_handshakes_are_a_flash_crowd_not_a_flood() {
+    let server = v4(198, 51, 100, 80);
+    let mut packets = Vec::new();
+    for i in 0..10_000u32 {
+        let ts = T0 + i as i64 * 200_000; // 5,000 connections/s
+        let client = IpKey::from_v4((0x6440_0000 + i).to_be_bytes());
+        let port = 10_000 + (i % 50_000) as u16;
+        packets.push(tcp(ts, (client, port), (server, 443), PacketRecord::TCP_SYN, (i, 0)));
+        packets.push(tcp(
+            ts + 50_000,
+            (server, 443),
+            (client, port),
+            PacketRecord::TCP_SYN | PacketRecord::TCP_ACK,
+            (7 * i, i + 1),
+        ));
+        packets.push(tcp(ts + 100_000, (client, port), (server, 443), PacketRecord::TCP_ACK, (i + 1, 7 * i + 1)));
+    }
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn syn_cookie_answers_without_completions_are_still_a_flood() {
+    let server = v4(198, 51, 100, 10);
+    let mut packets = Vec::new();
+    for i in 0..10_000u32 {
+        let ts = T0 + i as i64 * 200_000;
+        let client = v4(198, 18, 2, (i % 200) as u8);
+        let port = 10_000 + (i % 50_000) as u16;
+        packets.push(tcp(ts, (client, port), (server, 443), PacketRecord::TCP_SYN, (i, 0)));
+        packets.push(tcp(
+            ts + 50_000,
+            (server, 443),
+            (client, port),
+            PacketRecord::TCP_SYN | PacketRecord::TCP_ACK,
+            (7 * i, i + 1),
+        ));
+    }
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    assert_eq!(events[0].kind, AttackKind::SynFlood);
+    assert!(events[0].reason.contains("completed a handshake"), "{}", events[0].reason);
+}
+
+#[test]
+fn timestamps_that_jump_by_decades_or_back_neither_crash_nor_loop() {
+    let victim = v4(192, 0, 2, 1);
+    let mut a = Analyzer::new(settings());
+    let mut packets: Vec<PacketRecord> = syn_flood(T0, 10_000, 1, victim).collect();
+    // Back in time by a year, then forward by 200 years, then back again.
+    for (i, jump) in [-31_536_000i64, 200 * 31_536_000, -5].into_iter().enumerate() {
+        let ts = T0 + jump * 1_000_000_000;
+        packets.extend(syn_flood(ts, 10_000, 1, v4(192, 0, 2, 10 + i as u8)));
+    }
+    let events = run(&mut a, packets);
+    assert!(events.iter().all(|e| e.kind == AttackKind::SynFlood));
+    let starts = events.iter().filter(|e| e.event == EventKind::Start).count();
+    let ends = events.iter().filter(|e| e.event == EventKind::End).count();
+    assert_eq!(starts, ends);
+    assert!(starts >= 2);
+}
+
+#[test]
+fn every_packet_at_the_same_instant() {
+    let victim = v4(192, 0, 2, 1);
+    let mut a = Analyzer::new(settings());
+    let packets =
+        (0..5_000u32).map(|i| tcp(T0, (v4(198, 18, 0, (i % 7) as u8), 1), (victim, 80), PacketRecord::TCP_SYN, (i, 0)));
+    let events = run(&mut a, packets);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].end.as_ref().unwrap().reason, EndReason::EndOfInput);
+}
+
+#[test]
+fn allowlisted_sources_do_not_count() {
+    let mut s = settings();
+    s.allow_sources = vec![crate::config::Prefix::parse("198.18.0.0/24").unwrap()];
+    let mut a = Analyzer::new(s);
+    let events = run(&mut a, syn_flood(T0, 20_000, 1, v4(192, 0, 2, 1)));
+    assert!(events.is_empty());
+    assert_eq!(a.stats.allowlisted_packets, 20_000);
+}
+
+#[test]
+fn a_victims_answers_to_its_attacker_are_not_a_second_attack() {
+    let victim = v4(192, 0, 2, 2);
+    let attacker = v4(198, 18, 9, 3);
+    let udp = |ts: i64, src: IpKey, dst: IpKey, sport: u16, dport: u16| PacketRecord {
+        ts_ns: ts,
+        wire_len: 60,
+        src,
+        dst,
+        ip_version: 4,
+        protocol: PacketRecord::PROTO_UDP,
+        ttl: 64,
+        l4: L4State::Present,
+        src_port: sport,
+        dst_port: dport,
+        ..Default::default()
+    };
+    let mut packets = Vec::new();
+    for i in 0..3_000u32 {
+        let ts = T0 + i as i64 * 50_000; // 20,000 pps for 150 ms
+        packets.push(udp(ts, attacker, victim, 2000 + (i % 1000) as u16, 9955));
+        if i % 2 == 0 {
+            packets.push(udp(ts + 10_000, victim, attacker, 9955, 2000 + (i % 1000) as u16));
+        }
+    }
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let victims: Vec<_> = events.iter().map(|e| (e.event, e.victim)).collect();
+    assert_eq!(victims, vec![(EventKind::Start, victim.to_ip()), (EventKind::End, victim.to_ip())]);
+    assert_eq!(events[1].end.as_ref().unwrap().offending_ips, vec![attacker.to_ip()]);
+}
+
+#[test]
+fn a_second_capture_overlapping_in_time_starts_a_new_timeline() {
+    let mut a = Analyzer::new(settings());
+    // Two 1-s floods on different victims, the second "file" starting 5 s before the first ended.
+    let first = syn_flood(T0 + 5_000_000_000, 10_000, 1, v4(192, 0, 2, 1));
+    let second = syn_flood(T0 + 1_000_000_000, 10_000, 1, v4(192, 0, 2, 2));
+    let events = run(&mut a, first.chain(second));
+    assert_eq!(a.stats.timeline_restarts, 1);
+    let starts: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).map(|e| e.victim).collect();
+    assert_eq!(starts, vec![v4(192, 0, 2, 1).to_ip(), v4(192, 0, 2, 2).to_ip()]);
+    // Each attack is measured on its own timeline, not piled into one tick.
+    assert!(events.iter().all(|e| e.peak_pps <= 10_100), "{events:#?}");
+}

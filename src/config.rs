@@ -1,0 +1,441 @@
+//! Detection settings: embedded defaults, the TOML config file and CLI overrides.
+//!
+//! Everything has a default, so floodwatch runs with no config file. A config file can
+//! override thresholds globally, per attack kind and per destination prefix, and holds the
+//! source and destination allowlists.
+
+use crate::analyze::AttackKind;
+use crate::decode::IpKey;
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// A packet-rate threshold per attack kind, indexed by `AttackKind as usize`.
+pub type KindThresholds = [u32; AttackKind::ALL.len()];
+
+/// The built-in floor: nothing below 1,000 packets/s is ever a flood at defaults.
+pub const DEFAULT_THRESHOLD_PPS: u32 = 1_000;
+
+/// An IP prefix (IPv4 stored v4-mapped, so one comparison serves both families).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    network: u128,
+    /// Prefix length in the 128-bit key space.
+    len: u8,
+}
+
+impl Prefix {
+    pub fn parse(text: &str) -> Result<Prefix, String> {
+        let (addr, len) = match text.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (text, None),
+        };
+        let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{text}` is not an IP address or prefix"))?;
+        let (max, offset) = if ip.is_ipv4() { (32u8, 96u8) } else { (128u8, 0u8) };
+        let len = match len {
+            Some(l) => l
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("`{text}`: prefix length must be 0..={max}"))?,
+            None => max,
+        };
+        let len = len + offset;
+        let network = IpKey::from_ip(ip).0 & Self::mask(len);
+        Ok(Prefix { network, len })
+    }
+
+    fn mask(len: u8) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len as u32)
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, ip: IpKey) -> bool {
+        ip.0 & Self::mask(self.len) == self.network
+    }
+
+    /// Prefix length in the 128-bit key space (an IPv4 /24 is 120).
+    pub fn bits(&self) -> u8 {
+        self.len
+    }
+}
+
+/// Thresholds that apply to destinations inside one prefix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrefixPolicy {
+    pub prefix: Prefix,
+    pub thresholds: KindThresholds,
+}
+
+/// Everything the analyzer needs to decide, with defaults that work without a config file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectionSettings {
+    /// Sliding window length in 100 ms ticks (default 10 = 1 s).
+    pub window_ticks: u32,
+    /// How long a kind's rate must stay below half its threshold before `attack_end`, in ticks.
+    pub quiet_ticks: u32,
+    /// Interval between `attack_update` events, in ticks.
+    pub update_ticks: u32,
+    pub thresholds: KindThresholds,
+    /// A kind is flagged only when its rate is also this many times the victim's baseline.
+    pub baseline_factor: f32,
+    /// Time constant of the baseline's exponential average, in seconds.
+    pub baseline_tau_s: f32,
+    /// Where the victim's answers are visible, at least this share of SYNs must lack a
+    /// completed handshake for a `syn_flood`.
+    pub syn_unanswered_ratio: f32,
+    /// Share of a victim's UDP (with ports) that must come from one reflector service for
+    /// `amplification` rather than `udp_flood`.
+    pub amplification_share: f32,
+    /// Share of SYN-ACKs that must be unsolicited (no SYN from the victim) for `synack_flood`.
+    pub synack_unsolicited_ratio: f32,
+    /// Sources listed in each alert's `sources.top`.
+    pub top_sources: usize,
+    /// Sources tracked per attack (Space-Saving counters).
+    pub tracked_sources: usize,
+    /// A direct flood's source needs at least this many packets to be an offender.
+    pub min_offender_packets: u64,
+    /// Spoofing verdict: at least this many distinct sources ...
+    pub spoofed_min_sources: u64,
+    /// ... sending at most this many packets each on average.
+    pub spoofed_max_packets_per_source: f64,
+    pub max_victims: usize,
+    pub max_trackers: usize,
+    pub prefixes: Vec<PrefixPolicy>,
+    pub allow_sources: Vec<Prefix>,
+    pub allow_destinations: Vec<Prefix>,
+    /// Key for the keyed hashes; random per process when `None`.
+    pub hash_seed: Option<u64>,
+}
+
+impl Default for DetectionSettings {
+    fn default() -> Self {
+        DetectionSettings {
+            window_ticks: 10,
+            quiet_ticks: 50,
+            update_ticks: 100,
+            thresholds: [DEFAULT_THRESHOLD_PPS; AttackKind::ALL.len()],
+            baseline_factor: 4.0,
+            baseline_tau_s: 600.0,
+            syn_unanswered_ratio: 0.5,
+            amplification_share: 0.5,
+            synack_unsolicited_ratio: 0.5,
+            top_sources: 100,
+            tracked_sources: 4096,
+            min_offender_packets: 2,
+            spoofed_min_sources: 1000,
+            spoofed_max_packets_per_source: 3.0,
+            max_victims: 16_384,
+            max_trackers: 256,
+            prefixes: Vec::new(),
+            allow_sources: Vec::new(),
+            allow_destinations: Vec::new(),
+            hash_seed: None,
+        }
+    }
+}
+
+impl DetectionSettings {
+    pub fn window_secs(&self) -> f64 {
+        self.window_ticks as f64 / 10.0
+    }
+
+    /// Reads and validates a TOML config file on top of the defaults.
+    pub fn from_file(path: &Path) -> Result<DetectionSettings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { path: path.display().to_string(), message: e.to_string() })?;
+        Self::from_toml(&text).map_err(|message| ConfigError { path: path.display().to_string(), message })
+    }
+
+    /// Parses TOML text on top of the defaults; the error names the key (and line, for
+    /// syntax and type errors).
+    pub fn from_toml(text: &str) -> Result<DetectionSettings, String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let mut s = DetectionSettings::default();
+        if let Some(d) = file.detection {
+            if let Some(w) = d.window {
+                s.window_ticks = window_ticks(&w).map_err(|e| format!("detection.window: {e}"))?;
+            }
+            if let Some(q) = d.quiet_s {
+                s.quiet_ticks = secs_to_ticks("detection.quiet_s", q, 0.1, 3600.0)?;
+            }
+            if let Some(u) = d.update_interval_s {
+                s.update_ticks = secs_to_ticks("detection.update_interval_s", u, 0.1, 86_400.0)?;
+            }
+            set_in_range(&mut s.baseline_factor, d.baseline_factor, "detection.baseline_factor", 1.0, 1000.0)?;
+            set_in_range(&mut s.baseline_tau_s, d.baseline_tau_s, "detection.baseline_tau_s", 1.0, 1.0e7)?;
+            set_in_range(
+                &mut s.syn_unanswered_ratio,
+                d.syn_unanswered_ratio,
+                "detection.syn_unanswered_ratio",
+                0.0,
+                1.0,
+            )?;
+            set_in_range(&mut s.amplification_share, d.amplification_share, "detection.amplification_share", 0.0, 1.0)?;
+            set_in_range(
+                &mut s.synack_unsolicited_ratio,
+                d.synack_unsolicited_ratio,
+                "detection.synack_unsolicited_ratio",
+                0.0,
+                1.0,
+            )?;
+            if let Some(n) = d.top_sources {
+                s.top_sources = n;
+            }
+            if let Some(n) = d.min_offender_packets {
+                s.min_offender_packets = n.max(1);
+            }
+            if let Some(n) = d.spoofed_min_sources {
+                s.spoofed_min_sources = n;
+            }
+            if let Some(x) = d.spoofed_max_packets_per_source {
+                if x.is_nan() || x <= 0.0 {
+                    return Err("detection.spoofed_max_packets_per_source must be > 0".into());
+                }
+                s.spoofed_max_packets_per_source = x;
+            }
+        }
+        if let Some(l) = file.limits {
+            if let Some(n) = l.max_victims {
+                s.max_victims = in_range_usize("limits.max_victims", n, 64, 16 << 20)?;
+            }
+            if let Some(n) = l.max_trackers {
+                s.max_trackers = in_range_usize("limits.max_trackers", n, 1, 65_000)?;
+            }
+            if let Some(n) = l.tracked_sources {
+                s.tracked_sources = in_range_usize("limits.tracked_sources", n, 16, 1 << 20)?;
+            }
+        }
+        if let Some(t) = file.thresholds {
+            t.apply("thresholds", &mut s.thresholds)?;
+        }
+        for (i, p) in file.prefix.into_iter().enumerate() {
+            let prefix = Prefix::parse(&p.prefix).map_err(|e| format!("prefix[{i}].prefix: {e}"))?;
+            let mut thresholds = s.thresholds;
+            p.thresholds.apply(&format!("prefix[{i}]"), &mut thresholds)?;
+            s.prefixes.push(PrefixPolicy { prefix, thresholds });
+        }
+        if let Some(a) = file.allowlist {
+            s.allow_sources = parse_prefixes("allowlist.sources", &a.sources)?;
+            s.allow_destinations = parse_prefixes("allowlist.destinations", &a.destinations)?;
+        }
+        Ok(s)
+    }
+
+    /// The thresholds for a destination: the longest matching prefix's, else the global ones.
+    pub fn thresholds_for(&self, dst: IpKey) -> &KindThresholds {
+        self.prefixes
+            .iter()
+            .filter(|p| p.prefix.contains(dst))
+            .max_by_key(|p| p.prefix.bits())
+            .map(|p| &p.thresholds)
+            .unwrap_or(&self.thresholds)
+    }
+}
+
+/// A window length such as `1s`, `500ms` or `2.5s` (a bare number is seconds), in 100 ms
+/// ticks: a multiple of 100 ms between 100 ms and 10 s (each victim keeps one counter set
+/// per tick of the window, so the window bounds memory).
+pub fn window_ticks(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (t, 1000.0)
+    };
+    let ms = number
+        .trim()
+        .parse::<f64>()
+        .map(|n| n * scale)
+        .map_err(|_| format!("`{text}` is not a duration like 1s or 500ms"))?;
+    let ticks = (ms / 100.0).round();
+    if !(1.0..=100.0).contains(&ticks) || (ticks * 100.0 - ms).abs() > 1e-6 {
+        return Err(format!("`{text}`: must be a multiple of 100ms between 100ms and 10s"));
+    }
+    Ok(ticks as u32)
+}
+
+fn secs_to_ticks(key: &str, secs: f64, min: f64, max: f64) -> Result<u32, String> {
+    if !(min..=max).contains(&secs) {
+        return Err(format!("{key} = {secs}: must be between {min} and {max} seconds"));
+    }
+    Ok((secs * 10.0).round() as u32)
+}
+
+fn set_in_range(target: &mut f32, value: Option<f64>, key: &str, min: f64, max: f64) -> Result<(), String> {
+    if let Some(v) = value {
+        if !(min..=max).contains(&v) {
+            return Err(format!("{key} = {v}: must be between {min} and {max}"));
+        }
+        *target = v as f32;
+    }
+    Ok(())
+}
+
+fn in_range_usize(key: &str, n: usize, min: usize, max: usize) -> Result<usize, String> {
+    if !(min..=max).contains(&n) {
+        return Err(format!("{key} = {n}: must be between {min} and {max}"));
+    }
+    Ok(n)
+}
+
+fn parse_prefixes(key: &str, texts: &[String]) -> Result<Vec<Prefix>, String> {
+    texts.iter().enumerate().map(|(i, t)| Prefix::parse(t).map_err(|e| format!("{key}[{i}]: {e}"))).collect()
+}
+
+/// A config file that could not be used.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config {}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    detection: Option<DetectionSection>,
+    limits: Option<LimitsSection>,
+    thresholds: Option<ThresholdSection>,
+    #[serde(default)]
+    prefix: Vec<PrefixSection>,
+    allowlist: Option<AllowlistSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectionSection {
+    window: Option<String>,
+    quiet_s: Option<f64>,
+    update_interval_s: Option<f64>,
+    baseline_factor: Option<f64>,
+    baseline_tau_s: Option<f64>,
+    syn_unanswered_ratio: Option<f64>,
+    amplification_share: Option<f64>,
+    synack_unsolicited_ratio: Option<f64>,
+    top_sources: Option<usize>,
+    min_offender_packets: Option<u64>,
+    spoofed_min_sources: Option<u64>,
+    spoofed_max_packets_per_source: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_victims: Option<usize>,
+    max_trackers: Option<usize>,
+    tracked_sources: Option<usize>,
+}
+
+/// Packets/s per kind; `all` sets every kind first.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ThresholdSection {
+    all: Option<u32>,
+    syn_flood: Option<u32>,
+    synack_flood: Option<u32>,
+    udp_flood: Option<u32>,
+    amplification: Option<u32>,
+    icmp_flood: Option<u32>,
+    fragment_flood: Option<u32>,
+}
+
+impl ThresholdSection {
+    fn apply(&self, key: &str, t: &mut KindThresholds) -> Result<(), String> {
+        if let Some(v) = self.all {
+            *t = [v; AttackKind::ALL.len()];
+        }
+        for (kind, value) in [
+            (AttackKind::SynFlood, self.syn_flood),
+            (AttackKind::SynAckFlood, self.synack_flood),
+            (AttackKind::UdpFlood, self.udp_flood),
+            (AttackKind::Amplification, self.amplification),
+            (AttackKind::IcmpFlood, self.icmp_flood),
+            (AttackKind::FragmentFlood, self.fragment_flood),
+        ] {
+            if let Some(v) = value {
+                t[kind as usize] = v;
+            }
+        }
+        if let Some(k) = AttackKind::ALL.iter().find(|k| t[**k as usize] == 0) {
+            return Err(format!("{key}.{}: a threshold must be at least 1 packet/s", k.name()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrefixSection {
+    prefix: String,
+    #[serde(flatten)]
+    thresholds: ThresholdSection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowlistSection {
+    #[serde(default)]
+    sources: Vec<String>,
+    #[serde(default)]
+    destinations: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_defaults() {
+        assert_eq!(DetectionSettings::from_toml("").unwrap(), DetectionSettings::default());
+    }
+
+    #[test]
+    fn per_kind_and_prefix_thresholds() {
+        let s = DetectionSettings::from_toml(
+            r#"
+            [thresholds]
+            syn_flood = 5000
+            [[prefix]]
+            prefix = "198.51.100.0/24"
+            udp_flood = 90000
+            [allowlist]
+            sources = ["192.0.2.1", "2001:db8::/32"]
+            "#,
+        )
+        .unwrap();
+        let inside = IpKey::from_v4([198, 51, 100, 7]);
+        let outside = IpKey::from_v4([198, 51, 101, 7]);
+        assert_eq!(s.thresholds_for(inside)[AttackKind::UdpFlood as usize], 90000);
+        assert_eq!(s.thresholds_for(inside)[AttackKind::SynFlood as usize], 5000);
+        assert_eq!(s.thresholds_for(outside)[AttackKind::UdpFlood as usize], 1000);
+        assert!(s.allow_sources[1].contains(IpKey::from_ip("2001:db8::99".parse().unwrap())));
+        assert!(!s.allow_sources[0].contains(IpKey::from_v4([192, 0, 2, 2])));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = DetectionSettings::from_toml("[detection]\nwindow = \"150ms\"\n").unwrap_err();
+        assert!(e.contains("detection.window"), "{e}");
+        assert_eq!(DetectionSettings::from_toml("[detection]\nwindow = \"2.5s\"\n").unwrap().window_ticks, 25);
+        let e = DetectionSettings::from_toml("[detection]\nwindow_ms = 1\n").unwrap_err();
+        assert!(e.contains("window") && e.contains("line 2"), "{e}");
+        let e = DetectionSettings::from_toml("[allowlist]\nsources = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(e.contains("allowlist.sources[0]"), "{e}");
+    }
+}
