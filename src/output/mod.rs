@@ -1,0 +1,6 @@
+//! Where decisions go: alert streams, the replay summary, capture files.
+
+pub mod alert;
+pub mod pcap_writer;
+pub mod summary;
+pub mod time;

@@ -1,0 +1,169 @@
+//! The human summary a replay prints on stderr, and the progress bar for long files.
+
+use crate::analyze::{fmt_int, AnalyzerStats, AttackEvent, EventKind};
+use crate::decode::DecodeIssue;
+use std::fmt::{self, Write as _};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Packet and byte counts of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficStats {
+    pub frames: u64,
+    /// Bytes on the wire (original lengths).
+    pub wire_bytes: u64,
+    pub ip_packets: u64,
+    pub non_ip: u64,
+    /// Decode issues, indexed like [`DecodeIssue::ALL`].
+    pub issues: [u64; DecodeIssue::ALL.len()],
+}
+
+/// One finished attack, as the summary lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttackLine {
+    pub kind: &'static str,
+    pub victim: String,
+    pub service: Option<&'static str>,
+    pub peak_pps: u64,
+    pub duration_s: f64,
+    pub distinct_sources: u64,
+    pub spoofed: bool,
+}
+
+impl AttackLine {
+    /// The line for an `attack_end` event, `None` for other events.
+    pub fn from_end(e: &AttackEvent) -> Option<AttackLine> {
+        let end = e.end.as_ref().filter(|_| e.event == EventKind::End)?;
+        Some(AttackLine {
+            kind: e.kind.name(),
+            victim: e.victim.to_string(),
+            service: e.service,
+            peak_pps: e.peak_pps,
+            duration_s: (end.ended_at_ns.saturating_sub(e.started_at_ns)).max(0) as f64 / 1e9,
+            distinct_sources: e.sources.distinct_estimate,
+            spoofed: e.sources.spoofed_likely,
+        })
+    }
+}
+
+pub struct Summary<'a> {
+    pub files: usize,
+    pub traffic: &'a TrafficStats,
+    pub attacks: &'a [AttackLine],
+    pub analyzer: &'a AnalyzerStats,
+    pub errors: &'a [String],
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.traffic;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "floodwatch: {} file{}, {} packets, {} bytes on the wire, in {:.3} s ({:.2} Mpps)",
+            self.files,
+            if self.files == 1 { "" } else { "s" },
+            fmt_int(t.frames as f64),
+            fmt_int(t.wire_bytes as f64),
+            secs,
+            t.frames as f64 / secs / 1e6
+        )?;
+        let mut issues = String::new();
+        for (issue, n) in DecodeIssue::ALL.iter().zip(t.issues) {
+            if n > 0 {
+                let _ = write!(issues, ", {} {}", issue.name(), fmt_int(n as f64));
+            }
+        }
+        writeln!(
+            f,
+            "  decoded: {} IP, {} non-IP; decode issues: {}",
+            fmt_int(t.ip_packets as f64),
+            fmt_int(t.non_ip as f64),
+            if issues.is_empty() { "none".to_string() } else { issues[2..].to_string() }
+        )?;
+        let a = self.analyzer;
+        let mut limits = String::new();
+        for (n, what) in [
+            (a.allowlisted_packets, "allowlisted packets"),
+            (a.timeline_restarts, "restarts after time stepped back > 2 s"),
+            (a.victim_table_full, "packets with no room in the victim table"),
+            (a.watch_pool_exhausted, "watches refused (pool full)"),
+            (a.tracker_pool_exhausted, "attacks without source tracking (pool full)"),
+        ] {
+            if n > 0 {
+                let _ = write!(limits, ", {} {what}", fmt_int(n as f64));
+            }
+        }
+        if !limits.is_empty() {
+            writeln!(f, "  analyzer: {}", &limits[2..])?;
+        }
+        writeln!(f, "  attacks: {}", self.attacks.len())?;
+        for a in self.attacks {
+            let service = a.service.map(|s| format!(" ({s})")).unwrap_or_default();
+            writeln!(
+                f,
+                "    {:<20} {:<39} peak {:>10} pps  {:>7.1} s  {} sources{}",
+                format!("{}{}", a.kind, service),
+                a.victim,
+                fmt_int(a.peak_pps as f64),
+                a.duration_s,
+                fmt_int(a.distinct_sources as f64),
+                if a.spoofed { ", spoofed" } else { "" }
+            )?;
+        }
+        for e in self.errors {
+            writeln!(f, "  input error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A one-line progress bar on stderr, redrawn at most five times a second.
+pub struct Progress {
+    started: Instant,
+    last_draw: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let now = Instant::now();
+        Progress { started: now, last_draw: now, drawn: false }
+    }
+
+    /// Redraws if due; `done`/`total` are file bytes.
+    pub fn update(&mut self, name: &str, done: u64, total: Option<u64>, frames: u64) {
+        let now = Instant::now();
+        if now.duration_since(self.last_draw) < Duration::from_millis(200) {
+            return;
+        }
+        self.last_draw = now;
+        self.drawn = true;
+        let rate = frames as f64 / now.duration_since(self.started).as_secs_f64().max(1e-9) / 1e6;
+        let bar = match total.filter(|t| *t > 0) {
+            Some(t) => {
+                let share = (done as f64 / t as f64).min(1.0);
+                let filled = (share * 30.0) as usize;
+                format!("[{}{}] {:>3.0}%", "#".repeat(filled), ".".repeat(30 - filled), share * 100.0)
+            }
+            None => format!("{} MB", done / 1_000_000),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{bar} {} packets, {rate:.1} Mpps  {name}\x1b[K", fmt_int(frames as f64));
+        let _ = err.flush();
+    }
+
+    /// Clears the bar before the summary is printed.
+    pub fn clear(&mut self) {
+        if self.drawn {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
