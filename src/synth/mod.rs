@@ -1,0 +1,28 @@
+//! `capgen`'s deterministic traffic generator: frame builders, traffic sources, the scenarios
+//! and the capture files with their ground truth.
+//!
+//! Everything derives from [`SEED`] through per-scenario streams, and only integer arithmetic
+//! is used, so the same build writes byte-identical files every time.
+
+pub mod benign;
+pub mod exchanges;
+pub mod files;
+pub mod floods;
+pub mod frames;
+pub mod hosts;
+pub mod payloads;
+pub mod pcapng;
+pub mod rng;
+pub mod scenarios;
+pub mod sessions;
+pub mod traffic;
+pub mod truth;
+
+pub use files::{write_all, write_scenario};
+pub use scenarios::{find, Scenario, SCENARIOS};
+
+/// The seed of every generated capture.
+pub const SEED: u64 = 7;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,252 @@
+//! The scenarios `capgen` writes: what traffic each capture holds and what its ground truth
+//! says about it.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::benign::BenignMix;
+use super::floods::{
+    BotSynFlood, DnsAmplification, FloodConfig, IcmpFlood, SpoofedSynConfig, SpoofedSynFlood, UdpFlood,
+};
+use super::hosts::{distinct_hosts, Host, BENCHMARK_V4, SHARED_V4};
+use super::rng::Rng;
+use super::sessions::{Arrivals, SessionsConfig, TcpSessions};
+use super::traffic::{at_ms, TrafficSource, Window};
+use super::truth::{AttackKind, AttackPlan, Container, Protocol};
+use super::SEED;
+
+/// One capture file and how to generate it.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// File stem and scenario name.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub container: Container,
+    /// Every frame gets 802.1Q (some QinQ) tags on its way to the file.
+    pub vlan_tagged: bool,
+    /// Builds the traffic.
+    pub build: fn() -> Traffic,
+}
+
+/// The traffic of a scenario: its sources, and the plans of the attacks they contain (indexed
+/// by `Role::Attack`).
+pub struct Traffic {
+    pub sources: Vec<Box<dyn TrafficSource>>,
+    pub attacks: Vec<AttackPlan>,
+}
+
+/// Every scenario, in the order `capgen all` writes them.
+pub const SCENARIOS: [Scenario; 8] = [
+    Scenario {
+        name: "syn_flood_real_sources",
+        description: "SYN flood against 198.51.100.10 tcp/443 at 5,000 SYN/s for 2 s from 300 real (non-spoofed) \
+                      bots, each with its own TTL; the victim answers every SYN with a SYN-ACK (SYN cookies) and no \
+                      handshake completes. Light benign background for 3 s before and after.",
+        container: Container::Pcap,
+        vlan_tagged: false,
+        build: syn_flood_real_sources,
+    },
+    Scenario {
+        name: "syn_flood_spoofed",
+        description: "SYN flood against 203.0.113.5 tcp/80: 120,000 SYNs at 60,000/s from uniformly random spoofed \
+                      IPv4 sources, each used once, from one tool (window 0, two TTL values, fixed source port and \
+                      sequence number). One-way; light benign background before and after.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: syn_flood_spoofed,
+    },
+    Scenario {
+        name: "udp_flood",
+        description: "UDP flood against 198.51.100.20 from 40 bots at 4,000 packets/s for 2 s: random destination \
+                      ports, random source ports outside the reflector table, 0-64 bytes of payload. Light benign \
+                      background before and after.",
+        container: Container::Pcap,
+        vlan_tagged: false,
+        build: udp_flood,
+    },
+    Scenario {
+        name: "dns_amplification",
+        description: "DNS amplification against 192.0.2.50: 200 open resolvers send ANY responses from udp/53 to \
+                      random high ports at 2,500 datagrams/s for 2 s; a third are ~3,000 bytes and arrive as three \
+                      IPv4 fragments (packets counts every fragment; the nominal rate is 2,500 x 5/3). Light benign \
+                      background before and after.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: dns_amplification,
+    },
+    Scenario {
+        name: "icmp_flood",
+        description: "ICMP echo-request flood against 192.0.2.77 from 20 bots at 3,000 packets/s for 2 s (replies \
+                      not captured), over benign IPv4 and IPv6 background traffic.",
+        container: Container::Pcap,
+        vlan_tagged: false,
+        build: icmp_flood,
+    },
+    Scenario {
+        name: "flash_crowd",
+        description: "Benign hard negative: 5,000 new HTTPS connections/s for 1.5 s to 198.51.100.80 tcp/443 from \
+                      thousands of clients; every handshake completes, then one request, one response and a FIN or \
+                      RST close. Both directions captured.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: flash_crowd,
+    },
+    Scenario {
+        name: "benign_mix",
+        description: "Benign: 6 s of web browsing over IPv4 and IPv6, a DNS resolver answering ~300 queries/s from \
+                      thousands of clients (some large answers fragmented), NTP, pings, ARP, and a 3 s bulk download \
+                      at 8,000 packets/s.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: benign_mix,
+    },
+    Scenario {
+        name: "benign_mix_vlan",
+        description: "Benign: the traffic of benign_mix with every frame 802.1Q-tagged (some QinQ 0x88a8 + \
+                      0x8100), as pcapng with two Ethernet interfaces (nanosecond and microsecond timestamps) that \
+                      the frames alternate between.",
+        container: Container::PcapngGz,
+        vlan_tagged: true,
+        build: benign_mix,
+    },
+];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|scenario| scenario.name == name)
+}
+
+/// The random stream of a scenario (independent of which other scenarios are generated).
+fn stream(name: &str) -> Rng {
+    Rng::for_stream(SEED, name)
+}
+
+/// A light benign background over `window`, then the attack sources.
+fn with_background(
+    rng: &mut Rng,
+    mix: BenignMix,
+    window: Window,
+    attack: Vec<Box<dyn TrafficSource>>,
+) -> Vec<Box<dyn TrafficSource>> {
+    let mut sources = mix.sources(rng, window);
+    sources.extend(attack);
+    sources
+}
+
+fn syn_flood_real_sources() -> Traffic {
+    let mut rng = stream("syn_flood_real_sources");
+    let victim = Host::local(Ipv4Addr::new(198, 51, 100, 10));
+    let bots = distinct_hosts(&mut rng, BENCHMARK_V4, 300);
+    let config = FloodConfig { attack: 0, victim, sources: bots, rate: 5_000, window: Window::ms(3_000, 5_000) };
+    let flood = BotSynFlood::new(config, 443, rng.fork());
+    Traffic {
+        sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 8_000), vec![Box::new(flood)]),
+        attacks: vec![plan(AttackKind::SynFlood, victim, Protocol::Tcp, vec![443], 5_000, false)],
+    }
+}
+
+fn syn_flood_spoofed() -> Traffic {
+    let mut rng = stream("syn_flood_spoofed");
+    let victim = Host::local(Ipv4Addr::new(203, 0, 113, 5));
+    let config = SpoofedSynConfig {
+        attack: 0,
+        victim,
+        port: 80,
+        count: 120_000,
+        rate: 60_000,
+        start: at_ms(1_000),
+        ttls: [54, 118],
+    };
+    let flood = SpoofedSynFlood::new(config, rng.fork());
+    Traffic {
+        sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 4_000), vec![Box::new(flood)]),
+        attacks: vec![plan(AttackKind::SynFlood, victim, Protocol::Tcp, vec![80], 60_000, true)],
+    }
+}
+
+fn udp_flood() -> Traffic {
+    let mut rng = stream("udp_flood");
+    let victim = Host::local(Ipv4Addr::new(198, 51, 100, 20));
+    let bots = distinct_hosts(&mut rng, BENCHMARK_V4, 40);
+    let config = FloodConfig { attack: 0, victim, sources: bots, rate: 4_000, window: Window::ms(3_000, 5_000) };
+    let flood = UdpFlood::new(config, rng.fork());
+    Traffic {
+        sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 8_000), vec![Box::new(flood)]),
+        attacks: vec![plan(AttackKind::UdpFlood, victim, Protocol::Udp, vec![], 4_000, false)],
+    }
+}
+
+/// Datagrams per second of the amplification, and the share (per mille) that is fragmented.
+const AMPLIFICATION_RATE: u32 = 2_500;
+const AMPLIFICATION_LARGE_PER_MILLE: u32 = 333;
+
+fn dns_amplification() -> Traffic {
+    let mut rng = stream("dns_amplification");
+    let victim = Host::local(Ipv4Addr::new(192, 0, 2, 50));
+    let resolvers = distinct_hosts(&mut rng, SHARED_V4, 200);
+    let window = Window::ms(3_000, 5_000);
+    let config = FloodConfig { attack: 0, victim, sources: resolvers, rate: AMPLIFICATION_RATE, window };
+    let flood = DnsAmplification::new(config, AMPLIFICATION_LARGE_PER_MILLE, rng.fork());
+    // A fragmented response is three packets: the nominal packet rate is rate × (1 + 2 × share).
+    let rate_pps = u64::from(AMPLIFICATION_RATE) * (1000 + 2 * u64::from(AMPLIFICATION_LARGE_PER_MILLE)) / 1000;
+    let mut amplification = plan(AttackKind::Amplification, victim, Protocol::Udp, vec![], rate_pps, false);
+    amplification.service = Some("dns");
+    Traffic {
+        sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 8_000), vec![Box::new(flood)]),
+        attacks: vec![amplification],
+    }
+}
+
+fn icmp_flood() -> Traffic {
+    let mut rng = stream("icmp_flood");
+    let victim = Host::local(Ipv4Addr::new(192, 0, 2, 77));
+    let bots = distinct_hosts(&mut rng, BENCHMARK_V4, 20);
+    let config = FloodConfig { attack: 0, victim, sources: bots, rate: 3_000, window: Window::ms(3_000, 5_000) };
+    let flood = IcmpFlood::new(config, rng.fork());
+    let background = BenignMix { web6_per_second: 6, dns6_per_second: 40, pings6_per_second: 5, ..BenignMix::light() };
+    Traffic {
+        sources: with_background(&mut rng, background, Window::ms(0, 8_000), vec![Box::new(flood)]),
+        attacks: vec![plan(AttackKind::IcmpFlood, victim, Protocol::Icmp, vec![], 3_000, false)],
+    }
+}
+
+fn flash_crowd() -> Traffic {
+    let mut rng = stream("flash_crowd");
+    let server = Host::local(Ipv4Addr::new(198, 51, 100, 80));
+    let config = SessionsConfig {
+        clients: distinct_hosts(&mut rng, SHARED_V4, 5_000),
+        servers: vec![server],
+        server_port: 443,
+        arrivals: Arrivals::PerSecond { rate: 5_000, window: Window::ms(1_000, 2_500) },
+        request_bytes: (517, 517),
+        // One segment: the response is a single packet.
+        response_bytes: (300, 1_400),
+        segment_gap_ns: 0,
+        rtt_ns: (5_000_000, 60_000_000),
+        rst_per_mille: 300,
+    };
+    let crowd = TcpSessions::new(config, rng.fork());
+    Traffic {
+        sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 3_500), vec![Box::new(crowd)]),
+        attacks: Vec::new(),
+    }
+}
+
+/// Used by both benign_mix and benign_mix_vlan: same stream, same traffic.
+fn benign_mix() -> Traffic {
+    let mut rng = stream("benign_mix");
+    let mix = BenignMix::full(Window::ms(1_500, 4_500));
+    Traffic { sources: mix.sources(&mut rng, Window::ms(0, 6_000)), attacks: Vec::new() }
+}
+
+/// An attack plan against `victim` with no service.
+fn plan(
+    kind: AttackKind,
+    victim: Host,
+    protocol: Protocol,
+    victim_ports: Vec<u16>,
+    rate_pps: u64,
+    spoofed: bool,
+) -> AttackPlan {
+    let victim: IpAddr = victim.addr;
+    AttackPlan { kind, victim, protocol, service: None, victim_ports, rate_pps, spoofed }
+}
