@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use floodwatch::analyze::{Analyzer, AttackEvent, AttackKind, EventKind};
+use floodwatch::config::DetectionSettings;
+use floodwatch::replay::{replay, ReplayOutcome};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Set by `.ci/run`: a test that would skip for want of a tool, privilege or data fails instead.
+pub const REQUIRE_ALL: &str = "FLOODWATCH_REQUIRE_ALL";
+
+/// Call when a prerequisite is missing: prints why and returns (skip), or panics under CI.
+pub fn skip(reason: &str) {
+    if std::env::var_os(REQUIRE_ALL).is_some() {
+        panic!("{REQUIRE_ALL} is set but this test cannot run: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `../shared/captures`, the third-party captures beside the repository, if present.
+pub fn shared_captures() -> Option<PathBuf> {
+    let dir = repo_path("../shared/captures");
+    dir.join("manifest.json").is_file().then_some(dir)
+}
+
+/// Default settings with a fixed hash key, so estimates are reproducible run to run.
+pub fn settings() -> DetectionSettings {
+    DetectionSettings { hash_seed: Some(0x5eed), ..DetectionSettings::default() }
+}
+
+/// Replays files through the library pipeline and returns every event.
+pub fn replay_files(files: &[PathBuf], settings: DetectionSettings) -> (Vec<AttackEvent>, ReplayOutcome) {
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let mut analyzer = Analyzer::new(settings);
+    let mut events = Vec::new();
+    let outcome = replay(
+        &names,
+        &mut analyzer,
+        &mut |e| {
+            events.push(e.clone());
+            Ok(())
+        },
+        None,
+    )
+    .expect("collecting events in memory cannot fail");
+    (events, outcome)
+}
+
+pub fn starts(events: &[AttackEvent]) -> Vec<&AttackEvent> {
+    events.iter().filter(|e| e.event == EventKind::Start).collect()
+}
+
+pub fn ends(events: &[AttackEvent]) -> Vec<&AttackEvent> {
+    events.iter().filter(|e| e.event == EventKind::End).collect()
+}
+
+/// (victim, kind) pairs that started, deduplicated and sorted.
+pub fn attacked(events: &[AttackEvent]) -> BTreeSet<(IpAddr, AttackKind)> {
+    starts(events).into_iter().map(|e| (e.victim, e.kind)).collect()
+}
+
+/// Precision and recall of `found` against `truth`.
+pub fn precision_recall(found: &[IpAddr], truth: &[IpAddr]) -> (f64, f64) {
+    let found: BTreeSet<_> = found.iter().collect();
+    let truth: BTreeSet<_> = truth.iter().collect();
+    let hits = found.intersection(&truth).count() as f64;
+    let precision = if found.is_empty() { 1.0 } else { hits / found.len() as f64 };
+    let recall = if truth.is_empty() { 1.0 } else { hits / truth.len() as f64 };
+    (precision, recall)
+}
+
+pub fn kind_named(name: &str) -> AttackKind {
+    *AttackKind::ALL.iter().find(|k| k.name() == name).unwrap_or_else(|| panic!("unknown kind {name}"))
+}
