@@ -219,3 +219,120 @@ fn a_second_capture_overlapping_in_time_starts_a_new_timeline() {
     // Each attack is measured on its own timeline, not piled into one tick.
     assert!(events.iter().all(|e| e.peak_pps <= 10_100), "{events:#?}");
 }
+
+fn udp(ts: i64, (src, sport): (IpKey, u16), (dst, dport): (IpKey, u16), fragment: Fragment) -> PacketRecord {
+    PacketRecord {
+        ts_ns: ts,
+        wire_len: 1200,
+        src,
+        dst,
+        ip_version: if dst.is_v4() { 4 } else { 6 },
+        protocol: PacketRecord::PROTO_UDP,
+        ttl: 50,
+        fragment,
+        l4: if fragment == Fragment::Later { L4State::Absent } else { L4State::Present },
+        src_port: if fragment == Fragment::Later { 0 } else { sport },
+        dst_port: if fragment == Fragment::Later { 0 } else { dport },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn syn_acks_nobody_asked_for_are_a_synack_flood() {
+    let victim = v4(192, 0, 2, 33);
+    let packets = (0..6_000u32).map(|i| {
+        let reflector = v4(198, 18, 3, (i % 90) as u8);
+        let flags = PacketRecord::TCP_SYN | PacketRecord::TCP_ACK;
+        tcp(T0 + i as i64 * 250_000, (reflector, 443), (victim, 1024 + (i % 5000) as u16), flags, (i, 77))
+    });
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    assert_eq!(events[0].kind, AttackKind::SynAckFlood);
+    let end = events.last().unwrap().end.as_ref().unwrap();
+    // Reflectors are real hosts: every one is listed, even with few packets each.
+    assert_eq!(end.offending_ips.len(), 90);
+}
+
+#[test]
+fn syn_acks_answering_the_victims_own_syns_are_not_a_flood() {
+    let client = v4(192, 0, 2, 34);
+    let mut packets = Vec::new();
+    for i in 0..6_000u32 {
+        let server = v4(198, 18, 4, (i % 90) as u8);
+        let port = 1024 + (i % 5000) as u16;
+        let ts = T0 + i as i64 * 250_000;
+        packets.push(tcp(ts, (client, port), (server, 443), PacketRecord::TCP_SYN, (i, 0)));
+        let flags = PacketRecord::TCP_SYN | PacketRecord::TCP_ACK;
+        packets.push(tcp(ts + 1000, (server, 443), (client, port), flags, (9, i + 1)));
+    }
+    let mut a = Analyzer::new(settings());
+    assert!(run(&mut a, packets).is_empty());
+}
+
+#[test]
+fn reflected_dns_with_fragments_is_amplification_and_fragments_do_not_alert_twice() {
+    let victim = IpKey::from_ip("2001:db8::50".parse().unwrap());
+    let mut packets = Vec::new();
+    for i in 0..3_000u32 {
+        let resolver = IpKey::from_ip(format!("2001:db8:ffff::{:x}", i % 200 + 1).parse().unwrap());
+        let ts = T0 + i as i64 * 500_000; // 2,000 responses/s, each in two fragments
+        packets.push(udp(ts, (resolver, 53), (victim, 40_000 + (i % 999) as u16), Fragment::First));
+        packets.push(udp(ts + 1000, (resolver, 0), (victim, 0), Fragment::Later));
+    }
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let kinds: Vec<_> = events.iter().map(|e| (e.event, e.kind)).collect();
+    assert_eq!(kinds, vec![(EventKind::Start, AttackKind::Amplification), (EventKind::End, AttackKind::Amplification)]);
+    assert_eq!(events[0].service, Some("dns"));
+    assert_eq!(events[0].protocol, "udp");
+    assert_eq!(events[1].packets, 6_000, "non-first fragments count toward the volume");
+}
+
+#[test]
+fn fragments_alone_are_a_fragment_flood() {
+    let victim = v4(192, 0, 2, 60);
+    let packets = (0..4_000u32).map(|i| {
+        let mut p = udp(T0 + i as i64 * 250_000, (v4(198, 18, 5, (i % 9) as u8), 0), (victim, 0), Fragment::Later);
+        p.protocol = 47; // GRE fragments: no UDP flood to explain them
+        p
+    });
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    assert_eq!(events[0].kind, AttackKind::FragmentFlood);
+    assert_eq!(events[0].protocol, "ip");
+}
+
+#[test]
+fn long_attacks_send_an_update_every_ten_seconds() {
+    let victim = v4(192, 0, 2, 70);
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, syn_flood(T0, 2_000, 25, victim));
+    let updates: Vec<i64> = events
+        .iter()
+        .filter(|e| e.event == EventKind::Update)
+        .map(|e| e.timestamp_ns - events[0].timestamp_ns)
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    for (i, dt) in updates.iter().enumerate() {
+        let expected = (i as i64 + 1) * 10_000_000_000;
+        assert!((dt - expected).abs() <= TICK_NS, "update {i} after {dt} ns");
+    }
+    assert!(events.iter().all(|e| e.attack_id == events[0].attack_id));
+}
+
+#[test]
+fn a_learned_baseline_raises_the_bar_but_never_lowers_the_floor() {
+    let victim = v4(192, 0, 2, 80);
+    let mut s = settings();
+    s.baseline_tau_s = 1.0; // learn fast for the test
+    let mut a = Analyzer::new(s);
+    // 900 UDP pps for 10 s: below the floor, learned as normal ...
+    let normal =
+        (0..9_000u32).map(|i| udp(T0 + i as i64 * 1_111_111, (v4(198, 18, 6, 1), 5000), (victim, 7), Fragment::Whole));
+    // ... then 2,000 pps: above the floor, but not 4 x the baseline.
+    let busier = (0..4_000u32).map(|i| {
+        udp(T0 + 10_000_000_000 + i as i64 * 500_000, (v4(198, 18, 6, 1), 5000), (victim, 7), Fragment::Whole)
+    });
+    let events = run(&mut a, normal.chain(busier));
+    assert!(events.is_empty(), "{events:#?}");
+}
