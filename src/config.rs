@@ -146,21 +146,16 @@ impl DetectionSettings {
         self.window_ticks as f64 / 10.0
     }
 
-    /// Reads and validates a TOML config file on top of the defaults.
-    pub fn from_file(path: &Path) -> Result<DetectionSettings, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { path: path.display().to_string(), message: e.to_string() })?;
-        Self::from_toml(&text).map_err(|message| ConfigError { path: path.display().to_string(), message })
+    /// Parses TOML text on top of the defaults (detection settings only).
+    pub fn from_toml(text: &str) -> Result<DetectionSettings, String> {
+        Config::from_toml(text).map(|c| c.detection)
     }
 
-    /// Parses TOML text on top of the defaults; the error names the key (and line, for
-    /// syntax and type errors).
-    pub fn from_toml(text: &str) -> Result<DetectionSettings, String> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    fn from_sections(file: &ConfigFile) -> Result<DetectionSettings, String> {
         let mut s = DetectionSettings::default();
-        if let Some(d) = file.detection {
-            if let Some(w) = d.window {
-                s.window_ticks = window_ticks(&w).map_err(|e| format!("detection.window: {e}"))?;
+        if let Some(d) = &file.detection {
+            if let Some(w) = &d.window {
+                s.window_ticks = window_ticks(w).map_err(|e| format!("detection.window: {e}"))?;
             }
             if let Some(q) = d.quiet_s {
                 s.quiet_ticks = secs_to_ticks("detection.quiet_s", q, 0.1, 3600.0)?;
@@ -201,7 +196,7 @@ impl DetectionSettings {
                 s.spoofed_max_packets_per_source = x;
             }
         }
-        if let Some(l) = file.limits {
+        if let Some(l) = &file.limits {
             if let Some(n) = l.max_victims {
                 s.max_victims = in_range_usize("limits.max_victims", n, 64, 16 << 20)?;
             }
@@ -212,16 +207,16 @@ impl DetectionSettings {
                 s.tracked_sources = in_range_usize("limits.tracked_sources", n, 16, 1 << 20)?;
             }
         }
-        if let Some(t) = file.thresholds {
+        if let Some(t) = &file.thresholds {
             t.apply("thresholds", &mut s.thresholds)?;
         }
-        for (i, p) in file.prefix.into_iter().enumerate() {
+        for (i, p) in file.prefix.iter().enumerate() {
             let prefix = Prefix::parse(&p.prefix).map_err(|e| format!("prefix[{i}].prefix: {e}"))?;
             let mut thresholds = s.thresholds;
             p.thresholds.apply(&format!("prefix[{i}]"), &mut thresholds)?;
             s.prefixes.push(PrefixPolicy { prefix, thresholds });
         }
-        if let Some(a) = file.allowlist {
+        if let Some(a) = &file.allowlist {
             s.allow_sources = parse_prefixes("allowlist.sources", &a.sources)?;
             s.allow_destinations = parse_prefixes("allowlist.destinations", &a.destinations)?;
         }
@@ -291,6 +286,86 @@ fn parse_prefixes(key: &str, texts: &[String]) -> Result<Vec<Prefix>, String> {
     texts.iter().enumerate().map(|(i, t)| Prefix::parse(t).map_err(|e| format!("{key}[{i}]: {e}"))).collect()
 }
 
+/// Which live capture backend reads the interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureBackend {
+    /// AF_PACKET through `pnet`: no system library needed.
+    #[default]
+    AfPacket,
+    /// libpcap through the `pcap` crate (build with `--features libpcap`): BPF filters,
+    /// buffer size, kernel drop counters.
+    Libpcap,
+}
+
+/// The `[capture]` section: what the live daemon listens on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSettings {
+    pub interface: Option<String>,
+    #[serde(default)]
+    pub backend: CaptureBackend,
+    /// BPF filter expression (libpcap backend).
+    pub filter: Option<String>,
+    /// Kernel capture buffer in MiB (libpcap backend).
+    pub buffer_mb: Option<u32>,
+}
+
+/// Operational log format (the alert stream is separate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// The `[output]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSettings {
+    /// Alert destinations: a file path (appended to) or "-" for standard output.
+    #[serde(default)]
+    pub alerts: Vec<String>,
+}
+
+/// The `[log]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// A whole config file: detection settings plus what only the daemon uses.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    pub detection: DetectionSettings,
+    pub capture: CaptureSettings,
+    pub output: OutputSettings,
+    pub log: LogSettings,
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { path: path.display().to_string(), message: e.to_string() })?;
+        Self::from_toml(&text).map_err(|message| ConfigError { path: path.display().to_string(), message })
+    }
+
+    /// Parses TOML text on top of the defaults; errors name the key (and the line, for syntax
+    /// and type errors).
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        Ok(Config {
+            detection: DetectionSettings::from_sections(&file)?,
+            capture: file.capture.clone().unwrap_or_default(),
+            output: file.output.clone().unwrap_or_default(),
+            log: file.log.clone().unwrap_or_default(),
+        })
+    }
+}
+
 /// A config file that could not be used.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -309,6 +384,9 @@ impl std::error::Error for ConfigError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    capture: Option<CaptureSettings>,
+    output: Option<OutputSettings>,
+    log: Option<LogSettings>,
     detection: Option<DetectionSection>,
     limits: Option<LimitsSection>,
     thresholds: Option<ThresholdSection>,

@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod output;
 pub mod replay;

@@ -2,8 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use floodwatch::analyze::{Analyzer, AttackKind};
-use floodwatch::config::DetectionSettings;
-use floodwatch::output::alert::JsonLinesWriter;
+use floodwatch::config::{CaptureBackend, Config, LogFormat};
+use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::summary::{Progress, Summary};
 use floodwatch::replay::replay;
 use std::io::IsTerminal;
@@ -21,6 +21,9 @@ mod exit {
     /// An input ended inside a record; everything before it was analyzed.
     pub const TRUNCATED_INPUT: u8 = 4;
     pub const BAD_CONFIG: u8 = 5;
+    /// Live capture could not start or stopped: no such interface, no privilege, bad filter,
+    /// backend not built in.
+    pub const CAPTURE: u8 = 6;
 }
 
 #[derive(Parser)]
@@ -38,6 +41,8 @@ struct Cli {
 enum Command {
     /// Replay capture files (pcap, pcapng, optionally gzip-compressed; "-" for stdin) as one stream.
     Replay(ReplayArgs),
+    /// Capture live on an interface and report floods as they happen (the daemon).
+    Run(RunArgs),
     /// Validate a config file and print the effective settings' summary.
     CheckConfig {
         /// The TOML config file.
@@ -61,6 +66,25 @@ struct ReplayArgs {
     /// Do not print the summary on stderr.
     #[arg(long)]
     no_summary: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Interface to capture on (overrides the config's [capture] interface).
+    #[arg(long, short = 'i', value_name = "IFACE")]
+    interface: Option<String>,
+    #[command(flatten)]
+    detection: DetectionArgs,
+    /// Where alerts go as JSON lines, repeatable: a file (appended to, reopened on SIGHUP) or
+    /// "-" for standard output. Default: the config's [output] alerts, else standard output.
+    #[arg(long, value_name = "PATH")]
+    alerts: Vec<String>,
+    /// Capture backend: af_packet (default build) or libpcap (build with --features libpcap).
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// Operational log format on stderr: human or json (the alert stream is separate).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
 }
 
 /// Detection options shared by every command that analyzes traffic.
@@ -96,11 +120,13 @@ struct DetectionArgs {
 }
 
 impl DetectionArgs {
-    fn settings(&self) -> Result<DetectionSettings, String> {
-        let mut s = match &self.config {
-            Some(path) => DetectionSettings::from_file(path).map_err(|e| e.to_string())?,
-            None => DetectionSettings::default(),
+    /// The config file (or the defaults) with the flags applied on top.
+    fn config(&self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+            None => Config::default(),
         };
+        let s = &mut config.detection;
         for (kind, value) in [
             (AttackKind::SynFlood, self.syn_pps),
             (AttackKind::SynAckFlood, self.synack_pps),
@@ -122,20 +148,29 @@ impl DetectionArgs {
         if self.hash_seed.is_some() {
             s.hash_seed = self.hash_seed;
         }
-        Ok(s)
+        Ok(config)
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .init();
     ExitCode::from(match cli.command {
         Command::Replay(args) => run_replay(args),
-        Command::CheckConfig { file } => match DetectionSettings::from_file(&file) {
-            Ok(s) => {
+        Command::Run(args) => run_daemon(args),
+        Command::CheckConfig { file } => match Config::from_file(&file) {
+            Ok(Config { detection: s, .. }) => {
                 println!(
                     "{}: ok (window {} ms, {} prefix policies, {} allowlisted source prefixes, {} allowlisted destination prefixes)",
                     file.display(),
@@ -154,26 +189,69 @@ fn main() -> ExitCode {
     })
 }
 
-fn run_replay(args: ReplayArgs) -> u8 {
-    let settings = match args.detection.settings() {
-        Ok(s) => s,
+fn run_daemon(args: RunArgs) -> u8 {
+    let mut config = match args.detection.config() {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("floodwatch: {e}");
             return exit::BAD_CONFIG;
         }
     };
-    let out: Box<dyn std::io::Write + Send> = if args.alerts == "-" {
-        Box::new(std::io::stdout())
-    } else {
-        match std::fs::OpenOptions::new().create(true).append(true).open(&args.alerts) {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                eprintln!("floodwatch: cannot open alert file {}: {e}", args.alerts);
-                return exit::RUNTIME;
+    if let Some(b) = &args.backend {
+        config.capture.backend = match b.as_str() {
+            "af_packet" => CaptureBackend::AfPacket,
+            "libpcap" => CaptureBackend::Libpcap,
+            other => {
+                eprintln!("floodwatch: --backend {other}: expected af_packet or libpcap");
+                return exit::BAD_CONFIG;
             }
+        };
+    }
+    if let Some(f) = &args.log_format {
+        config.log.format = match f.as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                eprintln!("floodwatch: --log-format {other}: expected human or json");
+                return exit::BAD_CONFIG;
+            }
+        };
+    }
+    let Some(interface) = args.interface.clone().or_else(|| config.capture.interface.clone()) else {
+        eprintln!("floodwatch: no interface: give --interface IFACE or set [capture] interface in the config");
+        return exit::BAD_CONFIG;
+    };
+    init_logging(config.log.format);
+    let alerts = if args.alerts.is_empty() { config.output.alerts.clone() } else { args.alerts.clone() };
+    let options = DaemonOptions { interface, config_path: args.detection.config.clone(), config, alerts };
+    match daemon::run(options) {
+        Ok(()) => exit::OK,
+        Err(e @ DaemonError::Capture(_)) => {
+            eprintln!("floodwatch: {e}");
+            exit::CAPTURE
+        }
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            exit::RUNTIME
+        }
+    }
+}
+
+fn run_replay(args: ReplayArgs) -> u8 {
+    let settings = match args.detection.config() {
+        Ok(c) => c.detection,
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            return exit::BAD_CONFIG;
         }
     };
-    let mut writer = JsonLinesWriter::new(out);
+    let mut writer = match daemon::open_alert_target(&args.alerts) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            return exit::RUNTIME;
+        }
+    };
     let mut analyzer = Analyzer::new(settings);
     let mut progress = (!args.no_progress && std::io::stderr().is_terminal()).then(Progress::new);
     let outcome = match replay(&args.files, &mut analyzer, &mut |e| writer.write_event(e), progress.as_mut()) {

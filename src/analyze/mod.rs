@@ -317,6 +317,36 @@ impl Analyzer {
         &self.s
     }
 
+    /// Applies new settings without losing windows, baselines or attacks in progress.
+    /// Settings that size memory (window, limits) or key the hashes cannot change in place:
+    /// they keep their current values, and the returned notes say so.
+    pub fn reload(&mut self, mut settings: DetectionSettings) -> Vec<String> {
+        let mut kept = Vec::new();
+        let old = &self.s;
+        if settings.window_ticks != old.window_ticks {
+            kept.push(format!("detection.window stays {} ms until restart", old.window_ticks * 100));
+            settings.window_ticks = old.window_ticks;
+        }
+        if (settings.max_victims, settings.max_trackers, settings.tracked_sources)
+            != (old.max_victims, old.max_trackers, old.tracked_sources)
+        {
+            kept.push("[limits] stay as they were until restart".to_string());
+            (settings.max_victims, settings.max_trackers, settings.tracked_sources) =
+                (old.max_victims, old.max_trackers, old.tracked_sources);
+        }
+        settings.hash_seed = old.hash_seed;
+        self.policies =
+            std::iter::once(settings.thresholds).chain(settings.prefixes.iter().map(|p| p.thresholds)).collect();
+        self.alpha = (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32;
+        self.s = settings;
+        for slot in 0..self.victims.meta.len() {
+            if self.victims.meta[slot].occupied {
+                self.init_victim(slot);
+            }
+        }
+        kept
+    }
+
     /// Attacks in progress.
     pub fn active_attacks(&self) -> usize {
         self.live.iter().filter(|&&w| self.watch(w).attack.is_some()).count()

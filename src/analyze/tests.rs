@@ -336,3 +336,31 @@ fn a_learned_baseline_raises_the_bar_but_never_lowers_the_floor() {
     let events = run(&mut a, normal.chain(busier));
     assert!(events.is_empty(), "{events:#?}");
 }
+
+#[test]
+fn reload_changes_thresholds_and_keeps_the_attack_in_progress() {
+    let victim = v4(192, 0, 2, 90);
+    let mut a = Analyzer::new(settings());
+    let mut out = Vec::new();
+    let mut flood = syn_flood(T0, 5_000, 4, victim);
+    for p in flood.by_ref().take(10_000) {
+        a.process(&p, &mut out);
+    }
+    assert_eq!(out.len(), 1, "started");
+    let mut higher = settings();
+    higher.thresholds = [100_000; AttackKind::ALL.len()];
+    higher.window_ticks = 20;
+    let notes = a.reload(higher);
+    assert!(notes.iter().any(|n| n.contains("window")), "{notes:?}");
+    assert_eq!(a.settings().window_ticks, 10);
+    for p in flood {
+        a.process(&p, &mut out);
+    }
+    assert_eq!(a.active_attacks(), 1, "the attack in progress survives a reload");
+    a.finish(EndReason::Shutdown, &mut out);
+    assert_eq!(out.iter().filter(|e| e.event == EventKind::Start).count(), 1);
+    assert_eq!(out.last().unwrap().end.as_ref().unwrap().reason, EndReason::Shutdown);
+    // A new victim now needs the new threshold.
+    let events = run(&mut a, syn_flood(T0 + 20_000_000_000, 5_000, 2, v4(192, 0, 2, 91)));
+    assert!(events.is_empty());
+}

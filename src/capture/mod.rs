@@ -1,10 +1,11 @@
-//! Sources of frames: capture files today, live backends later.
+//! Sources of frames: capture files and live interfaces.
 //!
 //! Every source hands out [`Frame`]s: a borrowed view of one captured frame with its
 //! timestamp, link type and original (wire) length. Nothing here allocates per frame:
 //! a frame borrows the reader's buffer until the next call.
 
 mod file;
+pub mod live;
 mod pcap;
 mod pcapng;
 

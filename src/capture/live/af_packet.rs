@@ -1,0 +1,100 @@
+//! AF_PACKET capture through `pnet`: needs no system library, only CAP_NET_RAW.
+//!
+//! The socket is created here and handed to pnet so that the kernel's drop counters
+//! (PACKET_STATISTICS) can be read from it; pnet binds it to the interface and reads.
+
+use super::{wall_clock_ns, CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
+use crate::capture::{Frame, LinkType};
+use pnet::datalink::{self, Channel, DataLinkReceiver};
+
+/// Large enough for offloaded (GRO) super-frames.
+const READ_BUFFER: usize = 256 * 1024;
+
+pub struct AfPacketCapture {
+    rx: Box<dyn DataLinkReceiver>,
+    fd: i32,
+    link: LinkType,
+    interface: String,
+    received: u64,
+    dropped: u64,
+}
+
+impl AfPacketCapture {
+    pub fn open(name: &str) -> Result<AfPacketCapture, LiveError> {
+        let interfaces = datalink::interfaces();
+        let Some(iface) = interfaces.iter().find(|i| i.name == name) else {
+            return Err(LiveError::NoSuchInterface {
+                name: name.to_string(),
+                available: interfaces.iter().map(|i| i.name.clone()).collect(),
+            });
+        };
+        // SAFETY: plain socket(2) call; the descriptor is owned by pnet's receiver afterwards.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32) };
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(match err.kind() {
+                std::io::ErrorKind::PermissionDenied => LiveError::PermissionDenied { interface: name.to_string() },
+                _ => LiveError::Io { interface: name.to_string(), message: err.to_string() },
+            });
+        }
+        let config = datalink::Config {
+            read_buffer_size: READ_BUFFER,
+            read_timeout: Some(READ_TIMEOUT),
+            promiscuous: true,
+            socket_fd: Some(fd),
+            ..Default::default()
+        };
+        let rx = match datalink::channel(iface, config) {
+            Ok(Channel::Ethernet(_tx, rx)) => rx,
+            Ok(_) => {
+                return Err(LiveError::Io { interface: name.to_string(), message: "unexpected channel type".into() })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(LiveError::PermissionDenied { interface: name.to_string() })
+            }
+            Err(e) => return Err(LiveError::Io { interface: name.to_string(), message: e.to_string() }),
+        };
+        // Interfaces without a link-layer header (tun, WireGuard) deliver bare IP.
+        let link = if iface.mac.is_none() && !iface.is_loopback() { LinkType::RAW } else { LinkType::ETHERNET };
+        Ok(AfPacketCapture { rx, fd, link, interface: name.to_string(), received: 0, dropped: 0 })
+    }
+
+    /// Reads and accumulates PACKET_STATISTICS (the kernel resets them on every read).
+    fn poll_kernel_stats(&mut self) {
+        let mut stats = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `stats`, which is that size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut stats as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            self.received += stats.tp_packets as u64;
+            self.dropped += stats.tp_drops as u64;
+        }
+    }
+}
+
+impl LiveCapture for AfPacketCapture {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
+        match self.rx.next() {
+            Ok(data) => Ok(Some(Frame { ts_ns: wall_clock_ns(), wire_len: data.len() as u32, link: self.link, data })),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => Ok(None),
+            Err(e) => Err(LiveError::Io { interface: self.interface.clone(), message: e.to_string() }),
+        }
+    }
+
+    fn stats(&mut self) -> CaptureStats {
+        self.poll_kernel_stats();
+        CaptureStats { received: Some(self.received), kernel_dropped: Some(self.dropped), interface_dropped: None }
+    }
+
+    fn backend(&self) -> &'static str {
+        "af_packet"
+    }
+}

@@ -1,0 +1,108 @@
+//! Live capture from a network interface.
+//!
+//! A backend hands out frames like a file source does, but returns `Ok(None)` when no
+//! packet arrived within its read timeout, so the capture thread can flush, check for
+//! shutdown and let the analyzer advance on the wall clock even on a silent link.
+
+mod af_packet;
+#[cfg(feature = "libpcap")]
+mod libpcap;
+
+use super::Frame;
+use crate::config::{CaptureBackend, CaptureSettings};
+use std::fmt;
+use std::time::Duration;
+
+/// How long a read waits for a packet before returning `Ok(None)`.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Counters a backend can report; `None` where it cannot tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets the kernel handed to the capture socket since it opened.
+    pub received: Option<u64>,
+    /// Packets the kernel dropped because the capture did not keep up.
+    pub kernel_dropped: Option<u64>,
+    /// Packets the interface itself dropped (libpcap only).
+    pub interface_dropped: Option<u64>,
+}
+
+/// A source of live frames.
+pub trait LiveCapture: Send {
+    /// The next frame, or `Ok(None)` after [`READ_TIMEOUT`] without one.
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError>;
+    fn stats(&mut self) -> CaptureStats;
+    /// Backend name for logs and metrics.
+    fn backend(&self) -> &'static str;
+}
+
+/// Why live capture could not start or go on.
+#[derive(Debug)]
+pub enum LiveError {
+    NoSuchInterface {
+        name: String,
+        available: Vec<String>,
+    },
+    /// Opening the capture needs CAP_NET_RAW (or root).
+    PermissionDenied {
+        interface: String,
+    },
+    /// The backend is not compiled in.
+    BackendUnavailable(&'static str),
+    /// The BPF filter does not compile.
+    BadFilter {
+        filter: String,
+        message: String,
+    },
+    Io {
+        interface: String,
+        message: String,
+    },
+}
+
+impl fmt::Display for LiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LiveError::NoSuchInterface { name, available } => {
+                write!(f, "interface {name} does not exist (available: {})", available.join(", "))
+            }
+            LiveError::PermissionDenied { interface } => write!(
+                f,
+                "no permission to capture on {interface}: run as root or grant CAP_NET_RAW (setcap cap_net_raw+ep, or the systemd unit)"
+            ),
+            LiveError::BackendUnavailable(what) => write!(f, "{what}"),
+            LiveError::BadFilter { filter, message } => write!(f, "capture filter `{filter}` is invalid: {message}"),
+            LiveError::Io { interface, message } => write!(f, "capture on {interface} failed: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for LiveError {}
+
+/// Opens the configured backend on `interface`.
+pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Box<dyn LiveCapture>, LiveError> {
+    match settings.backend {
+        CaptureBackend::AfPacket => {
+            if settings.filter.is_some() {
+                return Err(LiveError::BackendUnavailable(
+                    "capture filters need the libpcap backend ([capture] backend = \"libpcap\")",
+                ));
+            }
+            Ok(Box::new(af_packet::AfPacketCapture::open(interface)?))
+        }
+        #[cfg(feature = "libpcap")]
+        CaptureBackend::Libpcap => Ok(Box::new(libpcap::PcapCapture::open(interface, settings)?)),
+        #[cfg(not(feature = "libpcap"))]
+        CaptureBackend::Libpcap => Err(LiveError::BackendUnavailable(
+            "this floodwatch was built without the libpcap backend: rebuild with `cargo build --release --features libpcap`",
+        )),
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn wall_clock_ns() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+    }
+}

@@ -1,0 +1,361 @@
+//! The live pipeline: a capture thread decodes frames into batches of records, an analyzer
+//! thread consumes them and writes alerts, and the main thread (a small tokio runtime)
+//! handles signals, the systemd watchdog and status.
+//!
+//! Batches travel through a bounded channel and come back empty through another, so the
+//! capture thread hands packets over without a per-packet allocation or lock. The analyzer
+//! waits at most [`TICK`] for a batch and otherwise advances on the wall clock, so attacks
+//! end on a silent link and shutdown never waits for a packet.
+
+use crate::analyze::{Analyzer, AttackEvent, EndReason};
+use crate::capture::live::{self, wall_clock_ns, LiveCapture, LiveError};
+use crate::config::{Config, DetectionSettings};
+use crate::decode::{decode, DecodeIssue, Decoded, PacketRecord};
+use crate::output::alert::JsonLinesWriter;
+use crate::output::notify::Notifier;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 512;
+const BATCHES_IN_FLIGHT: usize = 64;
+/// A partly filled batch is handed over after this long, so alerts are never held back.
+const BATCH_MAX_AGE: Duration = Duration::from_millis(20);
+const TICK: Duration = Duration::from_millis(100);
+/// Wall-clock advances stay this far behind now, for packets still on their way.
+const WALL_CLOCK_SLACK_NS: i64 = 200_000_000;
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// What `floodwatch run` needs.
+pub struct DaemonOptions {
+    pub interface: String,
+    pub config_path: Option<PathBuf>,
+    pub config: Config,
+    /// Alert destinations: "-" for stdout or file paths (appended to).
+    pub alerts: Vec<String>,
+}
+
+/// Why the daemon stopped with an error.
+#[derive(Debug)]
+pub enum DaemonError {
+    Capture(LiveError),
+    Output(String),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Capture(e) => e.fmt(f),
+            DaemonError::Output(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Counters shared by the threads (relaxed atomics, written once per batch or per second).
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    packets: AtomicU64,
+    decode_issues: AtomicU64,
+    kernel_dropped: AtomicU64,
+    active_attacks: AtomicU64,
+    /// Wall time (ns) the analyzer last went round its loop: the watchdog's proof of life.
+    heartbeat_ns: AtomicI64,
+    capture_failed: AtomicBool,
+}
+
+enum Control {
+    Reload(Box<DetectionSettings>),
+    ReopenOutputs,
+}
+
+/// Runs until SIGTERM/SIGINT (Ok) or a capture or output failure (Err).
+pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    let capture = live::open(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
+    let outputs = AlertOutputs::open(&opts.alerts).map_err(DaemonError::Output)?;
+    let shared = Arc::new(Shared::default());
+    shared.heartbeat_ns.store(wall_clock_ns(), Ordering::Relaxed);
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<PacketRecord>>(BATCHES_IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<PacketRecord>>(BATCHES_IN_FLIGHT + 1);
+    for _ in 0..BATCHES_IN_FLIGHT {
+        let _ = empty_tx.send(Vec::with_capacity(BATCH));
+    }
+    let (control_tx, control_rx) = mpsc::channel::<Control>();
+    tracing::info!(interface = %opts.interface, backend = capture.backend(), "capture started");
+
+    let capture_thread = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || capture_loop(capture, full_tx, empty_rx, &shared))
+            .map_err(|e| DaemonError::Output(format!("cannot start the capture thread: {e}")))?
+    };
+    let analyzer = Analyzer::new(opts.config.detection.clone());
+    let analyzer_thread = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("analyzer".into())
+            .spawn(move || analyzer_loop(analyzer, outputs, full_rx, empty_tx, control_rx, &shared))
+            .map_err(|e| DaemonError::Output(format!("cannot start the analyzer thread: {e}")))?
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Output(format!("cannot start the control loop: {e}")))?;
+    runtime.block_on(control_loop(&opts, &shared, &control_tx, &analyzer_thread));
+
+    shared.stop.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let result = join_by(analyzer_thread, deadline);
+    let _ = join_by(capture_thread, deadline);
+    match result {
+        Some(Err(e)) => Err(DaemonError::Output(e)),
+        _ if shared.capture_failed.load(Ordering::Relaxed) => Err(DaemonError::Capture(LiveError::Io {
+            interface: opts.interface.clone(),
+            message: "capture stopped (see the log above)".into(),
+        })),
+        _ => Ok(()),
+    }
+}
+
+fn join_by<T>(handle: JoinHandle<T>, deadline: Instant) -> Option<T> {
+    while !handle.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if handle.is_finished() {
+        handle.join().ok()
+    } else {
+        None
+    }
+}
+
+/// Signals, watchdog and status; returns when it is time to stop.
+async fn control_loop(
+    opts: &DaemonOptions,
+    shared: &Shared,
+    control: &mpsc::Sender<Control>,
+    analyzer: &JoinHandle<Result<(), String>>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let notifier = Notifier::from_env();
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let watchdog = Notifier::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.map(|w| w / 2).unwrap_or(Duration::from_secs(3600)));
+    let mut status_tick = tokio::time::interval(STATUS_EVERY);
+    let mut liveness_tick = tokio::time::interval(TICK);
+    let mut last_status = (Instant::now(), 0u64, 0u64);
+    notifier.send("READY=1");
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(opts, control),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = watchdog_tick.tick() => {
+                // Ping only while the analyzer is alive and turning: a wedged daemon gets restarted.
+                let age = wall_clock_ns() - shared.heartbeat_ns.load(Ordering::Relaxed);
+                if let Some(w) = watchdog {
+                    if age < w.as_nanos() as i64 / 2 {
+                        notifier.send("WATCHDOG=1");
+                    }
+                }
+            }
+            _ = status_tick.tick() => {
+                let (then, packets_then, drops_then) = last_status;
+                let packets = shared.packets.load(Ordering::Relaxed);
+                let drops = shared.kernel_dropped.load(Ordering::Relaxed);
+                let secs = then.elapsed().as_secs_f64().max(1e-3);
+                let pps = (packets - packets_then) as f64 / secs;
+                let active = shared.active_attacks.load(Ordering::Relaxed);
+                notifier.send(&format!(
+                    "STATUS=capturing on {}: {:.0} packets/s, {active} active attacks, {drops} kernel drops",
+                    opts.interface, pps
+                ));
+                if drops > drops_then {
+                    tracing::warn!(dropped = drops - drops_then, total = drops, "kernel dropped packets: capture is not keeping up");
+                }
+                last_status = (Instant::now(), packets, drops);
+            }
+            _ = liveness_tick.tick() => {
+                if analyzer.is_finished() || shared.capture_failed.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }
+    }
+    notifier.send("STOPPING=1");
+}
+
+/// SIGHUP: re-read the config; a bad one is logged and the running one kept.
+fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
+    let _ = control.send(Control::ReopenOutputs);
+    let Some(path) = &opts.config_path else {
+        tracing::info!("SIGHUP: no config file to reload; alert files reopened");
+        return;
+    };
+    match Config::from_file(path) {
+        Ok(config) => {
+            if config.capture != opts.config.capture {
+                tracing::warn!("SIGHUP: [capture] changes need a restart; detection settings reloaded");
+            }
+            let _ = control.send(Control::Reload(Box::new(config.detection)));
+        }
+        Err(e) => tracing::error!("SIGHUP: {e}; keeping the running config"),
+    }
+}
+
+fn capture_loop(
+    mut capture: Box<dyn LiveCapture>,
+    full: SyncSender<Vec<PacketRecord>>,
+    empty: Receiver<Vec<PacketRecord>>,
+    shared: &Shared,
+) {
+    let mut record = PacketRecord::default();
+    let Ok(mut batch) = empty.recv() else { return };
+    let mut batch_started = Instant::now();
+    let mut issues = 0u64;
+    let mut last_stats = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let got = match capture.next_frame() {
+            Ok(Some(frame)) => {
+                match decode(&frame, &mut record) {
+                    Ok(Decoded::Ip) => batch.push(record),
+                    Ok(Decoded::NonIp) => {}
+                    Err(DecodeIssue::UnsupportedLinkType) | Err(_) => issues += 1,
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!("{e}");
+                shared.capture_failed.store(true, Ordering::Relaxed);
+                break;
+            }
+        };
+        if batch.len() == BATCH || (!batch.is_empty() && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
+            shared.packets.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            if full.send(batch).is_err() {
+                return;
+            }
+            let Ok(next) = empty.recv() else { return };
+            batch = next;
+            batch_started = Instant::now();
+        }
+        if batch.is_empty() {
+            batch_started = Instant::now();
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            shared.decode_issues.store(issues, Ordering::Relaxed);
+            if let Some(d) = capture.stats().kernel_dropped {
+                shared.kernel_dropped.store(d, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn analyzer_loop(
+    mut analyzer: Analyzer,
+    mut outputs: AlertOutputs,
+    full: Receiver<Vec<PacketRecord>>,
+    empty: SyncSender<Vec<PacketRecord>>,
+    control: Receiver<Control>,
+    shared: &Shared,
+) -> Result<(), String> {
+    let mut events: Vec<AttackEvent> = Vec::new();
+    let mut last_wall_advance = Instant::now();
+    loop {
+        let now_ns = wall_clock_ns();
+        shared.heartbeat_ns.store(now_ns, Ordering::Relaxed);
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match full.recv_timeout(TICK) {
+            Ok(mut batch) => {
+                for record in &batch {
+                    analyzer.process(record, &mut events);
+                }
+                batch.clear();
+                let _ = empty.send(batch);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_wall_advance.elapsed() >= TICK {
+            last_wall_advance = Instant::now();
+            analyzer.advance_to(wall_clock_ns() - WALL_CLOCK_SLACK_NS, &mut events);
+        }
+        while let Ok(c) = control.try_recv() {
+            match c {
+                Control::Reload(settings) => {
+                    for note in analyzer.reload(*settings) {
+                        tracing::warn!("reload: {note}");
+                    }
+                    tracing::info!("configuration reloaded");
+                }
+                Control::ReopenOutputs => outputs.reopen(),
+            }
+        }
+        outputs.write_all(&mut events)?;
+        shared.active_attacks.store(analyzer.active_attacks() as u64, Ordering::Relaxed);
+    }
+    analyzer.finish(EndReason::Shutdown, &mut events);
+    outputs.write_all(&mut events)
+}
+
+/// The alert destinations of the daemon.
+struct AlertOutputs {
+    targets: Vec<(String, JsonLinesWriter)>,
+}
+
+impl AlertOutputs {
+    fn open(paths: &[String]) -> Result<AlertOutputs, String> {
+        let paths: Vec<String> = if paths.is_empty() { vec!["-".into()] } else { paths.to_vec() };
+        let targets =
+            paths.into_iter().map(|p| open_alert_target(&p).map(|w| (p, w))).collect::<Result<Vec<_>, String>>()?;
+        Ok(AlertOutputs { targets })
+    }
+
+    /// Reopens files (after logrotate moved them); a failure keeps the old handle.
+    fn reopen(&mut self) {
+        for (path, writer) in &mut self.targets {
+            if path != "-" {
+                match open_alert_target(path) {
+                    Ok(w) => *writer = w,
+                    Err(e) => tracing::error!("{e}"),
+                }
+            }
+        }
+    }
+
+    fn write_all(&mut self, events: &mut Vec<AttackEvent>) -> Result<(), String> {
+        for e in events.drain(..) {
+            for (path, writer) in &mut self.targets {
+                writer.write_event(&e).map_err(|err| format!("writing alerts to {path} failed: {err}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// "-" is standard output; anything else a file opened for appending.
+pub fn open_alert_target(path: &str) -> Result<JsonLinesWriter, String> {
+    if path == "-" {
+        return Ok(JsonLinesWriter::new(Box::new(std::io::stdout())));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(|f| JsonLinesWriter::new(Box::new(f)))
+        .map_err(|e| format!("cannot open alert file {path}: {e}"))
+}
