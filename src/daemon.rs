@@ -28,6 +28,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// Wall-clock advances stay this far behind now, for packets still on their way.
 const WALL_CLOCK_SLACK_NS: i64 = 200_000_000;
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// Capture statistics go to the operational log this often.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// What `floodwatch run` needs.
@@ -154,6 +156,7 @@ async fn control_loop(
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
     let mut liveness_tick = tokio::time::interval(TICK);
     let mut last_status = (Instant::now(), 0u64, 0u64);
+    let mut last_report = Instant::now();
     notifier.send("READY=1");
     loop {
         tokio::select! {
@@ -182,6 +185,17 @@ async fn control_loop(
                 ));
                 if drops > drops_then {
                     tracing::warn!(dropped = drops - drops_then, total = drops, "kernel dropped packets: capture is not keeping up");
+                }
+                if last_report.elapsed() >= REPORT_EVERY {
+                    last_report = Instant::now();
+                    tracing::info!(
+                        packets,
+                        packets_per_s = pps.round() as u64,
+                        decode_issues = shared.decode_issues.load(Ordering::Relaxed),
+                        kernel_dropped = drops,
+                        active_attacks = active,
+                        "capture statistics"
+                    );
                 }
                 last_status = (Instant::now(), packets, drops);
             }

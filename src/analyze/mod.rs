@@ -216,7 +216,7 @@ pub struct AnalyzerStats {
     pub victim_table_full: u64,
     /// Times a victim crossed its watch level while every watch was in use.
     pub watch_pool_exhausted: u64,
-    /// Watches started without a tracker because every tracker was in use.
+    /// Attacks that started without source tracking: every tracker was busy with attacks.
     pub tracker_pool_exhausted: u64,
     pub attacks_started: u64,
     /// Times packet time stepped back by more than 2 s and analysis restarted.
@@ -601,20 +601,7 @@ impl Analyzer {
         let Some(w) = self.free_watches.pop() else {
             return false;
         };
-        let tracker = match self.spare_trackers.pop() {
-            Some(mut t) => {
-                t.clear();
-                Some(t)
-            }
-            None if self.trackers_made < self.s.max_trackers => {
-                self.trackers_made += 1;
-                Some(AttackTracker::new(self.s.tracked_sources, self.hasher))
-            }
-            None => {
-                self.stats.tracker_pool_exhausted += 1;
-                None
-            }
-        };
+        let tracker = self.take_tracker();
         let victim = self.victims.meta[slot].key;
         let mut watch = Watch {
             slot,
@@ -629,23 +616,68 @@ impl Analyzer {
             attack: None,
         };
         // Back-fill from the packets of the current window that came before this one.
-        let now = self.now_tick.unwrap_or(0);
-        let since = tick_time(now - self.s.window_ticks as i64 + 1);
-        let until = tick_time(now + 1);
-        for p in self.recent.iter() {
-            if p.dst == victim && (since..until).contains(&p.ts_ns) && in_class(p, c) {
-                watch.packets += 1;
-                watch.bytes += p.wire_len as u64;
-                watch.last_ts = watch.last_ts.max(p.ts_ns);
-                if let Some(t) = watch.tracker.as_mut() {
-                    t.record(p, &self.services);
-                }
+        for p in self.recent_of(victim, c) {
+            watch.packets += 1;
+            watch.bytes += p.wire_len as u64;
+            watch.last_ts = watch.last_ts.max(p.ts_ns);
+            if let Some(t) = watch.tracker.as_mut() {
+                t.record(p, &self.services);
             }
         }
         self.watches[w as usize] = Some(watch);
         self.live.push(w);
         self.victims.meta[slot].watch[c as usize] = w;
         true
+    }
+
+    /// The recent packets of one victim and class within the current window.
+    fn recent_of(&self, victim: IpKey, c: Class) -> impl Iterator<Item = &PacketRecord> {
+        let now = self.now_tick.unwrap_or(0);
+        let window = tick_time(now - self.s.window_ticks as i64 + 1)..tick_time(now + 1);
+        self.recent.iter().filter(move |p| p.dst == victim && window.contains(&p.ts_ns) && in_class(p, c))
+    }
+
+    /// A cleared tracker from the spares, or a new one while under the limit.
+    fn take_tracker(&mut self) -> Option<AttackTracker> {
+        if let Some(mut t) = self.spare_trackers.pop() {
+            t.clear();
+            return Some(t);
+        }
+        if self.trackers_made < self.s.max_trackers {
+            self.trackers_made += 1;
+            return Some(AttackTracker::new(self.s.tracked_sources, self.hasher));
+        }
+        None
+    }
+
+    /// An attack starting without a tracker takes one: a spare, or the one of the least busy
+    /// watch that is not an attack (busy benign victims must not starve real attacks).
+    fn ensure_tracker(&mut self, w: u16) {
+        if self.watch(w).tracker.is_some() {
+            return;
+        }
+        let mut tracker = self.take_tracker();
+        if tracker.is_none() {
+            let donor = self
+                .live
+                .iter()
+                .copied()
+                .filter(|&d| d != w && self.watch(d).attack.is_none() && self.watch(d).tracker.is_some())
+                .min_by_key(|&d| self.victims.sums(self.watch(d).slot)[self.watch(d).class as usize]);
+            tracker = donor.and_then(|d| self.watch_mut(d).tracker.take()).map(|mut t| {
+                t.clear();
+                t
+            });
+        }
+        let Some(mut t) = tracker else {
+            self.stats.tracker_pool_exhausted += 1;
+            return;
+        };
+        let (victim, c) = (self.watch(w).victim, self.watch(w).class);
+        for p in self.recent_of(victim, c) {
+            t.record(p, &self.services);
+        }
+        self.watch_mut(w).tracker = Some(t);
     }
 
     fn release_watch(&mut self, w: u16) {
@@ -668,6 +700,10 @@ impl Analyzer {
 
     /// Above the threshold: is it a flood, and of which kind?
     fn decide(&mut self, w: u16, ts: i64, out: &mut Vec<AttackEvent>) {
+        if self.watch(w).class == Class::Udp {
+            // Amplification or not is read from the sources' ports.
+            self.ensure_tracker(w);
+        }
         let watch = self.watch(w);
         let slot = watch.slot;
         let meta = &self.victims.meta[slot];
@@ -777,6 +813,7 @@ impl Analyzer {
                 self.watch_mut(w).state = WatchState::Declined;
             }
             Some((kind, reason, service)) => {
+                self.ensure_tracker(w);
                 let threshold = self.threshold_pps(&self.victims.meta[slot], kind).round() as u32;
                 let victim = self.watch(w).victim;
                 let watch = self.watch_mut(w);

@@ -364,3 +364,26 @@ fn reload_changes_thresholds_and_keeps_the_attack_in_progress() {
     let events = run(&mut a, syn_flood(T0 + 20_000_000_000, 5_000, 2, v4(192, 0, 2, 91)));
     assert!(events.is_empty());
 }
+
+#[test]
+fn busy_benign_victims_do_not_starve_an_attack_of_source_tracking() {
+    let mut s = settings();
+    s.max_trackers = 2;
+    let mut a = Analyzer::new(s);
+    let mut packets = Vec::new();
+    // Three busy-but-benign UDP servers at 600 pps hold watches (above a quarter of the threshold).
+    for i in 0..6_000u32 {
+        let ts = T0 + i as i64 * 500_000;
+        let server = v4(192, 0, 2, 100 + (i % 3) as u8);
+        packets.push(udp(ts, (v4(198, 18, 7, (i % 50) as u8), 5000), (server, 7000), Fragment::Whole));
+    }
+    // Then a SYN flood on a fourth victim.
+    packets.extend(syn_flood(T0 + 1_000_000_000, 10_000, 1, v4(192, 0, 2, 110)));
+    packets.sort_by_key(|p| p.ts_ns);
+    let events = run(&mut a, packets);
+    let end = events.iter().find(|e| e.event == EventKind::End).unwrap();
+    assert_eq!(end.kind, AttackKind::SynFlood);
+    assert_eq!(end.sources.distinct_estimate, 50, "{}", end.sources.verdict);
+    assert_eq!(end.end.as_ref().unwrap().offending_ips.len(), 50);
+    assert_eq!(a.stats.tracker_pool_exhausted, 0);
+}
