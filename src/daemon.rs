@@ -115,6 +115,12 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     let result = join_by(analyzer_thread, deadline);
     let _ = join_by(capture_thread, deadline);
+    tracing::info!(
+        packets = shared.packets.load(Ordering::Relaxed),
+        decode_issues = shared.decode_issues.load(Ordering::Relaxed),
+        kernel_dropped = shared.kernel_dropped.load(Ordering::Relaxed),
+        "capture stopped"
+    );
     match result {
         Some(Err(e)) => Err(DaemonError::Output(e)),
         _ if shared.capture_failed.load(Ordering::Relaxed) => Err(DaemonError::Capture(LiveError::Io {
@@ -233,6 +239,18 @@ fn capture_loop(
     empty: Receiver<Vec<PacketRecord>>,
     shared: &Shared,
 ) {
+    read_frames(capture.as_mut(), full, empty, shared);
+    if let Some(d) = capture.stats().kernel_dropped {
+        shared.kernel_dropped.store(d, Ordering::Relaxed);
+    }
+}
+
+fn read_frames(
+    capture: &mut dyn LiveCapture,
+    full: SyncSender<Vec<PacketRecord>>,
+    empty: Receiver<Vec<PacketRecord>>,
+    shared: &Shared,
+) {
     let mut record = PacketRecord::default();
     let Ok(mut batch) = empty.recv() else { return };
     let mut batch_started = Instant::now();
@@ -275,6 +293,7 @@ fn capture_loop(
             }
         }
     }
+    shared.decode_issues.store(issues, Ordering::Relaxed);
 }
 
 fn analyzer_loop(

@@ -299,7 +299,7 @@ impl Analyzer {
             watches: (0..max_watches).map(|_| None).collect(),
             free_watches: (0..max_watches as u16).rev().collect(),
             live: Vec::with_capacity(max_watches),
-            spare_trackers: Vec::new(),
+            spare_trackers: Vec::with_capacity(settings.max_trackers),
             trackers_made: 0,
             handshakes: HandshakeTable::new(HANDSHAKE_SLOTS_LOG2),
             recent: RecentPackets::new(RECENT_PACKETS),

@@ -1,0 +1,109 @@
+//! The per-packet path (decode + analyze) allocates nothing once warmed up: a counting
+//! global allocator watches it replay whole captures held in memory.
+
+mod common;
+
+use floodwatch::analyze::{Analyzer, EndReason};
+use floodwatch::capture::{FileSource, Frame, LinkType};
+use floodwatch::decode::{decode, Decoded, PacketRecord};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    /// Per thread, so tests running side by side do not count each other's allocations.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|a| a.get())
+}
+
+fn counted() {
+    // `try_with`: the allocator also runs while thread-locals are torn down.
+    let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+}
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        counted();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        counted();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Every frame of a capture, copied out of the reader: (timestamp, wire length, link, bytes).
+fn frames(name: &str) -> Vec<(i64, u32, LinkType, Vec<u8>)> {
+    let path = common::repo_path("captures").join(name);
+    let mut source = FileSource::open(path.to_str().unwrap()).unwrap();
+    let mut out = Vec::new();
+    while let Some(f) = source.next_frame().unwrap() {
+        out.push((f.ts_ns, f.wire_len, f.link, f.data.to_vec()));
+    }
+    out
+}
+
+/// Decodes and analyzes `frames`, returning (allocations, events) counted after `warmup` frames.
+fn count(frames: &[(i64, u32, LinkType, Vec<u8>)], warmup: usize) -> (u64, usize) {
+    let mut analyzer = Analyzer::new(common::settings());
+    let mut events = Vec::with_capacity(1024);
+    let mut record = PacketRecord::default();
+    let mut before = 0;
+    let mut events_before = 0;
+    let debug = std::env::var_os("FW_DEBUG_ALLOC").is_some();
+    for (i, (ts_ns, wire_len, link, data)) in frames.iter().enumerate() {
+        if i == warmup {
+            before = allocations();
+            events_before = events.len();
+        }
+        let frame = Frame { ts_ns: *ts_ns, wire_len: *wire_len, link: *link, data };
+        if let Ok(Decoded::Ip) = decode(&frame, &mut record) {
+            analyzer.process(&record, &mut events);
+        }
+        if debug && i % 5000 == 0 {
+            eprintln!("{i}: {} allocations, {} events", allocations(), events.len());
+        }
+    }
+    analyzer.finish(EndReason::EndOfInput, &mut events);
+    (allocations() - before, events.len() - events_before)
+}
+
+#[test]
+fn benign_traffic_allocates_nothing_per_packet() {
+    for name in ["benign_mix.pcap.gz", "flash_crowd.pcap.gz"] {
+        let frames = frames(name);
+        let (allocations, events) = count(&frames, frames.len() / 10);
+        assert_eq!(events, 0, "{name}");
+        assert_eq!(allocations, 0, "{name}: {allocations} allocations over {} packets", frames.len() * 9 / 10);
+    }
+}
+
+#[test]
+fn floods_allocate_per_attack_event_not_per_packet() {
+    for name in ["syn_flood_spoofed.pcap.gz", "dns_amplification.pcap.gz", "udp_flood.pcap"] {
+        let frames = frames(name);
+        let (allocations, events) = count(&frames, 1000);
+        assert!(events >= 2, "{name}: an attack starts and ends");
+        // Events carry strings and source lists (about 17 allocations each), and a tracker is
+        // set up once per attack;
+        // nothing scales with the tens of thousands of packets in between.
+        let budget = events as u64 * 40;
+        eprintln!("{name}: {allocations} allocations for {events} events over {} packets", frames.len());
+        assert!(
+            allocations <= budget,
+            "{name}: {allocations} allocations for {events} events over {} packets",
+            frames.len()
+        );
+    }
+}
