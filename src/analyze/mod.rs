@@ -370,8 +370,14 @@ impl Analyzer {
             self.stats.allowlisted_packets += 1;
             return;
         }
-        if p.protocol == PacketRecord::PROTO_TCP && p.l4 == L4State::Present {
-            self.tcp_bookkeeping(p, now);
+        if p.l4 == L4State::Present {
+            match (p.protocol, p.icmp_type) {
+                (PacketRecord::PROTO_TCP, _) => self.tcp_bookkeeping(p, now),
+                (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST) => {
+                    self.count_on_known(p.src, cell::ECHO_REQUESTS_SENT, now)
+                }
+                _ => {}
+            }
         }
         let class = Class::of(p);
         let fragment = p.fragment != Fragment::Whole;
@@ -395,6 +401,9 @@ impl Analyzer {
         }
         self.touch(slot, now);
         if let Some(c) = class {
+            if is_echo_reply(p) {
+                self.victims.add(slot, cell::ECHO_REPLIES, 1);
+            }
             self.count(slot, c, p, ts, out);
         }
         if fragment {
@@ -778,7 +787,11 @@ impl Analyzer {
             }
             Class::Icmp => {
                 let th = self.threshold_pps(meta, AttackKind::IcmpFlood);
-                (pps >= th).then(|| {
+                // Echo replies to pings the victim sent itself are answers (the victim is the
+                // one pinging); unsolicited replies (smurf reflection) are a flood.
+                let replies = sums[cell::ECHO_REPLIES] as f64;
+                let answers = replies >= count as f64 / 2.0 && sums[cell::ECHO_REQUESTS_SENT] as f64 >= replies / 2.0;
+                (pps >= th && !answers).then(|| {
                     (
                         AttackKind::IcmpFlood,
                         format!("ICMP rate {} pps over {window} s >= threshold {} pps", fmt_int(pps), fmt_int(th)),
@@ -1034,6 +1047,19 @@ impl Analyzer {
             end,
         }
     }
+}
+
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_ECHO_REPLY: u8 = 129;
+
+fn is_echo_reply(p: &PacketRecord) -> bool {
+    p.l4 == L4State::Present
+        && matches!(
+            (p.protocol, p.icmp_type),
+            (PacketRecord::PROTO_ICMP, ICMP_ECHO_REPLY) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REPLY)
+        )
 }
 
 fn in_class(p: &PacketRecord, c: Class) -> bool {

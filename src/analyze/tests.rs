@@ -387,3 +387,47 @@ fn busy_benign_victims_do_not_starve_an_attack_of_source_tracking() {
     assert_eq!(end.end.as_ref().unwrap().offending_ips.len(), 50);
     assert_eq!(a.stats.tracker_pool_exhausted, 0);
 }
+
+fn icmp(ts: i64, src: IpKey, dst: IpKey, icmp_type: u8) -> PacketRecord {
+    PacketRecord {
+        ts_ns: ts,
+        wire_len: 98,
+        src,
+        dst,
+        ip_version: 4,
+        protocol: PacketRecord::PROTO_ICMP,
+        ttl: 64,
+        l4: L4State::Present,
+        icmp_type,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn echo_replies_to_the_pinger_are_answers_whichever_direction_crosses_first() {
+    let victim = v4(192, 0, 2, 1);
+    let pinger = v4(192, 0, 2, 2);
+    // A capture that sees each reply just before its request (drops, reordering): the
+    // replies toward the pinger cross the threshold first.
+    let mut packets = Vec::new();
+    for i in 0..20_000u32 {
+        let ts = T0 + i as i64 * 10_000; // 100,000 pings/s for 0.2 s
+        packets.push(icmp(ts, victim, pinger, 0));
+        packets.push(icmp(ts + 1, pinger, victim, 8));
+    }
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let flagged: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).map(|e| (e.kind, e.victim)).collect();
+    assert_eq!(flagged, vec![(AttackKind::IcmpFlood, victim.to_ip())]);
+}
+
+#[test]
+fn unsolicited_echo_replies_are_a_flood() {
+    // Smurf-style reflection: replies from many hosts to a victim that pinged nobody.
+    let victim = v4(192, 0, 2, 5);
+    let packets = (0..5_000u32).map(|i| icmp(T0 + i as i64 * 200_000, v4(198, 18, 8, (i % 200) as u8), victim, 0));
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    assert_eq!(events[0].kind, AttackKind::IcmpFlood);
+    assert_eq!(events[0].victim, victim.to_ip());
+}

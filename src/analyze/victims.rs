@@ -22,8 +22,12 @@ pub mod cell {
     pub const COMPLETIONS: usize = Class::COUNT + 1;
     /// SYNs the victim itself sent (it asked for the SYN-ACKs it receives).
     pub const SYNS_SENT: usize = Class::COUNT + 2;
+    /// ICMP/ICMPv6 echo replies the victim received ...
+    pub const ECHO_REPLIES: usize = Class::COUNT + 3;
+    /// ... and echo requests it sent (it asked for those replies).
+    pub const ECHO_REQUESTS_SENT: usize = Class::COUNT + 4;
     /// Bytes per class follow the packet counters.
-    pub const BYTES: usize = Class::COUNT + 3;
+    pub const BYTES: usize = Class::COUNT + 5;
     pub const COUNT: usize = BYTES + Class::COUNT;
 }
 

@@ -1,0 +1,535 @@
+//! The daemon against real floods on a real link: two network namespaces joined by a veth
+//! pair, floodwatch capturing on the victim's end, hping3 and tcpreplay sending from the
+//! attacker's. Checks kind, victim, detection delay and quiet end of each flood, and that
+//! the victim's own answers (echo replies, RSTs, port unreachables) raise nothing.
+//!
+//! Needs root, `ip`, `hping3`, `tcpreplay` and `tcpdump` (which notes when the replayed attack
+//! packets really crossed the link: tcpreplay falls behind the capture's clock by up to half a
+//! second on a busy machine). Skips with a printed reason otherwise. Runs in about 40 s.
+
+mod common;
+
+use serde_json::Value;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const NS: i64 = 1_000_000_000;
+/// `[detection] quiet_s` of the daemon under test.
+const QUIET_S: i64 = 2;
+const VICTIM_ADDR: &str = "192.0.2.1";
+const ATTACKER_ADDR: &str = "192.0.2.2";
+/// hping3 floods for this long (`timeout`).
+const HPING_SECONDS: u64 = 3;
+/// The bound on `attack_end` after the flood stops: quiet_s + 1 s (the 1 s window draining),
+/// plus one 100 ms tick. floodwatch judges its window on tick boundaries, so a fast flood's
+/// last packet leaves the window 1.0-1.1 s after it was sent and the end comes at
+/// ceil_to_tick(last packet + 1 s) + quiet_s: 3.00-3.10 s here. Measured: 3.00-3.10 s after the
+/// last packet floodwatch counted, 2.95-3.06 s after hping3's `timeout` returned.
+const END_BOUND_NS: i64 = (QUIET_S + 1) * NS + 100_000_000;
+
+fn wall_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_nanos() as i64
+}
+
+fn secs(ns: i64) -> f64 {
+    ns as f64 / NS as f64
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Runs `ip ARGS`, returning its stderr on failure.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// The two namespaces and the veth between them; deleted on drop, panic or not.
+struct Netns {
+    victim: String,
+    attacker: String,
+    victim_if: String,
+    attacker_if: String,
+}
+
+impl Netns {
+    fn names() -> Netns {
+        let pid = std::process::id();
+        Netns {
+            victim: format!("fw-victim-{pid}"),
+            attacker: format!("fw-attacker-{pid}"),
+            victim_if: format!("fwv{pid}"),
+            attacker_if: format!("fwa{pid}"),
+        }
+    }
+
+    fn remove(&self) {
+        let _ = ip(&["netns", "del", &self.victim]);
+        let _ = ip(&["netns", "del", &self.attacker]);
+        // A crashed run may have left the pair in the root namespace.
+        let _ = ip(&["link", "del", &self.victim_if]);
+        let _ = ip(&["link", "del", &self.attacker_if]);
+    }
+
+    /// Creates both namespaces; Err when the kernel or container refuses the first one.
+    fn create() -> Result<Netns, String> {
+        let net = Netns::names();
+        net.remove();
+        ip(&["netns", "add", &net.victim])?; // from here on, Drop cleans up
+        let (v, a, vif, aif) = (&net.victim, &net.attacker, &net.victim_if, &net.attacker_if);
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", a],
+            vec!["link", "add", vif, "netns", v, "type", "veth", "peer", "name", aif, "netns", a],
+            vec!["-n", v, "addr", "add", "192.0.2.1/24", "dev", vif],
+            vec!["-n", a, "addr", "add", "192.0.2.2/24", "dev", aif],
+            vec!["-n", v, "link", "set", "lo", "up"],
+            vec!["-n", a, "link", "set", "lo", "up"],
+            vec!["-n", v, "link", "set", vif, "up"],
+            vec!["-n", a, "link", "set", aif, "up"],
+        ];
+        for step in steps {
+            if let Err(e) = ip(&step) {
+                panic!("setting up the namespaces failed: {e}");
+            }
+        }
+        Ok(net)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Scratch files of this run; kept after a failure for inspection.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("live_netns: files of the failed run kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A child run through `ip netns exec` (which execs it: same pid) in its own process group;
+/// the whole group is killed on drop unless it has exited, so nothing outlives a failure.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(ns: &str, args: &[&str], log: &Path) -> Proc {
+        let out = File::create(log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
+        Proc { child, log: log.to_path_buf() }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child, which has not been reaped (callers wait afterwards).
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Polls every millisecond, so the return is within ~1 ms of the exit.
+    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the child's output contains `needle`; panics if it exits or takes > 10 s.
+    fn wait_for_output(&mut self, needle: &str, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.output().contains(needle) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("{what} exited ({status}) before \"{needle}\":\n{}", self.output());
+            }
+            assert!(Instant::now() < deadline, "{what}: no \"{needle}\" within 10 s:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: the group is the one we created for this child, which is still running.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Parses "2026-01-15T12:00:03.000100Z" (RFC 3339 UTC, optional fraction) to ns since 1970.
+fn parse_time(text: &str) -> Option<i64> {
+    let body = text.strip_suffix('Z')?;
+    let (date, time) = body.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min, s) = (t.next()??, t.next()??, t.next()??);
+    if d.next().is_some() || t.next().is_some() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac_ns = if frac.is_empty() { 0 } else { frac.parse::<i64>().ok()? * 10i64.pow(9 - frac.len() as u32) };
+    // Days from civil (proleptic Gregorian), after H. Hinnant.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(((days * 86_400 + h * 3_600 + min * 60 + s) * NS) + frac_ns)
+}
+
+/// Timestamps (ns) of the first and last record of a classic pcap file, and the count.
+fn pcap_span(path: &Path) -> Option<(i64, i64, usize)> {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let magic = data.get(0..4)?;
+    let (big_endian, unit) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (false, 1_000),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (true, 1_000),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (false, 1),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (true, 1),
+        _ => panic!("{}: not a classic pcap file", path.display()),
+    };
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    };
+    let (mut at, mut first, mut last, mut count) = (24, None, 0, 0);
+    while at + 16 <= data.len() {
+        let ts = word(at)? as i64 * NS + word(at + 4)? as i64 * unit;
+        first.get_or_insert(ts);
+        last = ts;
+        count += 1;
+        at += 16 + word(at + 8)? as usize;
+    }
+    first.map(|f| (f, last, count))
+}
+
+enum Traffic {
+    /// hping3 arguments before the target.
+    Hping(&'static [&'static str]),
+    /// A capture in `captures/`, replayed with its ground truth beside it.
+    Replay(&'static str),
+}
+
+struct Scenario {
+    name: &'static str,
+    traffic: Traffic,
+    victim: &'static str,
+    kind: &'static str,
+}
+
+/// When the flood really started and stopped, as far as the test can tell.
+struct Flood {
+    first_ns: i64,
+    last_ns: i64,
+    note: String,
+}
+
+fn hping(net: &Netns, dir: &Path, sc: &Scenario, args: &[&str]) -> Flood {
+    let limit = HPING_SECONDS.to_string();
+    let mut cmd = vec!["timeout", limit.as_str(), "hping3"];
+    cmd.extend_from_slice(args);
+    cmd.push(VICTIM_ADDR);
+    let first_ns = wall_ns();
+    let mut flood = Proc::spawn(&net.attacker, &cmd, &dir.join(format!("{}.hping3.log", sc.name)));
+    let status = flood.wait_for(Duration::from_secs(HPING_SECONDS + 10));
+    let last_ns = wall_ns();
+    let out = flood.output();
+    // `timeout` exits 124 when it had to stop the flood, as it must.
+    assert_eq!(status.and_then(|s| s.code()), Some(124), "{}: hping3 {args:?} did not flood:\n{out}", sc.name);
+    // "716679 packets transmitted, 0 packets received, 100% packet loss"
+    let sent = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    let note = match sent {
+        Some(n) => format!(
+            "; hping3 sent {n} packets in {:.2} s = {:.0} pps",
+            secs(last_ns - first_ns),
+            n as f64 / secs(last_ns - first_ns)
+        ),
+        None => String::new(),
+    };
+    Flood { first_ns, last_ns, note }
+}
+
+fn replay(net: &Netns, dir: &Path, sc: &Scenario, capture: &str) -> Flood {
+    let pcap = common::repo_path(&format!("captures/{capture}"));
+    let truth_path = pcap.with_extension("json");
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    let attacks = truth["attacks"].as_array().expect("ground truth lists attacks");
+    assert_eq!(attacks.len(), 1, "{}: one attack expected", truth_path.display());
+    let attack = &attacks[0];
+    assert_eq!((attack["victim"].as_str(), attack["kind"].as_str()), (Some(sc.victim), Some(sc.kind)));
+    let at = |field: &str| parse_time(attack[field].as_str().unwrap()).unwrap();
+    let (attack_start, attack_end) = (at("start"), at("end"));
+    let (capture_first, capture_last, _) = pcap_span(&pcap).expect("the capture has packets");
+
+    // The wire's view: when packets toward the victim crossed the link (kernel timestamps).
+    let wire_file = dir.join(format!("{}.wire.pcap", sc.name));
+    let filter = match sc.kind {
+        "syn_flood" => format!("ip dst host {} and (tcp[tcpflags] & (tcp-syn|tcp-ack)) == tcp-syn", sc.victim),
+        "udp_flood" => format!("ip dst host {} and udp", sc.victim),
+        other => panic!("no wire filter for {other}"),
+    };
+    let wire_args =
+        ["tcpdump", "-i", &net.victim_if, "-n", "-U", "-s", "64", "-w", wire_file.to_str().unwrap(), &filter];
+    let mut wire = Proc::spawn(&net.victim, &wire_args, &dir.join(format!("{}.tcpdump.log", sc.name)));
+    wire.wait_for_output("listening on", "tcpdump");
+
+    let spawned_ns = wall_ns();
+    let replay_args = ["timeout", "30", "tcpreplay", "--preload-pcap", "-i", &net.attacker_if, pcap.to_str().unwrap()];
+    let mut sender = Proc::spawn(&net.attacker, &replay_args, &dir.join(format!("{}.tcpreplay.log", sc.name)));
+    let status = sender.wait_for(Duration::from_secs(40));
+    let exited_ns = wall_ns();
+    assert!(status.is_some_and(|s| s.success()), "{}: tcpreplay failed ({status:?}):\n{}", sc.name, sender.output());
+    std::thread::sleep(Duration::from_millis(100));
+    wire.signal(libc::SIGINT);
+    assert!(wire.wait_for(Duration::from_secs(5)).is_some(), "tcpdump did not stop on SIGINT");
+    let (first_ns, last_ns, seen) =
+        pcap_span(&wire_file).unwrap_or_else(|| panic!("{}: no packet toward {} crossed the link", sc.name, sc.victim));
+    let expected = attack["packets"].as_u64().unwrap_or(0) as usize;
+    assert!(seen >= expected * 9 / 10, "{}: only {seen} of {expected} attack packets crossed the link", sc.name);
+    // What the schedule alone would predict (the capture's own offsets from the spawn time).
+    let (sched_first, sched_last) =
+        (spawned_ns + attack_start - capture_first, spawned_ns + attack_end - capture_first);
+    let note = format!(
+        "; tcpreplay: {seen} packets to the victim, the attack crossed the link {:+.3} s .. {:+.3} s off the capture's schedule, replay took {:.2} s for a {:.2} s capture",
+        secs(first_ns - sched_first),
+        secs(last_ns - sched_last),
+        secs(exited_ns - spawned_ns),
+        secs(capture_last - capture_first),
+    );
+    Flood { first_ns, last_ns, note }
+}
+
+fn field<'a>(e: &'a Value, name: &str) -> &'a str {
+    e[name].as_str().unwrap_or("")
+}
+
+fn short(line: &str) -> &str {
+    match line.char_indices().nth(400) {
+        Some((i, _)) => &line[..i],
+        None => line,
+    }
+}
+
+/// Runs one scenario; returns the failures found (empty when it passed).
+fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<String> {
+    let alerts = dir.join(format!("{}.alerts.jsonl", sc.name));
+    let _ = std::fs::remove_file(&alerts);
+    let daemon_args = [
+        env!("CARGO_BIN_EXE_floodwatch"),
+        "run",
+        "--interface",
+        &net.victim_if,
+        "--config",
+        config.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ];
+    let mut daemon = Proc::spawn(&net.victim, &daemon_args, &dir.join(format!("{}.floodwatch.log", sc.name)));
+    daemon.wait_for_output("capture started", "floodwatch");
+
+    let flood = match sc.traffic {
+        Traffic::Hping(args) => hping(net, dir, sc, args),
+        Traffic::Replay(capture) => replay(net, dir, sc, capture),
+    };
+
+    // Let the quiet time pass, and a margin.
+    let resume_ns = flood.last_ns + (QUIET_S + 2) * NS;
+    let wait_ns = resume_ns - wall_ns();
+    if wait_ns > 0 {
+        std::thread::sleep(Duration::from_nanos(wait_ns as u64));
+    }
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_for(Duration::from_secs(5));
+    let log = daemon.output();
+    let mut failures = Vec::new();
+    match status {
+        None => failures.push(format!("floodwatch still running 5 s after SIGTERM; log:\n{log}")),
+        Some(s) if s.code() != Some(0) => {
+            failures.push(format!("floodwatch exited with {s} after SIGTERM; log:\n{log}"))
+        }
+        Some(_) => {}
+    }
+
+    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: alert line is not JSON ({e}): {l}", sc.name)))
+        .collect();
+    let dump = || {
+        let shown: Vec<&str> = lines.iter().map(|l| short(l)).collect();
+        format!("alerts:\n{}\nfloodwatch log:\n{log}", shown.join("\n"))
+    };
+    let starts: Vec<&Value> = events.iter().filter(|e| field(e, "event") == "attack_start").collect();
+    for e in &starts {
+        if (field(e, "victim"), field(e, "kind")) != (sc.victim, sc.kind) {
+            failures.push(format!(
+                "unexpected {} on {}: {}",
+                field(e, "kind"),
+                field(e, "victim"),
+                short(&e.to_string())
+            ));
+        }
+    }
+    if events.iter().any(|e| field(e, "victim") == ATTACKER_ADDR) {
+        failures.push(format!("the victim's answers raised an alert on the attacker {ATTACKER_ADDR}"));
+    }
+    let Some(start) = starts.iter().find(|e| (field(e, "victim"), field(e, "kind")) == (sc.victim, sc.kind)) else {
+        failures.push(format!("no attack_start for {} on {}; {}", sc.kind, sc.victim, dump()));
+        return failures;
+    };
+    let started_at = parse_time(field(start, "started_at")).expect("started_at is RFC 3339");
+    let detect = started_at - flood.first_ns;
+    if !(0..=NS).contains(&detect) {
+        failures.push(format!(
+            "started_at {} is {:+.3} s from the first flood packet (bound: within 1 s after it)",
+            field(start, "started_at"),
+            secs(detect)
+        ));
+    }
+    let id = field(start, "attack_id");
+    let Some(end) = events.iter().find(|e| field(e, "event") == "attack_end" && field(e, "attack_id") == id) else {
+        failures.push(format!("no attack_end for attack {id}; {}", dump()));
+        return failures;
+    };
+    let end_ts = parse_time(field(end, "timestamp")).expect("timestamp is RFC 3339");
+    let ended_at = parse_time(field(end, "ended_at")).expect("ended_at is RFC 3339");
+    let end_delay = end_ts - flood.last_ns;
+    if field(end, "end_reason") != "quiet" {
+        failures.push(format!("attack {id} ended with end_reason {:?}, not \"quiet\"; {}", end["end_reason"], dump()));
+    } else if !(0..=END_BOUND_NS).contains(&end_delay) {
+        failures.push(format!(
+            "attack_end at {} is {:+.3} s from the end of the flood (bound: within quiet_s + 1 s + one 100 ms tick = {:.1} s after it)",
+            field(end, "timestamp"),
+            secs(end_delay),
+            secs(END_BOUND_NS)
+        ));
+    }
+    // "capture stopped packets=1396787 decode_issues=0 kernel_dropped=5500"
+    let counter = |name: &str| {
+        log.lines().filter(|l| l.contains("capture stopped")).find_map(|l| {
+            l.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+        })
+    };
+    let captured = match (counter("packets"), counter("kernel_dropped")) {
+        (Some(p), Some(d)) => format!(", floodwatch captured {p} packets, kernel dropped {d}"),
+        _ => String::new(),
+    };
+    eprintln!(
+        "live_netns: {:<10} {} on {}: detected {:.3} s after the first flood packet, attack_end ({}) {:.3} s after the flood stopped (ended_at {:+.3} s), peak {} pps, {} starts{captured}{}",
+        sc.name,
+        sc.kind,
+        sc.victim,
+        secs(detect),
+        field(end, "end_reason"),
+        secs(end_delay),
+        secs(ended_at - flood.last_ns),
+        end["peak_pps"],
+        starts.len(),
+        flood.note
+    );
+    if !failures.is_empty() {
+        failures.push(dump());
+    }
+    failures
+}
+
+#[test]
+fn floods_between_namespaces_are_detected_and_end_quietly() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return common::skip("live_netns needs root (network namespaces, raw sockets)");
+    }
+    if let Some(tool) = ["ip", "hping3", "tcpreplay", "tcpdump", "timeout"].into_iter().find(|t| !on_path(t)) {
+        return common::skip(&format!("live_netns needs {tool} on PATH"));
+    }
+    let net = match Netns::create() {
+        Ok(net) => net,
+        Err(e) => return common::skip(&format!("cannot create network namespaces: {e}")),
+    };
+    let scratch = Scratch(std::env::temp_dir().join(format!("floodwatch-netns-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let config = scratch.0.join("floodwatch.toml");
+    std::fs::write(&config, format!("[detection]\nquiet_s = {QUIET_S}\n")).unwrap();
+
+    let scenarios = [
+        Scenario {
+            name: "hping-syn",
+            traffic: Traffic::Hping(&["-S", "-p", "80", "--flood"]),
+            victim: VICTIM_ADDR,
+            kind: "syn_flood",
+        },
+        Scenario {
+            name: "hping-udp",
+            traffic: Traffic::Hping(&["--udp", "-p", "9999", "--flood"]),
+            victim: VICTIM_ADDR,
+            kind: "udp_flood",
+        },
+        Scenario {
+            name: "hping-icmp",
+            traffic: Traffic::Hping(&["--icmp", "--flood"]),
+            victim: VICTIM_ADDR,
+            kind: "icmp_flood",
+        },
+        Scenario {
+            name: "replay-syn",
+            traffic: Traffic::Replay("syn_flood_real_sources.pcap"),
+            victim: "198.51.100.10",
+            kind: "syn_flood",
+        },
+        Scenario {
+            name: "replay-udp",
+            traffic: Traffic::Replay("udp_flood.pcap"),
+            victim: "198.51.100.20",
+            kind: "udp_flood",
+        },
+    ];
+    let mut failures = Vec::new();
+    for sc in &scenarios {
+        for f in run_scenario(&net, &scratch.0, &config, sc) {
+            failures.push(format!("{}: {f}", sc.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
