@@ -358,12 +358,41 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         Ok(Config {
-            detection: DetectionSettings::from_sections(&file)?,
+            detection: DetectionSettings::from_sections(&file).map_err(|e| match line_of(text, &e) {
+                Some(line) => format!("{e} (line {line})"),
+                None => e,
+            })?,
             capture: file.capture.clone().unwrap_or_default(),
             output: file.output.clone().unwrap_or_default(),
             log: file.log.clone().unwrap_or_default(),
         })
     }
+}
+
+/// The line of the key a validation error names (`detection.window: ...`,
+/// `prefix[1].udp_flood ...`, `allowlist.sources[0]: ...`), for check-config's messages.
+fn line_of(text: &str, error: &str) -> Option<usize> {
+    let path = error.split([':', ' ']).next()?;
+    let (section, leaf) = path.rsplit_once('.')?;
+    let leaf = leaf.split('[').next()?;
+    let (name, index) = match section.split_once('[') {
+        Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()?),
+        None => (section, 0),
+    };
+    let mut occurrence = 0;
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t.trim_matches(|c| c == '[' || c == ']').trim() == name && {
+                occurrence += 1;
+                occurrence - 1 == index
+            };
+        } else if inside && t.split('=').next().map(str::trim) == Some(leaf) {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// A config file that could not be used.
@@ -509,7 +538,10 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let e = DetectionSettings::from_toml("[detection]\nwindow = \"150ms\"\n").unwrap_err();
-        assert!(e.contains("detection.window"), "{e}");
+        assert!(e.contains("detection.window") && e.ends_with("(line 2)"), "{e}");
+        let e = DetectionSettings::from_toml("[[prefix]]\nprefix = \"10.0.0.0/8\"\n[[prefix]]\nprefix = \"x\"\n")
+            .unwrap_err();
+        assert!(e.starts_with("prefix[1].prefix") && e.ends_with("(line 4)"), "{e}");
         assert_eq!(DetectionSettings::from_toml("[detection]\nwindow = \"2.5s\"\n").unwrap().window_ticks, 25);
         let e = DetectionSettings::from_toml("[detection]\nwindow_ms = 1\n").unwrap_err();
         assert!(e.contains("window") && e.contains("line 2"), "{e}");

@@ -82,6 +82,12 @@ struct RunArgs {
     /// Capture backend: af_packet (default build) or libpcap (build with --features libpcap).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
+    /// Kernel BPF capture filter, e.g. "udp or tcp" (libpcap backend).
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Kernel capture buffer in MiB (libpcap backend; default 64).
+    #[arg(long, value_name = "MIB")]
+    buffer_mb: Option<u32>,
     /// Operational log format on stderr: human or json (the alert stream is separate).
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -206,6 +212,12 @@ fn run_daemon(args: RunArgs) -> u8 {
                 return exit::BAD_CONFIG;
             }
         };
+    }
+    if args.filter.is_some() {
+        config.capture.filter = args.filter.clone();
+    }
+    if args.buffer_mb.is_some() {
+        config.capture.buffer_mb = args.buffer_mb;
     }
     if let Some(f) = &args.log_format {
         config.log.format = match f.as_str() {
