@@ -84,3 +84,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::analyze::hash::KeyedHasher;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Distinct counts of random sets, with random repeats, stay within 4 standard errors
+        /// (1.04/sqrt(2^15) = 0.57 %, so 2.3 %) or within 1 for tiny sets.
+        #[test]
+        fn estimate_within_stated_error(distinct in 0u32..300_000, repeats in 1u32..3, seed in any::<u64>(), offset in any::<u32>()) {
+            let h = KeyedHasher::new(Some(seed));
+            let mut hll = HyperLogLog::new(15);
+            for r in 0..repeats {
+                for i in 0..distinct {
+                    let key = ((offset.wrapping_add(i.wrapping_mul(2_654_435_761))) as u128) << (r % 2);
+                    hll.add_hash(h.hash_u128(key >> (r % 2)));
+                }
+            }
+            let estimate = hll.estimate() as f64;
+            let n = distinct as f64;
+            prop_assert!((estimate - n).abs() <= (4.0 * 1.04 / (32768f64).sqrt() * n).max(1.0), "{} for {}", estimate, n);
+        }
+    }
+}

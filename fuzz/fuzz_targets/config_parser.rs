@@ -1,0 +1,13 @@
+//! Any text as a config file: parsing either succeeds or returns an error message.
+#![no_main]
+
+use floodwatch::config::Config;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Err(message) = Config::from_toml(text) {
+            assert!(!message.is_empty());
+        }
+    }
+});
