@@ -301,12 +301,12 @@ impl FileSource {
         if path == "-" {
             return Self::with_buffer(path, Box::new(io::stdin()), None, DEFAULT_BUFFER_LEN);
         }
-        let io_error = |e: io::Error| CaptureError {
+        let open_error = |e: io::Error| CaptureError {
             path: path.to_string(),
             offset: 0,
-            kind: CaptureErrorKind::Io(e.to_string()),
+            kind: CaptureErrorKind::Open(e.to_string()),
         };
-        let file = File::open(path).map_err(io_error)?;
+        let file = File::open(path).map_err(open_error)?;
         let size = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
         Self::with_buffer(path, Box::new(file), size, DEFAULT_BUFFER_LEN)
     }
@@ -767,7 +767,7 @@ mod tests {
         assert!(debug.contains("finished"), "{debug}");
         let err = FileSource::open("/nonexistent/floodwatch.pcap").unwrap_err();
         assert_eq!((err.path.as_str(), err.offset), ("/nonexistent/floodwatch.pcap", 0));
-        assert!(matches!(err.kind, CaptureErrorKind::Io(_)));
+        assert!(matches!(err.kind, CaptureErrorKind::Open(_)));
     }
 
     /// Applies a few random edits aimed at lengths and headers.

@@ -46,7 +46,9 @@ pub struct Frame<'a> {
 /// Why a capture could not be read further.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureErrorKind {
-    /// The file could not be opened or read.
+    /// The file could not be opened (missing, no permission, ...).
+    Open(String),
+    /// The file could not be read.
     Io(String),
     /// The first bytes are neither pcap, pcapng nor gzip.
     UnknownFormat { magic: [u8; 4] },
@@ -79,6 +81,9 @@ impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let CaptureError { path, offset, kind } = self;
         match kind {
+            CaptureErrorKind::Open(e) => {
+                write!(f, "{path}: cannot open: {e} (check the path, and that this user may read the file)")
+            }
             CaptureErrorKind::Io(e) => write!(f, "{path}: read error at byte offset {offset}: {e}"),
             CaptureErrorKind::UnknownFormat { magic } => write!(
                 f,
