@@ -3,6 +3,9 @@
 //! 2^p one-byte registers; standard error about 1.04/√(2^p). At p = 15 (32 KiB) that is
 //! 0.57 %, so a million sources are estimated within 2 % with overwhelming probability.
 
+/// Up to this many times the register count, linear counting is the better estimate.
+const LINEAR_COUNTING_LIMIT: f64 = 3.5;
+
 pub struct HyperLogLog {
     precision: u32,
     registers: Box<[u8]>,
@@ -44,10 +47,13 @@ impl HyperLogLog {
             }
         }
         let raw = alpha * m * m / sum;
-        if raw <= 2.5 * m && zeros > 0 {
-            (m * (m / zeros as f64).ln()).round() as u64
-        } else {
-            raw.round() as u64
+        // The raw estimate overshoots below a few times m (+20 % at 1.2 m, +2.5 % at 2.4 m,
+        // +0.5 % at 3.5 m); linear counting's error grows as registers fill (0.8 % at 3.5 m).
+        // Switch where the two meet, instead of the original paper's 2.5 m.
+        let linear = (zeros > 0).then(|| m * (m / zeros as f64).ln());
+        match linear {
+            Some(lc) if lc <= LINEAR_COUNTING_LIMIT * m => lc.round() as u64,
+            _ => raw.round() as u64,
         }
     }
 }
@@ -92,10 +98,11 @@ mod properties {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// Distinct counts of random sets, with random repeats, stay within 4 standard errors
-        /// (1.04/sqrt(2^15) = 0.57 %, so 2.3 %) or within 1 for tiny sets.
+        /// Distinct counts of random sets, with random repeats, stay within 4 standard errors:
+        /// 1.04/sqrt(2^15) = 0.57 % for the raw estimate, so 2.3 %, and up to 0.85 % for linear
+        /// counting near its limit (3.5 * 2^15), so 3.4 %; within 1 for tiny sets.
         #[test]
         fn estimate_within_stated_error(distinct in 0u32..300_000, repeats in 1u32..3, seed in any::<u64>(), offset in any::<u32>()) {
             let h = KeyedHasher::new(Some(seed));
@@ -108,7 +115,8 @@ mod properties {
             }
             let estimate = hll.estimate() as f64;
             let n = distinct as f64;
-            prop_assert!((estimate - n).abs() <= (4.0 * 1.04 / (32768f64).sqrt() * n).max(1.0), "{} for {}", estimate, n);
+            let sigma = if n > LINEAR_COUNTING_LIMIT * 32768.0 { 1.04 / 32768f64.sqrt() } else { 0.0085 };
+            prop_assert!((estimate - n).abs() <= (4.0 * sigma * n).max(1.0), "{} for {}", estimate, n);
         }
     }
 }
