@@ -4,21 +4,48 @@
 //! capgen list                      names of the scenarios
 //! capgen all [--out DIR]           every scenario (DIR defaults to captures)
 //! capgen SCENARIO [--out DIR]      one scenario
+//! capgen bench-mix [--packets N] --out FILE
+//!                                  replay benchmark: background with three floods inside
+//! capgen bench-spoofed [--packets N] [--sources M] --out FILE
+//!                                  replay benchmark: SYN flood from M distinct spoofed sources
 //! ```
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use floodwatch::synth::bench::{write_bench_mix, write_bench_spoofed, DEFAULT_PACKETS, DEFAULT_SOURCES};
 use floodwatch::synth::{find, write_all, write_scenario, SCENARIOS};
 
-const USAGE: &str = "usage: capgen list | capgen all [--out DIR] | capgen SCENARIO [--out DIR]";
+const USAGE: &str = "usage: capgen list | capgen all [--out DIR] | capgen SCENARIO [--out DIR] | \
+                     capgen bench-mix [--packets N] --out FILE | \
+                     capgen bench-spoofed [--packets N] [--sources M] --out FILE";
 
 /// What the command line asks for.
 enum Command {
     List,
     All { out: PathBuf },
     One { name: String, out: PathBuf },
+    Bench { spoofed: bool, packets: u64, sources: u64, out: PathBuf },
+}
+
+/// Parses the flags of `bench-mix` and `bench-spoofed`.
+fn parse_bench(spoofed: bool, mut rest: &[String]) -> Result<Command, String> {
+    let (mut packets, mut sources, mut out) = (DEFAULT_PACKETS, DEFAULT_SOURCES, None);
+    while let [flag, value, tail @ ..] = rest {
+        let number = || value.replace('_', "").parse::<u64>().map_err(|e| format!("{flag} {value}: {e}"));
+        match flag.as_str() {
+            "--packets" => packets = number()?,
+            "--sources" if spoofed => sources = number()?,
+            "--out" => out = Some(PathBuf::from(value)),
+            _ => return Err(USAGE.to_owned()),
+        }
+        rest = tail;
+    }
+    match (rest, out) {
+        ([], Some(out)) => Ok(Command::Bench { spoofed, packets, sources, out }),
+        _ => Err(USAGE.to_owned()),
+    }
 }
 
 /// Parses the arguments after the program name.
@@ -26,6 +53,9 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let Some((what, rest)) = args.split_first() else {
         return Err(USAGE.to_owned());
     };
+    if let name @ ("bench-mix" | "bench-spoofed") = what.as_str() {
+        return parse_bench(name == "bench-spoofed", rest);
+    }
     let out = match rest {
         [] => PathBuf::from("captures"),
         [flag, dir] if flag == "--out" => PathBuf::from(dir),
@@ -58,6 +88,24 @@ fn run(command: Command) -> Result<(), String> {
             let scenario = find(&name).ok_or_else(|| format!("unknown scenario {name:?} (see `capgen list`)"))?;
             std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             (write_scenario(scenario, &out), out)
+        }
+        Command::Bench { spoofed, packets, sources, out } => {
+            let file = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            let writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let facts =
+                if spoofed { write_bench_spoofed(writer, packets, sources) } else { write_bench_mix(writer, packets) }
+                    .map_err(|e| format!("{}: {e}", out.display()))?;
+            let [a, b, c] = facts.attack_packets;
+            writeln!(
+                stdout,
+                "{}: {} packets, {} frame bytes, attack packets {a} {b} {c}, distinct attack sources {}",
+                out.display(),
+                facts.packets,
+                facts.bytes,
+                facts.distinct_sources
+            )
+            .map_err(report)?;
+            return Ok(());
         }
     };
     let written = written.map_err(|e| format!("writing into {}: {e}", out.display()))?;

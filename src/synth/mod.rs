@@ -4,6 +4,8 @@
 //! Everything derives from [`SEED`] through per-scenario streams, and only integer arithmetic
 //! is used, so the same build writes byte-identical files every time.
 
+pub mod adversarial;
+pub mod bench;
 pub mod benign;
 pub mod exchanges;
 pub mod files;
