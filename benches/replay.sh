@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Replay benchmark: floodwatch against cat, tcpdump and (when installed) suricata on two
+# generated 10M-packet captures.
+#
+#   bash benches/replay.sh                 # inputs in a temp dir, removed afterwards
+#   FW_BENCH_DIR=/data/fw bash benches/replay.sh   # keep (and reuse) the inputs there
+#   FW_BENCH_PACKETS=1000000 FW_BENCH_SOURCES=500000 bash benches/replay.sh   # smaller run
+#
+# (a) bench_mix: benign IPv4/IPv6 background with a SYN flood, a UDP flood and a DNS
+#     amplification inside (about 7 % of the packets each, ~70,000 pps each in packet time);
+# (b) bench_spoofed: a SYN flood against one victim from exactly FW_BENCH_SOURCES distinct
+#     random IPv4 sources.
+# Every tool runs 3 times per input after the page cache is warmed; the best wall time counts.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PACKETS=${FW_BENCH_PACKETS:-10000000}
+SOURCES=${FW_BENCH_SOURCES:-5000000}
+RUNS=${FW_BENCH_RUNS:-3}
+CARGO=(cargo)
+if command -v flock >/dev/null && [ -n "${FW_CARGO_LOCK:-/tmp/fw-cargo.lock}" ]; then
+    CARGO=(flock "${FW_CARGO_LOCK:-/tmp/fw-cargo.lock}" cargo)
+fi
+
+echo "== building release binaries"
+"${CARGO[@]}" build --release --quiet --bin floodwatch --bin capgen
+FW=$PWD/target/release/floodwatch
+CAPGEN=$PWD/target/release/capgen
+
+if [ -n "${FW_BENCH_DIR:-}" ]; then
+    DIR=$FW_BENCH_DIR
+    mkdir -p "$DIR"
+else
+    DIR=$(mktemp -d /tmp/fw-bench.XXXXXX)
+    trap 'rm -rf "$DIR"' EXIT
+fi
+MIX=$DIR/bench_mix_$PACKETS.pcap
+SPOOFED=$DIR/bench_spoofed_${PACKETS}_$SOURCES.pcap
+WORK=$(mktemp -d /tmp/fw-bench-work.XXXXXX)
+trap 'rm -rf "$WORK"; [ -n "${FW_BENCH_DIR:-}" ] || rm -rf "$DIR"' EXIT
+
+echo "== generating inputs in $DIR"
+gen() { # name file args...
+    local name=$1 file=$2
+    shift 2
+    if [ -s "$file" ] && [ -s "$file.facts" ]; then
+        echo "   reusing $file"
+    else
+        local t0 t1
+        t0=$(date +%s.%N)
+        "$CAPGEN" "$name" "$@" --out "$file" >"$file.facts"
+        t1=$(date +%s.%N)
+        awk -v a="$t0" -v b="$t1" -v n="$PACKETS" 'BEGIN { printf "   generated in %.2f s (%.2f Mpps)\n", b - a, n / (b - a) / 1e6 }'
+    fi
+    cat "$file.facts"
+}
+gen bench-mix "$MIX" --packets "$PACKETS"
+gen bench-spoofed "$SPOOFED" --packets "$PACKETS" --sources "$SOURCES"
+TRUE_SOURCES=$(sed -n 's/.*distinct attack sources \([0-9]*\).*/\1/p' "$SPOOFED.facts")
+
+# best_of CMD...: runs CMD $RUNS times (output discarded), prints the best wall time in seconds.
+best_of() {
+    local best="" t0 t1 dt
+    for _ in $(seq "$RUNS"); do
+        t0=$(date +%s%N)
+        "$@" >/dev/null 2>&1
+        t1=$(date +%s%N)
+        dt=$(((t1 - t0) / 1000))
+        if [ -z "$best" ] || [ "$dt" -lt "$best" ]; then best=$dt; fi
+    done
+    awk -v us="$best" 'BEGIN { printf "%.3f", us / 1e6 }'
+}
+
+# peak_rss_kib CMD...: maximum resident set size of one run of CMD (KiB).
+peak_rss_kib() {
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f '%M' -o "$WORK/rss" "$@" >/dev/null 2>&1
+        cat "$WORK/rss"
+    else
+        # Fallback: poll VmHWM of the process while it runs.
+        "$@" >/dev/null 2>&1 &
+        local pid=$! hwm=0 v
+        while kill -0 "$pid" 2>/dev/null; do
+            v=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+            [ -n "$v" ] && hwm=$v
+            sleep 0.01
+        done
+        wait "$pid" || true
+        echo "$hwm"
+    fi
+}
+
+# Suricata: four threshold rules equivalent to floodwatch's defaults (per destination, 1000/s).
+SURICATA_RULES=$WORK/flood.rules
+cat >"$SURICATA_RULES" <<'EOF'
+alert tcp any any -> any any (msg:"SYN flood"; flags:S,12; threshold:type threshold, track by_dst, count 1000, seconds 1; sid:9000001; rev:1;)
+alert udp any any -> any any (msg:"UDP flood"; threshold:type threshold, track by_dst, count 1000, seconds 1; sid:9000002; rev:1;)
+alert icmp any any -> any any (msg:"ICMP flood"; threshold:type threshold, track by_dst, count 1000, seconds 1; sid:9000003; rev:1;)
+alert udp any 53 -> any any (msg:"DNS amplification"; threshold:type threshold, track by_dst, count 1000, seconds 1; sid:9000004; rev:1;)
+EOF
+run_suricata() {
+    rm -rf "$WORK/suricata"
+    mkdir -p "$WORK/suricata"
+    suricata -r "$1" -S "$SURICATA_RULES" -l "$WORK/suricata" -k none
+}
+
+ROWS=$WORK/rows
+: >"$ROWS"
+# row TOOL INPUT SECONDS RSS_KIB
+row() { echo "$1|$2|$3|$4" >>"$ROWS"; }
+
+for input in mix spoofed; do
+    if [ $input = mix ]; then file=$MIX; else file=$SPOOFED; fi
+    echo "== $input: warming the page cache ($(du -h "$file" | cut -f1))"
+    cat "$file" >/dev/null
+
+    echo "   floodwatch (summary kept, alerts to a file)"
+    "$FW" replay --no-progress --alerts "$WORK/alerts_$input.jsonl" "$file" 2>"$WORK/summary_$input.txt" >/dev/null
+    sed 's/^/     | /' "$WORK/summary_$input.txt"
+
+    fw_s=$(best_of "$FW" replay --no-progress --no-summary --alerts /dev/null "$file")
+    fw_rss=$(peak_rss_kib "$FW" replay --no-progress --no-summary --alerts /dev/null "$file")
+    row floodwatch $input "$fw_s" "$fw_rss"
+    echo "   floodwatch: $fw_s s, peak RSS $fw_rss KiB"
+
+    s=$(best_of cat "$file")
+    row cat $input "$s" "$(peak_rss_kib cat "$file")"
+    echo "   cat: $s s"
+
+    s=$(best_of tcpdump -r "$file" -w /dev/null)
+    row "tcpdump -w /dev/null" $input "$s" "$(peak_rss_kib tcpdump -r "$file" -w /dev/null)"
+    echo "   tcpdump: $s s"
+
+    if command -v suricata >/dev/null; then
+        s=$(best_of run_suricata "$file")
+        row suricata $input "$s" "$(peak_rss_kib suricata -r "$file" -S "$SURICATA_RULES" -l "$WORK/suricata" -k none)"
+        echo "   suricata: $s s"
+    else
+        echo "   suricata: not installed, skipped"
+    fi
+done
+
+echo
+echo "== results ($PACKETS packets per input, best of $RUNS runs, page cache warm)"
+echo
+awk -F'|' -v n="$PACKETS" '
+    { tool[NR] = $1; input[NR] = $2; s[NR] = $3; rss[NR] = $4; if ($1 == "floodwatch") fw[$2] = $3 }
+    END {
+        printf "| tool | input | seconds | Mpps | floodwatch time / tool time | peak RSS |\n"
+        printf "| --- | --- | ---: | ---: | ---: | ---: |\n"
+        for (i = 1; i <= NR; i++) {
+            ratio = (tool[i] == "floodwatch") ? "1.00" : sprintf("%.2f", fw[input[i]] / s[i])
+            printf "| %s | %s | %.3f | %.2f | %s | %.1f MiB |\n", tool[i], input[i], s[i], n / s[i] / 1e6, ratio, rss[i] / 1024
+        }
+    }' "$ROWS"
+echo
+echo "(ratio > 1: floodwatch is slower than the tool by that factor; < 1: faster)"
+
+echo
+echo "== floodwatch on (a) bench_mix: attacks reported"
+grep -E '^\s+(syn_flood|synack_flood|udp_flood|amplification|icmp_flood|fragment_flood)' "$WORK/summary_mix.txt" || echo "   none"
+
+echo
+echo "== floodwatch on (b) bench_spoofed: distinct-source estimate"
+python3 - "$WORK/alerts_spoofed.jsonl" "$TRUE_SOURCES" <<'EOF'
+import json, sys
+path, truth = sys.argv[1], int(sys.argv[2])
+ends = [json.loads(l) for l in open(path) if l.strip()]
+ends = [e for e in ends if e.get("event") == "attack_end"]
+if not ends:
+    print("   no attack_end in the alerts")
+for e in ends:
+    est = e["sources"]["distinct_estimate"]
+    print(f"   {e['kind']} {e['victim']}: estimate {est:,} vs true {truth:,}: "
+          f"error {100.0 * (est - truth) / truth:+.2f} %, spoofed_likely={e['sources']['spoofed_likely']}, "
+          f"offending_ips={len(e.get('offending_ips', []))}")
+EOF
