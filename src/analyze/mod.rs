@@ -859,7 +859,7 @@ impl Analyzer {
             return false;
         }
         let Some(t) = watch.tracker.as_ref() else { return false };
-        let Some(top) = t.sources.top(1).into_iter().next() else { return false };
+        let Some(top) = t.sources.heaviest() else { return false };
         if top.count * 2 < t.sources.total() {
             return false;
         }
@@ -945,9 +945,15 @@ impl Analyzer {
     }
 
     fn end_attack(&mut self, w: u16, reason: EndReason, ended_at: i64, ts: i64, out: &mut Vec<AttackEvent>) {
-        let offending_ips = self.offenders(w);
-        let report = EndReport { ended_at_ns: ended_at, reason, offending_ips };
-        out.push(self.event(w, EventKind::End, ts, Some(report)));
+        let report = EndReport { ended_at_ns: ended_at, reason, offending_ips: Vec::new() };
+        let mut event = self.event(w, EventKind::End, ts, Some(report));
+        // Forged sources are never worth blocking: the verdict comes with the event's sources.
+        if !event.sources.spoofed_likely {
+            if let Some(end) = event.end.as_mut() {
+                end.offending_ips = self.offenders(w);
+            }
+        }
+        out.push(event);
         self.release_watch(w);
     }
 
@@ -988,16 +994,13 @@ impl Analyzer {
         SourceReport { distinct_estimate: distinct, spoofed_likely: spoofed, verdict, top }
     }
 
-    /// Sources worth blocking: none when they look forged; else every tracked source with
-    /// enough packets that the sketch guarantees (count minus possible overestimate).
+    /// Sources worth blocking (for sources that do not look forged): every tracked source
+    /// with enough packets that the sketch guarantees (count minus possible overestimate).
     fn offenders(&self, w: u16) -> Vec<IpAddr> {
         let watch = self.watch(w);
         let Some(t) = watch.tracker.as_ref() else {
             return Vec::new();
         };
-        if self.source_report(w).spoofed_likely {
-            return Vec::new();
-        }
         let reflection = watch.attack.as_ref().is_some_and(|a| a.kind.is_reflection());
         let min = if reflection { 1 } else { self.s.min_offender_packets };
         t.sources

@@ -133,6 +133,15 @@ impl<K: SketchKey> SpaceSaving<K> {
         }
     }
 
+    /// The tracked key with the largest count, without sorting or allocating.
+    pub fn heaviest(&self) -> Option<Counted<K>> {
+        (0..self.keys.len()).max_by_key(|&c| self.counts[c]).map(|c| Counted {
+            key: self.keys[c],
+            count: self.counts[c],
+            error: self.errors[c],
+        })
+    }
+
     /// The tracked keys, largest count first (ties broken by key for stable output).
     pub fn top(&self, n: usize) -> Vec<Counted<K>> {
         let mut all: Vec<Counted<K>> = (0..self.keys.len())
@@ -242,6 +251,7 @@ mod tests {
         }
         let top = ss.top(3);
         assert_eq!(top[0], Counted { key: ip(49), count: 50, error: 0 });
+        assert_eq!(ss.heaviest(), Some(top[0]));
         assert_eq!(top[1].key, ip(48));
         assert!(!ss.is_saturated());
     }
