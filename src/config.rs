@@ -6,10 +6,17 @@
 
 use crate::analyze::AttackKind;
 use crate::decode::IpKey;
+use crate::output::blocklist::DEFAULT_TTL_S;
+use crate::output::evidence::EvidenceOptions;
+use crate::output::hook::HookOptions;
+use crate::output::metrics::listen_addr;
+use crate::output::sink::SinkSpec;
+use crate::output::{BlocklistOptions, OutputOptions};
 use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A packet-rate threshold per attack kind, indexed by `AttackKind as usize`.
 pub type KindThresholds = [u32; AttackKind::ALL.len()];
@@ -320,13 +327,108 @@ pub enum LogFormat {
     Json,
 }
 
-/// The `[output]` section.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// The `[output]` section; command-line flags override each key.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSettings {
-    /// Alert destinations: a file path (appended to) or "-" for standard output.
+    /// Alert sinks (see `SinkSpec`): "-", a file path, unix:, tcp://, syslog+udp://, ...
     #[serde(default)]
     pub alerts: Vec<String>,
+    /// Seconds network sinks keep trying to deliver at exit (default 5).
+    pub drain_timeout_s: Option<f64>,
+    pub blocklist: Option<PathBuf>,
+    /// plain (default), nft, ipset or json.
+    pub blocklist_format: Option<String>,
+    pub blocklist_ttl_s: Option<u64>,
+    pub evidence_dir: Option<PathBuf>,
+    /// Packets per attack (default 10,000).
+    pub evidence_packets: Option<u64>,
+    /// Disk cap for all evidence files in MiB (default 1024).
+    pub evidence_max_mb: Option<u64>,
+    /// Prometheus endpoint: PORT (on 127.0.0.1) or IP:PORT.
+    pub metrics: Option<String>,
+    /// Command run per attack start and end, as argv (no shell).
+    #[serde(default)]
+    pub on_attack: Vec<String>,
+    pub on_attack_timeout_s: Option<f64>,
+    pub on_attack_per_minute: Option<u32>,
+}
+
+/// Defaults of the `[output]` section.
+pub const DEFAULT_DRAIN_S: f64 = 5.0;
+pub const DEFAULT_EVIDENCE_PACKETS: u64 = 10_000;
+pub const DEFAULT_EVIDENCE_MAX_MB: u64 = 1024;
+pub const DEFAULT_HOOK_TIMEOUT_S: f64 = 10.0;
+pub const DEFAULT_HOOK_PER_MINUTE: u32 = 10;
+
+impl OutputSettings {
+    /// The checked options; errors name the key. `allow` (the source allowlist) is never
+    /// blocklisted. No alert sink at all means standard output.
+    pub fn options(&self, allow: &[Prefix]) -> Result<OutputOptions, String> {
+        let seconds = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, String> {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!("output.{key}: {v} is not between 0 and 86400 seconds"))
+            }
+        };
+        let alerts: Vec<String> = if self.alerts.is_empty() { vec!["-".into()] } else { self.alerts.clone() };
+        let sinks = alerts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a.parse::<SinkSpec>().map_err(|e| format!("output.alerts[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let blocklist = match &self.blocklist {
+            None => None,
+            Some(path) => Some(BlocklistOptions {
+                path: path.clone(),
+                format: self
+                    .blocklist_format
+                    .as_deref()
+                    .unwrap_or("plain")
+                    .parse()
+                    .map_err(|e| format!("output.blocklist_format: {e}"))?,
+                ttl_s: match self.blocklist_ttl_s.unwrap_or(DEFAULT_TTL_S) {
+                    0 => return Err("output.blocklist_ttl_s: must be at least 1".into()),
+                    t => t,
+                },
+                allow: allow.to_vec(),
+            }),
+        };
+        let evidence = match &self.evidence_dir {
+            None => None,
+            Some(dir) => Some(EvidenceOptions {
+                dir: dir.clone(),
+                max_packets: match self.evidence_packets.unwrap_or(DEFAULT_EVIDENCE_PACKETS) {
+                    0 => return Err("output.evidence_packets: must be at least 1".into()),
+                    n => n,
+                },
+                max_bytes: self.evidence_max_mb.unwrap_or(DEFAULT_EVIDENCE_MAX_MB).saturating_mul(1 << 20),
+            }),
+        };
+        let metrics =
+            self.metrics.as_deref().map(listen_addr).transpose().map_err(|e| format!("output.metrics: {e}"))?;
+        let hook = if self.on_attack.is_empty() {
+            None
+        } else {
+            let h = HookOptions {
+                argv: self.on_attack.clone(),
+                timeout: seconds("on_attack_timeout_s", self.on_attack_timeout_s, DEFAULT_HOOK_TIMEOUT_S)?,
+                per_minute: self.on_attack_per_minute.unwrap_or(DEFAULT_HOOK_PER_MINUTE),
+            };
+            h.validate().map_err(|e| format!("output.{e}"))?;
+            Some(h)
+        };
+        Ok(OutputOptions {
+            sinks,
+            drain: seconds("drain_timeout_s", self.drain_timeout_s, DEFAULT_DRAIN_S)?,
+            blocklist,
+            evidence,
+            metrics,
+            hook,
+        })
+    }
 }
 
 /// The `[log]` section.
@@ -363,7 +465,16 @@ impl Config {
                 None => e,
             })?,
             capture: file.capture.clone().unwrap_or_default(),
-            output: file.output.clone().unwrap_or_default(),
+            output: match &file.output {
+                Some(o) => {
+                    o.options(&[]).map_err(|e| match line_of(text, &e) {
+                        Some(line) => format!("{e} (line {line})"),
+                        None => e,
+                    })?;
+                    o.clone()
+                }
+                None => OutputSettings::default(),
+            },
             log: file.log.clone().unwrap_or_default(),
         })
     }

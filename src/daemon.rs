@@ -9,10 +9,13 @@
 
 use crate::analyze::{Analyzer, AttackEvent, EndReason};
 use crate::capture::live::{self, wall_clock_ns, LiveCapture, LiveError};
+use crate::capture::{Frame, LinkType};
 use crate::config::{Config, DetectionSettings};
-use crate::decode::{decode, DecodeIssue, Decoded, PacketRecord};
-use crate::output::alert::JsonLinesWriter;
+use crate::decode::{decode, Decoded, PacketRecord};
+use crate::output::metrics::{latency_histogram, Metrics};
 use crate::output::notify::Notifier;
+use crate::output::summary::TrafficStats;
+use crate::output::{OutputOptions, Outputs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -37,8 +40,37 @@ pub struct DaemonOptions {
     pub interface: String,
     pub config_path: Option<PathBuf>,
     pub config: Config,
-    /// Alert destinations: "-" for stdout or file paths (appended to).
-    pub alerts: Vec<String>,
+    pub outputs: OutputOptions,
+}
+
+/// Where a frame's bytes sit in its batch.
+#[derive(Clone, Copy)]
+struct FrameSpan {
+    ts_ns: i64,
+    wire_len: u32,
+    link: LinkType,
+    offset: usize,
+    len: usize,
+}
+
+/// Packets handed from the capture thread to the analyzer, with their frames' bytes when
+/// the outputs keep evidence. Batches are reused: after warm-up nothing is allocated.
+struct Batch {
+    records: Vec<PacketRecord>,
+    spans: Vec<FrameSpan>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch { records: Vec::with_capacity(BATCH), spans: Vec::new(), bytes: Vec::new() }
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.spans.clear();
+        self.bytes.clear();
+    }
 }
 
 /// Why the daemon stopped with an error.
@@ -78,13 +110,15 @@ enum Control {
 /// Runs until SIGTERM/SIGINT (Ok) or a capture or output failure (Err).
 pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let capture = live::open(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
-    let outputs = AlertOutputs::open(&opts.alerts).map_err(DaemonError::Output)?;
+    let outputs = Outputs::open(&opts.outputs).map_err(DaemonError::Output)?;
+    let keep_frames = outputs.wants_frames();
+    let metrics = outputs.metrics.clone();
     let shared = Arc::new(Shared::default());
     shared.heartbeat_ns.store(wall_clock_ns(), Ordering::Relaxed);
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<PacketRecord>>(BATCHES_IN_FLIGHT);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<PacketRecord>>(BATCHES_IN_FLIGHT + 1);
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT + 1);
     for _ in 0..BATCHES_IN_FLIGHT {
-        let _ = empty_tx.send(Vec::with_capacity(BATCH));
+        let _ = empty_tx.send(Batch::new());
     }
     let (control_tx, control_rx) = mpsc::channel::<Control>();
     tracing::info!(interface = %opts.interface, backend = capture.backend(), "capture started");
@@ -93,7 +127,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture_loop(capture, full_tx, empty_rx, &shared))
+            .spawn(move || capture_loop(capture, full_tx, empty_rx, &shared, &metrics, keep_frames))
             .map_err(|e| DaemonError::Output(format!("cannot start the capture thread: {e}")))?
     };
     let analyzer = Analyzer::new(opts.config.detection.clone());
@@ -112,7 +146,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     runtime.block_on(control_loop(&opts, &shared, &control_tx, &analyzer_thread));
 
     shared.stop.store(true, Ordering::Relaxed);
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let deadline = Instant::now() + SHUTDOWN_GRACE + opts.outputs.drain;
     let result = join_by(analyzer_thread, deadline);
     let _ = join_by(capture_thread, deadline);
     tracing::info!(
@@ -235,34 +269,62 @@ fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
 
 fn capture_loop(
     mut capture: Box<dyn LiveCapture>,
-    full: SyncSender<Vec<PacketRecord>>,
-    empty: Receiver<Vec<PacketRecord>>,
+    full: SyncSender<Batch>,
+    empty: Receiver<Batch>,
     shared: &Shared,
+    metrics: &Metrics,
+    keep_frames: bool,
 ) {
-    read_frames(capture.as_mut(), full, empty, shared);
+    read_frames(capture.as_mut(), full, empty, shared, metrics, keep_frames);
     if let Some(d) = capture.stats().kernel_dropped {
         shared.kernel_dropped.store(d, Ordering::Relaxed);
+        metrics.kernel_dropped.store(d, Ordering::Relaxed);
     }
 }
 
 fn read_frames(
     capture: &mut dyn LiveCapture,
-    full: SyncSender<Vec<PacketRecord>>,
-    empty: Receiver<Vec<PacketRecord>>,
+    full: SyncSender<Batch>,
+    empty: Receiver<Batch>,
     shared: &Shared,
+    metrics: &Metrics,
+    keep_frames: bool,
 ) {
     let mut record = PacketRecord::default();
     let Ok(mut batch) = empty.recv() else { return };
     let mut batch_started = Instant::now();
-    let mut issues = 0u64;
+    let mut traffic = TrafficStats::default();
     let mut last_stats = Instant::now();
+    let publish = |traffic: &TrafficStats, capture: &mut dyn LiveCapture| {
+        shared.decode_issues.store(traffic.issues.iter().sum(), Ordering::Relaxed);
+        metrics.set_traffic(traffic);
+        if let Some(d) = capture.stats().kernel_dropped {
+            shared.kernel_dropped.store(d, Ordering::Relaxed);
+            metrics.kernel_dropped.store(d, Ordering::Relaxed);
+        }
+    };
     while !shared.stop.load(Ordering::Relaxed) {
         let got = match capture.next_frame() {
             Ok(Some(frame)) => {
+                traffic.frames += 1;
+                traffic.wire_bytes += frame.wire_len.max(frame.data.len() as u32) as u64;
                 match decode(&frame, &mut record) {
-                    Ok(Decoded::Ip) => batch.push(record),
-                    Ok(Decoded::NonIp) => {}
-                    Err(DecodeIssue::UnsupportedLinkType) | Err(_) => issues += 1,
+                    Ok(Decoded::Ip) => {
+                        traffic.count_ip(&record);
+                        batch.records.push(record);
+                        if keep_frames {
+                            batch.spans.push(FrameSpan {
+                                ts_ns: frame.ts_ns,
+                                wire_len: frame.wire_len,
+                                link: frame.link,
+                                offset: batch.bytes.len(),
+                                len: frame.data.len(),
+                            });
+                            batch.bytes.extend_from_slice(frame.data);
+                        }
+                    }
+                    Ok(Decoded::NonIp) => traffic.non_ip += 1,
+                    Err(issue) => traffic.issues[issue as usize] += 1,
                 }
                 true
             }
@@ -273,8 +335,9 @@ fn read_frames(
                 break;
             }
         };
-        if batch.len() == BATCH || (!batch.is_empty() && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
-            shared.packets.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let n = batch.records.len();
+        if n == BATCH || (n > 0 && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
+            shared.packets.fetch_add(n as u64, Ordering::Relaxed);
             if full.send(batch).is_err() {
                 return;
             }
@@ -282,50 +345,54 @@ fn read_frames(
             batch = next;
             batch_started = Instant::now();
         }
-        if batch.is_empty() {
+        if batch.records.is_empty() {
             batch_started = Instant::now();
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             last_stats = Instant::now();
-            shared.decode_issues.store(issues, Ordering::Relaxed);
-            if let Some(d) = capture.stats().kernel_dropped {
-                shared.kernel_dropped.store(d, Ordering::Relaxed);
-            }
+            publish(&traffic, capture);
         }
     }
-    shared.decode_issues.store(issues, Ordering::Relaxed);
+    publish(&traffic, capture);
 }
 
 fn analyzer_loop(
     mut analyzer: Analyzer,
-    mut outputs: AlertOutputs,
-    full: Receiver<Vec<PacketRecord>>,
-    empty: SyncSender<Vec<PacketRecord>>,
+    mut outputs: Outputs,
+    full: Receiver<Batch>,
+    empty: SyncSender<Batch>,
     control: Receiver<Control>,
     shared: &Shared,
 ) -> Result<(), String> {
     let mut events: Vec<AttackEvent> = Vec::new();
     let mut last_wall_advance = Instant::now();
-    loop {
+    let mut latencies = latency_histogram();
+    let result = loop {
         let now_ns = wall_clock_ns();
         shared.heartbeat_ns.store(now_ns, Ordering::Relaxed);
         if shared.stop.load(Ordering::Relaxed) {
-            break;
+            break Ok(());
         }
         match full.recv_timeout(TICK) {
             Ok(mut batch) => {
-                for record in &batch {
-                    analyzer.process(record, &mut events);
+                let started = Instant::now();
+                if let Err(e) = process_batch(&batch, &mut analyzer, &mut outputs, &mut events) {
+                    break Err(e);
                 }
+                let _ = latencies.record(started.elapsed().as_nanos().max(1) as u64);
                 batch.clear();
                 let _ = empty.send(batch);
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
         }
         if last_wall_advance.elapsed() >= TICK {
             last_wall_advance = Instant::now();
-            analyzer.advance_to(wall_clock_ns() - WALL_CLOCK_SLACK_NS, &mut events);
+            let now = wall_clock_ns() - WALL_CLOCK_SLACK_NS;
+            analyzer.advance_to(now, &mut events);
+            outputs.advance(now);
+            outputs.metrics.set_analyzer(&analyzer.stats, analyzer.active_attacks());
+            outputs.metrics.add_batch_latencies(&mut latencies);
         }
         while let Ok(c) = control.try_recv() {
             match c {
@@ -338,57 +405,49 @@ fn analyzer_loop(
                 Control::ReopenOutputs => outputs.reopen(),
             }
         }
-        outputs.write_all(&mut events)?;
+        if let Err(e) = outputs.deliver(&mut events) {
+            break Err(e);
+        }
         shared.active_attacks.store(analyzer.active_attacks() as u64, Ordering::Relaxed);
-    }
+    };
     analyzer.finish(EndReason::Shutdown, &mut events);
-    outputs.write_all(&mut events)
-}
-
-/// The alert destinations of the daemon.
-struct AlertOutputs {
-    targets: Vec<(String, JsonLinesWriter)>,
-}
-
-impl AlertOutputs {
-    fn open(paths: &[String]) -> Result<AlertOutputs, String> {
-        let paths: Vec<String> = if paths.is_empty() { vec!["-".into()] } else { paths.to_vec() };
-        let targets =
-            paths.into_iter().map(|p| open_alert_target(&p).map(|w| (p, w))).collect::<Result<Vec<_>, String>>()?;
-        Ok(AlertOutputs { targets })
+    let last = outputs.deliver(&mut events);
+    let report = outputs.finish();
+    for s in report.sinks.iter().filter(|s| s.dropped_queue_full + s.dropped_failed > 0) {
+        tracing::warn!(
+            sink = %s.name,
+            queue_full = s.dropped_queue_full,
+            failed = s.dropped_failed,
+            "alert sink lost alerts"
+        );
     }
+    result.and(last)
+}
 
-    /// Reopens files (after logrotate moved them); a failure keeps the old handle.
-    fn reopen(&mut self) {
-        for (path, writer) in &mut self.targets {
-            if path != "-" {
-                match open_alert_target(path) {
-                    Ok(w) => *writer = w,
-                    Err(e) => tracing::error!("{e}"),
-                }
-            }
+/// One batch through the analyzer and the outputs, in packet order.
+fn process_batch(
+    batch: &Batch,
+    analyzer: &mut Analyzer,
+    outputs: &mut Outputs,
+    events: &mut Vec<AttackEvent>,
+) -> Result<(), String> {
+    for (i, record) in batch.records.iter().enumerate() {
+        if let Some(span) = batch.spans.get(i) {
+            let frame = Frame {
+                ts_ns: span.ts_ns,
+                wire_len: span.wire_len,
+                link: span.link,
+                data: &batch.bytes[span.offset..span.offset + span.len],
+            };
+            outputs.frame(&frame, record);
+        }
+        analyzer.process(record, events);
+        if !events.is_empty() {
+            outputs.deliver(events)?;
         }
     }
-
-    fn write_all(&mut self, events: &mut Vec<AttackEvent>) -> Result<(), String> {
-        for e in events.drain(..) {
-            for (path, writer) in &mut self.targets {
-                writer.write_event(&e).map_err(|err| format!("writing alerts to {path} failed: {err}"))?;
-            }
-        }
-        Ok(())
+    if let Some(last) = batch.records.last() {
+        outputs.advance(last.ts_ns);
     }
-}
-
-/// "-" is standard output; anything else a file opened for appending.
-pub fn open_alert_target(path: &str) -> Result<JsonLinesWriter, String> {
-    if path == "-" {
-        return Ok(JsonLinesWriter::new(Box::new(std::io::stdout())));
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map(|f| JsonLinesWriter::new(Box::new(f)))
-        .map_err(|e| format!("cannot open alert file {path}: {e}"))
+    Ok(())
 }

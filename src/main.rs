@@ -2,9 +2,10 @@
 
 use clap::{Args, Parser, Subcommand};
 use floodwatch::analyze::{Analyzer, AttackKind};
-use floodwatch::config::{CaptureBackend, Config, LogFormat};
+use floodwatch::config::{CaptureBackend, Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::summary::{Progress, Summary};
+use floodwatch::output::{OutputOptions, Outputs};
 use floodwatch::replay::replay;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -57,9 +58,8 @@ struct ReplayArgs {
     files: Vec<String>,
     #[command(flatten)]
     detection: DetectionArgs,
-    /// Where alerts go as JSON lines: a file (appended to) or "-" for standard output.
-    #[arg(long, value_name = "PATH", default_value = "-")]
-    alerts: String,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Never draw the progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     no_progress: bool,
@@ -75,10 +75,8 @@ struct RunArgs {
     interface: Option<String>,
     #[command(flatten)]
     detection: DetectionArgs,
-    /// Where alerts go as JSON lines, repeatable: a file (appended to, reopened on SIGHUP) or
-    /// "-" for standard output. Default: the config's [output] alerts, else standard output.
-    #[arg(long, value_name = "PATH")]
-    alerts: Vec<String>,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Capture backend: af_packet (default build) or libpcap (build with --features libpcap).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
@@ -91,6 +89,76 @@ struct RunArgs {
     /// Operational log format on stderr: human or json (the alert stream is separate).
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+}
+
+/// Output options shared by replay and run; each overrides the config's [output] key.
+#[derive(Args)]
+struct OutputArgs {
+    /// Alert sink, repeatable: "-" (stdout), PATH or file:PATH (appended to, reopened on
+    /// SIGHUP), unix:PATH, tcp://HOST:PORT, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT
+    /// (RFC 5424, octet-counted), syslog or syslog:PATH (/dev/log); add ?format=ecs|eve for
+    /// Elastic Common Schema or Suricata EVE, &facility=local0 for syslog. Default: stdout.
+    #[arg(long, value_name = "SINK")]
+    alerts: Vec<String>,
+    /// Seconds network sinks keep trying to deliver at exit (default 5).
+    #[arg(long, value_name = "SECONDS")]
+    drain_timeout: Option<f64>,
+    /// Blocklist file of offending sources, rewritten atomically as attacks start, update, end.
+    #[arg(long, value_name = "PATH")]
+    blocklist: Option<PathBuf>,
+    /// Blocklist format: plain, nft, ipset or json.
+    #[arg(long, value_name = "FORMAT")]
+    blocklist_format: Option<String>,
+    /// Seconds a source stays listed after its attack last reported it (default 3600).
+    #[arg(long, value_name = "SECONDS")]
+    blocklist_ttl: Option<u64>,
+    /// Directory for per-attack evidence pcaps (mode 0640).
+    #[arg(long, value_name = "DIR")]
+    evidence_dir: Option<PathBuf>,
+    /// Packets per evidence file (default 10000).
+    #[arg(long, value_name = "N")]
+    evidence_packets: Option<u64>,
+    /// Disk cap for all evidence files in MiB; the oldest are deleted first (default 1024).
+    #[arg(long, value_name = "MIB")]
+    evidence_max_mb: Option<u64>,
+    /// Serve Prometheus metrics on PORT (127.0.0.1) or IP:PORT.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+}
+
+impl OutputArgs {
+    /// The config's [output] section with these flags on top.
+    fn apply(&self, o: &mut OutputSettings) {
+        if !self.alerts.is_empty() {
+            o.alerts = self.alerts.clone();
+        }
+        let OutputArgs {
+            alerts: _,
+            drain_timeout,
+            blocklist,
+            blocklist_format,
+            blocklist_ttl,
+            evidence_dir,
+            evidence_packets,
+            evidence_max_mb,
+            metrics,
+        } = self;
+        o.drain_timeout_s = drain_timeout.or(o.drain_timeout_s);
+        o.blocklist = blocklist.clone().or(o.blocklist.take());
+        o.blocklist_format = blocklist_format.clone().or(o.blocklist_format.take());
+        o.blocklist_ttl_s = blocklist_ttl.or(o.blocklist_ttl_s);
+        o.evidence_dir = evidence_dir.clone().or(o.evidence_dir.take());
+        o.evidence_packets = evidence_packets.or(o.evidence_packets);
+        o.evidence_max_mb = evidence_max_mb.or(o.evidence_max_mb);
+        o.metrics = metrics.clone().or(o.metrics.take());
+    }
+
+    /// The checked output options of `config` with these flags applied.
+    fn options(&self, config: &Config) -> Result<OutputOptions, String> {
+        let mut o = config.output.clone();
+        self.apply(&mut o);
+        o.options(&config.detection.allow_sources).map_err(|e| e.replacen("output.", "", 1))
+    }
 }
 
 /// Detection options shared by every command that analyzes traffic.
@@ -233,9 +301,15 @@ fn run_daemon(args: RunArgs) -> u8 {
         eprintln!("floodwatch: no interface: give --interface IFACE or set [capture] interface in the config");
         return exit::BAD_CONFIG;
     };
+    let outputs = match args.output.options(&config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
     init_logging(config.log.format);
-    let alerts = if args.alerts.is_empty() { config.output.alerts.clone() } else { args.alerts.clone() };
-    let options = DaemonOptions { interface, config_path: args.detection.config.clone(), config, alerts };
+    let options = DaemonOptions { interface, config_path: args.detection.config.clone(), config, outputs };
     match daemon::run(options) {
         Ok(()) => exit::OK,
         Err(e @ DaemonError::Capture(_)) => {
@@ -250,26 +324,36 @@ fn run_daemon(args: RunArgs) -> u8 {
 }
 
 fn run_replay(args: ReplayArgs) -> u8 {
-    let settings = match args.detection.config() {
-        Ok(c) => c.detection,
+    let config = match args.detection.config() {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("floodwatch: {e}");
             return exit::BAD_CONFIG;
         }
     };
-    let mut writer = match daemon::open_alert_target(&args.alerts) {
-        Ok(w) => w,
+    let options = match args.output.options(&config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
+    init_logging(config.log.format);
+    let mut outputs = match Outputs::open(&options) {
+        Ok(o) => o,
         Err(e) => {
             eprintln!("floodwatch: {e}");
             return exit::RUNTIME;
         }
     };
-    let mut analyzer = Analyzer::new(settings);
+    let mut analyzer = Analyzer::new(config.detection);
     let mut progress = (!args.no_progress && std::io::stderr().is_terminal()).then(Progress::new);
-    let outcome = match replay(&args.files, &mut analyzer, &mut |e| writer.write_event(e), progress.as_mut()) {
+    let result = replay(&args.files, &mut analyzer, &mut outputs, progress.as_mut());
+    let report = outputs.finish();
+    let outcome = match result {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("floodwatch: writing alerts to {} failed: {e}", args.alerts);
+            eprintln!("floodwatch: {e}");
             return exit::RUNTIME;
         }
     };
@@ -282,11 +366,23 @@ fn run_replay(args: ReplayArgs) -> u8 {
             analyzer: &outcome.analyzer,
             errors: &errors,
             elapsed: outcome.elapsed,
+            batch_latency: &outcome.batch_latency,
+            detection_delay: &outcome.detection_delay,
+            outputs: &report,
         };
         eprint!("{summary}");
     } else {
         for e in &errors {
             eprintln!("floodwatch: {e}");
+        }
+        for s in report.sinks.iter().filter(|s| s.dropped_queue_full + s.dropped_failed > 0) {
+            eprintln!(
+                "floodwatch: alert sink {}: {} alerts lost ({} queue full, {} failed)",
+                s.name,
+                s.dropped_queue_full + s.dropped_failed,
+                s.dropped_queue_full,
+                s.dropped_failed
+            );
         }
     }
     if outcome.errors.iter().any(|e| !e.is_truncation()) {

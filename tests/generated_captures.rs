@@ -100,12 +100,12 @@ fn generated_captures_give_their_ground_truth() {
             );
             if a["spoofed"] == true {
                 assert!(end.sources.spoofed_likely, "{name}: {}", end.sources.verdict);
-                assert!(report.offending_ips.is_empty(), "{name}: spoofed sources listed");
+                assert!(end.offending_ips.is_empty(), "{name}: spoofed sources listed");
             } else {
                 assert!(!end.sources.spoofed_likely, "{name}: {}", end.sources.verdict);
                 let truth_ips: Vec<IpAddr> =
                     a["sources"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().parse().unwrap()).collect();
-                let (p, r) = precision_recall(&report.offending_ips, &truth_ips);
+                let (p, r) = precision_recall(&end.offending_ips, &truth_ips);
                 assert!(p >= 0.95 && r >= 0.95, "{name}: offending precision {p:.3}, recall {r:.3}");
             }
         }

@@ -112,7 +112,7 @@ fn floods_are_flagged_with_the_right_victim_kind_and_sources() {
         let start = starts(&events)[0];
         assert_eq!(start.service, x.service, "{}", x.file);
         let end = ends(&events).into_iter().find(|e| e.attack_id == start.attack_id).expect("every start has an end");
-        let offending = &end.end.as_ref().unwrap().offending_ips;
+        let offending = &end.offending_ips;
         match x.offenders {
             Offenders::Exactly(ips) => {
                 let truth: Vec<IpAddr> = ips.iter().map(|s| s.parse().unwrap()).collect();
@@ -177,7 +177,7 @@ fn small_dns_amplification_respects_the_floor_and_is_classified_when_lowered() {
     // The top resolver of the manifest is among the offenders.
     let end = ends(&events).into_iter().find(|e| e.attack_id == amp.attack_id).unwrap();
     let top: IpAddr = "95.214.104.15".parse().unwrap();
-    assert!(end.end.as_ref().unwrap().offending_ips.contains(&top));
+    assert!(end.offending_ips.contains(&top));
 }
 
 #[test]

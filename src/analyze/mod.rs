@@ -77,6 +77,11 @@ impl AttackKind {
         matches!(self, AttackKind::Amplification | AttackKind::SynAckFlood)
     }
 
+    /// Whether a packet is of the traffic this kind of attack is made of.
+    pub fn matches(self, p: &PacketRecord) -> bool {
+        in_class(p, self.class())
+    }
+
     fn class(self) -> Class {
         match self {
             AttackKind::SynFlood => Class::Syn,
@@ -180,8 +185,6 @@ pub struct SourceReport {
 pub struct EndReport {
     pub ended_at_ns: i64,
     pub reason: EndReason,
-    /// Sources worth blocking; empty when the sources look spoofed.
-    pub offending_ips: Vec<IpAddr>,
 }
 
 /// One alert: the start, an update or the end of an attack on one victim.
@@ -204,6 +207,13 @@ pub struct AttackEvent {
     pub bytes: u64,
     pub reason: String,
     pub sources: SourceReport,
+    /// Sources worth blocking, on every event so firewalls can act from the start; empty when
+    /// the sources look spoofed.
+    pub offending_ips: Vec<IpAddr>,
+    /// Packet time of the earliest packet of this victim's flood traffic the analyzer saw
+    /// (the start of the window that led to the decision): `timestamp_ns - onset_ns` of an
+    /// `attack_start` is the detection delay.
+    pub onset_ns: i64,
     pub end: Option<EndReport>,
 }
 
@@ -258,6 +268,8 @@ struct Watch {
     bytes: u64,
     /// Time of the latest packet counted.
     last_ts: i64,
+    /// Time of the earliest packet counted (back-filled ones included).
+    first_ts: i64,
     calm_since: Option<i64>,
     attack: Option<Attack>,
 }
@@ -621,6 +633,7 @@ impl Analyzer {
             packets: 0,
             bytes: 0,
             last_ts: i64::MIN,
+            first_ts: i64::MAX,
             calm_since: None,
             attack: None,
         };
@@ -629,9 +642,13 @@ impl Analyzer {
             watch.packets += 1;
             watch.bytes += p.wire_len as u64;
             watch.last_ts = watch.last_ts.max(p.ts_ns);
+            watch.first_ts = watch.first_ts.min(p.ts_ns);
             if let Some(t) = watch.tracker.as_mut() {
                 t.record(p, &self.services);
             }
+        }
+        if watch.first_ts == i64::MAX {
+            watch.first_ts = tick_time(self.now_tick.unwrap_or(0));
         }
         self.watches[w as usize] = Some(watch);
         self.live.push(w);
@@ -945,15 +962,8 @@ impl Analyzer {
     }
 
     fn end_attack(&mut self, w: u16, reason: EndReason, ended_at: i64, ts: i64, out: &mut Vec<AttackEvent>) {
-        let report = EndReport { ended_at_ns: ended_at, reason, offending_ips: Vec::new() };
-        let mut event = self.event(w, EventKind::End, ts, Some(report));
-        // Forged sources are never worth blocking: the verdict comes with the event's sources.
-        if !event.sources.spoofed_likely {
-            if let Some(end) = event.end.as_mut() {
-                end.offending_ips = self.offenders(w);
-            }
-        }
-        out.push(event);
+        let report = EndReport { ended_at_ns: ended_at, reason };
+        out.push(self.event(w, EventKind::End, ts, Some(report)));
         self.release_watch(w);
     }
 
@@ -983,7 +993,7 @@ impl Analyzer {
             (
                 true,
                 format!(
-                    "{} distinct sources sending {per_source:.1} packets each on average, with {ttls} TTL values: forged source addresses",
+                    "{} distinct sources sending {per_source:.1} packets each on average, with {ttls} TTL values: forged source addresses, so none is listed for blocking",
                     fmt_int(distinct as f64)
                 ),
             )
@@ -1025,6 +1035,7 @@ impl Analyzer {
             Class::Icmp => "icmpv6",
             Class::Frag => "ip",
         };
+        let sources = self.source_report(w);
         AttackEvent {
             timestamp_ns: ts,
             event,
@@ -1046,7 +1057,10 @@ impl Analyzer {
             packets: watch.packets,
             bytes: watch.bytes,
             reason: a.reason.clone(),
-            sources: self.source_report(w),
+            // Forged sources are never worth blocking: the verdict comes with the sources.
+            offending_ips: if sources.spoofed_likely { Vec::new() } else { self.offenders(w) },
+            sources,
+            onset_ns: watch.first_ts,
             end,
         }
     }

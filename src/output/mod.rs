@@ -1,7 +1,181 @@
-//! Where decisions go: alert streams, the replay summary, capture files.
+//! Where decisions go: alert sinks, blocklists, evidence captures, the action hook, metrics,
+//! and the replay summary.
+//!
+//! [`Outputs`] is the pipeline's last stage. It runs in the analyzer's thread and never waits
+//! on the network: alert sinks and the hook have their own threads and bounded queues, the
+//! metrics server its own runtime. What it does in-thread is local and bounded: copying
+//! frames into the evidence ring, writing evidence, rewriting the blocklist file.
 
 pub mod alert;
+pub mod blocklist;
+pub mod evidence;
+pub mod hook;
+pub mod metrics;
 pub mod notify;
 pub mod pcap_writer;
+pub mod sink;
 pub mod summary;
+pub mod syslog;
 pub mod time;
+
+use crate::analyze::{AttackEvent, EventKind};
+use crate::capture::Frame;
+use crate::config::Prefix;
+use crate::decode::PacketRecord;
+use alert::Alert;
+use blocklist::{BlocklistFormat, BlocklistWriter};
+use evidence::{EvidenceOptions, EvidenceRecorder};
+use hook::{ActionHook, HookOptions};
+use metrics::{Metrics, MetricsServer};
+use sink::{AlertSinks, SinkReport, SinkSpec};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the outputs of a run are configured with.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutputOptions {
+    pub sinks: Vec<SinkSpec>,
+    /// How long network sinks keep trying to deliver at exit.
+    pub drain: Duration,
+    pub blocklist: Option<BlocklistOptions>,
+    pub evidence: Option<EvidenceOptions>,
+    pub metrics: Option<SocketAddr>,
+    pub hook: Option<HookOptions>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlocklistOptions {
+    pub path: PathBuf,
+    pub format: BlocklistFormat,
+    pub ttl_s: u64,
+    /// Sources never listed (the detection allowlist).
+    pub allow: Vec<Prefix>,
+}
+
+/// The last stage of the pipeline.
+pub struct Outputs {
+    sinks: AlertSinks,
+    drain: Duration,
+    blocklist: Option<BlocklistWriter>,
+    evidence: Option<EvidenceRecorder>,
+    hook: Option<ActionHook>,
+    pub metrics: Arc<Metrics>,
+    server: Option<MetricsServer>,
+}
+
+/// What the outputs did, for the summary.
+pub struct OutputReport {
+    pub sinks: Vec<SinkReport>,
+    pub blocklist_entries: Option<usize>,
+    pub evidence_files: u64,
+}
+
+impl Outputs {
+    /// Opens everything, failing early on a bad path or a busy port.
+    pub fn open(opts: &OutputOptions) -> Result<Outputs, String> {
+        let metrics = Arc::new(Metrics::default());
+        let server = match opts.metrics {
+            Some(addr) => {
+                let s = MetricsServer::start(addr, metrics.clone())?;
+                tracing::info!("metrics on http://{}/metrics", s.addr);
+                Some(s)
+            }
+            None => None,
+        };
+        let blocklist = match &opts.blocklist {
+            Some(b) => {
+                Some(BlocklistWriter::create(&b.path, b.format, b.ttl_s, b.allow.clone()).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let evidence = opts.evidence.clone().map(EvidenceRecorder::open).transpose()?;
+        let hook = opts.hook.clone().map(|h| ActionHook::start(h, metrics.clone())).transpose()?;
+        let sinks = AlertSinks::open(&opts.sinks)?;
+        metrics.set_sinks(sinks.stats());
+        Ok(Outputs { sinks, drain: opts.drain, blocklist, evidence, hook, metrics, server })
+    }
+
+    /// The metrics endpoint's address, when serving.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|s| s.addr)
+    }
+
+    /// Whether [`Outputs::frame`] needs the frames (evidence is on).
+    pub fn wants_frames(&self) -> bool {
+        self.evidence.is_some()
+    }
+
+    /// Every decoded IP frame, before the analyzer sees it.
+    #[inline]
+    pub fn frame(&mut self, frame: &Frame, record: &PacketRecord) {
+        if let Some(e) = self.evidence.as_mut() {
+            e.frame(frame, record);
+        }
+    }
+
+    /// Hands the analyzer's events on, in order: evidence (which completes `attack_end`),
+    /// blocklist, then the sinks and the hook. Err only when a lossless sink failed for good.
+    pub fn deliver(&mut self, events: &mut Vec<AttackEvent>) -> Result<(), String> {
+        for event in events.drain(..) {
+            self.metrics.count_alert(event.event);
+            if event.event == EventKind::Start {
+                self.metrics.record_detection_delay(event.timestamp_ns.saturating_sub(event.onset_ns).max(0) as u64);
+            }
+            let mut alert = Alert::new(event);
+            if let Some(e) = self.evidence.as_mut() {
+                alert.evidence = e.event(&alert.event);
+                self.metrics.evidence_files.store(e.files_written, Ordering::Relaxed);
+            }
+            if let Some(b) = self.blocklist.as_mut() {
+                b.record(&alert.event);
+            }
+            let alert = Arc::new(alert);
+            if let Some(h) = &self.hook {
+                h.send(&alert);
+            }
+            self.sinks.send(&alert)?;
+        }
+        self.flush_blocklist();
+        Ok(())
+    }
+
+    /// Packet time moved on to `now_ns`: blocklist entries may expire.
+    #[inline]
+    pub fn advance(&mut self, now_ns: i64) {
+        if let Some(b) = self.blocklist.as_mut() {
+            b.advance(now_ns);
+            self.flush_blocklist();
+        }
+    }
+
+    fn flush_blocklist(&mut self) {
+        if let Some(b) = self.blocklist.as_mut() {
+            if let Err(e) = b.flush() {
+                tracing::error!("{e}");
+            }
+            self.metrics.blocklist_entries.store(b.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// SIGHUP: files reopened, sockets reconnected.
+    pub fn reopen(&mut self) {
+        self.sinks.reopen();
+    }
+
+    /// Waits for the sinks to deliver what they hold (network ones at most the drain time).
+    pub fn finish(mut self) -> OutputReport {
+        if let Some(e) = self.evidence.as_mut() {
+            e.finish();
+        }
+        if let Some(h) = self.hook.take() {
+            h.finish();
+        }
+        let blocklist_entries = self.blocklist.as_ref().map(|b| b.len());
+        let evidence_files = self.evidence.as_ref().map_or(0, |e| e.files_written);
+        let sinks = self.sinks.finish(self.drain);
+        OutputReport { sinks, blocklist_entries, evidence_files }
+    }
+}

@@ -1,7 +1,9 @@
 //! The human summary a replay prints on stderr, and the progress bar for long files.
 
 use crate::analyze::{fmt_int, AnalyzerStats, AttackEvent, EventKind};
-use crate::decode::DecodeIssue;
+use crate::decode::{DecodeIssue, Fragment, PacketRecord};
+use crate::output::OutputReport;
+use hdrhistogram::Histogram;
 use std::fmt::{self, Write as _};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -16,6 +18,73 @@ pub struct TrafficStats {
     pub non_ip: u64,
     /// Decode issues, indexed like [`DecodeIssue::ALL`].
     pub issues: [u64; DecodeIssue::ALL.len()],
+    /// IP packets and their wire bytes by [`TrafficClass`].
+    pub class_packets: [u64; TrafficClass::ALL.len()],
+    pub class_bytes: [u64; TrafficClass::ALL.len()],
+}
+
+impl TrafficStats {
+    #[inline]
+    pub fn count_ip(&mut self, r: &PacketRecord) {
+        self.ip_packets += 1;
+        let c = TrafficClass::of(r) as usize;
+        self.class_packets[c] += 1;
+        self.class_bytes[c] += r.wire_len as u64;
+    }
+}
+
+/// What kind of IP packet, for the traffic counters (metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrafficClass {
+    Syn,
+    SynAck,
+    TcpOther,
+    Udp,
+    Icmp,
+    /// Non-first fragments, which carry no transport header.
+    Fragment,
+    Other,
+}
+
+impl TrafficClass {
+    pub const ALL: [TrafficClass; 7] = [
+        TrafficClass::Syn,
+        TrafficClass::SynAck,
+        TrafficClass::TcpOther,
+        TrafficClass::Udp,
+        TrafficClass::Icmp,
+        TrafficClass::Fragment,
+        TrafficClass::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrafficClass::Syn => "syn",
+            TrafficClass::SynAck => "synack",
+            TrafficClass::TcpOther => "tcp_other",
+            TrafficClass::Udp => "udp",
+            TrafficClass::Icmp => "icmp",
+            TrafficClass::Fragment => "fragment",
+            TrafficClass::Other => "other",
+        }
+    }
+
+    #[inline]
+    fn of(r: &PacketRecord) -> TrafficClass {
+        if r.fragment == Fragment::Later {
+            return TrafficClass::Fragment;
+        }
+        match r.protocol {
+            PacketRecord::PROTO_TCP => match r.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_ACK) {
+                PacketRecord::TCP_SYN => TrafficClass::Syn,
+                f if f == PacketRecord::TCP_SYN | PacketRecord::TCP_ACK => TrafficClass::SynAck,
+                _ => TrafficClass::TcpOther,
+            },
+            PacketRecord::PROTO_UDP => TrafficClass::Udp,
+            PacketRecord::PROTO_ICMP | PacketRecord::PROTO_ICMPV6 => TrafficClass::Icmp,
+            _ => TrafficClass::Other,
+        }
+    }
 }
 
 /// One finished attack, as the summary lists it.
@@ -53,6 +122,26 @@ pub struct Summary<'a> {
     pub analyzer: &'a AnalyzerStats,
     pub errors: &'a [String],
     pub elapsed: Duration,
+    pub batch_latency: &'a Histogram<u64>,
+    pub detection_delay: &'a Histogram<u64>,
+    pub outputs: &'a OutputReport,
+}
+
+/// `p50 1.2 ms, p99 ..., p99.9 ...` of a histogram of nanoseconds.
+fn quantiles(h: &Histogram<u64>, qs: &[(f64, &str)]) -> String {
+    qs.iter()
+        .map(|&(q, name)| format!("{name} {}", fmt_duration(h.value_at_quantile(q))))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fmt_duration(ns: u64) -> String {
+    match ns {
+        0..=9_999 => format!("{ns} ns"),
+        10_000..=9_999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        10_000_000..=9_999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
 }
 
 impl fmt::Display for Summary<'_> {
@@ -111,6 +200,47 @@ impl fmt::Display for Summary<'_> {
                 fmt_int(a.distinct_sources as f64),
                 if a.spoofed { ", spoofed" } else { "" }
             )?;
+        }
+        if !self.detection_delay.is_empty() {
+            writeln!(
+                f,
+                "  detection delay (packet time, first packet to attack_start): {}",
+                quantiles(self.detection_delay, &[(0.5, "p50"), (0.99, "p99"), (1.0, "max")])
+            )?;
+        }
+        if !self.batch_latency.is_empty() {
+            writeln!(
+                f,
+                "  batch latency ({} frames): {}",
+                crate::replay::BATCH,
+                quantiles(self.batch_latency, &[(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")])
+            )?;
+        }
+        for s in &self.outputs.sinks {
+            let lost = s.dropped_queue_full + s.dropped_failed;
+            writeln!(
+                f,
+                "  alert sink {}: {} delivered{}{}",
+                s.name,
+                fmt_int(s.delivered as f64),
+                if lost > 0 {
+                    format!(
+                        ", {} LOST ({} queue full, {} failed)",
+                        fmt_int(lost as f64),
+                        s.dropped_queue_full,
+                        s.dropped_failed
+                    )
+                } else {
+                    String::new()
+                },
+                if s.reconnects > 0 { format!(", {} reconnects", s.reconnects) } else { String::new() }
+            )?;
+        }
+        if let Some(n) = self.outputs.blocklist_entries {
+            writeln!(f, "  blocklist: {n} sources listed at the end")?;
+        }
+        if self.outputs.evidence_files > 0 {
+            writeln!(f, "  evidence: {} capture files written", self.outputs.evidence_files)?;
         }
         for e in self.errors {
             writeln!(f, "  input error: {e}")?;

@@ -42,7 +42,7 @@ pub fn replay_files(files: &[PathBuf], settings: DetectionSettings) -> (Vec<Atta
     let outcome = replay(
         &names,
         &mut analyzer,
-        &mut |e| {
+        &mut |e: &AttackEvent| {
             events.push(e.clone());
             Ok(())
         },

@@ -1,0 +1,352 @@
+//! Prometheus metrics over HTTP (`--metrics ADDR`): traffic by class, decode issues, drops,
+//! attacks, alerts, sink queues, and latency quantiles from hdrhistogram.
+//!
+//! The pipeline publishes snapshots (once per batch or per 65,536 frames, never per packet)
+//! into [`Metrics`]; a small tokio runtime in its own thread answers scrapes.
+
+use crate::analyze::{AnalyzerStats, EventKind};
+use crate::decode::DecodeIssue;
+use crate::output::sink::SinkStats;
+use crate::output::summary::{TrafficClass, TrafficStats};
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Latencies are kept from 1 ns to 10 minutes at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("constant bounds are valid")
+}
+
+/// What the pipeline last published.
+pub struct Metrics {
+    traffic: Mutex<TrafficStats>,
+    analyzer: Mutex<AnalyzerStats>,
+    pub kernel_dropped: AtomicU64,
+    pub active_attacks: AtomicU64,
+    alerts: [AtomicU64; 3],
+    pub blocklist_entries: AtomicU64,
+    pub evidence_files: AtomicU64,
+    pub hook_runs: AtomicU64,
+    pub hook_failures: AtomicU64,
+    pub hook_dropped: AtomicU64,
+    sinks: Mutex<Vec<(String, Arc<SinkStats>)>>,
+    /// Processing time per batch of packets, ns.
+    batch_latency: Mutex<Histogram<u64>>,
+    /// Packet time from a flood's first packet to its `attack_start`, ns.
+    detection_delay: Mutex<Histogram<u64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            traffic: Mutex::default(),
+            analyzer: Mutex::default(),
+            kernel_dropped: AtomicU64::new(0),
+            active_attacks: AtomicU64::new(0),
+            alerts: Default::default(),
+            blocklist_entries: AtomicU64::new(0),
+            evidence_files: AtomicU64::new(0),
+            hook_runs: AtomicU64::new(0),
+            hook_failures: AtomicU64::new(0),
+            hook_dropped: AtomicU64::new(0),
+            sinks: Mutex::default(),
+            batch_latency: Mutex::new(latency_histogram()),
+            detection_delay: Mutex::new(latency_histogram()),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn set_traffic(&self, t: &TrafficStats) {
+        if let Ok(mut g) = self.traffic.lock() {
+            *g = *t;
+        }
+    }
+
+    pub fn set_analyzer(&self, a: &AnalyzerStats, active_attacks: usize) {
+        if let Ok(mut g) = self.analyzer.lock() {
+            *g = *a;
+        }
+        self.active_attacks.store(active_attacks as u64, Ordering::Relaxed);
+    }
+
+    pub fn set_sinks(&self, sinks: Vec<(String, Arc<SinkStats>)>) {
+        if let Ok(mut g) = self.sinks.lock() {
+            *g = sinks;
+        }
+    }
+
+    pub fn count_alert(&self, kind: EventKind) {
+        self.alerts[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds a batch of latency samples (and empties it).
+    pub fn add_batch_latencies(&self, h: &mut Histogram<u64>) {
+        if let Ok(mut g) = self.batch_latency.lock() {
+            let _ = g.add(&*h);
+        }
+        h.reset();
+    }
+
+    pub fn record_detection_delay(&self, ns: u64) {
+        if let Ok(mut g) = self.detection_delay.lock() {
+            let _ = g.record(ns.max(1));
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let t = self.traffic.lock().map(|g| *g).unwrap_or_default();
+        let a = self.analyzer.lock().map(|g| *g).unwrap_or_default();
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+            let _ = writeln!(out, "# HELP floodwatch_{name} {help}\n# TYPE floodwatch_{name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "floodwatch_{name}{labels} {v}");
+            }
+        };
+        let by_class = |values: &[u64]| -> Vec<(String, u64)> {
+            TrafficClass::ALL.iter().map(|c| (format!("{{class=\"{}\"}}", c.name()), values[*c as usize])).collect()
+        };
+        family("frames_total", "counter", "Frames read.", &[(String::new(), t.frames)]);
+        family("packets_total", "counter", "IP packets analyzed, by class.", &by_class(&t.class_packets));
+        family("bytes_total", "counter", "Bytes on the wire of IP packets, by class.", &by_class(&t.class_bytes));
+        family("non_ip_frames_total", "counter", "Frames that carry no IP.", &[(String::new(), t.non_ip)]);
+        let issues: Vec<(String, u64)> =
+            DecodeIssue::ALL.iter().map(|i| (format!("{{reason=\"{}\"}}", i.name()), t.issues[*i as usize])).collect();
+        family("decode_issues_total", "counter", "Frames that could not be decoded, by reason.", &issues);
+        family(
+            "kernel_dropped_total",
+            "counter",
+            "Packets the kernel dropped before capture (live only).",
+            &[(String::new(), self.kernel_dropped.load(Ordering::Relaxed))],
+        );
+        let skipped = [
+            ("victim_table_full", a.victim_table_full),
+            ("watch_pool_exhausted", a.watch_pool_exhausted),
+            ("tracker_pool_exhausted", a.tracker_pool_exhausted),
+        ];
+        let skipped: Vec<(String, u64)> = skipped.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v)).collect();
+        family("analyzer_capacity_events_total", "counter", "Times analyzer state was full, by table.", &skipped);
+        family(
+            "active_attacks",
+            "gauge",
+            "Attacks in progress.",
+            &[(String::new(), self.active_attacks.load(Ordering::Relaxed))],
+        );
+        let alerts: Vec<(String, u64)> = [EventKind::Start, EventKind::Update, EventKind::End]
+            .iter()
+            .map(|k| (format!("{{event=\"{}\"}}", k.name()), self.alerts[*k as usize].load(Ordering::Relaxed)))
+            .collect();
+        family("alerts_total", "counter", "Alerts raised, by event.", &alerts);
+        let sinks = self.sinks.lock().map(|g| g.clone()).unwrap_or_default();
+        let per_sink = |f: &dyn Fn(&SinkStats) -> u64| -> Vec<(String, u64)> {
+            sinks.iter().map(|(n, s)| (format!("{{sink=\"{}\"}}", escape(n)), f(s))).collect()
+        };
+        family(
+            "sink_queue_depth",
+            "gauge",
+            "Alerts waiting in each sink's queue.",
+            &per_sink(&|s| s.queued.load(Ordering::Relaxed)),
+        );
+        family(
+            "sink_delivered_total",
+            "counter",
+            "Alerts each sink delivered.",
+            &per_sink(&|s| s.delivered.load(Ordering::Relaxed)),
+        );
+        let mut dropped = Vec::new();
+        for (n, s) in &sinks {
+            for (reason, v) in [("queue_full", &s.dropped_queue_full), ("failed", &s.dropped_failed)] {
+                dropped.push((format!("{{sink=\"{}\",reason=\"{reason}\"}}", escape(n)), v.load(Ordering::Relaxed)));
+            }
+        }
+        family("sink_dropped_total", "counter", "Alerts each sink lost, by reason.", &dropped);
+        family(
+            "sink_reconnects_total",
+            "counter",
+            "Reconnections after an outage.",
+            &per_sink(&|s| s.reconnects.load(Ordering::Relaxed)),
+        );
+        family(
+            "blocklist_entries",
+            "gauge",
+            "Sources on the blocklist.",
+            &[(String::new(), self.blocklist_entries.load(Ordering::Relaxed))],
+        );
+        family(
+            "evidence_files_total",
+            "counter",
+            "Evidence captures finished.",
+            &[(String::new(), self.evidence_files.load(Ordering::Relaxed))],
+        );
+        let hook = [
+            ("ok", self.hook_runs.load(Ordering::Relaxed)),
+            ("failed", self.hook_failures.load(Ordering::Relaxed)),
+            ("dropped", self.hook_dropped.load(Ordering::Relaxed)),
+        ];
+        let hook: Vec<(String, u64)> = hook.iter().map(|(r, v)| (format!("{{result=\"{r}\"}}"), *v)).collect();
+        family("hook_runs_total", "counter", "on_attack command runs, by result.", &hook);
+        for (name, help, h) in [
+            ("batch_latency_seconds", "Processing time per batch of packets.", &self.batch_latency),
+            (
+                "detection_delay_seconds",
+                "Packet time from a flood's first packet to its attack_start.",
+                &self.detection_delay,
+            ),
+        ] {
+            let Ok(h) = h.lock() else { continue };
+            let _ = writeln!(out, "# HELP floodwatch_{name} {help}\n# TYPE floodwatch_{name} summary");
+            for q in [0.5, 0.9, 0.99, 0.999] {
+                let v = if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1e9 };
+                let _ = writeln!(out, "floodwatch_{name}{{quantile=\"{q}\"}} {v}");
+            }
+            let _ = writeln!(out, "floodwatch_{name}_sum {}", h.mean() * h.len() as f64 / 1e9);
+            let _ = writeln!(out, "floodwatch_{name}_count {}", h.len());
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// `PORT` alone means 127.0.0.1:PORT (never exposed by accident); else `HOST:PORT`.
+pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| format!("--metrics {text:?}: expected PORT, IP:PORT or [IPv6]:PORT"))
+}
+
+/// The HTTP endpoint; stops when dropped.
+pub struct MetricsServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds now (so "address in use" is an error at start-up) and serves in a thread.
+    pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<MetricsServer, String> {
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| format!("metrics listener: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| format!("metrics listener: {e}"))?;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!("metrics server cannot start: {e}");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("metrics server cannot start: {e}");
+                            return;
+                        }
+                    };
+                    loop {
+                        tokio::select! {
+                            _ = &mut stopped => break,
+                            accepted = listener.accept() => {
+                                if let Ok((stream, _)) = accepted {
+                                    tokio::spawn(answer(stream, metrics.clone()));
+                                }
+                            }
+                        }
+                    }
+                });
+            })
+            .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+        Ok(MetricsServer { addr: local, stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One HTTP/1.x exchange: `GET /metrics` gets the exposition, anything else 404; the
+/// connection closes after the answer. Requests are read for at most 5 s and 8 KiB.
+async fn answer(mut stream: tokio::net::TcpStream, metrics: Arc<Metrics>) {
+    let mut request = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    };
+    if !matches!(tokio::time::timeout(Duration::from_secs(5), read_head).await, Ok(true)) {
+        return;
+    }
+    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (status, content_type, body) = match (method, path) {
+        (b"GET", b"/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
+        (b"GET", _) => ("404 Not Found", "text/plain", "floodwatch serves /metrics\n".to_string()),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".to_string()),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_addr("9477").unwrap(), "127.0.0.1:9477".parse().unwrap());
+        assert_eq!(listen_addr("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert!(listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn exposition_has_every_family() {
+        let m = Metrics::default();
+        m.count_alert(EventKind::Start);
+        let mut h = latency_histogram();
+        h.record(2_000).unwrap();
+        m.add_batch_latencies(&mut h);
+        let text = m.render();
+        for needle in [
+            "floodwatch_packets_total{class=\"syn\"} 0",
+            "floodwatch_alerts_total{event=\"attack_start\"} 1",
+            "floodwatch_decode_issues_total{reason=\"ip_truncated\"} 0",
+            "floodwatch_batch_latency_seconds{quantile=\"0.99\"} 0.000002",
+            "floodwatch_batch_latency_seconds_count 1",
+            "# TYPE floodwatch_active_attacks gauge",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+    }
+}

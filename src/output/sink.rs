@@ -1,0 +1,642 @@
+//! Alert sinks: where alerts go, several at once, each with its own thread and bounded queue,
+//! so a collector that is down or slow never holds up detection.
+//!
+//! * Lossless sinks (standard output, files) block the sender when their queue is full: a
+//!   file loses nothing, and a local disk only fills the queue if it stalls for long.
+//! * Network sinks (unix and TCP sockets, syslog) never block the sender: when their queue
+//!   is full the alert is dropped and counted. They connect lazily, reconnect with backoff,
+//!   and keep the alert in hand until it is written. Stream sinks deliver at least once:
+//!   before each write they check that the peer has not closed, and after a broken
+//!   connection they resend what they wrote in the last [`RESEND_WINDOW`].
+//! * Datagram sinks (syslog over UDP, /dev/log) count what the kernel reports as refused.
+
+use crate::capture::live::wall_clock_ns;
+use crate::output::alert::{render, Alert, AlertFormat};
+use crate::output::syslog::{self, Facility};
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Alerts a network sink holds while its collector is away.
+pub const NETWORK_QUEUE: usize = 10_000;
+/// Alerts a lossless sink holds before the sender waits.
+const LOSSLESS_QUEUE: usize = 65_536;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A collector that accepts nothing for this long counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a stream breaks, what was written this recently is sent again (it may have been
+/// in flight when the peer went away).
+const RESEND_WINDOW: Duration = Duration::from_secs(2);
+
+/// Where one sink writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkTarget {
+    Stdout,
+    /// Appended to; reopened on SIGHUP (logrotate).
+    File(PathBuf),
+    /// A unix stream socket: JSON lines.
+    Unix(PathBuf),
+    /// host:port, JSON lines.
+    Tcp(String),
+    /// RFC 5424 in one datagram each.
+    SyslogUdp(String),
+    /// RFC 5424 with RFC 6587 octet-counting.
+    SyslogTcp(String),
+    /// The local syslog socket (default /dev/log), datagrams.
+    SyslogLocal(PathBuf),
+}
+
+/// One `--alerts` value: a target, a format and (syslog) a facility.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkSpec {
+    pub target: SinkTarget,
+    pub format: AlertFormat,
+    pub facility: Facility,
+    /// As given, for messages and metrics labels.
+    pub name: String,
+}
+
+impl FromStr for SinkSpec {
+    type Err = String;
+
+    /// `-` | `stdout` | `PATH` | `file:PATH` | `unix:PATH` | `tcp://HOST:PORT` |
+    /// `syslog+udp://HOST:PORT` | `syslog+tcp://HOST:PORT` | `syslog` | `syslog:PATH`,
+    /// each optionally followed by `?format=native|ecs|eve` and (syslog) `&facility=NAME`.
+    fn from_str(text: &str) -> Result<SinkSpec, String> {
+        let bad = |why: String| format!("alert sink {text:?}: {why}");
+        let mut format = AlertFormat::Native;
+        let mut facility = Facility::default();
+        let mut base = text;
+        if let Some((b, query)) = text.rsplit_once('?') {
+            if query.split('&').all(|kv| kv.starts_with("format=") || kv.starts_with("facility=")) {
+                base = b;
+                for kv in query.split('&') {
+                    match kv.split_once('=') {
+                        Some(("format", v)) => format = v.parse().map_err(bad)?,
+                        Some(("facility", v)) => facility = v.parse().map_err(bad)?,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let need_addr = |rest: &str| -> Result<String, String> {
+            if rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+                Ok(rest.to_string())
+            } else {
+                Err(bad("expected HOST:PORT".into()))
+            }
+        };
+        let need_path = |rest: &str| -> Result<PathBuf, String> {
+            if rest.is_empty() {
+                Err(bad("expected a path".into()))
+            } else {
+                Ok(PathBuf::from(rest))
+            }
+        };
+        let target = if base == "-" || base == "stdout" {
+            SinkTarget::Stdout
+        } else if base == "syslog" {
+            SinkTarget::SyslogLocal(PathBuf::from("/dev/log"))
+        } else if let Some(rest) = base.strip_prefix("syslog+udp://") {
+            SinkTarget::SyslogUdp(need_addr(rest)?)
+        } else if let Some(rest) = base.strip_prefix("syslog+tcp://") {
+            SinkTarget::SyslogTcp(need_addr(rest)?)
+        } else if let Some(rest) = base.strip_prefix("syslog:") {
+            SinkTarget::SyslogLocal(need_path(rest)?)
+        } else if let Some(rest) = base.strip_prefix("tcp://") {
+            SinkTarget::Tcp(need_addr(rest)?)
+        } else if let Some(rest) = base.strip_prefix("unix:") {
+            SinkTarget::Unix(need_path(rest)?)
+        } else if let Some(rest) = base.strip_prefix("file:") {
+            SinkTarget::File(need_path(rest)?)
+        } else if base.contains("://") {
+            return Err(bad("unknown scheme: expected tcp://, syslog+udp:// or syslog+tcp://".into()));
+        } else {
+            SinkTarget::File(need_path(base)?)
+        };
+        Ok(SinkSpec { target, format, facility, name: text.to_string() })
+    }
+}
+
+impl SinkSpec {
+    fn lossless(&self) -> bool {
+        matches!(self.target, SinkTarget::Stdout | SinkTarget::File(_))
+    }
+
+    fn is_datagram(&self) -> bool {
+        matches!(self.target, SinkTarget::SyslogUdp(_) | SinkTarget::SyslogLocal(_))
+    }
+}
+
+/// What one sink did, readable while it runs (metrics) and after (summary).
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub delivered: AtomicU64,
+    /// Dropped because the queue was full (network sinks only).
+    pub dropped_queue_full: AtomicU64,
+    /// Lost on the way: refused datagrams, too large to send, undelivered at exit.
+    pub dropped_failed: AtomicU64,
+    /// Alerts waiting in the queue.
+    pub queued: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+impl SinkStats {
+    pub fn dropped(&self) -> u64 {
+        self.dropped_queue_full.load(Ordering::Relaxed) + self.dropped_failed.load(Ordering::Relaxed)
+    }
+}
+
+enum Message {
+    Alert(Arc<Alert>),
+    Reopen,
+}
+
+struct Sink {
+    spec: SinkSpec,
+    tx: SyncSender<Message>,
+    stats: Arc<SinkStats>,
+    thread: JoinHandle<()>,
+}
+
+/// Every alert sink of a run.
+pub struct AlertSinks {
+    sinks: Vec<Sink>,
+    /// Set by `finish`: when network sinks give up on what they still hold.
+    give_up_at: Arc<Mutex<Option<Instant>>>,
+    /// A lossless sink that can no longer write (stdout closed): the run should stop.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+/// The final account of one sink.
+pub struct SinkReport {
+    pub name: String,
+    pub delivered: u64,
+    pub dropped_queue_full: u64,
+    pub dropped_failed: u64,
+    pub reconnects: u64,
+}
+
+impl AlertSinks {
+    /// Starts every sink. Files are opened now, so a bad path fails at start-up; network
+    /// sinks connect in their own thread and may start before their collector.
+    pub fn open(specs: &[SinkSpec]) -> Result<AlertSinks, String> {
+        let give_up_at = Arc::new(Mutex::new(None));
+        let failed = Arc::new(Mutex::new(None));
+        let host = syslog::hostname();
+        let mut sinks = Vec::new();
+        for spec in specs {
+            let first = match &spec.target {
+                SinkTarget::File(path) => {
+                    Some(open_file(path).map_err(|e| format!("cannot open alert file {}: {e}", path.display()))?)
+                }
+                _ => None,
+            };
+            let (tx, rx) = mpsc::sync_channel(if spec.lossless() { LOSSLESS_QUEUE } else { NETWORK_QUEUE });
+            let stats = Arc::new(SinkStats::default());
+            let worker = Worker {
+                spec: spec.clone(),
+                host: host.clone(),
+                stats: stats.clone(),
+                give_up_at: give_up_at.clone(),
+                failed: failed.clone(),
+                conn: first,
+            };
+            let thread = std::thread::Builder::new()
+                .name("alert-sink".into())
+                .spawn(move || worker.run(rx))
+                .map_err(|e| format!("cannot start the alert sink thread: {e}"))?;
+            sinks.push(Sink { spec: spec.clone(), tx, stats, thread });
+        }
+        Ok(AlertSinks { sinks, give_up_at, failed })
+    }
+
+    /// Hands an alert to every sink: waits on a full lossless queue, drops (and counts) on a
+    /// full network queue. Err when a lossless sink failed for good.
+    pub fn send(&self, alert: &Arc<Alert>) -> Result<(), String> {
+        for s in &self.sinks {
+            s.stats.queued.fetch_add(1, Ordering::Relaxed);
+            let sent = if s.spec.lossless() {
+                s.tx.send(Message::Alert(alert.clone())).is_ok()
+            } else {
+                match s.tx.try_send(Message::Alert(alert.clone())) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        s.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                        false
+                    }
+                    Err(TrySendError::Disconnected(_)) => false,
+                }
+            };
+            if !sent {
+                s.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        match self.failed.lock().map(|f| f.clone()) {
+            Ok(Some(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Files are reopened (after logrotate moved them), sockets reconnected.
+    pub fn reopen(&self) {
+        for s in &self.sinks {
+            let _ = s.tx.try_send(Message::Reopen);
+        }
+    }
+
+    pub fn stats(&self) -> Vec<(String, Arc<SinkStats>)> {
+        self.sinks.iter().map(|s| (s.spec.name.clone(), s.stats.clone())).collect()
+    }
+
+    /// Closes the queues and waits for every sink to write what it holds; network sinks
+    /// that cannot reach their collector give up after `drain` and count the rest as lost.
+    pub fn finish(self, drain: Duration) -> Vec<SinkReport> {
+        if let Ok(mut g) = self.give_up_at.lock() {
+            *g = Some(Instant::now() + drain);
+        }
+        let mut reports = Vec::new();
+        for s in self.sinks {
+            drop(s.tx);
+            let _ = s.thread.join();
+            reports.push(SinkReport {
+                name: s.spec.name,
+                delivered: s.stats.delivered.load(Ordering::Relaxed),
+                dropped_queue_full: s.stats.dropped_queue_full.load(Ordering::Relaxed),
+                dropped_failed: s.stats.dropped_failed.load(Ordering::Relaxed),
+                reconnects: s.stats.reconnects.load(Ordering::Relaxed),
+            });
+        }
+        reports
+    }
+}
+
+fn open_file(path: &std::path::Path) -> io::Result<Connection> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path).map(Connection::File)
+}
+
+/// An open way to the sink's destination.
+enum Connection {
+    Stdout(io::Stdout),
+    File(std::fs::File),
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Udp(UdpSocket),
+    Local(UnixDatagram),
+}
+
+/// Why a message did not go out.
+enum SendError {
+    /// The connection is unusable; the message is still to be sent.
+    Broken(io::Error),
+    /// The message is lost (or can never be sent); count it and go on.
+    Lost(io::Error),
+    /// Refused: an earlier datagram was lost, and this one was not sent.
+    EarlierLost(io::Error),
+}
+
+impl Connection {
+    fn open(target: &SinkTarget) -> io::Result<Connection> {
+        Ok(match target {
+            SinkTarget::Stdout => Connection::Stdout(io::stdout()),
+            SinkTarget::File(path) => return open_file(path),
+            SinkTarget::Tcp(addr) | SinkTarget::SyslogTcp(addr) => {
+                let s = connect_tcp(addr)?;
+                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                let _ = s.set_nodelay(true);
+                Connection::Tcp(s)
+            }
+            SinkTarget::Unix(path) => {
+                let s = UnixStream::connect(path)?;
+                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                Connection::Unix(s)
+            }
+            SinkTarget::SyslogUdp(addr) => {
+                let peer = resolve(addr)?;
+                let s = UdpSocket::bind(if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+                s.connect(peer)?;
+                Connection::Udp(s)
+            }
+            SinkTarget::SyslogLocal(path) => {
+                let s = UnixDatagram::unbound()?;
+                s.connect(path)?;
+                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                Connection::Local(s)
+            }
+        })
+    }
+
+    /// For streams: false once the peer has closed (collectors never send, so anything
+    /// readable means end of stream or an error).
+    fn peer_open(&self) -> bool {
+        let fd = match self {
+            Connection::Tcp(s) => std::os::fd::AsRawFd::as_raw_fd(s),
+            Connection::Unix(s) => std::os::fd::AsRawFd::as_raw_fd(s),
+            _ => return true,
+        };
+        let mut byte = 0u8;
+        // SAFETY: a one-byte buffer we own; MSG_PEEK leaves the stream untouched.
+        let n = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    }
+
+    fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        let stream = |r: io::Result<()>| r.map_err(SendError::Broken);
+        match self {
+            Connection::Stdout(s) => {
+                let mut lock = s.lock();
+                stream(lock.write_all(msg).and_then(|_| lock.flush()))
+            }
+            Connection::File(f) => stream(f.write_all(msg)),
+            Connection::Tcp(s) => stream(s.write_all(msg)),
+            Connection::Unix(s) => stream(s.write_all(msg)),
+            Connection::Udp(s) => datagram(s.send(msg), || s.take_error()),
+            Connection::Local(s) => datagram(s.send(msg), || s.take_error()),
+        }
+    }
+}
+
+/// A datagram's fate: a refusal reported by this send means an earlier datagram was
+/// refused (ICMP port unreachable); one reported right after means this one was.
+fn datagram(
+    sent: io::Result<usize>,
+    pending_error: impl FnOnce() -> io::Result<Option<io::Error>>,
+) -> Result<(), SendError> {
+    match sent {
+        Ok(_) => match pending_error() {
+            Ok(Some(e)) => Err(SendError::Lost(e)),
+            _ => Ok(()),
+        },
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Err(SendError::EarlierLost(e)),
+        Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => Err(SendError::Lost(e)),
+        Err(e) => Err(SendError::Broken(e)),
+    }
+}
+
+fn resolve(addr: &str) -> io::Result<std::net::SocketAddr> {
+    addr.to_socket_addrs()?.next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address")))
+}
+
+fn connect_tcp(addr: &str) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address"));
+    for a in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+struct Worker {
+    spec: SinkSpec,
+    host: String,
+    stats: Arc<SinkStats>,
+    give_up_at: Arc<Mutex<Option<Instant>>>,
+    failed: Arc<Mutex<Option<String>>>,
+    conn: Option<Connection>,
+}
+
+impl Worker {
+    /// The message bytes for one alert: rendered in the sink's format, then framed.
+    fn frame(&self, alert: &Alert) -> Option<Arc<[u8]>> {
+        let json = match render(alert, self.spec.format) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(sink = %self.spec.name, "cannot render an alert: {e}");
+                return None;
+            }
+        };
+        let e = &alert.event;
+        let pid = std::process::id();
+        let framed = match self.spec.target {
+            SinkTarget::Stdout | SinkTarget::File(_) | SinkTarget::Unix(_) | SinkTarget::Tcp(_) => {
+                let mut line = json;
+                line.push(b'\n');
+                line
+            }
+            SinkTarget::SyslogUdp(_) => {
+                syslog::rfc5424(self.spec.facility, e.event, e.timestamp_ns, &self.host, pid, &json)
+            }
+            SinkTarget::SyslogTcp(_) => syslog::octet_counted(&syslog::rfc5424(
+                self.spec.facility,
+                e.event,
+                e.timestamp_ns,
+                &self.host,
+                pid,
+                &json,
+            )),
+            SinkTarget::SyslogLocal(_) => syslog::local(self.spec.facility, e.event, wall_clock_ns(), pid, &json),
+        };
+        Some(framed.into())
+    }
+
+    fn give_up_time(&self) -> Option<Instant> {
+        self.give_up_at.lock().ok().and_then(|g| *g)
+    }
+
+    fn run(mut self, rx: Receiver<Message>) {
+        let mut pending: VecDeque<Arc<[u8]>> = VecDeque::new();
+        let mut recent: VecDeque<(Instant, Arc<[u8]>)> = VecDeque::new();
+        let mut backoff = BACKOFF_MIN;
+        let mut retry_at: Option<Instant> = None;
+        let mut outage_logged = false;
+        let mut closed = false;
+        loop {
+            // Take in what has arrived; wait for more only when there is nothing to do.
+            if pending.is_empty() && !closed {
+                match rx.recv() {
+                    Ok(m) => self.take(m, &mut pending),
+                    Err(_) => closed = true,
+                }
+            }
+            while let Ok(m) = rx.try_recv() {
+                self.take(m, &mut pending);
+                if pending.len() >= 64 {
+                    break;
+                }
+            }
+            if pending.is_empty() {
+                if closed {
+                    return;
+                }
+                continue;
+            }
+            if let Some(at) = retry_at {
+                let now = Instant::now();
+                if closed && self.give_up_time().is_some_and(|g| now >= g) {
+                    let lost = pending.len() as u64;
+                    self.stats.dropped_failed.fetch_add(lost, Ordering::Relaxed);
+                    tracing::error!(sink = %self.spec.name, lost, "gave up delivering alerts at exit");
+                    return;
+                }
+                if now < at {
+                    match rx.recv_timeout((at - now).min(Duration::from_millis(50))) {
+                        Ok(m) => self.take(m, &mut pending),
+                        Err(RecvTimeoutError::Disconnected) => {
+                            closed = true;
+                            std::thread::sleep((at - now).min(Duration::from_millis(50)));
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                    continue;
+                }
+                retry_at = None;
+            }
+            if self.conn.as_ref().is_some_and(|c| !c.peer_open()) {
+                self.conn = None;
+                requeue_recent(&mut recent, &mut pending);
+            }
+            if self.conn.is_none() {
+                match Connection::open(&self.spec.target) {
+                    Ok(c) => {
+                        if outage_logged {
+                            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(sink = %self.spec.name, "alert sink reconnected");
+                        }
+                        self.conn = Some(c);
+                        self.stats.connected.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
+                        continue;
+                    }
+                }
+            }
+            let Some(msg) = pending.front().cloned() else { continue };
+            let Some(conn) = self.conn.as_mut() else { continue };
+            match conn.send(&msg) {
+                Ok(()) => {
+                    pending.pop_front();
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    backoff = BACKOFF_MIN;
+                    outage_logged = false;
+                    if !self.spec.is_datagram() && !self.spec.lossless() {
+                        let now = Instant::now();
+                        while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > RESEND_WINDOW) {
+                            recent.pop_front();
+                        }
+                        recent.push_back((now, msg));
+                    }
+                }
+                Err(SendError::Lost(e)) => {
+                    pending.pop_front();
+                    self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                    if e.raw_os_error() != Some(libc::EMSGSIZE) {
+                        self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
+                    } else {
+                        tracing::error!(sink = %self.spec.name, bytes = msg.len(), "alert too large for one datagram: dropped");
+                    }
+                }
+                Err(SendError::EarlierLost(e)) => {
+                    self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.delivered.fetch_sub(1, Ordering::Relaxed);
+                    self.conn = None;
+                    self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
+                }
+                Err(SendError::Broken(e)) => {
+                    if self.spec.target == SinkTarget::Stdout && e.kind() == io::ErrorKind::BrokenPipe {
+                        if let Ok(mut f) = self.failed.lock() {
+                            *f = Some(format!("writing alerts to {} failed: {e}", self.spec.name));
+                        }
+                        let lost = pending.len() as u64;
+                        self.stats.dropped_failed.fetch_add(lost, Ordering::Relaxed);
+                        // Keep draining so senders never wait on a dead reader.
+                        for _ in rx.iter() {
+                            self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        return;
+                    }
+                    self.conn = None;
+                    requeue_recent(&mut recent, &mut pending);
+                    self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, m: Message, pending: &mut VecDeque<Arc<[u8]>>) {
+        match m {
+            Message::Alert(a) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                if let Some(framed) = self.frame(&a) {
+                    pending.push_back(framed);
+                }
+            }
+            Message::Reopen => {
+                if !matches!(self.spec.target, SinkTarget::Stdout) {
+                    self.conn = None;
+                }
+            }
+        }
+    }
+
+    fn outage(&self, e: &io::Error, logged: &mut bool, backoff: &mut Duration, retry_at: &mut Option<Instant>) {
+        self.stats.connected.store(false, Ordering::Relaxed);
+        if !*logged {
+            tracing::warn!(sink = %self.spec.name, "alert sink unavailable: {e}; retrying with backoff");
+            *logged = true;
+        }
+        *retry_at = Some(Instant::now() + *backoff);
+        *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Puts what was written in the resend window back in front of the queue, oldest first.
+fn requeue_recent(recent: &mut VecDeque<(Instant, Arc<[u8]>)>, pending: &mut VecDeque<Arc<[u8]>>) {
+    while let Some((_, m)) = recent.pop_back() {
+        pending.push_front(m);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(s: &str) -> SinkSpec {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(spec("-").target, SinkTarget::Stdout);
+        assert_eq!(spec("/var/log/a.json").target, SinkTarget::File("/var/log/a.json".into()));
+        assert_eq!(spec("file:a?b").target, SinkTarget::File("a?b".into()));
+        assert_eq!(spec("unix:/run/x.sock").target, SinkTarget::Unix("/run/x.sock".into()));
+        assert_eq!(spec("tcp://127.0.0.1:5170").target, SinkTarget::Tcp("127.0.0.1:5170".into()));
+        assert_eq!(spec("tcp://[::1]:5170").target, SinkTarget::Tcp("[::1]:5170".into()));
+        assert_eq!(spec("syslog").target, SinkTarget::SyslogLocal("/dev/log".into()));
+        assert_eq!(spec("syslog:/run/l").target, SinkTarget::SyslogLocal("/run/l".into()));
+        let s = spec("syslog+udp://loghost:514?format=ecs&facility=local3");
+        assert_eq!(s.target, SinkTarget::SyslogUdp("loghost:514".into()));
+        assert_eq!(s.format, AlertFormat::Ecs);
+        assert_eq!(s.facility, "local3".parse().unwrap());
+        assert_eq!(spec("syslog+tcp://h:601?format=eve").format, AlertFormat::Eve);
+    }
+
+    #[test]
+    fn bad_targets_say_why() {
+        for (s, why) in [
+            ("tcp://nohost", "HOST:PORT"),
+            ("udp://h:1", "unknown scheme"),
+            ("x.json?format=xml", "unknown alert format"),
+            ("syslog+udp://h:1?facility=local9", "facility"),
+            ("unix:", "a path"),
+        ] {
+            let e = s.parse::<SinkSpec>().unwrap_err();
+            assert!(e.contains(why) && e.contains(s), "{s}: {e}");
+        }
+    }
+}
