@@ -12,7 +12,7 @@ use crate::capture::live::{self, wall_clock_ns, LiveCapture, LiveError};
 use crate::capture::{Frame, LinkType};
 use crate::config::{Config, DetectionSettings};
 use crate::decode::{decode, Decoded, PacketRecord};
-use crate::output::metrics::{latency_histogram, Metrics};
+use crate::output::metrics::Metrics;
 use crate::output::notify::Notifier;
 use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
@@ -366,7 +366,6 @@ fn analyzer_loop(
 ) -> Result<(), String> {
     let mut events: Vec<AttackEvent> = Vec::new();
     let mut last_wall_advance = Instant::now();
-    let mut latencies = latency_histogram();
     let result = loop {
         let now_ns = wall_clock_ns();
         shared.heartbeat_ns.store(now_ns, Ordering::Relaxed);
@@ -379,7 +378,7 @@ fn analyzer_loop(
                 if let Err(e) = process_batch(&batch, &mut analyzer, &mut outputs, &mut events) {
                     break Err(e);
                 }
-                let _ = latencies.record(started.elapsed().as_nanos().max(1) as u64);
+                outputs.metrics.record_batch_latency(started.elapsed().as_nanos() as u64);
                 batch.clear();
                 let _ = empty.send(batch);
             }
@@ -392,7 +391,6 @@ fn analyzer_loop(
             analyzer.advance_to(now, &mut events);
             outputs.advance(now);
             outputs.metrics.set_analyzer(&analyzer.stats, analyzer.active_attacks());
-            outputs.metrics.add_batch_latencies(&mut latencies);
         }
         while let Ok(c) = control.try_recv() {
             match c {

@@ -10,8 +10,7 @@ use hdrhistogram::Histogram;
 use std::io;
 use std::time::{Duration, Instant};
 
-/// Frames between progress checks and metrics snapshots (a clock read per frame would
-/// cost more than the frame).
+/// Frames between progress checks.
 const PROGRESS_EVERY: u64 = 1 << 16;
 /// Frames per latency sample: the unit the live pipeline hands from thread to thread.
 pub const BATCH: u64 = 512;
@@ -27,7 +26,8 @@ pub trait Stage {
     /// Err stops the replay (an alert output that cannot write).
     fn deliver(&mut self, events: &mut Vec<AttackEvent>) -> Result<(), String>;
     fn advance(&mut self, _now_ns: i64) {}
-    fn publish(&mut self, _traffic: &TrafficStats, _analyzer: &Analyzer, _latencies: &mut Histogram<u64>) {}
+    /// After each batch: a snapshot for the metrics, and the batch's processing time.
+    fn publish(&mut self, _traffic: &TrafficStats, _analyzer: &Analyzer, _batch_ns: u64) {}
 }
 
 impl Stage for Outputs {
@@ -44,10 +44,12 @@ impl Stage for Outputs {
     fn advance(&mut self, now_ns: i64) {
         Outputs::advance(self, now_ns)
     }
-    fn publish(&mut self, traffic: &TrafficStats, analyzer: &Analyzer, latencies: &mut Histogram<u64>) {
+    fn publish(&mut self, traffic: &TrafficStats, analyzer: &Analyzer, batch_ns: u64) {
         self.metrics.set_traffic(traffic);
         self.metrics.set_analyzer(&analyzer.stats, analyzer.active_attacks());
-        self.metrics.add_batch_latencies(latencies);
+        if batch_ns > 0 {
+            self.metrics.record_batch_latency(batch_ns);
+        }
     }
 }
 
@@ -90,7 +92,6 @@ pub fn replay(
     let mut events = Vec::new();
     let mut record = PacketRecord::default();
     let mut batch_latency = latency_histogram();
-    let mut unpublished = latency_histogram();
     let mut detection_delay = latency_histogram();
     let mut batch_started = Instant::now();
     let wants_frames = stage.wants_frames();
@@ -141,13 +142,13 @@ pub fn replay(
                 let now = Instant::now();
                 let ns = now.duration_since(batch_started).as_nanos().max(1) as u64;
                 let _ = batch_latency.record(ns);
-                let _ = unpublished.record(ns);
                 batch_started = now;
+                // Every batch, so a scrape during a replay from a pipe sees where it stands.
+                stage.publish(&traffic, analyzer, ns);
                 if traffic.frames % ADVANCE_EVERY == 0 {
                     stage.advance(ts_ns);
                 }
                 if traffic.frames % PROGRESS_EVERY == 0 {
-                    stage.publish(&traffic, analyzer, &mut unpublished);
                     if let Some(p) = progress.as_deref_mut() {
                         let (done, total) = source.progress();
                         p.update(path, done, total, traffic.frames);
@@ -158,7 +159,7 @@ pub fn replay(
     }
     analyzer.finish(EndReason::EndOfInput, &mut events);
     deliver(&mut events, stage)?;
-    stage.publish(&traffic, analyzer, &mut unpublished);
+    stage.publish(&traffic, analyzer, 0);
     if let Some(p) = progress {
         p.clear();
     }

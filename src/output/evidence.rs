@@ -197,7 +197,7 @@ impl EvidenceRecorder {
                 let i = self.recordings.iter().position(|r| r.attack_id == e.attack_id)?;
                 let file = self.recordings.swap_remove(i).finish();
                 self.files_written += file.is_some() as u64;
-                self.enforce_cap();
+                self.enforce_cap(file.as_ref().map(|f| Path::new(&f.path)));
                 file
             }
         }
@@ -215,7 +215,7 @@ impl EvidenceRecorder {
             tracing::warn!(attack_id = %e.attack_id, "{MAX_RECORDINGS} attacks already recorded: no evidence for this one");
             return;
         }
-        self.enforce_cap();
+        self.enforce_cap(None);
         let victim = IpKey::from_ip(e.victim);
         let from = e.started_at_ns.saturating_sub(LEAD_NS);
         // The link type of the attack's first frame in the ring sets the file's.
@@ -255,10 +255,11 @@ impl EvidenceRecorder {
         self.recordings.push(r);
     }
 
-    /// Deletes the oldest finished evidence files until all of them fit the cap.
-    fn enforce_cap(&self) {
+    /// Deletes the oldest finished evidence files until all of them fit the cap; files being
+    /// written and `keep` (the one just finished, which its attack_end names) stay.
+    fn enforce_cap(&self, keep: Option<&Path>) {
         let Ok(dir) = std::fs::read_dir(&self.opts.dir) else { return };
-        let active: Vec<&Path> = self.recordings.iter().map(|r| r.path.as_path()).collect();
+        let active: Vec<&Path> = self.recordings.iter().map(|r| r.path.as_path()).chain(keep).collect();
         let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = dir
             .filter_map(|d| d.ok())
             .filter(|d| d.file_name().to_string_lossy().starts_with(FILE_PREFIX))

@@ -1,7 +1,7 @@
 //! Prometheus metrics over HTTP (`--metrics ADDR`): traffic by class, decode issues, drops,
 //! attacks, alerts, sink queues, and latency quantiles from hdrhistogram.
 //!
-//! The pipeline publishes snapshots (once per batch or per 65,536 frames, never per packet)
+//! The pipeline publishes snapshots (once per batch of packets, never per packet)
 //! into [`Metrics`]; a small tokio runtime in its own thread answers scrapes.
 
 use crate::analyze::{AnalyzerStats, EventKind};
@@ -85,12 +85,11 @@ impl Metrics {
         self.alerts[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds a batch of latency samples (and empties it).
-    pub fn add_batch_latencies(&self, h: &mut Histogram<u64>) {
+    /// One batch's processing time (called per batch, never per packet).
+    pub fn record_batch_latency(&self, ns: u64) {
         if let Ok(mut g) = self.batch_latency.lock() {
-            let _ = g.add(&*h);
+            let _ = g.record(ns.max(1));
         }
-        h.reset();
     }
 
     pub fn record_detection_delay(&self, ns: u64) {
@@ -334,9 +333,7 @@ mod tests {
     fn exposition_has_every_family() {
         let m = Metrics::default();
         m.count_alert(EventKind::Start);
-        let mut h = latency_histogram();
-        h.record(2_000).unwrap();
-        m.add_batch_latencies(&mut h);
+        m.record_batch_latency(2_000);
         let text = m.render();
         for needle in [
             "floodwatch_packets_total{class=\"syn\"} 0",
