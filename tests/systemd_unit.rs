@@ -151,7 +151,7 @@ fn unit_runs_the_daemon_as_specified() {
         ("ExecStart", "/usr/local/bin/floodwatch run --config /etc/floodwatch/floodwatch.toml"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("Restart", "on-failure"),
-        ("TimeoutStopSec", "5s"),
+        ("TimeoutStopSec", "10s"),
         ("AmbientCapabilities", "CAP_NET_RAW"),
         ("CapabilityBoundingSet", "CAP_NET_RAW"),
         ("StateDirectory", "floodwatch"),
