@@ -1,7 +1,8 @@
 //! The daemon against real floods on a real link: two network namespaces joined by a veth
 //! pair, floodwatch capturing on the victim's end, hping3 and tcpreplay sending from the
-//! attacker's. Checks kind, victim, detection delay and quiet end of each flood, and that
-//! the victim's own answers (echo replies, RSTs, port unreachables) raise nothing.
+//! attacker's. Checks kind, victim, detection delay and quiet end of each flood, that the
+//! victim's own answers (echo replies, RSTs, port unreachables) raise nothing, and that each
+//! attack's evidence pcap and blocklist entries are written.
 //!
 //! Needs root, `ip`, `hping3`, `tcpreplay` and `tcpdump` (which notes when the replayed attack
 //! packets really crossed the link: tcpreplay falls behind the capture's clock by up to half a
@@ -10,6 +11,7 @@
 mod common;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -354,6 +356,8 @@ fn short(line: &str) -> &str {
 fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<String> {
     let alerts = dir.join(format!("{}.alerts.jsonl", sc.name));
     let _ = std::fs::remove_file(&alerts);
+    let evidence = dir.join(format!("{}.evidence", sc.name));
+    let blocklist = dir.join(format!("{}.blocklist", sc.name));
     let daemon_args = [
         env!("CARGO_BIN_EXE_floodwatch"),
         "run",
@@ -363,6 +367,10 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
         config.to_str().unwrap(),
         "--alerts",
         alerts.to_str().unwrap(),
+        "--evidence-dir",
+        evidence.to_str().unwrap(),
+        "--blocklist",
+        blocklist.to_str().unwrap(),
     ];
     let mut daemon = Proc::spawn(&net.victim, &daemon_args, &dir.join(format!("{}.floodwatch.log", sc.name)));
     daemon.wait_for_output("capture started", "floodwatch");
@@ -445,6 +453,7 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
             secs(END_BOUND_NS)
         ));
     }
+    failures.extend(check_outputs(end, &blocklist));
     // "capture stopped packets=1396787 decode_issues=0 kernel_dropped=5500"
     let counter = |name: &str| {
         log.lines().filter(|l| l.contains("capture stopped")).find_map(|l| {
@@ -470,6 +479,42 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
     );
     if !failures.is_empty() {
         failures.push(dump());
+    }
+    failures
+}
+
+/// The daemon's outputs for one attack: its evidence pcap (frames carried from the capture
+/// thread) matches `attack_end`, and the blocklist lists its offending sources.
+fn check_outputs(end: &Value, blocklist: &Path) -> Vec<String> {
+    let mut failures = Vec::new();
+    let ev = &end["evidence"];
+    let Some(path) = ev["path"].as_str() else {
+        return vec![format!("attack_end has no evidence: {}", short(&end.to_string()))];
+    };
+    match std::fs::read(path) {
+        Err(e) => failures.push(format!("evidence {path}: {e}")),
+        Ok(bytes) => {
+            let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            if ev["sha256"] != digest.as_str() {
+                failures.push(format!("evidence {path}: sha256 {digest}, attack_end says {}", ev["sha256"]));
+            }
+            let mut records = 0u64;
+            let mut at = 24;
+            while at + 16 <= bytes.len() {
+                records += 1;
+                at += 16 + u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            }
+            if records == 0 || Some(records) != ev["packets"].as_u64() || at != bytes.len() {
+                failures.push(format!("evidence {path}: {records} whole records, attack_end says {}", ev["packets"]));
+            }
+        }
+    }
+    let listed = std::fs::read_to_string(blocklist).unwrap_or_default();
+    let listed: Vec<&str> = listed.lines().collect();
+    for ip in end["offending_ips"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+        if !listed.contains(&ip) {
+            failures.push(format!("offending source {ip} is not on the blocklist ({} entries)", listed.len()));
+        }
     }
     failures
 }
