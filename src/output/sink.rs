@@ -362,12 +362,18 @@ impl Connection {
             Connection::Tcp(s) => stream(s.write_all(msg)),
             Connection::Unix(s) => stream(s.write_all(msg)),
             Connection::Udp(s) => datagram(s.send(msg), || s.take_error()),
-            Connection::Local(s) => datagram(s.send(msg), || s.take_error()),
+            // A refusal on a unix socket means the daemon closed it: this message is still
+            // to be sent, after a reconnect.
+            Connection::Local(s) => match s.send(msg) {
+                Ok(_) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => Err(SendError::Lost(e)),
+                Err(e) => Err(SendError::Broken(e)),
+            },
         }
     }
 }
 
-/// A datagram's fate: a refusal reported by this send means an earlier datagram was
+/// A UDP datagram's fate: a refusal reported by this send means an earlier datagram was
 /// refused (ICMP port unreachable); one reported right after means this one was.
 fn datagram(
     sent: io::Result<usize>,
@@ -541,7 +547,8 @@ impl Worker {
                 }
                 Err(SendError::EarlierLost(e)) => {
                     self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
-                    self.stats.delivered.fetch_sub(1, Ordering::Relaxed);
+                    let _ =
+                        self.stats.delivered.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1));
                     self.conn = None;
                     self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
                 }
