@@ -1,7 +1,7 @@
 //! The `floodwatch` command line: argument parsing and wiring only.
 
 use clap::{Args, Parser, Subcommand};
-use floodwatch::analyze::{Analyzer, AttackKind};
+use floodwatch::analyze::{Analysis, Analyzer, AttackKind, ShardedAnalyzer};
 use floodwatch::config::{CaptureBackend, Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::summary::{Progress, Summary};
@@ -60,6 +60,10 @@ struct ReplayArgs {
     detection: DetectionArgs,
     #[command(flatten)]
     output: OutputArgs,
+    /// Analyzer threads: victims are sharded by address across N workers, with the alerts of
+    /// one thread (default 1: decode and analysis in one thread).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
     /// Never draw the progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     no_progress: bool,
@@ -346,9 +350,19 @@ fn run_replay(args: ReplayArgs) -> u8 {
             return exit::RUNTIME;
         }
     };
-    let mut analyzer = Analyzer::new(config.detection);
+    let mut analyzer: Box<dyn Analysis> = if args.threads > 1 {
+        match ShardedAnalyzer::new(config.detection, args.threads as usize) {
+            Ok(a) => Box::new(a),
+            Err(e) => {
+                eprintln!("floodwatch: {e}");
+                return exit::RUNTIME;
+            }
+        }
+    } else {
+        Box::new(Analyzer::new(config.detection))
+    };
     let mut progress = (!args.no_progress && std::io::stderr().is_terminal()).then(Progress::new);
-    let result = replay(&args.files, &mut analyzer, &mut outputs, progress.as_mut());
+    let result = replay(&args.files, analyzer.as_mut(), &mut outputs, progress.as_mut());
     let report = outputs.finish();
     let outcome = match result {
         Ok(o) => o,

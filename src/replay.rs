@@ -1,6 +1,6 @@
 //! The replay pipeline: capture files → decode → analyze → output, in one thread.
 
-use crate::analyze::{Analyzer, AnalyzerStats, AttackEvent, EndReason, EventKind};
+use crate::analyze::{Analysis, AnalyzerStats, AttackEvent, EndReason, EventKind};
 use crate::capture::{CaptureError, FileSource, Frame};
 use crate::decode::{decode, Decoded, PacketRecord};
 use crate::output::metrics::latency_histogram;
@@ -27,7 +27,7 @@ pub trait Stage {
     fn deliver(&mut self, events: &mut Vec<AttackEvent>) -> Result<(), String>;
     fn advance(&mut self, _now_ns: i64) {}
     /// After each batch: a snapshot for the metrics, and the batch's processing time.
-    fn publish(&mut self, _traffic: &TrafficStats, _analyzer: &Analyzer, _batch_ns: u64) {}
+    fn publish(&mut self, _traffic: &TrafficStats, _analysis: &dyn Analysis, _batch_ns: u64) {}
 }
 
 impl Stage for Outputs {
@@ -44,9 +44,9 @@ impl Stage for Outputs {
     fn advance(&mut self, now_ns: i64) {
         Outputs::advance(self, now_ns)
     }
-    fn publish(&mut self, traffic: &TrafficStats, analyzer: &Analyzer, batch_ns: u64) {
+    fn publish(&mut self, traffic: &TrafficStats, analysis: &dyn Analysis, batch_ns: u64) {
         self.metrics.set_traffic(traffic);
-        self.metrics.set_analyzer(&analyzer.stats, analyzer.active_attacks());
+        self.metrics.set_analyzer(&analysis.stats(), analysis.active_attacks());
         if batch_ns > 0 {
             self.metrics.record_batch_latency(batch_ns);
         }
@@ -76,12 +76,13 @@ pub struct ReplayOutcome {
     pub detection_delay: Histogram<u64>,
 }
 
-/// Replays `files` in order as one stream through `analyzer` into `stage`.
+/// Replays `files` in order as one stream through `analyzer` (one [`crate::analyze::Analyzer`]
+/// or its shards) into `stage`.
 /// A file that fails is reported and skipped from that point on; the next file still plays.
 /// Only an error from the stage (the alert output) stops the replay.
 pub fn replay(
     files: &[String],
-    analyzer: &mut Analyzer,
+    analyzer: &mut dyn Analysis,
     stage: &mut dyn Stage,
     mut progress: Option<&mut Progress>,
 ) -> Result<ReplayOutcome, String> {
@@ -144,7 +145,7 @@ pub fn replay(
                 let _ = batch_latency.record(ns);
                 batch_started = now;
                 // Every batch, so a scrape during a replay from a pipe sees where it stands.
-                stage.publish(&traffic, analyzer, ns);
+                stage.publish(&traffic, &*analyzer, ns);
                 if traffic.frames % ADVANCE_EVERY == 0 {
                     stage.advance(ts_ns);
                 }
@@ -159,7 +160,7 @@ pub fn replay(
     }
     analyzer.finish(EndReason::EndOfInput, &mut events);
     deliver(&mut events, stage)?;
-    stage.publish(&traffic, analyzer, 0);
+    stage.publish(&traffic, &*analyzer, 0);
     if let Some(p) = progress {
         p.clear();
     }
@@ -167,7 +168,7 @@ pub fn replay(
         traffic,
         errors,
         attacks,
-        analyzer: analyzer.stats,
+        analyzer: analyzer.stats(),
         elapsed: started.elapsed(),
         batch_latency,
         detection_delay,

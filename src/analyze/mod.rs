@@ -10,7 +10,10 @@ mod handshake;
 pub mod hash;
 mod recent;
 pub mod services;
+mod shards;
 pub mod sketch;
+
+pub use shards::{Analysis, ShardedAnalyzer};
 mod tracker;
 mod victims;
 
@@ -31,7 +34,7 @@ const TICKS_PER_SEC: f64 = 10.0;
 const RECENT_PACKETS: usize = 1 << 16;
 /// A step back in packet time longer than this (2 s) starts a new timeline: interleaved
 /// interfaces step back by a fraction of a second (0.24 s at most in the shared captures).
-const RESTART_AFTER_STEP_BACK_TICKS: i64 = 20;
+pub(crate) const RESTART_AFTER_STEP_BACK_TICKS: i64 = 20;
 /// Handshake table slots (log2).
 const HANDSHAKE_SLOTS_LOG2: u32 = 16;
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
@@ -217,6 +220,22 @@ pub struct AttackEvent {
     pub end: Option<EndReport>,
 }
 
+/// The sides of a packet an analyzer handles. A single analyzer handles both. With
+/// `--threads`, victims are spread over shards by address: a packet is counted as traffic
+/// toward its destination by the destination's shard, and as something its source sent
+/// (answers, SYNs, echo requests: the evidence that a victim talks back) by the source's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    pub toward_dst: bool,
+    pub from_src: bool,
+}
+
+impl Roles {
+    pub const BOTH: Roles = Roles { toward_dst: true, from_src: true };
+    pub const DST: Roles = Roles { toward_dst: true, from_src: false };
+    pub const SRC: Roles = Roles { toward_dst: false, from_src: true };
+}
+
 /// Counters of what the analyzer had to skip or could not track.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnalyzerStats {
@@ -231,6 +250,22 @@ pub struct AnalyzerStats {
     pub attacks_started: u64,
     /// Times packet time stepped back by more than 2 s and analysis restarted.
     pub timeline_restarts: u64,
+}
+
+impl AnalyzerStats {
+    /// The counters of several shards as one. Every shard sees every step back in time, so
+    /// restarts are counted once.
+    pub fn merge(shards: impl IntoIterator<Item = AnalyzerStats>) -> AnalyzerStats {
+        shards.into_iter().fold(AnalyzerStats::default(), |a, b| AnalyzerStats {
+            packets: a.packets + b.packets,
+            allowlisted_packets: a.allowlisted_packets + b.allowlisted_packets,
+            victim_table_full: a.victim_table_full + b.victim_table_full,
+            watch_pool_exhausted: a.watch_pool_exhausted + b.watch_pool_exhausted,
+            tracker_pool_exhausted: a.tracker_pool_exhausted + b.tracker_pool_exhausted,
+            attacks_started: a.attacks_started + b.attacks_started,
+            timeline_restarts: a.timeline_restarts.max(b.timeline_restarts),
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,23 +408,37 @@ impl Analyzer {
     }
 
     /// Feeds one packet. Events it causes (and any from ticks it moves past) go to `out`.
+    #[inline]
     pub fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>) {
-        self.stats.packets += 1;
+        self.process_as(p, Roles::BOTH, out)
+    }
+
+    /// One packet, in the given roles (see [`Roles`]; a single analyzer plays both).
+    #[inline]
+    pub fn process_as(&mut self, p: &PacketRecord, roles: Roles, out: &mut Vec<AttackEvent>) {
+        if roles.toward_dst {
+            self.stats.packets += 1;
+        }
         let now = self.move_clock(p.ts_ns, out);
         let ts = p.ts_ns.max(self.last_ts);
         self.last_ts = ts;
         if !self.s.allow_sources.is_empty() && self.s.allow_sources.iter().any(|a| a.contains(p.src)) {
-            self.stats.allowlisted_packets += 1;
+            self.stats.allowlisted_packets += roles.toward_dst as u64;
             return;
         }
         if p.l4 == L4State::Present {
             match (p.protocol, p.icmp_type) {
-                (PacketRecord::PROTO_TCP, _) => self.tcp_bookkeeping(p, now),
-                (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST) => {
+                (PacketRecord::PROTO_TCP, _) => self.tcp_bookkeeping(p, now, roles),
+                (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST)
+                    if roles.from_src =>
+                {
                     self.count_on_known(p.src, cell::ECHO_REQUESTS_SENT, now)
                 }
                 _ => {}
             }
+        }
+        if !roles.toward_dst {
+            return;
         }
         let class = Class::of(p);
         let fragment = p.fragment != Fragment::Whole;
@@ -425,6 +474,18 @@ impl Analyzer {
     }
 
     /// Moves packet time forward without a packet (live capture on a quiet link).
+    /// Sharded analysis: aligns this shard with the whole stream before its next step.
+    /// `stream_last_ts` is the latest packet time of the stream so far (event times never go
+    /// backwards); `tick_ts`, the time of a packet that moved the stream's clock to another
+    /// tick, moves this shard's clock as it moved the stream's, so attacks tick, update and end
+    /// at the same packets whether or not this shard saw one.
+    pub fn sync(&mut self, tick_ts: Option<i64>, stream_last_ts: i64, out: &mut Vec<AttackEvent>) {
+        self.last_ts = self.last_ts.max(stream_last_ts);
+        if let (Some(ts), Some(_)) = (tick_ts, self.now_tick) {
+            self.move_clock(ts, out);
+        }
+    }
+
     pub fn advance_to(&mut self, ts_ns: i64, out: &mut Vec<AttackEvent>) {
         if self.now_tick.is_some() {
             self.move_clock(ts_ns, out);
@@ -482,12 +543,27 @@ impl Analyzer {
         self.stats.timeline_restarts += 1;
     }
 
-    fn tcp_bookkeeping(&mut self, p: &PacketRecord, now: i64) {
+    fn tcp_bookkeeping(&mut self, p: &PacketRecord, now: i64, roles: Roles) {
         const SYN: u8 = PacketRecord::TCP_SYN;
         const ACK: u8 = PacketRecord::TCP_ACK;
         const RST: u8 = PacketRecord::TCP_RST;
         const FIN: u8 = PacketRecord::TCP_FIN;
         let flags = p.tcp_flags & (SYN | ACK | RST | FIN);
+        // What the source sent (answers, its own SYNs) belongs to the source's shard; the
+        // ACK that completes a handshake toward the destination to the destination's.
+        if flags == ACK {
+            if roles.toward_dst {
+                let ports = ((p.dst_port as u32) << 16) | p.src_port as u32;
+                let h = self.hasher.hash_handshake(p.dst, p.src, ports, p.tcp_ack);
+                if self.handshakes.complete(h) {
+                    self.count_on_known(p.dst, cell::COMPLETIONS, now);
+                }
+            }
+            return;
+        }
+        if !roles.from_src {
+            return;
+        }
         if flags & (SYN | ACK) == SYN | ACK {
             self.count_on_known(p.src, cell::ANSWERS, now);
             let ports = ((p.src_port as u32) << 16) | p.dst_port as u32;
@@ -497,12 +573,6 @@ impl Analyzer {
             self.count_on_known(p.src, cell::SYNS_SENT, now);
         } else if flags & RST != 0 {
             self.count_on_known(p.src, cell::ANSWERS, now);
-        } else if flags == ACK {
-            let ports = ((p.dst_port as u32) << 16) | p.src_port as u32;
-            let h = self.hasher.hash_handshake(p.dst, p.src, ports, p.tcp_ack);
-            if self.handshakes.complete(h) {
-                self.count_on_known(p.dst, cell::COMPLETIONS, now);
-            }
         }
     }
 

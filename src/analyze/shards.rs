@@ -1,0 +1,306 @@
+//! `--threads N`: the analysis spread over N worker threads by victim address, with the
+//! alerts of one thread.
+//!
+//! Each worker owns an [`Analyzer`] for the victims whose address hashes to it. The caller's
+//! thread routes each packet to the destination's shard (traffic toward a victim) and, for
+//! the packets that show a host talking back (SYN-ACKs, RSTs, SYNs, echo requests), to the
+//! source's shard too ([`Roles`]). Clock moves are broadcast: whenever a packet takes the
+//! stream to another 100 ms tick, every shard moves its clock with that packet's time, and
+//! every step carries the stream's latest packet time, so an attack ticks, updates and ends
+//! at the packet it would in one analyzer. Packets travel in rounds of 4,096: each worker
+//! gets its share of a round as one batch through a bounded channel (batches come back empty
+//! for reuse), and the events of a round, tagged with the position of the packet that raised
+//! them, are merged in stream order once every worker has done the round.
+//!
+//! Same alerts as one analyzer, as long as no table fills up (each shard has the full
+//! configured capacity, so shards run out later, never sooner) and the back-fill ring of
+//! 65,536 recent packets covers the window in both cases.
+
+use super::{Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS};
+use crate::config::DetectionSettings;
+use crate::decode::{IpKey, L4State, PacketRecord};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+/// Packets per round: every round each worker gets one batch with its share of them.
+const ROUND: u64 = 4096;
+/// Rounds on their way (the reader runs ahead of the workers by this much).
+const ROUNDS_IN_FLIGHT: usize = 2;
+
+/// What an analysis stage does, whether one analyzer or several shards.
+pub trait Analysis {
+    fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>);
+    /// Ends every attack in progress.
+    fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>);
+    fn stats(&self) -> AnalyzerStats;
+    fn active_attacks(&self) -> usize;
+}
+
+impl Analysis for Analyzer {
+    #[inline]
+    fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>) {
+        Analyzer::process(self, p, out)
+    }
+    fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
+        Analyzer::finish(self, reason, out)
+    }
+    fn stats(&self) -> AnalyzerStats {
+        self.stats
+    }
+    fn active_attacks(&self) -> usize {
+        Analyzer::active_attacks(self)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    /// The stream moved to another tick at a packet of time `tick_ts` (None: only align the
+    /// latest packet time, at the end).
+    Sync {
+        tick_ts: Option<i64>,
+        stream_last_ts: i64,
+        seq: u64,
+    },
+    Packet {
+        record: PacketRecord,
+        roles: Roles,
+        stream_last_ts: i64,
+        seq: u64,
+    },
+}
+
+enum Work {
+    Steps(Vec<Step>),
+    Finish(EndReason),
+}
+
+struct Done {
+    steps: Option<Vec<Step>>,
+    /// (position in the stream, event)
+    events: Vec<(u64, AttackEvent)>,
+    stats: AnalyzerStats,
+    active: usize,
+}
+
+struct Worker {
+    work: Option<SyncSender<Work>>,
+    done: Receiver<Done>,
+    thread: Option<JoinHandle<()>>,
+    /// This round's batch, being filled.
+    steps: Vec<Step>,
+    /// Emptied batches back from the worker.
+    spare: Vec<Vec<Step>>,
+    stats: AnalyzerStats,
+    active: usize,
+}
+
+pub struct ShardedAnalyzer {
+    workers: Vec<Worker>,
+    seq: u64,
+    /// The stream's clock, moved as an analyzer moves its own: forward to a later tick, or
+    /// back to a restart after a step back in time.
+    now_tick: Option<i64>,
+    /// The latest packet time since the last restart, as one analyzer would have it.
+    stream_last_ts: i64,
+    rounds_in_flight: usize,
+    merged: Vec<(u64, AttackEvent)>,
+}
+
+impl ShardedAnalyzer {
+    pub fn new(settings: DetectionSettings, threads: usize) -> Result<ShardedAnalyzer, String> {
+        let mut workers = Vec::new();
+        for i in 0..threads.max(1) {
+            let (work_tx, work_rx) = mpsc::sync_channel::<Work>(ROUNDS_IN_FLIGHT + 1);
+            let (done_tx, done_rx) = mpsc::sync_channel::<Done>(ROUNDS_IN_FLIGHT + 2);
+            let analyzer = Analyzer::new(settings.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("analyzer-{i}"))
+                .spawn(move || run_worker(analyzer, work_rx, done_tx))
+                .map_err(|e| format!("cannot start analyzer thread {i}: {e}"))?;
+            workers.push(Worker {
+                work: Some(work_tx),
+                done: done_rx,
+                thread: Some(thread),
+                steps: Vec::new(),
+                spare: Vec::new(),
+                stats: AnalyzerStats::default(),
+                active: 0,
+            });
+        }
+        Ok(ShardedAnalyzer {
+            workers,
+            seq: 0,
+            now_tick: None,
+            stream_last_ts: i64::MIN,
+            rounds_in_flight: 0,
+            merged: Vec::new(),
+        })
+    }
+
+    #[inline]
+    fn shard_of(&self, ip: IpKey) -> usize {
+        // Fibonacci hashing of the folded address: victims spread evenly over the shards.
+        let folded = (ip.0 as u64) ^ ((ip.0 >> 64) as u64);
+        ((folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % self.workers.len() as u64) as usize
+    }
+
+    /// Sends every worker its share of the round; once enough rounds are on their way,
+    /// takes back the oldest.
+    fn end_round(&mut self, out: &mut Vec<AttackEvent>) {
+        for w in &mut self.workers {
+            let next = w.spare.pop().unwrap_or_default();
+            let batch = std::mem::replace(&mut w.steps, next);
+            if let Some(tx) = &w.work {
+                let _ = tx.send(Work::Steps(batch));
+            }
+        }
+        self.rounds_in_flight += 1;
+        if self.rounds_in_flight > ROUNDS_IN_FLIGHT {
+            self.collect_round(out);
+        }
+    }
+
+    /// Waits for one round from every worker and hands its events on in stream order (ties,
+    /// which only the end of input makes, by shard).
+    fn collect_round(&mut self, out: &mut Vec<AttackEvent>) {
+        for w in &mut self.workers {
+            if let Ok(done) = w.done.recv() {
+                w.stats = done.stats;
+                w.active = done.active;
+                if let Some(mut steps) = done.steps {
+                    steps.clear();
+                    w.spare.push(steps);
+                }
+                self.merged.extend(done.events);
+            }
+        }
+        self.rounds_in_flight = self.rounds_in_flight.saturating_sub(1);
+        self.merged.sort_by_key(|(seq, _)| *seq);
+        out.extend(self.merged.drain(..).map(|(_, e)| e));
+    }
+}
+
+impl Analysis for ShardedAnalyzer {
+    fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>) {
+        let seq = self.seq;
+        self.seq += 1;
+        let tick = p.ts_ns.div_euclid(TICK_NS);
+        let before = self.stream_last_ts;
+        let moved = match self.now_tick {
+            Some(now) if tick < now - RESTART_AFTER_STEP_BACK_TICKS => {
+                self.stream_last_ts = i64::MIN;
+                true
+            }
+            Some(now) => tick > now,
+            None => true,
+        };
+        if moved {
+            self.now_tick = Some(tick);
+            // Attacks ended by this move carry the time of the stream before it.
+            let step = Step::Sync { tick_ts: Some(p.ts_ns), stream_last_ts: before, seq };
+            for w in &mut self.workers {
+                w.steps.push(step);
+            }
+        }
+        let (dst, src) = (self.shard_of(p.dst), self.shard_of(p.src));
+        let stream_last_ts = self.stream_last_ts;
+        if dst == src {
+            self.workers[dst].steps.push(Step::Packet { record: *p, roles: Roles::BOTH, stream_last_ts, seq });
+        } else {
+            self.workers[dst].steps.push(Step::Packet { record: *p, roles: Roles::DST, stream_last_ts, seq });
+            if talks_back(p) {
+                self.workers[src].steps.push(Step::Packet { record: *p, roles: Roles::SRC, stream_last_ts, seq });
+            }
+        }
+        self.stream_last_ts = self.stream_last_ts.max(p.ts_ns);
+        if self.seq % ROUND == 0 {
+            self.end_round(out);
+        }
+    }
+
+    fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
+        let step = Step::Sync { tick_ts: None, stream_last_ts: self.stream_last_ts, seq: self.seq };
+        for w in &mut self.workers {
+            w.steps.push(step);
+        }
+        self.end_round(out);
+        while self.rounds_in_flight > 0 {
+            self.collect_round(out);
+        }
+        for w in &mut self.workers {
+            if let Some(tx) = &w.work {
+                let _ = tx.send(Work::Finish(reason));
+            }
+        }
+        self.rounds_in_flight = 1;
+        self.collect_round(out);
+    }
+
+    fn stats(&self) -> AnalyzerStats {
+        AnalyzerStats::merge(self.workers.iter().map(|w| w.stats))
+    }
+
+    fn active_attacks(&self) -> usize {
+        self.workers.iter().map(|w| w.active).sum()
+    }
+}
+
+impl Drop for ShardedAnalyzer {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            // Closing the work channel ends the worker once it has drained it.
+            w.work = None;
+            while w.done.recv().is_ok() {}
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Whether a packet shows its source talking back: what the source's shard must see.
+#[inline]
+fn talks_back(p: &PacketRecord) -> bool {
+    p.l4 == L4State::Present
+        && match p.protocol {
+            PacketRecord::PROTO_TCP => p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_RST) != 0,
+            PacketRecord::PROTO_ICMP => p.icmp_type == 8,
+            PacketRecord::PROTO_ICMPV6 => p.icmp_type == 128,
+            _ => false,
+        }
+}
+
+fn run_worker(mut analyzer: Analyzer, work: Receiver<Work>, done: SyncSender<Done>) {
+    let mut events = Vec::new();
+    for w in work {
+        let mut tagged = Vec::new();
+        let steps = match w {
+            Work::Steps(steps) => {
+                for step in &steps {
+                    let seq = match *step {
+                        Step::Sync { tick_ts, stream_last_ts, seq } => {
+                            analyzer.sync(tick_ts, stream_last_ts, &mut events);
+                            seq
+                        }
+                        Step::Packet { record, roles, stream_last_ts, seq } => {
+                            analyzer.sync(None, stream_last_ts, &mut events);
+                            analyzer.process_as(&record, roles, &mut events);
+                            seq
+                        }
+                    };
+                    tagged.extend(events.drain(..).map(|e| (seq, e)));
+                }
+                Some(steps)
+            }
+            Work::Finish(reason) => {
+                analyzer.finish(reason, &mut events);
+                tagged.extend(events.drain(..).map(|e| (u64::MAX, e)));
+                None
+            }
+        };
+        let result = Done { steps, events: tagged, stats: analyzer.stats, active: analyzer.active_attacks() };
+        if done.send(result).is_err() {
+            return;
+        }
+    }
+}
