@@ -123,6 +123,23 @@ for input in mix spoofed; do
     row floodwatch $input "$fw_s" "$fw_rss"
     echo "   floodwatch: $fw_s s, peak RSS $fw_rss KiB"
 
+    # Scaling with --threads (the reader decodes and routes; workers analyze their victims).
+    for threads in ${FW_BENCH_THREADS:-2}; do
+        s=$(best_of "$FW" replay --threads "$threads" --no-progress --no-summary --alerts /dev/null "$file")
+        row "floodwatch --threads $threads" $input "$s" \
+            "$(peak_rss_kib "$FW" replay --threads "$threads" --no-progress --no-summary --alerts /dev/null "$file")"
+        echo "   floodwatch --threads $threads: $s s"
+        # Same alerts as one thread? (fixed hash key; order within one timestamp aside)
+        rm -f "$WORK/a1.jsonl" "$WORK/an.jsonl"
+        "$FW" replay --hash-seed 1 --no-progress --no-summary --alerts "$WORK/a1.jsonl" "$file" >/dev/null 2>&1
+        "$FW" replay --hash-seed 1 --threads "$threads" --no-progress --no-summary --alerts "$WORK/an.jsonl" "$file" >/dev/null 2>&1
+        if cmp -s <(sort "$WORK/a1.jsonl") <(sort "$WORK/an.jsonl"); then
+            echo "   floodwatch --threads $threads: alerts identical to one thread ($(wc -l <"$WORK/a1.jsonl") alerts)"
+        else
+            echo "   floodwatch --threads $threads: ALERTS DIFFER from one thread"
+        fi
+    done
+
     s=$(best_of cat "$file")
     row cat $input "$s" "$(peak_rss_kib cat "$file")"
     echo "   cat: $s s"
@@ -154,7 +171,8 @@ awk -F'|' -v n="$PACKETS" '
         }
     }' "$ROWS"
 echo
-echo "(ratio > 1: floodwatch is slower than the tool by that factor; < 1: faster)"
+echo "(ratio > 1: floodwatch is slower than the tool by that factor; < 1: faster; for the"
+echo " --threads rows it is the speed-up over one thread)"
 
 echo
 echo "== floodwatch on (a) bench_mix: attacks reported"
