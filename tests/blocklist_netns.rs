@@ -16,6 +16,8 @@
 
 mod common;
 
+use common::{find_tool, Scratch};
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -30,14 +32,6 @@ const SPOOFED: &str = "captures/syn_flood_spoofed";
 /// `--blocklist-ttl` of the replays.
 const TTL_S: u64 = 600;
 
-fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
-}
-
 /// Why the namespace tests cannot run here, if they cannot.
 fn netns_prerequisites() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -48,32 +42,6 @@ fn netns_prerequisites() -> Option<String> {
         .into_iter()
         .find(|t| find_tool(t).is_none())
         .map(|t| format!("blocklist_netns needs {t} (apt-get install iproute2 nftables ipset)"))
-}
-
-/// Scratch files of one test; kept after a failure for inspection.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("floodwatch-blocklist-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("blocklist_netns: files of the failed run kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// Runs a command to completion; Err(stderr) on failure.

@@ -15,6 +15,8 @@
 
 mod common;
 
+use common::{find_tool, Scratch};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -38,36 +40,6 @@ const OUTAGE: Duration = Duration::from_secs(6);
 const DRAIN_S: u64 = 20;
 /// Bound on every wait for a file to fill or a process to start or stop.
 const WAIT: Duration = Duration::from_secs(20);
-
-fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
-}
-
-/// Scratch files of this run; kept after a failure for inspection.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("floodwatch-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("collectors: files of the failed run kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 /// A child in its own process group, killed (group and all) on drop unless it has exited.
 struct Proc(Child);

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::{on_path, Scratch};
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -38,10 +40,6 @@ fn wall_ns() -> i64 {
 
 fn secs(ns: i64) -> f64 {
     ns as f64 / NS as f64
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
 /// Runs `ip ARGS`, returning its stderr on failure.
@@ -109,19 +107,6 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         self.remove();
-    }
-}
-
-/// Scratch files of this run; kept after a failure for inspection.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("live_netns: files of the failed run kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 }
 
@@ -532,9 +517,7 @@ fn floods_between_namespaces_are_detected_and_end_quietly() {
         Ok(net) => net,
         Err(e) => return common::skip(&format!("cannot create network namespaces: {e}")),
     };
-    let scratch = Scratch(std::env::temp_dir().join(format!("floodwatch-netns-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&scratch.0);
-    std::fs::create_dir_all(&scratch.0).unwrap();
+    let scratch = Scratch::new("netns");
     let config = scratch.0.join("floodwatch.toml");
     std::fs::write(&config, format!("[detection]\nquiet_s = {QUIET_S}\n")).unwrap();
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{repo_path, skip};
+use common::{on_path, repo_path, skip};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -45,10 +45,6 @@ fn json_lines(text: &str) -> Vec<Value> {
 
 fn read_json_lines(path: &Path) -> Vec<Value> {
     json_lines(&std::fs::read_to_string(path).unwrap())
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
 /// Accepts one connection and returns everything it carried, line by line.

@@ -78,3 +78,43 @@ pub fn precision_recall(found: &[IpAddr], truth: &[IpAddr]) -> (f64, f64) {
 pub fn kind_named(name: &str) -> AttackKind {
     *AttackKind::ALL.iter().find(|k| k.name() == name).unwrap_or_else(|| panic!("unknown kind {name}"))
 }
+
+/// A tool's path: on PATH, or in /usr/sbin and /sbin (root's tools when PATH is a user's).
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}
+
+pub fn on_path(tool: &str) -> bool {
+    find_tool(tool).is_some()
+}
+
+/// A test's scratch directory (`floodwatch-NAME-PID` under the temp dir), removed when the
+/// test passes, kept for inspection when it fails.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("floodwatch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("files of the failed test kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
