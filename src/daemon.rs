@@ -253,7 +253,7 @@ async fn control_loop(
 fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
     let _ = control.send(Control::ReopenOutputs);
     let Some(path) = &opts.config_path else {
-        tracing::info!("SIGHUP: no config file to reload; alert files reopened");
+        tracing::info!("SIGHUP: no config file to reload");
         return;
     };
     match Config::from_file(path) {

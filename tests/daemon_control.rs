@@ -1,5 +1,6 @@
 //! The daemon under its supervisor: sd_notify messages, SIGHUP reloads (good and bad
-//! configs), SIGTERM shutdown, and the errors a user meets when capture cannot start.
+//! configs) and alert files reopened after logrotate moved them, SIGTERM shutdown, and the
+//! errors a user meets when capture cannot start.
 //! Captures on the loopback interface, so it needs root (or CAP_NET_RAW).
 
 mod common;
@@ -121,6 +122,77 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         }
     }
     assert!(got.iter().any(|m| m == "STOPPING=1"), "{got:?}");
+}
+
+/// Reads the alert file's events as (event, kind) pairs.
+fn events_in(path: &std::path::Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            (v["event"].as_str().unwrap_or("").to_string(), v["kind"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn alert_files_are_reopened_on_sighup_after_logrotate_moved_them() {
+    if !is_root() {
+        return common::skip("live capture on lo needs root or CAP_NET_RAW");
+    }
+    let alerts = scratch("rotate.jsonl");
+    let rotated = scratch("rotate.jsonl.1");
+    let _ = std::fs::remove_file(&alerts);
+    let _ = std::fs::remove_file(&rotated);
+    let config = scratch("rotate.toml");
+    // A UDP flood on loopback at ~1,000 pps is an attack at 200 pps; the port unreachables
+    // it draws stay far below the ICMP threshold.
+    std::fs::write(&config, "[capture]\ninterface = \"lo\"\n[thresholds]\nudp_flood = 200\nicmp_flood = 1000000\n")
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .args(["run", "--config", config.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut daemon = Daemon(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    assert!(wait_for(&lines, "capture started", &mut seen), "{seen:?}");
+
+    // 1,500 datagrams to a closed port on 127.0.0.9, 1 ms apart.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..1500 {
+        let _ = socket.send_to(b"flood", "127.0.0.9:9");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !events_in(&alerts).iter().any(|(e, k)| e == "attack_start" && k == "udp_flood") {
+        assert!(Instant::now() < deadline, "no udp_flood attack_start in {}: {seen:?}", alerts.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // logrotate: move the file away, then SIGHUP; the attack's end must land in a new file.
+    std::fs::rename(&alerts, &rotated).unwrap();
+    signal(&daemon.0, libc::SIGHUP);
+    assert!(wait_for(&lines, "alert files reopened", &mut seen), "{seen:?}");
+    signal(&daemon.0, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = events_in(&rotated);
+    let after = events_in(&alerts);
+    assert!(before.contains(&("attack_start".into(), "udp_flood".into())), "{before:?}");
+    assert!(!before.iter().any(|(e, _)| e == "attack_end"), "the end came after the rotation: {before:?}");
+    assert!(after.contains(&("attack_end".into(), "udp_flood".into())), "new file: {after:?}");
 }
 
 #[test]

@@ -252,8 +252,14 @@ impl AlertSinks {
     /// Files are reopened (after logrotate moved them), sockets reconnected.
     pub fn reopen(&self) {
         for s in &self.sinks {
-            let _ = s.tx.try_send(Message::Reopen);
+            // In queue order: every alert after this goes to the reopened file.
+            let _ = if s.spec.lossless() {
+                s.tx.send(Message::Reopen).map_err(|_| ())
+            } else {
+                s.tx.try_send(Message::Reopen).map_err(|_| ())
+            };
         }
+        tracing::info!("alert files reopened, alert sockets reconnected");
     }
 
     pub fn stats(&self) -> Vec<(String, Arc<SinkStats>)> {
