@@ -292,11 +292,12 @@ fn flow_id(attack_id: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::analyze::{EndReason, EndReport, SourceReport};
 
-    fn event(kind: EventKind) -> AttackEvent {
+    /// An amplification alert against 2001:db8::7 from two reflectors.
+    pub(crate) fn event(kind: EventKind) -> AttackEvent {
         AttackEvent {
             timestamp_ns: 1_768_478_403_500_000_000,
             event: kind,

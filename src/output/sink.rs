@@ -37,6 +37,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a stream breaks, what was written this recently is sent again (it may have been
 /// in flight when the peer went away).
 const RESEND_WINDOW: Duration = Duration::from_secs(2);
+/// Alerts a sink thread holds outside its queue at most (being sent, or kept for a resend).
+const IN_HAND: usize = 64;
 
 /// Where one sink writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -473,10 +475,10 @@ impl Worker {
                     Err(_) => closed = true,
                 }
             }
-            while let Ok(m) = rx.try_recv() {
-                self.take(m, &mut pending);
-                if pending.len() >= 64 {
-                    break;
+            while pending.len() < IN_HAND {
+                match rx.try_recv() {
+                    Ok(m) => self.take(m, &mut pending),
+                    Err(_) => break,
                 }
             }
             if pending.is_empty() {
@@ -487,20 +489,28 @@ impl Worker {
             }
             if let Some(at) = retry_at {
                 let now = Instant::now();
-                if closed && self.give_up_time().is_some_and(|g| now >= g) {
-                    let lost = pending.len() as u64;
+                // `finish` sets the time to give up before it closes the queue.
+                if self.give_up_time().is_some_and(|g| now >= g) {
+                    let mut lost = pending.len() as u64;
+                    for _ in rx.iter() {
+                        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                        lost += 1;
+                    }
                     self.stats.dropped_failed.fetch_add(lost, Ordering::Relaxed);
                     tracing::error!(sink = %self.spec.name, lost, "gave up delivering alerts at exit");
                     return;
                 }
                 if now < at {
-                    match rx.recv_timeout((at - now).min(Duration::from_millis(50))) {
-                        Ok(m) => self.take(m, &mut pending),
-                        Err(RecvTimeoutError::Disconnected) => {
-                            closed = true;
-                            std::thread::sleep((at - now).min(Duration::from_millis(50)));
+                    let pause = (at - now).min(Duration::from_millis(50));
+                    if pending.len() >= IN_HAND || closed {
+                        // The queue holds the rest (and drops what overflows it).
+                        std::thread::sleep(pause);
+                    } else {
+                        match rx.recv_timeout(pause) {
+                            Ok(m) => self.take(m, &mut pending),
+                            Err(RecvTimeoutError::Disconnected) => closed = true,
+                            Err(RecvTimeoutError::Timeout) => {}
                         }
-                        Err(RecvTimeoutError::Timeout) => {}
                     }
                     continue;
                 }
@@ -536,7 +546,9 @@ impl Worker {
                     outage_logged = false;
                     if !self.spec.is_datagram() && !self.spec.lossless() {
                         let now = Instant::now();
-                        while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > RESEND_WINDOW) {
+                        while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > RESEND_WINDOW)
+                            || recent.len() >= IN_HAND
+                        {
                             recent.pop_front();
                         }
                         recent.push_back((now, msg));
@@ -637,6 +649,25 @@ mod tests {
         assert_eq!(s.format, AlertFormat::Ecs);
         assert_eq!(s.facility, "local3".parse().unwrap());
         assert_eq!(spec("syslog+tcp://h:601?format=eve").format, AlertFormat::Eve);
+    }
+
+    #[test]
+    fn a_collector_that_never_comes_costs_counted_alerts_and_bounded_memory() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let sinks = AlertSinks::open(&[spec(&format!("tcp://127.0.0.1:{port}"))]).unwrap();
+        let alert = Arc::new(Alert::new(crate::output::alert::tests::event(crate::analyze::EventKind::Start)));
+        let sent = NETWORK_QUEUE as u64 + 500;
+        for _ in 0..sent {
+            sinks.send(&alert).unwrap();
+        }
+        let (_, stats) = &sinks.stats()[0];
+        // The queue and what the thread holds, no more: the rest was dropped on arrival.
+        let held = stats.queued.load(Ordering::Relaxed);
+        assert!(held <= NETWORK_QUEUE as u64, "{held} queued");
+        assert!(stats.dropped_queue_full.load(Ordering::Relaxed) >= sent - NETWORK_QUEUE as u64 - IN_HAND as u64);
+        let report = sinks.finish(Duration::from_millis(200));
+        assert_eq!(report[0].delivered, 0);
+        assert_eq!(report[0].dropped_queue_full + report[0].dropped_failed, sent, "every alert accounted for");
     }
 
     #[test]
