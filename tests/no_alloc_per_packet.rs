@@ -1,5 +1,6 @@
-//! The per-packet path (decode + analyze) allocates nothing once warmed up: a counting
-//! global allocator watches it replay whole captures held in memory.
+//! The per-packet path (decode + analyze, and the output stage with evidence, blocklist and
+//! metrics snapshots) allocates nothing once warmed up: a counting global allocator watches
+//! it replay whole captures held in memory.
 
 mod common;
 
@@ -106,4 +107,58 @@ fn floods_allocate_per_attack_event_not_per_packet() {
             frames.len()
         );
     }
+}
+
+#[test]
+fn the_output_stage_allocates_nothing_per_packet() {
+    use floodwatch::output::blocklist::BlocklistFormat;
+    use floodwatch::output::evidence::EvidenceOptions;
+    use floodwatch::output::summary::TrafficStats;
+    use floodwatch::output::{BlocklistOptions, OutputOptions, Outputs};
+    let dir = common::Scratch::new("no-alloc-outputs");
+    let options = OutputOptions {
+        sinks: vec!["/dev/null".parse().unwrap()],
+        blocklist: Some(BlocklistOptions {
+            path: dir.path("blocklist"),
+            format: BlocklistFormat::Nft,
+            ttl_s: 1,
+            allow: Vec::new(),
+        }),
+        evidence: Some(EvidenceOptions { dir: dir.path("evidence"), max_packets: 10_000, max_bytes: 1 << 30 }),
+        ..OutputOptions::default()
+    };
+    let mut outputs = Outputs::open(&options).unwrap();
+    let frames = frames("benign_mix.pcap.gz");
+    let mut analyzer = Analyzer::new(common::settings());
+    let mut events = Vec::with_capacity(1024);
+    let mut record = PacketRecord::default();
+    let mut traffic = TrafficStats::default();
+    let warmup = frames.len() / 10;
+    let mut before = 0;
+    for (i, (ts_ns, wire_len, link, data)) in frames.iter().enumerate() {
+        if i == warmup {
+            before = allocations();
+        }
+        let frame = Frame { ts_ns: *ts_ns, wire_len: *wire_len, link: *link, data };
+        if let Ok(Decoded::Ip) = decode(&frame, &mut record) {
+            traffic.count_ip(&record);
+            outputs.frame(&frame, &record);
+            analyzer.process(&record, &mut events);
+            outputs.deliver(&mut events).unwrap();
+        }
+        if i % 512 == 0 {
+            outputs.metrics.set_traffic(&traffic);
+            outputs.metrics.set_analyzer(&analyzer.stats, analyzer.active_attacks());
+            outputs.metrics.record_batch_latency(1_000);
+            outputs.advance(*ts_ns);
+        }
+    }
+    let allocations = allocations() - before;
+    assert_eq!(
+        allocations,
+        0,
+        "{allocations} allocations over {} packets with evidence and a blocklist",
+        frames.len() - warmup
+    );
+    outputs.finish();
 }
