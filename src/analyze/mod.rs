@@ -630,7 +630,7 @@ impl Analyzer {
             watch.bytes += p.wire_len as u64;
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             if let Some(t) = watch.tracker.as_mut() {
-                t.record(p, &self.services);
+                t.record(&p, &self.services);
             }
         }
         self.watches[w as usize] = Some(watch);
@@ -640,7 +640,7 @@ impl Analyzer {
     }
 
     /// The recent packets of one victim and class within the current window.
-    fn recent_of(&self, victim: IpKey, c: Class) -> impl Iterator<Item = &PacketRecord> {
+    fn recent_of(&self, victim: IpKey, c: Class) -> impl Iterator<Item = PacketRecord> + '_ {
         let now = self.now_tick.unwrap_or(0);
         let window = tick_time(now - self.s.window_ticks as i64 + 1)..tick_time(now + 1);
         self.recent.iter().filter(move |p| p.dst == victim && window.contains(&p.ts_ns) && in_class(p, c))
@@ -684,7 +684,7 @@ impl Analyzer {
         };
         let (victim, c) = (self.watch(w).victim, self.watch(w).class);
         for p in self.recent_of(victim, c) {
-            t.record(p, &self.services);
+            t.record(&p, &self.services);
         }
         self.watch_mut(w).tracker = Some(t);
     }
