@@ -522,7 +522,7 @@ impl Analyzer {
     /// Advances a victim's window to `now`, letting baselines learn from every tick passed.
     #[inline]
     fn touch(&mut self, slot: usize, now: i64) {
-        if self.victims.meta[slot].last_tick == now {
+        if self.victims.last_tick(slot) == now {
             return;
         }
         let watches = &self.watches;
@@ -635,7 +635,7 @@ impl Analyzer {
         }
         self.watches[w as usize] = Some(watch);
         self.live.push(w);
-        self.victims.meta[slot].watch[c as usize] = w;
+        self.victims.set_watch(slot, c as usize, w);
         true
     }
 
@@ -700,9 +700,9 @@ impl Analyzer {
             self.live.remove(i);
         }
         self.free_watches.push(w);
-        let meta = &mut self.victims.meta[watch.slot];
+        let meta = &self.victims.meta[watch.slot];
         if meta.occupied && meta.key == watch.victim {
-            meta.watch[watch.class as usize] = NO_WATCH;
+            self.victims.set_watch(watch.slot, watch.class as usize, NO_WATCH);
             self.refresh_levels(watch.slot);
         }
     }
