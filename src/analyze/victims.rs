@@ -144,6 +144,11 @@ impl VictimTable {
     fn scan(&self, bucket: usize, key: IpKey) -> Option<usize> {
         let start = bucket * BUCKET_SLOTS;
         let used = self.used[bucket];
+        if used == 0 {
+            // Most lookups of sources (is this sender a victim we count answers for?) end
+            // here, without loading the bucket's keys.
+            return None;
+        }
         let keys = self.keys.get(start..start + BUCKET_SLOTS)?;
         let mut hits = 0u32;
         for (i, k) in keys.iter().enumerate() {
