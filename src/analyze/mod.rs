@@ -604,7 +604,7 @@ impl Analyzer {
     /// Advances a victim's window to `now`, letting baselines learn from every tick passed.
     #[inline]
     fn touch(&mut self, slot: usize, now: i64) {
-        if self.victims.meta[slot].last_tick == now {
+        if self.victims.last_tick(slot) == now {
             return;
         }
         let watches = &self.watches;
@@ -714,7 +714,7 @@ impl Analyzer {
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
             if let Some(t) = watch.tracker.as_mut() {
-                t.record(p, &self.services);
+                t.record(&p, &self.services);
             }
         }
         if watch.first_ts == i64::MAX {
@@ -722,12 +722,12 @@ impl Analyzer {
         }
         self.watches[w as usize] = Some(watch);
         self.live.push(w);
-        self.victims.meta[slot].watch[c as usize] = w;
+        self.victims.set_watch(slot, c as usize, w);
         true
     }
 
     /// The recent packets of one victim and class within the current window.
-    fn recent_of(&self, victim: IpKey, c: Class) -> impl Iterator<Item = &PacketRecord> {
+    fn recent_of(&self, victim: IpKey, c: Class) -> impl Iterator<Item = PacketRecord> + '_ {
         let now = self.now_tick.unwrap_or(0);
         let window = tick_time(now - self.s.window_ticks as i64 + 1)..tick_time(now + 1);
         self.recent.iter().filter(move |p| p.dst == victim && window.contains(&p.ts_ns) && in_class(p, c))
@@ -771,7 +771,7 @@ impl Analyzer {
         };
         let (victim, c) = (self.watch(w).victim, self.watch(w).class);
         for p in self.recent_of(victim, c) {
-            t.record(p, &self.services);
+            t.record(&p, &self.services);
         }
         self.watch_mut(w).tracker = Some(t);
     }
@@ -787,9 +787,9 @@ impl Analyzer {
             self.live.remove(i);
         }
         self.free_watches.push(w);
-        let meta = &mut self.victims.meta[watch.slot];
+        let meta = &self.victims.meta[watch.slot];
         if meta.occupied && meta.key == watch.victim {
-            meta.watch[watch.class as usize] = NO_WATCH;
+            self.victims.set_watch(watch.slot, watch.class as usize, NO_WATCH);
             self.refresh_levels(watch.slot);
         }
     }

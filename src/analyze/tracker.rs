@@ -48,8 +48,10 @@ impl AttackTracker {
 
     #[inline]
     pub fn record(&mut self, p: &PacketRecord, services: &ServiceTable) {
-        self.sources.add(p.src);
-        self.distinct.add_hash(self.hasher.hash_ip(p.src));
+        // One hash of the source serves both sketches (they share the keyed hasher).
+        let hash = self.hasher.hash_ip(p.src);
+        self.sources.add_hashed(p.src, hash);
+        self.distinct.add_hash(hash);
         self.ttls_seen[(p.ttl >> 6) as usize] |= 1 << (p.ttl & 63);
         if p.l4 == L4State::Present && (p.protocol == PacketRecord::PROTO_TCP || p.protocol == PacketRecord::PROTO_UDP)
         {

@@ -39,8 +39,6 @@ const BUCKET_SLOTS: usize = 8;
 pub struct VictimMeta {
     pub key: IpKey,
     pub occupied: bool,
-    /// The tick the ring was last advanced to.
-    pub last_tick: i64,
     /// Learned normal rate per class (packets/s), frozen while that class is under attack.
     pub baseline: [f32; Class::COUNT],
     /// Per-packet check: when a class's window count reaches this, the analyzer looks closer.
@@ -58,7 +56,6 @@ impl VictimMeta {
         VictimMeta {
             key: IpKey::default(),
             occupied: false,
-            last_tick: 0,
             baseline: [0.0; Class::COUNT],
             level: [u32::MAX; Class::COUNT],
             watch: [NO_WATCH; Class::COUNT],
@@ -72,8 +69,32 @@ impl VictimMeta {
     }
 }
 
+/// What moving a victim's window and choosing whom to evict needs, 32 bytes per victim
+/// (a bucket's in 4 cache lines): eviction reads no `VictimMeta` and no counters.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(32))]
+struct Hot {
+    /// The tick the ring was last advanced to.
+    last_tick: i64,
+    /// The window's packets over all classes: the sum of the class counters of `sums`.
+    busy: u64,
+    /// Ring rows that may hold non-zero counters (bit per row, windows are at most 100
+    /// ticks): moving the window or reusing the slot clears only those.
+    dirty: u128,
+}
+
 pub struct VictimTable {
     pub meta: Vec<VictimMeta>,
+    hot: Vec<Hot>,
+    /// Per bucket: bit `i` set when slot `i` of the bucket has a watch (see [`set_watch`](Self::set_watch)).
+    watched: Vec<u8>,
+    /// `row_tick` modulo the window, cached: nearly every count lands in the current tick.
+    row_tick: i64,
+    row: usize,
+    /// The keys again, bucket by bucket, so a lookup scans 2 cache lines instead of 8 metas.
+    keys: Vec<IpKey>,
+    /// Per bucket: bit `i` set when slot `i` of the bucket is occupied.
+    used: Vec<u8>,
     /// slot × window × cell::COUNT
     ring: Vec<u32>,
     /// slot × cell::COUNT
@@ -99,6 +120,12 @@ impl VictimTable {
         let window = window_ticks.max(1) as usize;
         VictimTable {
             meta: vec![VictimMeta::empty(); slots],
+            hot: vec![Hot::default(); slots],
+            watched: vec![0; buckets],
+            row_tick: 0,
+            row: 0,
+            keys: vec![IpKey::default(); slots],
+            used: vec![0; buckets],
             ring: vec![0; slots * window * cell::COUNT],
             sums: vec![0; slots * cell::COUNT],
             window,
@@ -108,58 +135,116 @@ impl VictimTable {
     }
 
     #[inline]
-    fn bucket_start(&self, key: IpKey) -> usize {
-        (self.hasher.hash_ip(key) as usize & self.bucket_mask) * BUCKET_SLOTS
+    fn bucket(&self, key: IpKey) -> usize {
+        self.hasher.hash_ip(key) as usize & self.bucket_mask
+    }
+
+    /// Slot of `key` within `bucket`, if present.
+    #[inline]
+    fn scan(&self, bucket: usize, key: IpKey) -> Option<usize> {
+        let start = bucket * BUCKET_SLOTS;
+        let used = self.used[bucket];
+        if used == 0 {
+            // Most lookups of sources (is this sender a victim we count answers for?) end
+            // here, without loading the bucket's keys.
+            return None;
+        }
+        let keys = self.keys.get(start..start + BUCKET_SLOTS)?;
+        let mut hits = 0u32;
+        for (i, k) in keys.iter().enumerate() {
+            hits |= u32::from(*k == key) << i;
+        }
+        let hits = hits & u32::from(used);
+        (hits != 0).then(|| start + hits.trailing_zeros() as usize)
     }
 
     #[inline]
     pub fn find(&self, key: IpKey) -> Option<usize> {
-        let start = self.bucket_start(key);
-        (start..start + BUCKET_SLOTS).find(|&s| self.meta[s].occupied && self.meta[s].key == key)
+        self.scan(self.bucket(key), key)
     }
 
     /// Finds `key` or makes room for it, evicting the least busy unwatched victim of its bucket.
     #[inline]
     pub fn find_or_insert(&mut self, key: IpKey, now: i64) -> Lookup {
-        let start = self.bucket_start(key);
-        let mut free = None;
-        for s in start..start + BUCKET_SLOTS {
-            let m = &self.meta[s];
-            if !m.occupied {
-                free.get_or_insert(s);
-            } else if m.key == key {
-                return Lookup::Found(s);
-            }
+        let bucket = self.bucket(key);
+        if let Some(s) = self.scan(bucket, key) {
+            return Lookup::Found(s);
         }
-        let slot = match free {
-            Some(s) => s,
-            None => {
-                let mut best: Option<(u64, usize)> = None;
-                for s in start..start + BUCKET_SLOTS {
-                    if self.meta[s].is_watched() {
-                        continue;
-                    }
-                    self.advance(s, now, |_, _, _| {});
-                    let busy: u64 = self.sums(s)[..Class::COUNT].iter().sum();
-                    if best.is_none_or(|(b, _)| busy < b) {
-                        best = Some((busy, s));
-                    }
+        let start = bucket * BUCKET_SLOTS;
+        let used = self.used[bucket];
+        let slot = if used != u8::MAX {
+            start + (!used).trailing_zeros() as usize
+        } else {
+            let mut best: Option<(u64, usize)> = None;
+            let watched = self.watched[bucket];
+            for s in start..start + BUCKET_SLOTS {
+                debug_assert_eq!(watched & (1 << (s - start)) != 0, self.meta[s].is_watched());
+                if watched & (1 << (s - start)) != 0 {
+                    continue;
                 }
-                match best {
-                    Some((_, s)) => s,
-                    None => return Lookup::Full,
+                self.advance(s, now, |_, _, _| {});
+                let busy = self.hot[s].busy;
+                debug_assert_eq!(busy, self.sums(s)[..Class::COUNT].iter().fold(0u64, |a, b| a.wrapping_add(*b)));
+                if best.is_none_or(|(b, _)| busy < b) {
+                    best = Some((busy, s));
                 }
+            }
+            match best {
+                Some((_, s)) => s,
+                None => return Lookup::Full,
             }
         };
+        self.clear_rows(slot);
+        self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT].fill(0);
+        self.hot[slot] = Hot { last_tick: now, busy: 0, dirty: 0 };
         let m = &mut self.meta[slot];
         *m = VictimMeta::empty();
         m.key = key;
         m.occupied = true;
-        m.last_tick = now;
-        let w = self.window * cell::COUNT;
-        self.ring[slot * w..(slot + 1) * w].fill(0);
-        self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT].fill(0);
+        self.keys[slot] = key;
+        self.used[bucket] |= 1 << (slot - start);
+        self.watched[bucket] &= !(1 << (slot - start));
         Lookup::Inserted(slot)
+    }
+
+    #[inline]
+    fn row_of(&self, tick: i64) -> usize {
+        tick.rem_euclid(self.window as i64) as usize
+    }
+
+    /// The tick a victim's window was last advanced to.
+    #[inline]
+    pub fn last_tick(&self, slot: usize) -> i64 {
+        self.hot[slot].last_tick
+    }
+
+    /// Sets (or with [`NO_WATCH`] clears) the watch of one class of a victim.
+    pub fn set_watch(&mut self, slot: usize, class: usize, watch: u16) {
+        self.meta[slot].watch[class] = watch;
+        self.sync_watched(slot);
+    }
+
+    fn sync_watched(&mut self, slot: usize) {
+        let bit = 1 << (slot % BUCKET_SLOTS);
+        let w = &mut self.watched[slot / BUCKET_SLOTS];
+        if self.meta[slot].is_watched() {
+            *w |= bit;
+        } else {
+            *w &= !bit;
+        }
+    }
+
+    /// Zeroes the ring rows of a slot that may hold counts.
+    fn clear_rows(&mut self, slot: usize) {
+        let mut dirty = std::mem::take(&mut self.hot[slot].dirty);
+        while dirty != 0 {
+            let row = dirty.trailing_zeros() as usize;
+            dirty &= dirty - 1;
+            let base = (slot * self.window + row) * cell::COUNT;
+            if let Some(cells) = self.ring.get_mut(base..base + cell::COUNT) {
+                cells.fill(0);
+            }
+        }
     }
 
     /// Window totals of a victim (call [`advance`](Self::advance) first).
@@ -171,8 +256,18 @@ impl VictimTable {
     /// Adds to a counter in the current tick (the victim must be advanced to now).
     #[inline]
     pub fn add(&mut self, slot: usize, counter: usize, amount: u32) {
-        let bucket = self.meta[slot].last_tick.rem_euclid(self.window as i64) as usize;
-        let cell = &mut self.ring[(slot * self.window + bucket) * cell::COUNT + counter];
+        let tick = self.hot[slot].last_tick;
+        if tick != self.row_tick {
+            self.row_tick = tick;
+            self.row = self.row_of(tick);
+        }
+        let row = self.row;
+        let h = &mut self.hot[slot];
+        h.dirty |= 1 << row;
+        if counter < Class::COUNT {
+            h.busy = h.busy.wrapping_add(u64::from(amount));
+        }
+        let cell = &mut self.ring[(slot * self.window + row) * cell::COUNT + counter];
         *cell = cell.saturating_add(amount);
         self.sums[slot * cell::COUNT + counter] += amount as u64;
     }
@@ -183,15 +278,16 @@ impl VictimTable {
     /// and once with `ticks` > 1 for a stretch of empty window; it is where baselines learn.
     #[inline]
     pub fn advance(&mut self, slot: usize, now: i64, mut on_tick: impl FnMut(&mut VictimMeta, &[u64], u64)) {
-        let last = self.meta[slot].last_tick;
+        let last = self.hot[slot].last_tick;
         if now < last {
             // Left over from a timeline the analyzer has abandoned: start afresh.
+            self.clear_rows(slot);
+            self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT].fill(0);
+            self.hot[slot] = Hot { last_tick: now, busy: 0, dirty: 0 };
             let m = &mut self.meta[slot];
             let (key, policy, ignored) = (m.key, m.policy, m.ignored);
-            *m = VictimMeta { key, occupied: true, last_tick: now, policy, ignored, ..VictimMeta::empty() };
-            let w = self.window * cell::COUNT;
-            self.ring[slot * w..(slot + 1) * w].fill(0);
-            self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT].fill(0);
+            *m = VictimMeta { key, occupied: true, policy, ignored, ..VictimMeta::empty() };
+            self.sync_watched(slot);
             return;
         }
         if now == last {
@@ -199,24 +295,43 @@ impl VictimTable {
         }
         let elapsed = (now - last) as u64;
         let steps = elapsed.min(self.window as u64);
-        let w = self.window as i64;
-        for i in 1..=steps as i64 {
+        let mut row = self.row_of(last);
+        for _ in 0..steps {
             {
                 let sums = &self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT];
                 on_tick(&mut self.meta[slot], sums, 1);
             }
-            let bucket = (last + i).rem_euclid(w) as usize;
-            let base = (slot * self.window + bucket) * cell::COUNT;
-            for c in 0..cell::COUNT {
-                let v = std::mem::take(&mut self.ring[base + c]);
-                self.sums[slot * cell::COUNT + c] -= v as u64;
+            row += 1;
+            if row == self.window {
+                row = 0;
+            }
+            // Rows never written since they were last cleared hold zeros: nothing to expire.
+            let bit = 1u128 << row;
+            if self.hot[slot].dirty & bit != 0 {
+                self.expire_row(slot, row);
             }
         }
         if elapsed > steps {
             let sums = &self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT];
             on_tick(&mut self.meta[slot], sums, elapsed - steps);
         }
-        self.meta[slot].last_tick = now;
+        self.hot[slot].last_tick = now;
+    }
+
+    /// Subtracts one ring row from the window totals and zeroes it.
+    fn expire_row(&mut self, slot: usize, row: usize) {
+        let base = (slot * self.window + row) * cell::COUNT;
+        let mut busy = 0u64;
+        for c in 0..cell::COUNT {
+            let v = std::mem::take(&mut self.ring[base + c]);
+            self.sums[slot * cell::COUNT + c] -= v as u64;
+            if c < Class::COUNT {
+                busy = busy.wrapping_add(u64::from(v));
+            }
+        }
+        let h = &mut self.hot[slot];
+        h.dirty &= !(1u128 << row);
+        h.busy = h.busy.wrapping_sub(busy);
     }
 }
 
@@ -252,12 +367,12 @@ mod tests {
             t.add(s, Class::Udp as usize, 10 + i);
         }
         let busiest = t.find(ip(7)).unwrap();
-        t.meta[busiest].watch[0] = 0;
+        t.set_watch(busiest, 0, 0);
         assert!(matches!(t.find_or_insert(ip(100), 0), Lookup::Inserted(_)));
         assert!(t.find(ip(0)).is_none(), "the quietest victim made room");
         assert!(t.find(ip(7)).is_some());
         for s in 0..8 {
-            t.meta[s].watch[0] = 0;
+            t.set_watch(s, 0, 0);
         }
         assert!(matches!(t.find_or_insert(ip(101), 0), Lookup::Full));
     }

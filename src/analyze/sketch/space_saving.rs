@@ -20,12 +20,21 @@ pub struct Counted<K> {
     pub error: u64,
 }
 
+/// One heap entry: a counter's count kept next to its index, so sifting compares neighbours
+/// in the heap array instead of chasing each index into a separate count array.
+#[derive(Clone, Copy, Debug)]
+struct HeapEntry {
+    count: u64,
+    counter: u32,
+}
+
 pub struct SpaceSaving<K: SketchKey> {
     keys: Vec<K>,
-    counts: Vec<u64>,
+    /// The keyed hash of each counter's key, so moving index entries never rehashes.
+    hashes: Vec<u64>,
     errors: Vec<u64>,
-    /// heap[i] = counter index; min-heap by count.
-    heap: Vec<u32>,
+    /// Min-heap by count of (count, counter index); the counter to replace is the root.
+    heap: Vec<HeapEntry>,
     /// heap_pos[counter] = its position in `heap`.
     heap_pos: Vec<u32>,
     /// index[slot] = counter index or EMPTY; linear probing, power-of-two size.
@@ -42,7 +51,7 @@ impl<K: SketchKey> SpaceSaving<K> {
         let slots = (capacity * 2).next_power_of_two();
         SpaceSaving {
             keys: Vec::with_capacity(capacity),
-            counts: Vec::with_capacity(capacity),
+            hashes: Vec::with_capacity(capacity),
             errors: Vec::with_capacity(capacity),
             heap: Vec::with_capacity(capacity),
             heap_pos: Vec::with_capacity(capacity),
@@ -60,7 +69,7 @@ impl<K: SketchKey> SpaceSaving<K> {
 
     pub fn clear(&mut self) {
         self.keys.clear();
-        self.counts.clear();
+        self.hashes.clear();
         self.errors.clear();
         self.heap.clear();
         self.heap_pos.clear();
@@ -79,18 +88,34 @@ impl<K: SketchKey> SpaceSaving<K> {
         self.evictions > 0
     }
 
+    /// The count of a counter.
+    #[inline]
+    fn count(&self, counter: usize) -> u64 {
+        self.heap[self.heap_pos[counter] as usize].count
+    }
+
     #[inline]
     pub fn add(&mut self, key: K) {
+        let hash = key.keyed_hash(&self.hasher);
+        self.add_hashed(key, hash);
+    }
+
+    /// [`add`](Self::add) for a caller that already holds `key.keyed_hash(hasher)` for this
+    /// sketch's hasher (the tracker hashes each source once for this and the HyperLogLog).
+    #[inline]
+    pub fn add_hashed(&mut self, key: K, hash: u64) {
+        debug_assert_eq!(hash, key.keyed_hash(&self.hasher));
         self.total += 1;
-        let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
+        let mut slot = hash as usize & self.mask;
         loop {
             let c = self.index[slot];
             if c == EMPTY {
                 break;
             }
             if self.keys[c as usize] == key {
-                self.counts[c as usize] += 1;
-                self.sift_down(self.heap_pos[c as usize] as usize);
+                let pos = self.heap_pos[c as usize] as usize;
+                self.heap[pos].count += 1;
+                self.sift_down(pos);
                 return;
             }
             slot = (slot + 1) & self.mask;
@@ -98,23 +123,24 @@ impl<K: SketchKey> SpaceSaving<K> {
         if self.keys.len() < self.keys.capacity() {
             let c = self.keys.len() as u32;
             self.keys.push(key);
-            self.counts.push(1);
+            self.hashes.push(hash);
             self.errors.push(0);
             self.heap_pos.push(self.heap.len() as u32);
-            self.heap.push(c);
+            self.heap.push(HeapEntry { count: 1, counter: c });
             self.index[slot] = c;
             self.sift_up(self.heap.len() - 1);
             return;
         }
         // Replace the smallest counter: the root of the heap.
         self.evictions += 1;
-        let c = self.heap[0] as usize;
-        let old = self.keys[c];
-        self.remove_from_index(old);
+        let root = self.heap[0];
+        let c = root.counter as usize;
+        self.remove_from_index(c as u32);
         self.keys[c] = key;
-        self.errors[c] = self.counts[c];
-        self.counts[c] += 1;
-        self.insert_into_index(key, c as u32);
+        self.hashes[c] = hash;
+        self.errors[c] = root.count;
+        self.heap[0].count = root.count + 1;
+        self.insert_into_index(hash, c as u32);
         self.sift_down(0);
     }
 
@@ -127,7 +153,7 @@ impl<K: SketchKey> SpaceSaving<K> {
                 return None;
             }
             if self.keys[c as usize] == key {
-                return Some(self.counts[c as usize]);
+                return Some(self.count(c as usize));
             }
             slot = (slot + 1) & self.mask;
         }
@@ -135,9 +161,9 @@ impl<K: SketchKey> SpaceSaving<K> {
 
     /// The tracked key with the largest count, without sorting or allocating.
     pub fn heaviest(&self) -> Option<Counted<K>> {
-        (0..self.keys.len()).max_by_key(|&c| self.counts[c]).map(|c| Counted {
+        (0..self.keys.len()).max_by_key(|&c| self.count(c)).map(|c| Counted {
             key: self.keys[c],
-            count: self.counts[c],
+            count: self.count(c),
             error: self.errors[c],
         })
     }
@@ -145,30 +171,30 @@ impl<K: SketchKey> SpaceSaving<K> {
     /// The tracked keys, largest count first (ties broken by key for stable output).
     pub fn top(&self, n: usize) -> Vec<Counted<K>> {
         let mut all: Vec<Counted<K>> = (0..self.keys.len())
-            .map(|c| Counted { key: self.keys[c], count: self.counts[c], error: self.errors[c] })
+            .map(|c| Counted { key: self.keys[c], count: self.count(c), error: self.errors[c] })
             .collect();
         all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
         all.truncate(n);
         all
     }
 
-    fn insert_into_index(&mut self, key: K, counter: u32) {
-        let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
+    fn insert_into_index(&mut self, hash: u64, counter: u32) {
+        let mut slot = hash as usize & self.mask;
         while self.index[slot] != EMPTY {
             slot = (slot + 1) & self.mask;
         }
         self.index[slot] = counter;
     }
 
-    /// Removes `key` with backward-shift deletion, keeping probe chains intact.
-    fn remove_from_index(&mut self, key: K) {
-        let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
+    /// Removes a counter's index entry with backward-shift deletion, keeping probe chains intact.
+    fn remove_from_index(&mut self, counter: u32) {
+        let mut slot = self.hashes[counter as usize] as usize & self.mask;
         loop {
             let c = self.index[slot];
             if c == EMPTY {
                 return;
             }
-            if self.keys[c as usize] == key {
+            if c == counter {
                 break;
             }
             slot = (slot + 1) & self.mask;
@@ -180,7 +206,7 @@ impl<K: SketchKey> SpaceSaving<K> {
             if c == EMPTY {
                 break;
             }
-            let home = self.keys[c as usize].keyed_hash(&self.hasher) as usize & self.mask;
+            let home = self.hashes[c as usize] as usize & self.mask;
             // Move the entry back if its home is not in (hole, next] cyclically.
             let distance_to_next = next.wrapping_sub(home) & self.mask;
             let distance_to_hole = hole.wrapping_sub(home) & self.mask;
@@ -193,42 +219,48 @@ impl<K: SketchKey> SpaceSaving<K> {
         self.index[hole] = EMPTY;
     }
 
-    fn swap_heap(&mut self, i: usize, j: usize) {
-        self.heap.swap(i, j);
-        self.heap_pos[self.heap[i] as usize] = i as u32;
-        self.heap_pos[self.heap[j] as usize] = j as u32;
-    }
-
-    fn count_at(&self, heap_index: usize) -> u64 {
-        self.counts[self.heap[heap_index] as usize]
-    }
-
+    /// Moves the entry at `i` up while its parent counts more (the same comparisons and moves
+    /// as swapping it up step by step, with one write per level).
     fn sift_up(&mut self, mut i: usize) {
+        let item = self.heap[i];
         while i > 0 {
             let parent = (i - 1) / 2;
-            if self.count_at(parent) <= self.count_at(i) {
+            let above = self.heap[parent];
+            if above.count <= item.count {
                 break;
             }
-            self.swap_heap(i, parent);
+            self.heap[i] = above;
+            self.heap_pos[above.counter as usize] = i as u32;
             i = parent;
         }
+        self.heap[i] = item;
+        self.heap_pos[item.counter as usize] = i as u32;
     }
 
+    /// Moves the entry at `i` down below children that count less, preferring the left child
+    /// on ties (as swapping it down step by step would).
     fn sift_down(&mut self, mut i: usize) {
         let n = self.heap.len();
+        let item = self.heap[i];
         loop {
             let left = 2 * i + 1;
             if left >= n {
                 break;
             }
             let right = left + 1;
-            let smaller = if right < n && self.count_at(right) < self.count_at(left) { right } else { left };
-            if self.count_at(i) <= self.count_at(smaller) {
+            // Without a branch: which child is smaller is a coin toss for the predictor.
+            let smaller =
+                if right < n { left + usize::from(self.heap[right].count < self.heap[left].count) } else { left };
+            let below = self.heap[smaller];
+            if item.count <= below.count {
                 break;
             }
-            self.swap_heap(i, smaller);
+            self.heap[i] = below;
+            self.heap_pos[below.counter as usize] = i as u32;
             i = smaller;
         }
+        self.heap[i] = item;
+        self.heap_pos[item.counter as usize] = i as u32;
     }
 }
 
