@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const UNIT: &str = "systemd/floodwatch.service";
+/// The pair that loads the nftables blocklist floodwatch writes.
+const BLOCKLIST_UNITS: [&str; 2] = ["systemd/floodwatch-blocklist.service", "systemd/floodwatch-blocklist.path"];
 const CONFIG: &str = "systemd/floodwatch.toml";
 const MAX_EXPOSURE: f64 = 2.0;
 
@@ -84,7 +86,12 @@ fn place(source: &Path, dest: &Path) {
 
 #[test]
 fn unit_hardening_exposure_is_at_most_2() {
-    let unit = common::repo_path(UNIT);
+    for unit in [UNIT, BLOCKLIST_UNITS[0]] {
+        assert_exposure_at_most_2(&common::repo_path(unit));
+    }
+}
+
+fn assert_exposure_at_most_2(unit: &Path) {
     let Some(out) = systemd_analyze(&["security", "--offline=true", "--no-pager", unit.to_str().unwrap()]) else {
         return;
     };
@@ -94,21 +101,25 @@ fn unit_hardening_exposure_is_at_most_2() {
     let open: Vec<&str> = report.lines().filter(|l| l.starts_with('✗')).collect();
     assert!(
         exposure <= MAX_EXPOSURE,
-        "exposure {exposure} > {MAX_EXPOSURE}; items still open:\n{}\n\nfull report:\n{report}",
+        "{}: exposure {exposure} > {MAX_EXPOSURE}; items still open:\n{}\n\nfull report:\n{report}",
+        unit.display(),
         open.join("\n")
     );
 }
 
 #[test]
-fn unit_verifies_cleanly_as_installed() {
-    let unit_path = common::repo_path(UNIT);
-    let unit = fs::read_to_string(&unit_path).unwrap();
+fn units_verify_cleanly_as_installed() {
     let root = ScratchRoot(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("systemd-root-{}", std::process::id())));
     let _ = fs::remove_dir_all(&root.0);
-
-    let installed = root.0.join("etc/systemd/system/floodwatch.service");
-    fs::create_dir_all(installed.parent().unwrap()).unwrap();
-    fs::copy(&unit_path, &installed).unwrap();
+    let mut units = String::new();
+    for rel in [UNIT, BLOCKLIST_UNITS[0], BLOCKLIST_UNITS[1]] {
+        let unit_path = common::repo_path(rel);
+        let installed = root.0.join("etc/systemd/system").join(unit_path.file_name().unwrap());
+        fs::create_dir_all(installed.parent().unwrap()).unwrap();
+        fs::copy(&unit_path, &installed).unwrap();
+        units.push_str(&fs::read_to_string(&unit_path).unwrap());
+    }
+    let unit = units;
     let stub = root.0.join("usr/lib/systemd/system/sysinit.target");
     fs::create_dir_all(stub.parent().unwrap()).unwrap();
     fs::write(&stub, "[Unit]\nDescription=System Initialization (stub for verify)\n").unwrap();
@@ -127,10 +138,11 @@ fn unit_verifies_cleanly_as_installed() {
         place(&source, &under(&root.0, &program));
         programs += 1;
     }
-    assert!(programs >= 2, "expected ExecStart= and ExecReload= in the unit");
+    assert!(programs >= 3, "expected ExecStart= and ExecReload= in the daemon's unit, ExecStart= in the loader's");
 
     let root_arg = format!("--root={}", root.0.display());
-    let Some(out) = systemd_analyze(&["verify", &root_arg, "floodwatch.service"]) else {
+    let names = ["floodwatch.service", "floodwatch-blocklist.service", "floodwatch-blocklist.path"];
+    let Some(out) = systemd_analyze(&[&["verify", root_arg.as_str()][..], &names[..]].concat()) else {
         return;
     };
     let report = text(&out);
