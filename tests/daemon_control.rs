@@ -37,6 +37,18 @@ fn signal(child: &Child, sig: i32) {
     unsafe { libc::kill(child.id() as i32, sig) };
 }
 
+/// The child's stderr, line by line, read by a thread.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// Waits for a line containing `needle` on the channel of stderr lines.
 fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -76,14 +88,8 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     // WATCHDOG_PID is unset: the interval applies to the child itself.
-    let stderr = child.stderr.take().unwrap();
+    let lines = stderr_lines(&mut child);
     let daemon = Daemon(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
 
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
@@ -156,14 +162,8 @@ fn alert_files_are_reopened_on_sighup_after_logrotate_moved_them() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let lines = stderr_lines(&mut child);
     let mut daemon = Daemon(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     let mut seen = Vec::new();
     assert!(wait_for(&lines, "capture started", &mut seen), "{seen:?}");
 
@@ -240,20 +240,14 @@ fn libpcap_backend_applies_its_filter() {
     // Only UDP passes the filter, so a SYN flood on the same interface must go unseen.
     std::fs::write(&config, "[capture]\ninterface = \"lo\"\nbackend = \"libpcap\"\n[detection]\nquiet_s = 1\n")
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
         .args(["run", "--config", config.to_str().unwrap(), "--filter", "udp", "--alerts", alerts.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let lines = stderr_lines(&mut child);
     let mut daemon = Daemon(child);
-    let stderr = daemon.0.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     let mut seen = Vec::new();
     assert!(wait_for(&lines, "capture started", &mut seen), "{seen:?}");
     for args in [["-S", "-p", "80"], ["--udp", "-p", "9999"]] {
