@@ -100,7 +100,7 @@ pub fn replay(
         for e in events.iter() {
             attacks.extend(AttackLine::from_end(e));
             if e.event == EventKind::Start {
-                let _ = detection_delay.record(e.timestamp_ns.saturating_sub(e.onset_ns).max(1) as u64);
+                let _ = detection_delay.record(e.detection_delay_ns().max(1));
             }
         }
         stage.deliver(events)

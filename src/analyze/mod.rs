@@ -111,7 +111,7 @@ impl Class {
 
     /// The class of a packet by protocol (fragments are counted separately too).
     #[inline]
-    fn of(p: &PacketRecord) -> Option<Class> {
+    pub fn of(p: &PacketRecord) -> Option<Class> {
         match p.protocol {
             PacketRecord::PROTO_TCP if p.l4 == L4State::Present => {
                 match p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_ACK) {
@@ -220,6 +220,14 @@ pub struct AttackEvent {
     pub end: Option<EndReport>,
 }
 
+impl AttackEvent {
+    /// Packet time from the flood's first packet seen to this event (for `attack_start`:
+    /// the detection delay).
+    pub fn detection_delay_ns(&self) -> u64 {
+        self.timestamp_ns.saturating_sub(self.onset_ns).max(0) as u64
+    }
+}
+
 /// The sides of a packet an analyzer handles. A single analyzer handles both. With
 /// `--threads`, victims are spread over shards by address: a packet is counted as traffic
 /// toward its destination by the destination's shard, and as something its source sent
@@ -234,6 +242,20 @@ impl Roles {
     pub const BOTH: Roles = Roles { toward_dst: true, from_src: true };
     pub const DST: Roles = Roles { toward_dst: true, from_src: false };
     pub const SRC: Roles = Roles { toward_dst: false, from_src: true };
+
+    /// Whether the source's side of `p` counts for anything: what `process_as` and
+    /// `tcp_bookkeeping` do with `from_src` (SYN-ACKs, SYNs and RSTs it sent, echo requests).
+    #[inline]
+    pub fn source_side_matters(p: &PacketRecord) -> bool {
+        p.l4 == L4State::Present
+            && match (p.protocol, p.icmp_type) {
+                (PacketRecord::PROTO_TCP, _) => p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_RST) != 0,
+                (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST) => {
+                    true
+                }
+                _ => false,
+            }
+    }
 }
 
 /// Counters of what the analyzer had to skip or could not track.

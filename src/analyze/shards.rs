@@ -18,7 +18,7 @@
 
 use super::{Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS};
 use crate::config::DetectionSettings;
-use crate::decode::{IpKey, L4State, PacketRecord};
+use crate::decode::{IpKey, PacketRecord};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -208,7 +208,7 @@ impl Analysis for ShardedAnalyzer {
             self.workers[dst].steps.push(Step::Packet { record: *p, roles: Roles::BOTH, stream_last_ts, seq });
         } else {
             self.workers[dst].steps.push(Step::Packet { record: *p, roles: Roles::DST, stream_last_ts, seq });
-            if talks_back(p) {
+            if Roles::source_side_matters(p) {
                 self.workers[src].steps.push(Step::Packet { record: *p, roles: Roles::SRC, stream_last_ts, seq });
             }
         }
@@ -256,18 +256,6 @@ impl Drop for ShardedAnalyzer {
             }
         }
     }
-}
-
-/// Whether a packet shows its source talking back: what the source's shard must see.
-#[inline]
-fn talks_back(p: &PacketRecord) -> bool {
-    p.l4 == L4State::Present
-        && match p.protocol {
-            PacketRecord::PROTO_TCP => p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_RST) != 0,
-            PacketRecord::PROTO_ICMP => p.icmp_type == 8,
-            PacketRecord::PROTO_ICMPV6 => p.icmp_type == 128,
-            _ => false,
-        }
 }
 
 fn run_worker(mut analyzer: Analyzer, work: Receiver<Work>, done: SyncSender<Done>) {

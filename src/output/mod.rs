@@ -122,7 +122,7 @@ impl Outputs {
         for event in events.drain(..) {
             self.metrics.count_alert(event.event);
             if event.event == EventKind::Start {
-                self.metrics.record_detection_delay(event.timestamp_ns.saturating_sub(event.onset_ns).max(0) as u64);
+                self.metrics.record_detection_delay(event.detection_delay_ns());
             }
             let mut alert = Alert::new(event);
             if let Some(e) = self.evidence.as_mut() {

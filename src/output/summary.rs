@@ -1,6 +1,6 @@
 //! The human summary a replay prints on stderr, and the progress bar for long files.
 
-use crate::analyze::{fmt_int, AnalyzerStats, AttackEvent, EventKind};
+use crate::analyze::{fmt_int, AnalyzerStats, AttackEvent, Class, EventKind};
 use crate::decode::{DecodeIssue, Fragment, PacketRecord};
 use crate::output::OutputReport;
 use hdrhistogram::Histogram;
@@ -69,20 +69,20 @@ impl TrafficClass {
         }
     }
 
+    /// The analyzer's class of the packet, with the rest of TCP and IP named too.
     #[inline]
     fn of(r: &PacketRecord) -> TrafficClass {
         if r.fragment == Fragment::Later {
             return TrafficClass::Fragment;
         }
-        match r.protocol {
-            PacketRecord::PROTO_TCP => match r.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_ACK) {
-                PacketRecord::TCP_SYN => TrafficClass::Syn,
-                f if f == PacketRecord::TCP_SYN | PacketRecord::TCP_ACK => TrafficClass::SynAck,
-                _ => TrafficClass::TcpOther,
-            },
-            PacketRecord::PROTO_UDP => TrafficClass::Udp,
-            PacketRecord::PROTO_ICMP | PacketRecord::PROTO_ICMPV6 => TrafficClass::Icmp,
-            _ => TrafficClass::Other,
+        match Class::of(r) {
+            Some(Class::Syn) => TrafficClass::Syn,
+            Some(Class::SynAck) => TrafficClass::SynAck,
+            Some(Class::Udp) => TrafficClass::Udp,
+            Some(Class::Icmp) => TrafficClass::Icmp,
+            Some(Class::Frag) => TrafficClass::Fragment,
+            None if r.protocol == PacketRecord::PROTO_TCP => TrafficClass::TcpOther,
+            None => TrafficClass::Other,
         }
     }
 }
