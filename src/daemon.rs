@@ -17,7 +17,7 @@ use crate::output::notify::Notifier;
 use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -89,14 +89,11 @@ impl std::fmt::Display for DaemonError {
     }
 }
 
-/// Counters shared by the threads (relaxed atomics, written once per batch or per second).
+/// What the threads tell each other (relaxed atomics). Counters live in the outputs'
+/// [`Metrics`], which the status, the logs and the metrics endpoint all read.
 #[derive(Default)]
 struct Shared {
     stop: AtomicBool,
-    packets: AtomicU64,
-    decode_issues: AtomicU64,
-    kernel_dropped: AtomicU64,
-    active_attacks: AtomicU64,
     /// Wall time (ns) the analyzer last went round its loop: the watchdog's proof of life.
     heartbeat_ns: AtomicI64,
     capture_failed: AtomicBool,
@@ -125,6 +122,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
 
     let capture_thread = {
         let shared = shared.clone();
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || capture_loop(capture, full_tx, empty_rx, &shared, &metrics, keep_frames))
@@ -143,16 +141,17 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|e| DaemonError::Output(format!("cannot start the control loop: {e}")))?;
-    runtime.block_on(control_loop(&opts, &shared, &control_tx, &analyzer_thread));
+    runtime.block_on(control_loop(&opts, &shared, &metrics, &control_tx, &analyzer_thread));
 
     shared.stop.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + SHUTDOWN_GRACE + opts.outputs.drain;
     let result = join_by(analyzer_thread, deadline);
     let _ = join_by(capture_thread, deadline);
+    let traffic = metrics.traffic();
     tracing::info!(
-        packets = shared.packets.load(Ordering::Relaxed),
-        decode_issues = shared.decode_issues.load(Ordering::Relaxed),
-        kernel_dropped = shared.kernel_dropped.load(Ordering::Relaxed),
+        packets = traffic.ip_packets,
+        decode_issues = traffic.issues.iter().sum::<u64>(),
+        kernel_dropped = metrics.kernel_dropped.load(Ordering::Relaxed),
         "capture stopped"
     );
     match result {
@@ -180,6 +179,7 @@ fn join_by<T>(handle: JoinHandle<T>, deadline: Instant) -> Option<T> {
 async fn control_loop(
     opts: &DaemonOptions,
     shared: &Shared,
+    metrics: &Metrics,
     control: &mpsc::Sender<Control>,
     analyzer: &JoinHandle<Result<(), String>>,
 ) {
@@ -214,11 +214,12 @@ async fn control_loop(
             }
             _ = status_tick.tick() => {
                 let (then, packets_then, drops_then) = last_status;
-                let packets = shared.packets.load(Ordering::Relaxed);
-                let drops = shared.kernel_dropped.load(Ordering::Relaxed);
+                let traffic = metrics.traffic();
+                let packets = traffic.ip_packets;
+                let drops = metrics.kernel_dropped.load(Ordering::Relaxed);
                 let secs = then.elapsed().as_secs_f64().max(1e-3);
-                let pps = (packets - packets_then) as f64 / secs;
-                let active = shared.active_attacks.load(Ordering::Relaxed);
+                let pps = packets.saturating_sub(packets_then) as f64 / secs;
+                let active = metrics.active_attacks.load(Ordering::Relaxed);
                 notifier.send(&format!(
                     "STATUS=capturing on {}: {:.0} packets/s, {active} active attacks, {drops} kernel drops",
                     opts.interface, pps
@@ -231,7 +232,7 @@ async fn control_loop(
                     tracing::info!(
                         packets,
                         packets_per_s = pps.round() as u64,
-                        decode_issues = shared.decode_issues.load(Ordering::Relaxed),
+                        decode_issues = traffic.issues.iter().sum::<u64>(),
                         kernel_dropped = drops,
                         active_attacks = active,
                         "capture statistics"
@@ -277,7 +278,6 @@ fn capture_loop(
 ) {
     read_frames(capture.as_mut(), full, empty, shared, metrics, keep_frames);
     if let Some(d) = capture.stats().kernel_dropped {
-        shared.kernel_dropped.store(d, Ordering::Relaxed);
         metrics.kernel_dropped.store(d, Ordering::Relaxed);
     }
 }
@@ -296,10 +296,8 @@ fn read_frames(
     let mut traffic = TrafficStats::default();
     let mut last_stats = Instant::now();
     let publish = |traffic: &TrafficStats, capture: &mut dyn LiveCapture| {
-        shared.decode_issues.store(traffic.issues.iter().sum(), Ordering::Relaxed);
         metrics.set_traffic(traffic);
         if let Some(d) = capture.stats().kernel_dropped {
-            shared.kernel_dropped.store(d, Ordering::Relaxed);
             metrics.kernel_dropped.store(d, Ordering::Relaxed);
         }
     };
@@ -337,11 +335,10 @@ fn read_frames(
         };
         let n = batch.records.len();
         if n == BATCH || (n > 0 && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
-            shared.packets.fetch_add(n as u64, Ordering::Relaxed);
             if full.send(batch).is_err() {
-                return;
+                break;
             }
-            let Ok(next) = empty.recv() else { return };
+            let Ok(next) = empty.recv() else { break };
             batch = next;
             batch_started = Instant::now();
         }
@@ -406,7 +403,6 @@ fn analyzer_loop(
         if let Err(e) = outputs.deliver(&mut events) {
             break Err(e);
         }
-        shared.active_attacks.store(analyzer.active_attacks() as u64, Ordering::Relaxed);
     };
     analyzer.finish(EndReason::Shutdown, &mut events);
     let last = outputs.deliver(&mut events);

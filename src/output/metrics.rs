@@ -68,6 +68,11 @@ impl Metrics {
         }
     }
 
+    /// The traffic counters last published.
+    pub fn traffic(&self) -> TrafficStats {
+        self.traffic.lock().map(|g| *g).unwrap_or_default()
+    }
+
     pub fn set_analyzer(&self, a: &AnalyzerStats, active_attacks: usize) {
         if let Ok(mut g) = self.analyzer.lock() {
             *g = *a;
@@ -101,7 +106,7 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let t = self.traffic.lock().map(|g| *g).unwrap_or_default();
+        let t = self.traffic();
         let a = self.analyzer.lock().map(|g| *g).unwrap_or_default();
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
             let _ = writeln!(out, "# HELP floodwatch_{name} {help}\n# TYPE floodwatch_{name} {kind}");

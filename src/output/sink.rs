@@ -19,7 +19,7 @@ use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -151,7 +151,6 @@ pub struct SinkStats {
     /// Alerts waiting in the queue.
     pub queued: AtomicU64,
     pub reconnects: AtomicU64,
-    pub connected: AtomicBool,
 }
 
 impl SinkStats {
@@ -528,7 +527,6 @@ impl Worker {
                             tracing::info!(sink = %self.spec.name, "alert sink reconnected");
                         }
                         self.conn = Some(c);
-                        self.stats.connected.store(true, Ordering::Relaxed);
                     }
                     Err(e) => {
                         self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
@@ -609,7 +607,6 @@ impl Worker {
     }
 
     fn outage(&self, e: &io::Error, logged: &mut bool, backoff: &mut Duration, retry_at: &mut Option<Instant>) {
-        self.stats.connected.store(false, Ordering::Relaxed);
         if !*logged {
             tracing::warn!(sink = %self.spec.name, "alert sink unavailable: {e}; retrying with backoff");
             *logged = true;
