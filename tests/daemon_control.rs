@@ -49,6 +49,22 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     lines
 }
 
+/// Starts `floodwatch ARGS` and waits until it captures: the daemon, its stderr lines, and
+/// the lines seen so far.
+fn start_daemon(args: &[&str]) -> (Daemon, mpsc::Receiver<String>, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let daemon = Daemon(child);
+    let mut seen = Vec::new();
+    assert!(wait_for(&lines, "capture started", &mut seen), "{seen:?}");
+    (daemon, lines, seen)
+}
+
 /// Waits for a line containing `needle` on the channel of stderr lines.
 fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -156,16 +172,8 @@ fn alert_files_are_reopened_on_sighup_after_logrotate_moved_them() {
     // it draws stay far below the ICMP threshold.
     std::fs::write(&config, "[capture]\ninterface = \"lo\"\n[thresholds]\nudp_flood = 200\nicmp_flood = 1000000\n")
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
-        .args(["run", "--config", config.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
-    let mut daemon = Daemon(child);
-    let mut seen = Vec::new();
-    assert!(wait_for(&lines, "capture started", &mut seen), "{seen:?}");
+    let (mut daemon, lines, mut seen) =
+        start_daemon(&["run", "--config", config.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()]);
 
     // 1,500 datagrams to a closed port on 127.0.0.9, 1 ms apart.
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -240,16 +248,15 @@ fn libpcap_backend_applies_its_filter() {
     // Only UDP passes the filter, so a SYN flood on the same interface must go unseen.
     std::fs::write(&config, "[capture]\ninterface = \"lo\"\nbackend = \"libpcap\"\n[detection]\nquiet_s = 1\n")
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
-        .args(["run", "--config", config.to_str().unwrap(), "--filter", "udp", "--alerts", alerts.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
-    let mut daemon = Daemon(child);
-    let mut seen = Vec::new();
-    assert!(wait_for(&lines, "capture started", &mut seen), "{seen:?}");
+    let (mut daemon, _lines, _seen) = start_daemon(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--filter",
+        "udp",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
     for args in [["-S", "-p", "80"], ["--udp", "-p", "9999"]] {
         let status = Command::new("timeout")
             .args(["2", "hping3", "--flood"])
