@@ -13,8 +13,11 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 
+use std::os::unix::fs::FileExt;
+
 use flate2::read::MultiGzDecoder;
 
+use super::mapped::Mapping;
 use super::{pcap, pcapng, CaptureError, CaptureErrorKind, Frame};
 
 /// Initial read buffer: large enough that refills (one `read` each) are rare, small enough to
@@ -106,28 +109,61 @@ impl Source {
     }
 }
 
-/// The read buffer over the (decompressed) byte stream.
+fn read_error(source: &Source, e: &io::Error, offset: u64) -> Fail {
+    let kind = match (source, e.kind()) {
+        // A garbled gzip stream is damage in the file, not an I/O failure.
+        (Source::Gzip(_), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput) => {
+            CaptureErrorKind::Corrupt(format!("bad gzip data: {e}"))
+        }
+        _ => CaptureErrorKind::Io(e.to_string()),
+    };
+    Fail { offset, kind }
+}
+
+/// Where the bytes come from.
+enum Backing {
+    /// Read into a buffer: pipes, gzip, and files that cannot be mapped.
+    Read { buf: Vec<u8>, source: Source },
+    /// The whole file, mapped (see [`mapped`](super::mapped)).
+    Mapped(Mapping),
+}
+
+/// The bytes of the (decompressed) stream: a read buffer, or the mapped file.
 ///
-/// Invariant: `pos <= end <= buf.len()`. `buf[pos..end]` is read but not yet consumed.
+/// Invariant: `pos <= end <= bytes().len()`. `bytes()[pos..end]` is available but not yet consumed.
 pub(super) struct Input {
-    buf: Vec<u8>,
+    backing: Backing,
     pos: usize,
     end: usize,
-    /// Stream offset of `buf[0]`.
+    /// Stream offset of `bytes()[0]`.
     base: u64,
     eof: bool,
-    source: Source,
 }
 
 impl Input {
     fn new(reader: Box<dyn Read + Send>, buffer_len: usize) -> Input {
         Input {
-            buf: vec![0; buffer_len.clamp(MAGIC_LEN, MAX_BUFFER_LEN)],
+            backing: Backing::Read {
+                buf: vec![0; buffer_len.clamp(MAGIC_LEN, MAX_BUFFER_LEN)],
+                source: Source::Plain(Counting { inner: reader, count: 0 }),
+            },
             pos: 0,
             end: 0,
             base: 0,
             eof: false,
-            source: Source::Plain(Counting { inner: reader, count: 0 }),
+        }
+    }
+
+    fn mapped(mapping: Mapping) -> Input {
+        let end = mapping.bytes().len();
+        Input { backing: Backing::Mapped(mapping), pos: 0, end, base: 0, eof: false }
+    }
+
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        match &self.backing {
+            Backing::Read { buf, .. } => buf,
+            Backing::Mapped(m) => m.bytes(),
         }
     }
 
@@ -145,7 +181,7 @@ impl Input {
     /// The bytes read but not consumed.
     #[inline]
     pub(super) fn rest(&self) -> &[u8] {
-        self.buf.get(self.pos..self.end).unwrap_or_default()
+        self.bytes().get(self.pos..self.end).unwrap_or_default()
     }
 
     /// A copy of the next `N` bytes, if buffered.
@@ -158,90 +194,121 @@ impl Input {
     #[inline]
     pub(super) fn take(&mut self, len: usize) -> Option<&[u8]> {
         let start = self.pos;
-        let bytes = self.buf.get(start..self.end)?.get(..len)?;
-        self.pos = start + len;
-        Some(bytes)
+        let stop = start.checked_add(len).filter(|&stop| stop <= self.end && stop <= self.bytes().len())?;
+        self.pos = stop;
+        self.bytes().get(start..stop)
     }
 
     /// Makes at least `n` bytes available; `Ok(false)` if the stream ends first.
     /// Errors carry the current offset, which callers keep at the start of a record.
+    /// For a mapped file, the `n` bytes are also checked to be the file's content (see
+    /// [`Mapping::readable`]): a file cut while mapped ends where it was cut.
     #[inline]
     pub(super) fn ensure(&mut self, n: usize) -> Result<bool, Fail> {
-        if self.available() >= n {
-            Ok(true)
-        } else {
-            self.fill(n)
+        if self.available() < n {
+            return self.fill(n);
         }
+        if let Backing::Mapped(m) = &mut self.backing {
+            if !m.readable(self.pos, self.pos + n) {
+                return Ok(self.cut_short(n));
+            }
+            m.release_before(self.pos);
+        }
+        Ok(true)
+    }
+
+    /// For a mapped file that shrank while being read, the truncation to report instead of
+    /// the damage a reader found at `offset`: the zeros after a cut parse as a bad record.
+    #[cold]
+    pub(super) fn shrunk(&self, offset: u64) -> Option<Fail> {
+        let Backing::Mapped(m) = &self.backing else {
+            return None;
+        };
+        let (then, now) = (m.bytes().len() as u64, m.file_len() as u64);
+        (now < then)
+            .then(|| Fail::truncated(offset, then.saturating_sub(offset) as usize, now.saturating_sub(offset) as usize))
+    }
+
+    /// The mapped file lost bytes under the mapping: the stream ends where its content ends.
+    #[cold]
+    #[inline(never)]
+    fn cut_short(&mut self, n: usize) -> bool {
+        if let Backing::Mapped(m) = &self.backing {
+            self.end = self.end.min(m.length_after_fault()).max(self.pos);
+        }
+        self.eof = true;
+        self.available() >= n
     }
 
     #[cold]
     #[inline(never)]
     fn fill(&mut self, n: usize) -> Result<bool, Fail> {
+        let (buf, source) = match &mut self.backing {
+            Backing::Read { buf, source } => (buf, source),
+            Backing::Mapped(m) => {
+                // The end of the mapping: more only if the file grew since.
+                if !self.eof && m.grow() {
+                    self.end = m.bytes().len();
+                    return self.ensure(n);
+                }
+                self.eof = true;
+                return Ok(false);
+            }
+        };
         // Move the unread tail to the front, so each read can fill the rest of the buffer.
         if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
+            buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
         }
-        if self.buf.len() < n {
+        if buf.len() < n {
             // Callers cap `n`; the clamp keeps a bug from becoming a huge allocation.
-            let grown = n.max(self.buf.len().saturating_mul(2)).min(MAX_BUFFER_LEN);
-            self.buf.resize(grown, 0);
+            let grown = n.max(buf.len().saturating_mul(2)).min(MAX_BUFFER_LEN);
+            buf.resize(grown, 0);
         }
         while self.end < n && !self.eof {
-            let Some(space) = self.buf.get_mut(self.end..) else {
+            let Some(space) = buf.get_mut(self.end..) else {
                 break;
             };
             if space.is_empty() {
                 break;
             }
-            match self.source.read(space) {
+            match source.read(space) {
                 Ok(0) => self.eof = true,
                 Ok(read) => self.end += read.min(space.len()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A cut gzip stream is a truncated capture: report it as one.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.is_gzip() => {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && matches!(source, Source::Gzip(_)) => {
                     self.eof = true;
                     if self.end == 0 {
                         // Callers read "nothing left" as a clean end; this one is not.
-                        return Err(Fail::truncated(self.offset(), n, 0));
+                        return Err(Fail::truncated(self.base + self.pos as u64, n, 0));
                     }
                 }
-                Err(e) => return Err(self.read_error(&e)),
+                Err(e) => return Err(read_error(source, &e, self.base + self.pos as u64)),
             }
         }
         Ok(self.end >= n)
     }
 
-    fn read_error(&self, e: &io::Error) -> Fail {
-        let kind = match (&self.source, e.kind()) {
-            // A garbled gzip stream is damage in the file, not an I/O failure.
-            (Source::Gzip(_), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput) => {
-                CaptureErrorKind::Corrupt(format!("bad gzip data: {e}"))
-            }
-            _ => CaptureErrorKind::Io(e.to_string()),
-        };
-        Fail { offset: self.offset(), kind }
-    }
-
-    fn is_gzip(&self) -> bool {
-        matches!(self.source, Source::Gzip(_))
-    }
-
     /// Restarts the stream as the decompression of what was read so far plus the rest.
+    /// (Gzip files are never mapped: their first bytes are checked before mapping.)
     fn switch_to_gzip(&mut self) {
         let sniffed = self.rest().to_vec();
+        let Backing::Read { source, .. } = &mut self.backing else {
+            return;
+        };
         let placeholder = Source::Plain(Counting { inner: Box::new(io::empty()), count: 0 });
-        let raw = match std::mem::replace(&mut self.source, placeholder) {
+        let raw = match std::mem::replace(source, placeholder) {
             Source::Plain(raw) => raw,
             gzip @ Source::Gzip(_) => {
-                self.source = gzip;
+                *source = gzip;
                 return;
             }
         };
         let chained = io::Cursor::new(sniffed).chain(raw);
-        self.source = Source::Gzip(Box::new(MultiGzDecoder::new(chained)));
+        *source = Source::Gzip(Box::new(MultiGzDecoder::new(chained)));
         self.pos = 0;
         self.end = 0;
         self.base = 0;
@@ -250,9 +317,18 @@ impl Input {
 
     /// Bytes taken from the underlying file.
     fn consumed(&self) -> u64 {
-        match &self.source {
-            Source::Plain(_) => self.offset(),
-            Source::Gzip(d) => d.get_ref().get_ref().1.count,
+        match &self.backing {
+            Backing::Read { source: Source::Gzip(d), .. } => d.get_ref().get_ref().1.count,
+            Backing::Read { source: Source::Plain(_), .. } | Backing::Mapped(_) => self.offset(),
+        }
+    }
+
+    /// The format's name with how it is read, for `Debug`.
+    fn describe(&self, format: &'static str) -> String {
+        match &self.backing {
+            Backing::Read { source: Source::Gzip(_), .. } => format!("{format}.gz"),
+            Backing::Read { source: Source::Plain(_), .. } => format.to_string(),
+            Backing::Mapped(_) => format!("{format} (mapped)"),
         }
     }
 }
@@ -281,12 +357,10 @@ pub struct FileSource {
 
 impl fmt::Debug for FileSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let format = match (&self.format, &self.input.source) {
-            (Format::Done, _) => "finished",
-            (Format::Pcap(_), Source::Plain(_)) => "pcap",
-            (Format::Pcap(_), Source::Gzip(_)) => "pcap.gz",
-            (Format::PcapNg(_), Source::Plain(_)) => "pcapng",
-            (Format::PcapNg(_), Source::Gzip(_)) => "pcapng.gz",
+        let format = match &self.format {
+            Format::Done => "finished".to_string(),
+            Format::Pcap(_) => self.input.describe("pcap"),
+            Format::PcapNg(_) => self.input.describe("pcapng"),
         };
         f.debug_struct("FileSource")
             .field("name", &self.name)
@@ -309,6 +383,15 @@ impl FileSource {
         };
         let file = File::open(path).map_err(open_error)?;
         let size = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        let mut magic = [0u8; GZIP_MAGIC.len()];
+        let gzip = file.read_exact_at(&mut magic, 0).is_ok() && magic == GZIP_MAGIC;
+        if !gzip {
+            if let Some(mapping) = Mapping::new(&file) {
+                let mut input = Input::mapped(mapping);
+                let format = Self::detect(&mut input).map_err(|f| f.with_path(path))?;
+                return Ok(FileSource { name: path.to_string(), input, format, size });
+            }
+        }
         Self::with_buffer(path, Box::new(file), size, DEFAULT_BUFFER_LEN)
     }
 

@@ -6,6 +6,7 @@
 
 mod file;
 pub mod live;
+mod mapped;
 mod pcap;
 mod pcapng;
 
