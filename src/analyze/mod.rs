@@ -6,6 +6,7 @@
 //! slow path (deciding, emitting events) runs only when a level is crossed or a 100 ms
 //! tick passes. See ARCHITECTURE.md for the invariants.
 
+mod doorkeeper;
 mod handshake;
 pub mod hash;
 mod recent;
@@ -19,13 +20,15 @@ mod victims;
 
 use crate::config::{DetectionSettings, KindThresholds};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
+use doorkeeper::Doorkeeper;
+pub use doorkeeper::{lane, LANES};
 use handshake::HandshakeTable;
 use hash::KeyedHasher;
 use recent::RecentPackets;
 use services::ServiceTable;
 use std::net::IpAddr;
 use tracker::AttackTracker;
-use victims::{cell, Lookup, VictimMeta, VictimTable, NO_WATCH};
+use victims::{cell, VictimMeta, VictimTable, NO_WATCH};
 
 /// One evaluation step of packet time.
 pub const TICK_NS: i64 = 100_000_000;
@@ -42,6 +45,8 @@ const WATCHES_PER_TRACKER: usize = 4;
 /// A destination port is "main" when it carries at least this share of an attack.
 const MAIN_PORT_SHARE: f64 = 0.1;
 const MAIN_PORTS_MAX: usize = 5;
+/// A destination earns a victim entry at this fraction of the lowest threshold, per tick.
+const ADMIT_FRACTION_OF_THRESHOLD: u32 = 8;
 
 /// The flood kinds floodwatch flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -340,6 +345,7 @@ pub struct Analyzer {
     alpha: f32,
     hasher: KeyedHasher,
     services: ServiceTable,
+    doorkeeper: Doorkeeper,
     victims: VictimTable,
     watches: Vec<Option<Watch>>,
     free_watches: Vec<u16>,
@@ -364,6 +370,7 @@ impl Analyzer {
         Analyzer {
             window_secs: settings.window_secs(),
             alpha: (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32,
+            doorkeeper: Doorkeeper::new(admit_per_tick(&policies)),
             victims: VictimTable::new(settings.max_victims, settings.window_ticks, hasher),
             watches: (0..max_watches).map(|_| None).collect(),
             free_watches: (0..max_watches as u16).rev().collect(),
@@ -406,6 +413,7 @@ impl Analyzer {
         settings.hash_seed = old.hash_seed;
         self.policies =
             std::iter::once(settings.thresholds).chain(settings.prefixes.iter().map(|p| p.thresholds)).collect();
+        self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies));
         self.alpha = (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32;
         self.s = settings;
         for slot in 0..self.victims.meta.len() {
@@ -467,16 +475,23 @@ impl Analyzer {
         if class.is_none() && !fragment {
             return;
         }
-        let slot = match self.victims.find_or_insert(p.dst, now) {
-            Lookup::Found(s) => s,
-            Lookup::Inserted(s) => {
-                self.init_victim(s);
-                s
-            }
-            Lookup::Full => {
-                self.stats.victim_table_full += 1;
+        let hash = self.hasher.hash_ip(p.dst);
+        let slot = match self.victims.find_hashed(p.dst, hash) {
+            Some(s) => s,
+            None if !self.doorkeeper.admit(hash, now) => {
+                self.recent.push(p);
                 return;
             }
+            None => match self.victims.insert_hashed(p.dst, hash, now) {
+                Some(s) => {
+                    self.init_victim(s);
+                    s
+                }
+                None => {
+                    self.stats.victim_table_full += 1;
+                    return;
+                }
+            },
         };
         if self.victims.meta[slot].ignored {
             self.stats.allowlisted_packets += 1;
@@ -1193,6 +1208,12 @@ fn learn_baseline(
             *baseline += weight * (count as f32 / window_secs - *baseline);
         }
     }
+}
+
+/// Packets in one tick that earn a destination a victim entry (see [`doorkeeper`]).
+fn admit_per_tick(policies: &[KindThresholds]) -> u32 {
+    let lowest = policies.iter().flatten().copied().min().unwrap_or(crate::config::DEFAULT_THRESHOLD_PPS);
+    (lowest / TICKS_PER_SEC as u32 / ADMIT_FRACTION_OF_THRESHOLD).max(1)
 }
 
 fn tick_time(tick: i64) -> i64 {

@@ -16,7 +16,10 @@
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
 
-use super::{Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS};
+use super::hash::KeyedHasher;
+use super::{
+    lane, Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, LANES, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS,
+};
 use crate::config::DetectionSettings;
 use crate::decode::{IpKey, PacketRecord};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -96,6 +99,10 @@ struct Worker {
 
 pub struct ShardedAnalyzer {
     workers: Vec<Worker>,
+    /// The analyzers' own hasher: shards take whole lanes of it (see `doorkeeper`).
+    hasher: KeyedHasher,
+    /// Lane → shard.
+    shard_of_lane: [u8; LANES],
     seq: u64,
     /// The stream's clock, moved as an analyzer moves its own: forward to a later tick, or
     /// back to a restart after a step back in time.
@@ -107,9 +114,18 @@ pub struct ShardedAnalyzer {
 }
 
 impl ShardedAnalyzer {
-    pub fn new(settings: DetectionSettings, threads: usize) -> Result<ShardedAnalyzer, String> {
+    pub fn new(mut settings: DetectionSettings, threads: usize) -> Result<ShardedAnalyzer, String> {
+        // One key for every shard, so a shard's lanes hold the destinations they would in
+        // one analyzer.
+        let seed = *settings.hash_seed.get_or_insert_with(|| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x7368_6172_6473);
+            h.finish()
+        });
+        let threads = threads.clamp(1, LANES);
         let mut workers = Vec::new();
-        for i in 0..threads.max(1) {
+        for i in 0..threads {
             let (work_tx, work_rx) = mpsc::sync_channel::<Work>(ROUNDS_IN_FLIGHT + 1);
             let (done_tx, done_rx) = mpsc::sync_channel::<Done>(ROUNDS_IN_FLIGHT + 2);
             let analyzer = Analyzer::new(settings.clone());
@@ -129,6 +145,8 @@ impl ShardedAnalyzer {
         }
         Ok(ShardedAnalyzer {
             workers,
+            hasher: KeyedHasher::new(Some(seed)),
+            shard_of_lane: std::array::from_fn(|l| (l % threads) as u8),
             seq: 0,
             now_tick: None,
             stream_last_ts: i64::MIN,
@@ -139,9 +157,7 @@ impl ShardedAnalyzer {
 
     #[inline]
     fn shard_of(&self, ip: IpKey) -> usize {
-        // Fibonacci hashing of the folded address: victims spread evenly over the shards.
-        let folded = (ip.0 as u64) ^ ((ip.0 >> 64) as u64);
-        ((folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % self.workers.len() as u64) as usize
+        self.shard_of_lane[lane(self.hasher.hash_ip(ip))] as usize
     }
 
     /// Sends every worker its share of the round; once enough rounds are on their way,

@@ -104,15 +104,6 @@ pub struct VictimTable {
     hasher: KeyedHasher,
 }
 
-/// What happened when a victim was looked up for counting.
-pub enum Lookup {
-    Found(usize),
-    /// A new entry; the caller must set its policy and levels.
-    Inserted(usize),
-    /// The bucket is full of watched victims.
-    Full,
-}
-
 impl VictimTable {
     pub fn new(max_victims: usize, window_ticks: u32, hasher: KeyedHasher) -> VictimTable {
         let buckets = (max_victims / BUCKET_SLOTS).max(1).next_power_of_two();
@@ -135,8 +126,8 @@ impl VictimTable {
     }
 
     #[inline]
-    fn bucket(&self, key: IpKey) -> usize {
-        self.hasher.hash_ip(key) as usize & self.bucket_mask
+    fn bucket(&self, hash: u64) -> usize {
+        hash as usize & self.bucket_mask
     }
 
     /// Slot of `key` within `bucket`, if present.
@@ -160,16 +151,20 @@ impl VictimTable {
 
     #[inline]
     pub fn find(&self, key: IpKey) -> Option<usize> {
-        self.scan(self.bucket(key), key)
+        self.find_hashed(key, self.hasher.hash_ip(key))
     }
 
-    /// Finds `key` or makes room for it, evicting the least busy unwatched victim of its bucket.
+    /// [`find`](Self::find) with the key's hash already at hand.
     #[inline]
-    pub fn find_or_insert(&mut self, key: IpKey, now: i64) -> Lookup {
-        let bucket = self.bucket(key);
-        if let Some(s) = self.scan(bucket, key) {
-            return Lookup::Found(s);
-        }
+    pub fn find_hashed(&self, key: IpKey, hash: u64) -> Option<usize> {
+        self.scan(self.bucket(hash), key)
+    }
+
+    /// Makes room for `key` (not in the table; `hash` is its keyed hash), evicting the least
+    /// busy unwatched victim of its bucket. The caller sets the new entry's policy and levels.
+    /// `None` when the bucket is full of watched victims.
+    pub fn insert_hashed(&mut self, key: IpKey, hash: u64, now: i64) -> Option<usize> {
+        let bucket = self.bucket(hash);
         let start = bucket * BUCKET_SLOTS;
         let used = self.used[bucket];
         let slot = if used != u8::MAX {
@@ -189,10 +184,7 @@ impl VictimTable {
                     best = Some((busy, s));
                 }
             }
-            match best {
-                Some((_, s)) => s,
-                None => return Lookup::Full,
-            }
+            best?.1
         };
         self.clear_rows(slot);
         self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT].fill(0);
@@ -204,7 +196,7 @@ impl VictimTable {
         self.keys[slot] = key;
         self.used[bucket] |= 1 << (slot - start);
         self.watched[bucket] &= !(1 << (slot - start));
-        Lookup::Inserted(slot)
+        Some(slot)
     }
 
     #[inline]
@@ -343,10 +335,15 @@ mod tests {
         IpKey::from_v4(i.to_be_bytes())
     }
 
+    fn insert(t: &mut VictimTable, key: IpKey, now: i64) -> Option<usize> {
+        let hash = t.hasher.hash_ip(key);
+        t.find_hashed(key, hash).or_else(|| t.insert_hashed(key, hash, now))
+    }
+
     #[test]
     fn window_slides_and_forgets() {
         let mut t = VictimTable::new(64, 10, KeyedHasher::new(Some(1)));
-        let Lookup::Inserted(s) = t.find_or_insert(ip(1), 0) else { panic!() };
+        let s = insert(&mut t, ip(1), 0).unwrap();
         for tick in 0..10 {
             t.advance(s, tick, |_, _, _| {});
             t.add(s, Class::Syn as usize, 100);
@@ -363,17 +360,17 @@ mod tests {
         // One bucket of 8 slots.
         let mut t = VictimTable::new(8, 10, KeyedHasher::new(Some(1)));
         for i in 0..8 {
-            let (Lookup::Inserted(s) | Lookup::Found(s)) = t.find_or_insert(ip(i), 0) else { panic!() };
+            let s = insert(&mut t, ip(i), 0).unwrap();
             t.add(s, Class::Udp as usize, 10 + i);
         }
         let busiest = t.find(ip(7)).unwrap();
         t.set_watch(busiest, 0, 0);
-        assert!(matches!(t.find_or_insert(ip(100), 0), Lookup::Inserted(_)));
+        assert!(insert(&mut t, ip(100), 0).is_some());
         assert!(t.find(ip(0)).is_none(), "the quietest victim made room");
         assert!(t.find(ip(7)).is_some());
         for s in 0..8 {
             t.set_watch(s, 0, 0);
         }
-        assert!(matches!(t.find_or_insert(ip(101), 0), Lookup::Full));
+        assert!(insert(&mut t, ip(101), 0).is_none());
     }
 }
