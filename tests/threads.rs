@@ -115,27 +115,14 @@ fn third_party_captures_give_the_same_alerts_on_several_threads() {
     let Some(dir) = shared_captures() else {
         return skip("../shared/captures is not beside the repository");
     };
-    // The UDP flood between two hosts whose victim answers: one analyzer sees the answers
-    // are replies to the attacker; shards see that only if both hosts hash to one shard.
-    let replies_across_shards = "abastin99__udp-flood-14-05-2021-attack.pcap";
-    let files = captures_in(&dir, |n| (n.ends_with(".pcap") || n.ends_with(".pcapng")) && n != replies_across_shards);
+    let files = captures_in(&dir, |n| n.ends_with(".pcap") || n.ends_with(".pcapng"));
     assert!(files.len() >= 15);
+    // Among them the UDP flood whose victim answers its attacker: the echo is dropped from
+    // the merged alerts of the shards as from one analyzer's.
     for f in &files {
         assert_same_with_threads(std::slice::from_ref(f), settings(), &f.display().to_string());
         let mut low = settings();
         low.thresholds = [100; 6];
         assert_same_with_threads(std::slice::from_ref(f), low, &format!("{} at 100 pps", f.display()));
-    }
-    let f = dir.join(replies_across_shards);
-    let one = events_with(std::slice::from_ref(&f), &mut Analyzer::new(settings()));
-    let many = events_with(std::slice::from_ref(&f), &mut ShardedAnalyzer::new(settings(), 2).unwrap());
-    let key = |e: &AttackEvent| (e.timestamp_ns, e.attack_id.clone(), e.event as u8, e.packets);
-    let many_keys: Vec<_> = many.iter().map(key).collect();
-    assert!(one.iter().all(|e| many_keys.contains(&key(e))), "shards missed an alert of one analyzer");
-    let extra: Vec<&AttackEvent> = many.iter().filter(|e| !one.iter().any(|o| key(o) == key(e))).collect();
-    // The extra alert, if any, is the attacker flagged for its victim's answers.
-    for e in extra {
-        let attacked = one.iter().find(|o| o.victim != e.victim).expect("the real attack");
-        assert_eq!(e.sources.top.first().map(|t| t.0), Some(attacked.victim), "{e:?}");
     }
 }

@@ -7,6 +7,7 @@
 //! tick passes. See ARCHITECTURE.md for the invariants.
 
 mod doorkeeper;
+mod echo;
 mod handshake;
 pub mod hash;
 mod recent;
@@ -22,6 +23,7 @@ use crate::config::{DetectionSettings, KindThresholds};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
 use doorkeeper::Doorkeeper;
 pub use doorkeeper::{lane, LANES};
+use echo::EchoFilter;
 use handshake::HandshakeTable;
 use hash::KeyedHasher;
 use recent::RecentPackets;
@@ -277,6 +279,8 @@ pub struct AnalyzerStats {
     pub attacks_started: u64,
     /// Times packet time stepped back by more than 2 s and analysis restarted.
     pub timeline_restarts: u64,
+    /// Attacks not reported: a victim answering its attacker (see `echo`).
+    pub echoes_dropped: u64,
 }
 
 impl AnalyzerStats {
@@ -291,6 +295,7 @@ impl AnalyzerStats {
             tracker_pool_exhausted: a.tracker_pool_exhausted + b.tracker_pool_exhausted,
             attacks_started: a.attacks_started + b.attacks_started,
             timeline_restarts: a.timeline_restarts.max(b.timeline_restarts),
+            echoes_dropped: a.echoes_dropped + b.echoes_dropped,
         })
     }
 }
@@ -358,6 +363,8 @@ pub struct Analyzer {
     now_tick: Option<i64>,
     /// Latest packet time seen: event times never go backwards.
     last_ts: i64,
+    /// Drops the alerts of echoes; `None` in a shard, whose alerts are checked after merging.
+    echoes: Option<EchoFilter>,
     pub stats: AnalyzerStats,
 }
 
@@ -385,7 +392,22 @@ impl Analyzer {
             s: settings,
             now_tick: None,
             last_ts: i64::MIN,
+            echoes: Some(EchoFilter::default()),
             stats: AnalyzerStats::default(),
+        }
+    }
+
+    /// The analyzer of one shard: its alerts are checked for echoes once merged.
+    pub(crate) fn for_shard(settings: DetectionSettings) -> Analyzer {
+        Analyzer { echoes: None, ..Analyzer::new(settings) }
+    }
+
+    /// Drops the alerts of echoes from `out[from..]`.
+    #[cold]
+    fn drop_echoes(&mut self, out: &mut Vec<AttackEvent>, from: usize) {
+        if let Some(f) = self.echoes.as_mut() {
+            f.filter(out, from);
+            self.stats.echoes_dropped = f.dropped;
         }
     }
 
@@ -446,6 +468,15 @@ impl Analyzer {
     /// One packet, in the given roles (see [`Roles`]; a single analyzer plays both).
     #[inline]
     pub fn process_as(&mut self, p: &PacketRecord, roles: Roles, out: &mut Vec<AttackEvent>) {
+        let before = out.len();
+        self.count_packet(p, roles, out);
+        if out.len() > before {
+            self.drop_echoes(out, before);
+        }
+    }
+
+    #[inline]
+    fn count_packet(&mut self, p: &PacketRecord, roles: Roles, out: &mut Vec<AttackEvent>) {
         if roles.toward_dst {
             self.stats.packets += 1;
         }
@@ -525,13 +556,21 @@ impl Analyzer {
 
     pub fn advance_to(&mut self, ts_ns: i64, out: &mut Vec<AttackEvent>) {
         if self.now_tick.is_some() {
+            let before = out.len();
             self.move_clock(ts_ns, out);
             self.last_ts = self.last_ts.max(ts_ns);
+            self.drop_echoes(out, before);
         }
     }
 
     /// Ends every attack in progress (end of input or shutdown).
     pub fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
+        let before = out.len();
+        self.end_all(reason, out);
+        self.drop_echoes(out, before);
+    }
+
+    fn end_all(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
         let ts = self.last_ts;
         while let Some(&w) = self.live.last() {
             let watch = self.watch(w);
@@ -574,7 +613,7 @@ impl Analyzer {
     /// files overlaps in time, or a clock was reset): end what is in progress and start a
     /// new timeline. Victims from the old one are reset lazily when next touched.
     fn restart_timeline(&mut self, tick: i64, out: &mut Vec<AttackEvent>) {
-        self.finish(EndReason::EndOfInput, out);
+        self.end_all(EndReason::EndOfInput, out);
         self.now_tick = Some(tick);
         self.last_ts = i64::MIN;
         self.stats.timeline_restarts += 1;
@@ -943,7 +982,6 @@ impl Analyzer {
                 })
             }
         };
-        let verdict = verdict.filter(|_| !self.is_reply_to_attacker(w));
         let now = self.now_tick.unwrap_or(0);
         match verdict {
             None => {
@@ -972,30 +1010,6 @@ impl Analyzer {
             }
         }
         self.refresh_levels(slot);
-    }
-
-    /// True when most of a watch's traffic comes from a victim under attack answering its
-    /// main attacker (echo replies, port unreachables, UDP answers): the flood's echo is no
-    /// second attack.
-    fn is_reply_to_attacker(&self, w: u16) -> bool {
-        let watch = self.watch(w);
-        if matches!(watch.class, Class::Syn | Class::SynAck) {
-            return false;
-        }
-        let Some(t) = watch.tracker.as_ref() else { return false };
-        let Some(top) = t.sources.heaviest() else { return false };
-        if top.count * 2 < t.sources.total() {
-            return false;
-        }
-        let Some(slot) = self.victims.find(top.key) else { return false };
-        self.victims.meta[slot].watch.iter().filter(|&&aw| aw != NO_WATCH).any(|&aw| {
-            let attack = self.watch(aw);
-            attack.attack.is_some()
-                && attack
-                    .tracker
-                    .as_ref()
-                    .is_some_and(|at| at.sources.count_of(watch.victim).is_some_and(|n| n * 2 >= at.sources.total()))
-        })
     }
 
     /// Every 100 ms of packet time: lifecycle of watches and attacks.

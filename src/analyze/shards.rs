@@ -16,6 +16,7 @@
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
 
+use super::echo::EchoFilter;
 use super::hash::KeyedHasher;
 use super::{
     lane, Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, LANES, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS,
@@ -111,6 +112,8 @@ pub struct ShardedAnalyzer {
     stream_last_ts: i64,
     rounds_in_flight: usize,
     merged: Vec<(u64, AttackEvent)>,
+    /// The shards' alerts, merged, are checked for echoes here (they need every shard's view).
+    echoes: EchoFilter,
 }
 
 impl ShardedAnalyzer {
@@ -128,7 +131,7 @@ impl ShardedAnalyzer {
         for i in 0..threads {
             let (work_tx, work_rx) = mpsc::sync_channel::<Work>(ROUNDS_IN_FLIGHT + 1);
             let (done_tx, done_rx) = mpsc::sync_channel::<Done>(ROUNDS_IN_FLIGHT + 2);
-            let analyzer = Analyzer::new(settings.clone());
+            let analyzer = Analyzer::for_shard(settings.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("analyzer-{i}"))
                 .spawn(move || run_worker(analyzer, work_rx, done_tx))
@@ -152,6 +155,7 @@ impl ShardedAnalyzer {
             stream_last_ts: i64::MIN,
             rounds_in_flight: 0,
             merged: Vec::new(),
+            echoes: EchoFilter::default(),
         })
     }
 
@@ -192,7 +196,9 @@ impl ShardedAnalyzer {
         }
         self.rounds_in_flight = self.rounds_in_flight.saturating_sub(1);
         self.merged.sort_by_key(|(seq, _)| *seq);
+        let from = out.len();
         out.extend(self.merged.drain(..).map(|(_, e)| e));
+        self.echoes.filter(out, from);
     }
 }
 
@@ -253,7 +259,9 @@ impl Analysis for ShardedAnalyzer {
     }
 
     fn stats(&self) -> AnalyzerStats {
-        AnalyzerStats::merge(self.workers.iter().map(|w| w.stats))
+        let mut stats = AnalyzerStats::merge(self.workers.iter().map(|w| w.stats));
+        stats.echoes_dropped = self.echoes.dropped;
+        stats
     }
 
     fn active_attacks(&self) -> usize {

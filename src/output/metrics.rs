@@ -138,6 +138,12 @@ impl Metrics {
         let skipped: Vec<(String, u64)> = skipped.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v)).collect();
         family("analyzer_capacity_events_total", "counter", "Times analyzer state was full, by table.", &skipped);
         family(
+            "echoes_dropped_total",
+            "counter",
+            "Attacks not reported: a victim under attack answering its attacker.",
+            &[(String::new(), a.echoes_dropped)],
+        );
+        family(
             "active_attacks",
             "gauge",
             "Attacks in progress.",

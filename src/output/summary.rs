@@ -179,6 +179,7 @@ impl fmt::Display for Summary<'_> {
             (a.victim_table_full, "packets with no room in the victim table"),
             (a.watch_pool_exhausted, "watches refused (pool full)"),
             (a.tracker_pool_exhausted, "attacks without source tracking (pool full)"),
+            (a.echoes_dropped, "attacks not reported (a victim answering its attacker)"),
         ] {
             if n > 0 {
                 let _ = write!(limits, ", {} {what}", fmt_int(n as f64));

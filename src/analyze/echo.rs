@@ -1,0 +1,148 @@
+//! Alerts about a flood's echo: a victim answering its attacker is no second attack.
+//!
+//! A victim under a UDP or ICMP flood often answers each packet (port unreachables, echo
+//! replies, UDP answers), so its main attacker receives a flood of its own, from the victim.
+//! Flagging that would name the victim as an attacker and put it on the blocklist.
+//!
+//! The check reads only the alerts, in stream order: an attack (other than SYN or SYN-ACK) on
+//! X whose main source V sends at least half its packets is an echo when an attack on V is in
+//! progress whose main source is X. Every alert of an echo (start, updates, end) is dropped.
+//! Reading alerts rather than the analyzer's tables makes the check the same for one analyzer
+//! and for `--threads` shards (where X and V may live in different shards): the shards' alerts
+//! are merged in stream order first, then checked here.
+
+use super::{AttackEvent, AttackKind, EventKind};
+use std::net::IpAddr;
+
+/// An attack whose alerts pass, with its main source (one sending at least half its packets).
+struct Reported {
+    id: String,
+    victim: IpAddr,
+    main_source: Option<IpAddr>,
+}
+
+#[derive(Default)]
+pub struct EchoFilter {
+    reported: Vec<Reported>,
+    /// Attacks whose alerts are dropped, until their end.
+    echoes: Vec<String>,
+    /// Echoes found so far.
+    pub dropped: u64,
+}
+
+/// The source sending at least half of an alert's packets.
+fn main_source(e: &AttackEvent) -> Option<IpAddr> {
+    let &(ip, count) = e.sources.top.first()?;
+    (count.saturating_mul(2) >= e.packets).then_some(ip)
+}
+
+impl EchoFilter {
+    /// Drops the echoes' alerts from `events[from..]` (alerts in stream order).
+    pub fn filter(&mut self, events: &mut Vec<AttackEvent>, from: usize) {
+        let mut i = from;
+        while i < events.len() {
+            if self.passes(&events[i]) {
+                i += 1;
+            } else {
+                events.remove(i);
+            }
+        }
+    }
+
+    fn passes(&mut self, e: &AttackEvent) -> bool {
+        if let Some(at) = self.echoes.iter().position(|id| *id == e.attack_id) {
+            if e.event == EventKind::End {
+                self.echoes.swap_remove(at);
+            }
+            return false;
+        }
+        match e.event {
+            EventKind::Start if self.is_echo(e) => {
+                self.echoes.push(e.attack_id.clone());
+                self.dropped += 1;
+                return false;
+            }
+            EventKind::Start => {
+                self.reported.push(Reported { id: e.attack_id.clone(), victim: e.victim, main_source: main_source(e) })
+            }
+            EventKind::Update => {
+                if let Some(r) = self.reported.iter_mut().find(|r| r.id == e.attack_id) {
+                    r.main_source = main_source(e);
+                }
+            }
+            EventKind::End => self.reported.retain(|r| r.id != e.attack_id),
+        }
+        true
+    }
+
+    fn is_echo(&self, e: &AttackEvent) -> bool {
+        if matches!(e.kind, AttackKind::SynFlood | AttackKind::SynAckFlood) {
+            return false;
+        }
+        let Some(source) = main_source(e) else {
+            return false;
+        };
+        self.reported.iter().any(|r| r.victim == source && r.main_source == Some(e.victim))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::alert::tests::event;
+
+    /// An alert of attack `id` on `victim` whose main source sends `share` of 100 packets.
+    fn alert(kind: EventKind, id: &str, victim: &str, source: &str, share: u64) -> AttackEvent {
+        let mut e = event(kind);
+        e.kind = AttackKind::UdpFlood;
+        e.attack_id = id.into();
+        e.victim = victim.parse().unwrap();
+        e.packets = 100;
+        e.sources.top = vec![(source.parse().unwrap(), share)];
+        e
+    }
+
+    #[test]
+    fn the_victim_answering_its_attacker_is_not_a_second_attack() {
+        let mut f = EchoFilter::default();
+        let mut events = vec![
+            alert(EventKind::Start, "flood", "192.0.2.2", "192.0.2.3", 90),
+            // The attacker receives the victim's answers: every alert of that is dropped.
+            alert(EventKind::Start, "echo", "192.0.2.3", "192.0.2.2", 95),
+            alert(EventKind::Update, "echo", "192.0.2.3", "192.0.2.2", 95),
+            alert(EventKind::Update, "flood", "192.0.2.2", "192.0.2.3", 90),
+            alert(EventKind::End, "echo", "192.0.2.3", "192.0.2.2", 95),
+            // A third host flooded by the victim is not answering anyone: reported.
+            alert(EventKind::Start, "other", "192.0.2.9", "192.0.2.2", 95),
+            alert(EventKind::End, "flood", "192.0.2.2", "192.0.2.3", 90),
+        ];
+        f.filter(&mut events, 0);
+        let ids: Vec<(&str, EventKind)> = events.iter().map(|e| (e.attack_id.as_str(), e.event)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("flood", EventKind::Start),
+                ("flood", EventKind::Update),
+                ("other", EventKind::Start),
+                ("flood", EventKind::End)
+            ]
+        );
+        assert_eq!(f.dropped, 1);
+        // Once the attack has ended, the same traffic the other way is an attack of its own.
+        let mut later = vec![alert(EventKind::Start, "later", "192.0.2.3", "192.0.2.2", 95)];
+        f.filter(&mut later, 0);
+        assert_eq!(later.len(), 1);
+    }
+
+    #[test]
+    fn an_attack_without_a_main_source_or_on_syn_is_never_an_echo() {
+        let mut f = EchoFilter::default();
+        let mut spread = alert(EventKind::Start, "b", "192.0.2.3", "192.0.2.2", 40);
+        spread.sources.top.push(("192.0.2.4".parse().unwrap(), 40));
+        let mut syn = alert(EventKind::Start, "c", "192.0.2.3", "192.0.2.2", 95);
+        syn.kind = AttackKind::SynFlood;
+        let mut events = vec![alert(EventKind::Start, "a", "192.0.2.2", "192.0.2.3", 90), spread, syn];
+        f.filter(&mut events, 0);
+        assert_eq!(events.len(), 3);
+    }
+}
