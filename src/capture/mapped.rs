@@ -18,6 +18,7 @@
 //! Pages already read are dropped from the mapping every [`RELEASE_STEP`] bytes, so resident
 //! memory stays bounded by the step however large the file (the pages stay in the page cache).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -148,6 +149,9 @@ pub(super) struct Mapping {
     released: usize,
     slot: usize,
     file: File,
+    /// Bytes before this offset have been checked to be the file's content (their pages and
+    /// the page after them touched without a fault).
+    verified: Cell<usize>,
 }
 
 // SAFETY: the mapping is owned: nothing else holds its address, and it is read only.
@@ -168,7 +172,7 @@ impl Mapping {
         let slot = (0..SLOTS)
             .find(|&i| CLAIMED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok())?;
         // From here on, dropping the mapping frees the slot.
-        let mut mapping = Mapping { ptr: ptr::null_mut(), len: 0, released: 0, slot, file };
+        let mut mapping = Mapping { ptr: ptr::null_mut(), len: 0, released: 0, slot, file, verified: Cell::new(0) };
         mapping.map(len).ok()?;
         Some(mapping)
     }
@@ -186,6 +190,7 @@ impl Mapping {
         self.ptr = p.cast();
         self.len = len;
         self.released = 0;
+        self.verified.set(0);
         let region = &REGIONS[self.slot];
         region.faulted.store(false, Ordering::Release);
         region.first_fault.store(usize::MAX, Ordering::Release);
@@ -218,10 +223,10 @@ impl Mapping {
     }
 
     /// Whether `bytes()[..end]` is the file's content. A cut leaves the rest of its own page
-    /// reading as zeros without a fault; only the pages after it fault. So this touches the
-    /// pages of `start..end` and the page after `end` (a cut under the record faults now, before
-    /// the record is handed out), asks the file for its length when the page after is past the
-    /// mapping, then checks that nothing in the mapping faulted.
+    /// reading as zeros without a fault; only the pages after it fault. So before bytes are
+    /// first trusted, their pages and the page after them are touched (a cut under them faults
+    /// now, before a record is handed out), or, at the mapping's last page, the file is asked
+    /// for its length; then nothing in the mapping may have faulted.
     #[inline]
     pub(super) fn readable(&self, start: usize, end: usize) -> bool {
         let bytes = self.bytes();
@@ -237,34 +242,51 @@ impl Mapping {
                 }
             }
         }
+        if end > self.verified.get() {
+            self.verify(start, end);
+        }
+        // The handler runs on this thread, between the touches and this load.
+        compiler_fence(Ordering::SeqCst);
+        !REGIONS[self.slot].faulted.load(Ordering::Relaxed)
+    }
+
+    /// Touches the pages of `start..end` and the one after (once per page of the file).
+    #[cold]
+    #[inline(never)]
+    fn verify(&self, start: usize, end: usize) {
+        let bytes = self.bytes();
         let touch = |at: usize| {
             if let Some(b) = bytes.get(at) {
                 // SAFETY: `b` is a valid reference into the mapping.
                 unsafe { ptr::read_volatile(b) };
             }
         };
-        let last = end.saturating_sub(1);
-        let next_page = last + PAGE_TOUCH_STEP;
-        if next_page < bytes.len() {
-            touch(next_page);
+        let page_end = (end - 1) / PAGE_TOUCH_STEP * PAGE_TOUCH_STEP + PAGE_TOUCH_STEP;
+        if page_end < bytes.len() {
+            touch(page_end);
+            // Next time's touch, so it does not wait for memory.
+            #[cfg(target_arch = "x86_64")]
+            if page_end + PAGE_TOUCH_STEP < bytes.len() {
+                // SAFETY: prefetching an address inside the mapping; it loads nothing architecturally.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(page_end + PAGE_TOUCH_STEP).cast());
+                }
+            }
         } else if self.file_len() < bytes.len() {
             // The last page: nothing after it can fault, so ask the file (a page's worth of
             // records per file).
             REGIONS[self.slot].faulted.store(true, Ordering::Relaxed);
         }
-        // The last byte, then one per page going back to `start` (records are mostly far
-        // smaller than a page: one touch).
-        let mut at = last;
-        loop {
+        let mut at = start.max(self.verified.get());
+        while at < end {
             touch(at);
-            if at < start + PAGE_TOUCH_STEP {
-                break;
-            }
-            at -= PAGE_TOUCH_STEP;
+            at += PAGE_TOUCH_STEP;
         }
-        // The handler runs on this thread, between the touches above and this load.
-        compiler_fence(Ordering::SeqCst);
-        !REGIONS[self.slot].faulted.load(Ordering::Relaxed)
+        touch(end - 1);
+        if page_end < bytes.len() {
+            self.verified.set(page_end);
+        }
     }
 
     /// After a fault: how much of the mapping is still the file's content (up to the file's
