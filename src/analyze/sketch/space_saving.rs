@@ -6,7 +6,11 @@
 //! been seen, counts are exact. All memory is allocated up front: counting never allocates.
 //!
 //! Layout: parallel arrays per counter, a min-heap of counter indices ordered by count (the
-//! counter to replace is the root), and an open-addressing index from key to counter.
+//! counter to replace is the root), and an open-addressing index from key to counter. The
+//! heap is put in order only when the first counter must be replaced: until then no key is
+//! evicted and nothing needs the smallest count, so counting a packet is an index lookup and
+//! an increment (attacks from fewer sources than counters, the usual case for real botnets
+//! and reflectors, never pay for heap order).
 
 use crate::analyze::hash::{KeyedHasher, SketchKey};
 
@@ -34,7 +38,9 @@ pub struct SpaceSaving<K: SketchKey> {
     hashes: Vec<u64>,
     errors: Vec<u64>,
     /// Min-heap by count of (count, counter index); the counter to replace is the root.
+    /// In heap order only once `ordered`; before, in the order counters were made.
     heap: Vec<HeapEntry>,
+    ordered: bool,
     /// heap_pos[counter] = its position in `heap`.
     heap_pos: Vec<u32>,
     /// index[slot] = counter index or EMPTY; linear probing, power-of-two size.
@@ -54,6 +60,7 @@ impl<K: SketchKey> SpaceSaving<K> {
             hashes: Vec::with_capacity(capacity),
             errors: Vec::with_capacity(capacity),
             heap: Vec::with_capacity(capacity),
+            ordered: false,
             heap_pos: Vec::with_capacity(capacity),
             index: vec![EMPTY; slots],
             mask: slots - 1,
@@ -72,6 +79,7 @@ impl<K: SketchKey> SpaceSaving<K> {
         self.hashes.clear();
         self.errors.clear();
         self.heap.clear();
+        self.ordered = false;
         self.heap_pos.clear();
         self.index.fill(EMPTY);
         self.total = 0;
@@ -115,7 +123,9 @@ impl<K: SketchKey> SpaceSaving<K> {
             if self.keys[c as usize] == key {
                 let pos = self.heap_pos[c as usize] as usize;
                 self.heap[pos].count += 1;
-                self.sift_down(pos);
+                if self.ordered {
+                    self.sift_down(pos);
+                }
                 return;
             }
             slot = (slot + 1) & self.mask;
@@ -128,10 +138,12 @@ impl<K: SketchKey> SpaceSaving<K> {
             self.heap_pos.push(self.heap.len() as u32);
             self.heap.push(HeapEntry { count: 1, counter: c });
             self.index[slot] = c;
-            self.sift_up(self.heap.len() - 1);
             return;
         }
         // Replace the smallest counter: the root of the heap.
+        if !self.ordered {
+            self.heapify();
+        }
         self.evictions += 1;
         let root = self.heap[0];
         let c = root.counter as usize;
@@ -219,22 +231,13 @@ impl<K: SketchKey> SpaceSaving<K> {
         self.index[hole] = EMPTY;
     }
 
-    /// Moves the entry at `i` up while its parent counts more (the same comparisons and moves
-    /// as swapping it up step by step, with one write per level).
-    fn sift_up(&mut self, mut i: usize) {
-        let item = self.heap[i];
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            let above = self.heap[parent];
-            if above.count <= item.count {
-                break;
-            }
-            self.heap[i] = above;
-            self.heap_pos[above.counter as usize] = i as u32;
-            i = parent;
+    /// Puts the heap in order (bottom-up, linear time), once, at the first replacement.
+    #[cold]
+    fn heapify(&mut self) {
+        for i in (0..self.heap.len() / 2).rev() {
+            self.sift_down(i);
         }
-        self.heap[i] = item;
-        self.heap_pos[item.counter as usize] = i as u32;
+        self.ordered = true;
     }
 
     /// Moves the entry at `i` down below children that count less, preferring the left child
