@@ -1,8 +1,10 @@
 //! `--threads N`: the analysis spread over N worker threads by victim address, with the
 //! alerts of one thread.
 //!
-//! Each worker owns an [`Analyzer`] for the victims whose address hashes to it. The caller's
-//! thread routes each packet to the destination's shard (traffic toward a victim) and, for
+//! Each worker owns an [`Analyzer`] for the victims whose address hashes to it: the 64 lanes
+//! of the analyzers' keyed hash (one key for all shards) are dealt out to the workers, so a
+//! shard's doorkeeper counters see exactly the destinations they see in one analyzer. The
+//! caller's thread routes each packet to the destination's shard (traffic toward a victim) and, for
 //! the packets that show a host talking back (SYN-ACKs, RSTs, SYNs, echo requests), to the
 //! source's shard too ([`Roles`]). Clock moves are broadcast: whenever a packet takes the
 //! stream to another 100 ms tick, every shard moves its clock with that packet's time, and
@@ -12,7 +14,8 @@
 //! for reuse), and the events of a round, tagged with the position of the packet that raised
 //! them, are merged in stream order once every worker has done the round.
 //!
-//! Same alerts as one analyzer, as long as no table fills up (each shard has the full
+//! Merged in stream order, the alerts then pass the echo filter, which needs every shard's
+//! view. Same alerts as one analyzer, as long as no table fills up (each shard has the full
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
 
