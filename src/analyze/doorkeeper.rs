@@ -8,8 +8,10 @@
 //! it in one tick: an eighth of the lowest threshold of any policy, so a flood is admitted
 //! within its first tick, long before it could reach a watch level, while background traffic
 //! stays out. A sketch only overestimates: others' traffic can admit a destination early,
-//! never late. Packets before admission are not lost to a decision: a watch back-fills its
-//! window from the recent-packet ring, which holds every counted packet.
+//! never late. Packets before admission are not lost to a watch, which back-fills from the
+//! recent-packet ring (it holds every counted packet), but the victim's window counts start
+//! at admission: a sustained flood that ramps up slowly can reach its threshold at most one
+//! window later than with every packet counted, never not at all.
 //!
 //! Counters are grouped into [`LANES`] by the top bits of the destination's keyed hash, and
 //! `--threads` gives each shard whole lanes, so a counter sees the same packets in a shard as
