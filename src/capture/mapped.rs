@@ -405,33 +405,24 @@ mod tests {
     }
 
     #[test]
-    fn a_file_cut_inside_a_page_while_mapped_ends_at_the_cut() {
-        // Record 1000 starts at byte 100,024, in the middle of a page; cut 7 bytes into it.
-        let start = (HEADER + 1000 * RECORD) as u64;
-        let (frames, offset, kind) = cut_while_reading("mid-page", 100, start + 7);
-        assert_eq!(frames, 1000);
-        assert_eq!(offset, start);
-        assert!(matches!(kind, CaptureErrorKind::Truncated { .. }), "{kind:?}");
-    }
-
-    #[test]
-    fn a_file_cut_at_a_page_boundary_while_mapped_ends_at_the_cut() {
-        // The cut at byte 163,840 (40 pages) falls inside record 1638.
-        let cut = 40 * 4096;
-        let (frames, offset, kind) = cut_while_reading("page", 10, cut);
-        assert_eq!(frames, (cut as usize - HEADER) / RECORD);
-        assert_eq!(offset, (HEADER + frames * RECORD) as u64);
-        assert!(matches!(kind, CaptureErrorKind::Truncated { .. }), "{kind:?}");
-    }
-
-    #[test]
-    fn a_file_cut_in_its_last_page_while_mapped_ends_at_the_cut() {
-        // 2000 records end at byte 200,024; cut 50 bytes into the last record's data.
-        let start = (HEADER + 1999 * RECORD) as u64;
-        let (frames, offset, kind) = cut_while_reading("last-page", 1990, start + 50);
-        assert_eq!(frames, 1999);
-        assert_eq!(offset, start);
-        assert!(matches!(kind, CaptureErrorKind::Truncated { .. }), "{kind:?}");
+    fn a_file_cut_while_mapped_ends_at_the_cut() {
+        // (name, frames read before the cut, where the cut falls)
+        let cuts = [
+            // Record 1000 starts at byte 100,024, in the middle of a page; 7 bytes into it.
+            ("mid-page", 100, (HEADER + 1000 * RECORD) as u64 + 7),
+            // At byte 163,840 (40 pages), inside record 1638: the next page faults.
+            ("page", 10, 40 * 4096),
+            // 50 bytes into the last record (2000 records end at byte 200,024): no page
+            // after it to fault, the file's length tells.
+            ("last-page", 1990, (HEADER + 1999 * RECORD) as u64 + 50),
+        ];
+        for (name, before, cut) in cuts {
+            let (frames, offset, kind) = cut_while_reading(name, before, cut);
+            // Every record wholly before the cut, then a truncation where the cut one starts.
+            assert_eq!(frames, (cut as usize - HEADER) / RECORD, "{name}");
+            assert_eq!(offset, (HEADER + frames * RECORD) as u64, "{name}");
+            assert!(matches!(kind, CaptureErrorKind::Truncated { .. }), "{name}: {kind:?}");
+        }
     }
 
     #[test]
