@@ -10,10 +10,13 @@
 //! So every mapping is registered with a SIGBUS handler. A fault inside a registered mapping
 //! maps a zero page over the faulting page (`MAP_FIXED`, so the faulting load completes and
 //! reads zeros) and raises the mapping's `faulted` flag; any other SIGBUS goes to the handler
-//! that was there before (Rust's own, or the default action). Readers touch the bytes of a
-//! record and then check the flag before they hand the record out ([`Mapping::readable`]), so
-//! zeros never pass for data: a raised flag shrinks the usable length to the file's new size
-//! and the reader reports a truncation at the record's offset.
+//! that was there before (Rust's own, or the default action). A cut also leaves the rest of
+//! its own page reading as zeros without any fault, so before a record is handed out the
+//! reader makes sure a page beyond it is still there: it touches the page four pages after
+//! the record (once per four pages; near the end of the mapping it asks the file for its
+//! length instead) and then checks the flag ([`Mapping::readable`]). Zeros never pass for
+//! data: a raised flag shrinks the usable length to the file's new size and the reader
+//! reports a truncation at the offset of the record the cut went through.
 //!
 //! Pages already read are dropped from the mapping every [`RELEASE_STEP`] bytes, so resident
 //! memory stays bounded by the step however large the file (the pages stay in the page cache).
@@ -27,7 +30,7 @@ use std::sync::atomic::{compiler_fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Read bytes are dropped from the mapping in steps of this many (resident memory bound).
-pub(super) const RELEASE_STEP: usize = 4 << 20;
+const RELEASE_STEP: usize = 4 << 20;
 /// Mappings that can be guarded at once (one per file being read); beyond that, files are read.
 const SLOTS: usize = 64;
 
@@ -224,9 +227,9 @@ impl Mapping {
 
     /// Whether `bytes()[..end]` is the file's content. A cut leaves the rest of its own page
     /// reading as zeros without a fault; only the pages after it fault. So before bytes are
-    /// first trusted, their pages and the page after them are touched (a cut under them faults
-    /// now, before a record is handed out), or, at the mapping's last page, the file is asked
-    /// for its length; then nothing in the mapping may have faulted.
+    /// first trusted, their pages and a page [`VERIFY_AHEAD_PAGES`] after them are touched (a
+    /// cut under them faults now, before a record is handed out), or, near the mapping's end,
+    /// the file is asked for its length; then nothing in the mapping may have faulted.
     #[inline]
     pub(super) fn readable(&self, start: usize, end: usize) -> bool {
         let bytes = self.bytes();
@@ -250,7 +253,8 @@ impl Mapping {
         !REGIONS[self.slot].faulted.load(Ordering::Relaxed)
     }
 
-    /// Touches the pages of `start..end` and the one after (once per page of the file).
+    /// Touches the pages of `start..end` and one [`VERIFY_AHEAD_PAGES`] after them (once per
+    /// that many pages of the file).
     #[cold]
     #[inline(never)]
     fn verify(&self, start: usize, end: usize) {
