@@ -210,7 +210,7 @@ impl Input {
         }
         if let Backing::Mapped(m) = &mut self.backing {
             if !m.readable(self.pos, self.pos + n) {
-                return Ok(self.cut_short(n));
+                return self.cut_short(n);
             }
             m.release_before(self.pos);
         }
@@ -219,25 +219,34 @@ impl Input {
 
     /// For a mapped file that shrank while being read, the truncation to report instead of
     /// the damage a reader found at `offset`: the zeros after a cut parse as a bad record.
+    /// `extent` is how far from `offset` the bytes read for that record reach: only a cut
+    /// before their end explains them.
     #[cold]
-    pub(super) fn shrunk(&self, offset: u64) -> Option<Fail> {
+    pub(super) fn shrunk(&self, offset: u64, extent: usize) -> Option<Fail> {
         let Backing::Mapped(m) = &self.backing else {
             return None;
         };
         let (then, now) = (m.bytes().len() as u64, m.file_len() as u64);
-        (now < then)
+        (now < then && now < offset.saturating_add(extent as u64))
             .then(|| Fail::truncated(offset, then.saturating_sub(offset) as usize, now.saturating_sub(offset) as usize))
     }
 
-    /// The mapped file lost bytes under the mapping: the stream ends where its content ends.
+    /// A fault under the mapped file: the stream ends where its content ends when the file
+    /// was cut; a page the kernel could not read is an I/O error.
     #[cold]
     #[inline(never)]
-    fn cut_short(&mut self, n: usize) -> bool {
+    fn cut_short(&mut self, n: usize) -> Result<bool, Fail> {
         if let Backing::Mapped(m) = &self.backing {
-            self.end = self.end.min(m.length_after_fault()).max(self.pos);
+            match m.length_after_fault() {
+                Some(content) => self.end = self.end.min(content).max(self.pos),
+                None => {
+                    let kind = CaptureErrorKind::Io("a page of the mapped file could not be read".to_string());
+                    return Err(Fail { offset: self.offset(), kind });
+                }
+            }
         }
         self.eof = true;
-        self.available() >= n
+        Ok(self.available() >= n)
     }
 
     #[cold]

@@ -99,8 +99,11 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context
         return;
     };
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    for region in &REGIONS {
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // Only a fault on an address (a page past the end of a cut file, or one the kernel could
+    // not read) is ours; a SIGBUS sent with kill(2) carries no address.
+    let regions: &[Region] = if code == libc::BUS_ADRERR { &REGIONS } else { &[] };
+    for region in regions {
         let end = region.end.load(Ordering::Acquire);
         if end != 0 && region.start.load(Ordering::Acquire) <= addr && addr < end {
             let page = addr & !(guard.page - 1);
@@ -127,13 +130,15 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context
     let previous = &guard.previous;
     let handler = previous.sa_sigaction;
     // SAFETY: calling the handler that was installed before, with the arguments it was
-    // installed to receive; resetting to the default makes the faulting access fault again
-    // and take the default action (core dump).
+    // installed to receive; or resetting to the default and raising the signal again (it is
+    // blocked in this handler, so it takes the default action, a core dump, on return).
     unsafe {
         if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+            // The default action, now: a sent signal would not come back by itself.
             let mut default: libc::sigaction = std::mem::zeroed();
             default.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(libc::SIGBUS, &default, ptr::null_mut());
+            libc::raise(signal);
         } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
             let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(handler);
             f(signal, info, context);
@@ -153,8 +158,10 @@ pub(super) struct Mapping {
     slot: usize,
     file: File,
     /// Bytes before this offset have been checked to be the file's content (their pages and
-    /// the page after them touched without a fault).
+    /// a page after them touched without a fault).
     verified: Cell<usize>,
+    /// The system's page size: a cut zeroes the rest of its page, so checks step by it.
+    page: usize,
 }
 
 // SAFETY: the mapping is owned: nothing else holds its address, and it is read only.
@@ -171,17 +178,20 @@ impl Mapping {
         if len == 0 || !guard_installed() {
             return None;
         }
+        let page = GUARD.get()?.page;
         let file = file.try_clone().ok()?;
         let slot = (0..SLOTS)
             .find(|&i| CLAIMED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok())?;
         // From here on, dropping the mapping frees the slot.
-        let mut mapping = Mapping { ptr: ptr::null_mut(), len: 0, released: 0, slot, file, verified: Cell::new(0) };
-        mapping.map(len).ok()?;
+        let mut mapping =
+            Mapping { ptr: ptr::null_mut(), len: 0, released: 0, slot, file, verified: Cell::new(0), page };
+        let p = mapping.map_file(len).ok()?;
+        mapping.register(p, len);
         Some(mapping)
     }
 
-    /// Maps the first `len` bytes of the file and registers them.
-    fn map(&mut self, len: usize) -> io::Result<()> {
+    /// Maps the first `len` bytes of the file (not yet registered).
+    fn map_file(&self, len: usize) -> io::Result<*mut libc::c_void> {
         // SAFETY: a fresh read-only private mapping of an open file; registered before use.
         let p =
             unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, self.file.as_raw_fd(), 0) };
@@ -190,6 +200,11 @@ impl Mapping {
         }
         // SAFETY: advice on the mapping just made; failure only loses read-ahead.
         unsafe { libc::madvise(p, len, libc::MADV_SEQUENTIAL) };
+        Ok(p)
+    }
+
+    /// Makes the mapping at `p` of `len` bytes this one's, guarded.
+    fn register(&mut self, p: *mut libc::c_void, len: usize) {
         self.ptr = p.cast();
         self.len = len;
         self.released = 0;
@@ -199,7 +214,6 @@ impl Mapping {
         region.first_fault.store(usize::MAX, Ordering::Release);
         region.start.store(p as usize, Ordering::Release);
         region.end.store(p as usize + len, Ordering::Release);
-        Ok(())
     }
 
     fn unmap(&mut self) {
@@ -267,18 +281,17 @@ impl Mapping {
         };
         // The first byte of the page VERIFY_AHEAD_PAGES after the record's last: if it is
         // there, the file is longer than everything before it.
-        let ahead = ((end - 1) / PAGE_TOUCH_STEP + VERIFY_AHEAD_PAGES) * PAGE_TOUCH_STEP;
+        let page = self.page;
+        let ahead = ((end - 1) / page + VERIFY_AHEAD_PAGES) * page;
         if ahead < bytes.len() {
             touch(ahead);
             // Next time's touch, so it does not wait for memory.
             #[cfg(target_arch = "x86_64")]
-            if ahead + VERIFY_AHEAD_PAGES * PAGE_TOUCH_STEP < bytes.len() {
+            if ahead + VERIFY_AHEAD_PAGES * page < bytes.len() {
                 // SAFETY: prefetching an address inside the mapping; it loads nothing architecturally.
                 unsafe {
                     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch::<_MM_HINT_T0>(
-                        bytes.as_ptr().add(ahead + VERIFY_AHEAD_PAGES * PAGE_TOUCH_STEP).cast(),
-                    );
+                    _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(ahead + VERIFY_AHEAD_PAGES * page).cast());
                 }
             }
         } else if self.file_len() < bytes.len() {
@@ -289,7 +302,7 @@ impl Mapping {
         let mut at = start.max(self.verified.get());
         while at < end {
             touch(at);
-            at += PAGE_TOUCH_STEP;
+            at += page;
         }
         touch(end - 1);
         if ahead < bytes.len() {
@@ -298,12 +311,16 @@ impl Mapping {
     }
 
     /// After a fault: how much of the mapping is still the file's content (up to the file's
-    /// length now, and not beyond the first page that faulted).
+    /// length now, and not beyond the first page that faulted). `None` when the file did not
+    /// shrink: the kernel could not read a page (an I/O error), no one cut the file.
     #[cold]
-    pub(super) fn length_after_fault(&self) -> usize {
+    pub(super) fn length_after_fault(&self) -> Option<usize> {
         let now = self.file_len();
+        if now >= self.len {
+            return None;
+        }
         let first_fault = REGIONS[self.slot].first_fault.load(Ordering::Acquire).saturating_sub(self.ptr as usize);
-        now.min(first_fault).min(self.len)
+        Some(now.min(first_fault))
     }
 
     /// The file's length now.
@@ -338,11 +355,13 @@ impl Mapping {
         if now <= self.len || REGIONS[self.slot].faulted.load(Ordering::Relaxed) {
             return false;
         }
+        // The new mapping first: if it fails, the old one stays as it was.
+        let Ok(p) = self.map_file(now) else {
+            return false;
+        };
         let released = self.released;
         self.unmap();
-        if self.map(now).is_err() {
-            return false;
-        }
+        self.register(p, now);
         self.release_before(released);
         true
     }
@@ -355,8 +374,6 @@ const PREFETCH_AHEAD: usize = 2048;
 /// How far ahead of the parse a page is touched to check the file still reaches it: once
 /// per this many pages, and far enough ahead that the touch is rarely the first access.
 const VERIFY_AHEAD_PAGES: usize = 4;
-/// Page stride for touching a range (the smallest page size Linux uses).
-const PAGE_TOUCH_STEP: usize = 4096;
 
 impl Drop for Mapping {
     fn drop(&mut self) {

@@ -82,7 +82,7 @@ impl Reader {
         let words = u128::from_le_bytes(header);
         if words == 0 {
             // Bytes after a cut in a mapped file read as zeros up to the end of their page.
-            if let Some(cut) = input.shrunk(input.offset()) {
+            if let Some(cut) = input.shrunk(input.offset(), RECORD_HEADER_LEN) {
                 return Err(cut);
             }
         }
