@@ -9,7 +9,12 @@
 //! progress whose main source is X. Every alert of an echo (start, updates, end) is dropped.
 //! Reading alerts rather than the analyzer's tables makes the check the same for one analyzer
 //! and for `--threads` shards (where X and V may live in different shards): the shards' alerts
-//! are merged in stream order first, then checked here.
+//! are merged in stream order first, then checked here. The alerts one packet raises are put
+//! in one order first ([`in_canonical_order`]), so which of two attacks starting at the same
+//! packet is the echo does not depend on how they were computed.
+//!
+//! An echo is dropped while the attack it answers lasts. When that attack ends and the echo
+//! goes on, it is an attack of its own: its next update is reported as its start.
 
 use super::{AttackEvent, AttackKind, EventKind};
 use std::net::IpAddr;
@@ -21,13 +26,29 @@ struct Reported {
     main_source: Option<IpAddr>,
 }
 
+/// An attack whose alerts are dropped, and the attack it answers (`None` once that ended).
+struct Echo {
+    id: String,
+    answers: Option<String>,
+}
+
 #[derive(Default)]
 pub struct EchoFilter {
     reported: Vec<Reported>,
-    /// Attacks whose alerts are dropped, until their end.
-    echoes: Vec<String>,
+    echoes: Vec<Echo>,
     /// Echoes found so far.
     pub dropped: u64,
+}
+
+/// The one order for the alerts raised at one packet: by time, then attack id, then start,
+/// update, end.
+pub fn in_canonical_order(events: &mut [AttackEvent]) {
+    events.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+}
+
+/// See [`in_canonical_order`].
+pub fn order_key(e: &AttackEvent) -> (i64, &str, u8) {
+    (e.timestamp_ns, &e.attack_id, e.event as u8)
 }
 
 /// The source sending at least half of an alert's packets.
@@ -41,7 +62,7 @@ impl EchoFilter {
     pub fn filter(&mut self, events: &mut Vec<AttackEvent>, from: usize) {
         let mut i = from;
         while i < events.len() {
-            if self.passes(&events[i]) {
+            if self.passes(&mut events[i]) {
                 i += 1;
             } else {
                 events.remove(i);
@@ -49,40 +70,60 @@ impl EchoFilter {
         }
     }
 
-    fn passes(&mut self, e: &AttackEvent) -> bool {
-        if let Some(at) = self.echoes.iter().position(|id| *id == e.attack_id) {
-            if e.event == EventKind::End {
+    /// Attacks in progress whose alerts are dropped (not to be counted as active).
+    pub fn suppressed(&self) -> usize {
+        self.echoes.len()
+    }
+
+    fn passes(&mut self, e: &mut AttackEvent) -> bool {
+        if let Some(at) = self.echoes.iter().position(|echo| echo.id == e.attack_id) {
+            let released = self.echoes[at].answers.is_none();
+            if e.event == EventKind::End || released {
                 self.echoes.swap_remove(at);
             }
-            return false;
-        }
-        match e.event {
-            EventKind::Start if self.is_echo(e) => {
-                self.echoes.push(e.attack_id.clone());
-                self.dropped += 1;
+            if !(released && e.event == EventKind::Update) {
                 return false;
             }
-            EventKind::Start => {
-                self.reported.push(Reported { id: e.attack_id.clone(), victim: e.victim, main_source: main_source(e) })
-            }
+            // The attack it answered is over and this one goes on: report it from now.
+            e.event = EventKind::Start;
+        }
+        match e.event {
+            EventKind::Start => match self.answered(e) {
+                Some(answers) => {
+                    self.echoes.push(Echo { id: e.attack_id.clone(), answers: Some(answers) });
+                    self.dropped += 1;
+                    return false;
+                }
+                None => self.reported.push(Reported {
+                    id: e.attack_id.clone(),
+                    victim: e.victim,
+                    main_source: main_source(e),
+                }),
+            },
             EventKind::Update => {
                 if let Some(r) = self.reported.iter_mut().find(|r| r.id == e.attack_id) {
                     r.main_source = main_source(e);
                 }
             }
-            EventKind::End => self.reported.retain(|r| r.id != e.attack_id),
+            EventKind::End => {
+                self.reported.retain(|r| r.id != e.attack_id);
+                for echo in &mut self.echoes {
+                    if echo.answers.as_deref() == Some(e.attack_id.as_str()) {
+                        echo.answers = None;
+                    }
+                }
+            }
         }
         true
     }
 
-    fn is_echo(&self, e: &AttackEvent) -> bool {
+    /// The attack `e` (a start) answers, if it is an echo.
+    fn answered(&self, e: &AttackEvent) -> Option<String> {
         if matches!(e.kind, AttackKind::SynFlood | AttackKind::SynAckFlood) {
-            return false;
+            return None;
         }
-        let Some(source) = main_source(e) else {
-            return false;
-        };
-        self.reported.iter().any(|r| r.victim == source && r.main_source == Some(e.victim))
+        let source = main_source(e)?;
+        self.reported.iter().find(|r| r.victim == source && r.main_source == Some(e.victim)).map(|r| r.id.clone())
     }
 }
 
@@ -128,10 +169,46 @@ mod tests {
             ]
         );
         assert_eq!(f.dropped, 1);
+        assert_eq!(f.suppressed(), 0);
         // Once the attack has ended, the same traffic the other way is an attack of its own.
         let mut later = vec![alert(EventKind::Start, "later", "192.0.2.3", "192.0.2.2", 95)];
         f.filter(&mut later, 0);
         assert_eq!(later.len(), 1);
+    }
+
+    #[test]
+    fn an_echo_that_outlasts_the_attack_it_answered_is_reported_from_its_next_update() {
+        let mut f = EchoFilter::default();
+        let mut events = vec![
+            alert(EventKind::Start, "flood", "192.0.2.2", "192.0.2.3", 90),
+            alert(EventKind::Start, "echo", "192.0.2.3", "192.0.2.2", 95),
+            alert(EventKind::End, "flood", "192.0.2.2", "192.0.2.3", 90),
+        ];
+        f.filter(&mut events, 0);
+        assert_eq!(f.suppressed(), 1);
+        let mut later = vec![
+            alert(EventKind::Update, "echo", "192.0.2.3", "192.0.2.2", 95),
+            alert(EventKind::End, "echo", "192.0.2.3", "192.0.2.2", 95),
+        ];
+        f.filter(&mut later, 0);
+        let got: Vec<(&str, EventKind)> = later.iter().map(|e| (e.attack_id.as_str(), e.event)).collect();
+        assert_eq!(got, [("echo", EventKind::Start), ("echo", EventKind::End)]);
+        assert_eq!(f.suppressed(), 0);
+    }
+
+    #[test]
+    fn the_alerts_of_one_packet_have_one_order() {
+        let mut a = vec![
+            alert(EventKind::End, "b", "192.0.2.2", "192.0.2.3", 90),
+            alert(EventKind::Start, "b", "192.0.2.2", "192.0.2.3", 90),
+            alert(EventKind::Start, "a", "192.0.2.9", "192.0.2.3", 90),
+        ];
+        let mut b: Vec<AttackEvent> = a.iter().rev().cloned().collect();
+        in_canonical_order(&mut a);
+        in_canonical_order(&mut b);
+        assert_eq!(a, b);
+        let order: Vec<(&str, EventKind)> = a.iter().map(|e| (e.attack_id.as_str(), e.event)).collect();
+        assert_eq!(order, [("a", EventKind::Start), ("b", EventKind::Start), ("b", EventKind::End)]);
     }
 
     #[test]

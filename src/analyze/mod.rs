@@ -402,10 +402,14 @@ impl Analyzer {
         Analyzer { echoes: None, ..Analyzer::new(settings) }
     }
 
-    /// Drops the alerts of echoes from `out[from..]`.
+    /// Puts the alerts of one step (`out[from..]`) in the one order and drops those of echoes.
+    /// A shard does neither: the merged alerts of all shards are, in the same way.
     #[cold]
     fn drop_echoes(&mut self, out: &mut Vec<AttackEvent>, from: usize) {
         if let Some(f) = self.echoes.as_mut() {
+            if let Some(step) = out.get_mut(from..) {
+                echo::in_canonical_order(step);
+            }
             f.filter(out, from);
             self.stats.echoes_dropped = f.dropped;
         }
@@ -446,9 +450,10 @@ impl Analyzer {
         kept
     }
 
-    /// Attacks in progress.
+    /// Attacks in progress (echoes, whose alerts are dropped, not included).
     pub fn active_attacks(&self) -> usize {
-        self.live.iter().filter(|&&w| self.watch(w).attack.is_some()).count()
+        let all = self.live.iter().filter(|&&w| self.watch(w).attack.is_some()).count();
+        all.saturating_sub(self.echoes.as_ref().map_or(0, |f| f.suppressed()))
     }
 
     fn watch(&self, w: u16) -> &Watch {

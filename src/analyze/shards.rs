@@ -19,7 +19,7 @@
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
 
-use super::echo::EchoFilter;
+use super::echo::{order_key, EchoFilter};
 use super::hash::KeyedHasher;
 use super::{
     lane, Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, LANES, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS,
@@ -183,8 +183,8 @@ impl ShardedAnalyzer {
         }
     }
 
-    /// Waits for one round from every worker and hands its events on in stream order (ties,
-    /// which only the end of input makes, by shard).
+    /// Waits for one round from every worker and hands its events on in stream order (the
+    /// alerts of one packet in the order one analyzer gives them), echoes dropped.
     fn collect_round(&mut self, out: &mut Vec<AttackEvent>) {
         for w in &mut self.workers {
             if let Ok(done) = w.done.recv() {
@@ -198,7 +198,8 @@ impl ShardedAnalyzer {
             }
         }
         self.rounds_in_flight = self.rounds_in_flight.saturating_sub(1);
-        self.merged.sort_by_key(|(seq, _)| *seq);
+        // Stream order, and among the alerts of one packet the order one analyzer gives them.
+        self.merged.sort_by(|(a, x), (b, y)| (a, order_key(x)).cmp(&(b, order_key(y))));
         let from = out.len();
         out.extend(self.merged.drain(..).map(|(_, e)| e));
         self.echoes.filter(out, from);
@@ -268,7 +269,7 @@ impl Analysis for ShardedAnalyzer {
     }
 
     fn active_attacks(&self) -> usize {
-        self.workers.iter().map(|w| w.active).sum()
+        self.workers.iter().map(|w| w.active).sum::<usize>().saturating_sub(self.echoes.suppressed())
     }
 }
 
