@@ -49,17 +49,23 @@ fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     lines
 }
 
-/// Starts `floodwatch ARGS` and waits until it captures: the daemon, its stderr lines, and
-/// the lines seen so far.
-fn start_daemon(args: &[&str]) -> (Daemon, mpsc::Receiver<String>, Vec<String>) {
+/// Starts `floodwatch ARGS` with `envs` added to its environment: the daemon and its stderr lines.
+fn spawn_daemon(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> (Daemon, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
         .args(args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let lines = stderr_lines(&mut child);
-    let daemon = Daemon(child);
+    (Daemon(child), lines)
+}
+
+/// Starts `floodwatch ARGS` and waits until it captures: the daemon, its stderr lines, and
+/// the lines seen so far.
+fn start_daemon(args: &[&str]) -> (Daemon, mpsc::Receiver<String>, Vec<String>) {
+    let (daemon, lines) = spawn_daemon(args, &[]);
     let mut seen = Vec::new();
     assert!(wait_for(&lines, "capture started", &mut seen), "{seen:?}");
     (daemon, lines, seen)
@@ -95,17 +101,11 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let config = scratch("floodwatch.toml");
     std::fs::write(&config, "[capture]\ninterface = \"lo\"\n[thresholds]\nsyn_flood = 5000\n").unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
-        .args(["run", "--config", config.to_str().unwrap(), "--log-format", "json"])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // WATCHDOG_PID is unset: the interval applies to the child itself.
-    let lines = stderr_lines(&mut child);
-    let daemon = Daemon(child);
+    let (daemon, lines) = spawn_daemon(
+        &["run", "--config", config.to_str().unwrap(), "--log-format", "json"],
+        &[("NOTIFY_SOCKET", socket_path.as_os_str()), ("WATCHDOG_USEC", "400000".as_ref())],
+    );
 
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
