@@ -29,13 +29,9 @@ fn splitmix(state: &mut u64) -> u64 {
 }
 
 impl KeyedHasher {
-    /// A hasher keyed from `seed`, or from the process's random state when `None`.
+    /// A hasher keyed from `seed`, or from [`random_seed`] when `None`.
     pub fn new(seed: Option<u64>) -> KeyedHasher {
-        let mut state = seed.unwrap_or_else(|| {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(0x666c_6f6f_6477_6174);
-            h.finish()
-        });
+        let mut state = seed.unwrap_or_else(random_seed);
         KeyedHasher { k: [splitmix(&mut state), splitmix(&mut state), splitmix(&mut state), splitmix(&mut state) | 1] }
     }
 
@@ -62,6 +58,13 @@ impl KeyedHasher {
         let a = self.hash_u128(server.0 ^ client.0.rotate_left(64));
         folded_multiply(a ^ self.k[1], (((ports as u64) << 32) | ack as u64) ^ self.k[0])
     }
+}
+
+/// A seed from the process's random state.
+pub fn random_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x666c_6f6f_6477_6174);
+    h.finish()
 }
 
 /// Keys the sketches can count: anything the keyed hash can hash.

@@ -19,11 +19,10 @@
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
 
+use super::doorkeeper::{lane, LANES};
 use super::echo::{order_key, EchoFilter};
-use super::hash::KeyedHasher;
-use super::{
-    lane, Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, LANES, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS,
-};
+use super::hash::{random_seed, KeyedHasher};
+use super::{Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS};
 use crate::config::DetectionSettings;
 use crate::decode::{IpKey, PacketRecord};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -123,12 +122,7 @@ impl ShardedAnalyzer {
     pub fn new(mut settings: DetectionSettings, threads: usize) -> Result<ShardedAnalyzer, String> {
         // One key for every shard, so a shard's lanes hold the destinations they would in
         // one analyzer.
-        let seed = *settings.hash_seed.get_or_insert_with(|| {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(0x7368_6172_6473);
-            h.finish()
-        });
+        let seed = *settings.hash_seed.get_or_insert_with(random_seed);
         let threads = threads.clamp(1, LANES);
         let mut workers = Vec::new();
         for i in 0..threads {
