@@ -22,7 +22,6 @@ mod victims;
 use crate::config::{DetectionSettings, KindThresholds};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
 use doorkeeper::Doorkeeper;
-pub use doorkeeper::{lane, LANES};
 use echo::EchoFilter;
 use handshake::HandshakeTable;
 use hash::KeyedHasher;
