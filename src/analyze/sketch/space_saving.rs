@@ -46,8 +46,6 @@ pub struct SpaceSaving<K: SketchKey> {
     /// index[slot] = counter index or EMPTY; linear probing, power-of-two size.
     index: Vec<u32>,
     mask: usize,
-    total: u64,
-    evictions: u64,
     hasher: KeyedHasher,
 }
 
@@ -64,8 +62,6 @@ impl<K: SketchKey> SpaceSaving<K> {
             heap_pos: Vec::with_capacity(capacity),
             index: vec![EMPTY; slots],
             mask: slots - 1,
-            total: 0,
-            evictions: 0,
             hasher,
         }
     }
@@ -82,18 +78,19 @@ impl<K: SketchKey> SpaceSaving<K> {
         self.ordered = false;
         self.heap_pos.clear();
         self.index.fill(EMPTY);
-        self.total = 0;
-        self.evictions = 0;
     }
 
-    /// Items counted so far (the stream length N).
-    pub fn total(&self) -> u64 {
-        self.total
+    /// Items counted so far (the stream length N): every item adds one to one count.
+    #[cfg(test)]
+    fn total(&self) -> u64 {
+        self.heap.iter().map(|e| e.count).sum()
     }
 
-    /// True once some key had to be evicted: counts are estimates from then on.
-    pub fn is_saturated(&self) -> bool {
-        self.evictions > 0
+    /// True once some key had to be evicted (the heap is ordered then): counts are estimates
+    /// from then on.
+    #[cfg(test)]
+    fn is_saturated(&self) -> bool {
+        self.ordered
     }
 
     /// The count of a counter.
@@ -113,7 +110,6 @@ impl<K: SketchKey> SpaceSaving<K> {
     #[inline]
     pub fn add_hashed(&mut self, key: K, hash: u64) {
         debug_assert_eq!(hash, key.keyed_hash(&self.hasher));
-        self.total += 1;
         let mut slot = hash as usize & self.mask;
         loop {
             let c = self.index[slot];
@@ -144,7 +140,6 @@ impl<K: SketchKey> SpaceSaving<K> {
         if !self.ordered {
             self.heapify();
         }
-        self.evictions += 1;
         let root = self.heap[0];
         let c = root.counter as usize;
         self.remove_from_index(c as u32);
@@ -157,7 +152,8 @@ impl<K: SketchKey> SpaceSaving<K> {
     }
 
     /// The estimated count of `key`, if it is tracked.
-    pub fn count_of(&self, key: K) -> Option<u64> {
+    #[cfg(test)]
+    fn count_of(&self, key: K) -> Option<u64> {
         let mut slot = key.keyed_hash(&self.hasher) as usize & self.mask;
         loop {
             let c = *self.index.get(slot)?;
@@ -169,15 +165,6 @@ impl<K: SketchKey> SpaceSaving<K> {
             }
             slot = (slot + 1) & self.mask;
         }
-    }
-
-    /// The tracked key with the largest count, without sorting or allocating.
-    pub fn heaviest(&self) -> Option<Counted<K>> {
-        (0..self.keys.len()).max_by_key(|&c| self.count(c)).map(|c| Counted {
-            key: self.keys[c],
-            count: self.count(c),
-            error: self.errors[c],
-        })
     }
 
     /// The tracked keys, largest count first (ties broken by key for stable output).
@@ -286,7 +273,6 @@ mod tests {
         }
         let top = ss.top(3);
         assert_eq!(top[0], Counted { key: ip(49), count: 50, error: 0 });
-        assert_eq!(ss.heaviest(), Some(top[0]));
         assert_eq!(top[1].key, ip(48));
         assert!(!ss.is_saturated());
     }
