@@ -247,18 +247,8 @@ impl Mapping {
     #[inline]
     pub(super) fn readable(&self, start: usize, end: usize) -> bool {
         let bytes = self.bytes();
-        #[cfg(target_arch = "x86_64")]
-        {
-            let ahead = start + PREFETCH_AHEAD;
-            if ahead + 128 <= bytes.len() {
-                // SAFETY: prefetching an address inside the mapping; it loads nothing architecturally.
-                unsafe {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(ahead).cast());
-                    _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(ahead + 64).cast());
-                }
-            }
-        }
+        prefetch(bytes, start + PREFETCH_AHEAD);
+        prefetch(bytes, start + PREFETCH_AHEAD + 64);
         if end > self.verified.get() {
             self.verify(start, end);
         }
@@ -286,14 +276,7 @@ impl Mapping {
         if ahead < bytes.len() {
             touch(ahead);
             // Next time's touch, so it does not wait for memory.
-            #[cfg(target_arch = "x86_64")]
-            if ahead + VERIFY_AHEAD_PAGES * page < bytes.len() {
-                // SAFETY: prefetching an address inside the mapping; it loads nothing architecturally.
-                unsafe {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(ahead + VERIFY_AHEAD_PAGES * page).cast());
-                }
-            }
+            prefetch(bytes, ahead + VERIFY_AHEAD_PAGES * page);
         } else if self.file_len() < bytes.len() {
             // The last pages: nothing after them can fault, so ask the file (a few pages'
             // worth of records per file).
@@ -365,6 +348,18 @@ impl Mapping {
         self.release_before(released);
         true
     }
+}
+
+/// Asks for the cache line of `bytes[at]` (nothing when `at` is outside `bytes`).
+#[inline(always)]
+fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = bytes.get(at) {
+        // SAFETY: a prefetch of a valid address; it loads nothing architecturally.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((b as *const u8).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
 }
 
 /// How far ahead of the parse the mapped bytes are prefetched: the page cache's pages are
