@@ -217,20 +217,6 @@ impl Input {
         Ok(true)
     }
 
-    /// For a mapped file that shrank while being read, the truncation to report instead of
-    /// the damage a reader found at `offset`: the zeros after a cut parse as a bad record.
-    /// `extent` is how far from `offset` the bytes read for that record reach: only a cut
-    /// before their end explains them.
-    #[cold]
-    pub(super) fn shrunk(&self, offset: u64, extent: usize) -> Option<Fail> {
-        let Backing::Mapped(m) = &self.backing else {
-            return None;
-        };
-        let (then, now) = (m.bytes().len() as u64, m.file_len() as u64);
-        (now < then && now < offset.saturating_add(extent as u64))
-            .then(|| Fail::truncated(offset, then.saturating_sub(offset) as usize, now.saturating_sub(offset) as usize))
-    }
-
     /// A fault under the mapped file: the stream ends where its content ends when the file
     /// was cut; a page the kernel could not read is an I/O error.
     #[cold]

@@ -80,12 +80,6 @@ impl Reader {
         };
         // One 16-byte load split into words: byte-wise assembly would defeat store forwarding.
         let words = u128::from_le_bytes(header);
-        if words == 0 {
-            // Bytes after a cut in a mapped file read as zeros up to the end of their page.
-            if let Some(cut) = input.shrunk(input.offset(), RECORD_HEADER_LEN) {
-                return Err(cut);
-            }
-        }
         let be = self.big_endian;
         let word = |i: u32| {
             let w = (words >> (32 * i)) as u32;

@@ -192,10 +192,7 @@ impl Reader {
             _ => BLOCK_OVERHEAD,
         };
         if len as usize > MAX_RECORD_LEN || len % 4 != 0 || (len as usize) < min_len {
-            // Bytes after a cut in a mapped file read as zeros up to the end of their page.
-            return Err(input
-                .shrunk(input.offset(), BLOCK_HEADER_LEN)
-                .unwrap_or_else(|| bad_length(input.offset(), btype, len, min_len)));
+            return Err(bad_length(input.offset(), btype, len, min_len));
         }
         let len = len as usize;
         if !input.ensure(len)? {
@@ -206,9 +203,7 @@ impl Reader {
             None => 0,
         };
         if trailing as usize != len {
-            return Err(input
-                .shrunk(input.offset(), len)
-                .unwrap_or_else(|| bad_trailer(input.offset(), btype, trailing, len)));
+            return Err(bad_trailer(input.offset(), btype, trailing, len));
         }
         Ok(Some((btype, len)))
     }
