@@ -9,21 +9,19 @@
 
 use crate::analyze::{Analyzer, AttackEvent, EndReason};
 use crate::capture::live::{self, wall_clock_ns, LiveCapture, LiveError};
-use crate::capture::{Frame, LinkType};
 use crate::config::{Config, DetectionSettings};
-use crate::decode::{decode, Decoded, PacketRecord};
 use crate::output::metrics::Metrics;
 use crate::output::notify::Notifier;
 use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
+use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const BATCH: usize = 512;
 const BATCHES_IN_FLIGHT: usize = 64;
 /// A partly filled batch is handed over after this long, so alerts are never held back.
 const BATCH_MAX_AGE: Duration = Duration::from_millis(20);
@@ -41,36 +39,6 @@ pub struct DaemonOptions {
     pub config_path: Option<PathBuf>,
     pub config: Config,
     pub outputs: OutputOptions,
-}
-
-/// Where a frame's bytes sit in its batch.
-#[derive(Clone, Copy)]
-struct FrameSpan {
-    ts_ns: i64,
-    wire_len: u32,
-    link: LinkType,
-    offset: usize,
-    len: usize,
-}
-
-/// Packets handed from the capture thread to the analyzer, with their frames' bytes when
-/// the outputs keep evidence. Batches are reused: after warm-up nothing is allocated.
-struct Batch {
-    records: Vec<PacketRecord>,
-    spans: Vec<FrameSpan>,
-    bytes: Vec<u8>,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        Batch { records: Vec::with_capacity(BATCH), spans: Vec::new(), bytes: Vec::new() }
-    }
-
-    fn clear(&mut self) {
-        self.records.clear();
-        self.spans.clear();
-        self.bytes.clear();
-    }
 }
 
 /// Why the daemon stopped with an error.
@@ -112,11 +80,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let metrics = outputs.metrics.clone();
     let shared = Arc::new(Shared::default());
     shared.heartbeat_ns.store(wall_clock_ns(), Ordering::Relaxed);
-    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT + 1);
-    for _ in 0..BATCHES_IN_FLIGHT {
-        let _ = empty_tx.send(Batch::new());
-    }
+    let (batches_tx, batches_rx) = batch_channel(BATCHES_IN_FLIGHT, || Batch::with_capacity(BATCH));
     let (control_tx, control_rx) = mpsc::channel::<Control>();
     tracing::info!(interface = %opts.interface, backend = capture.backend(), "capture started");
 
@@ -125,7 +89,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture_loop(capture, full_tx, empty_rx, &shared, &metrics, keep_frames))
+            .spawn(move || capture_loop(capture, batches_tx, &shared, &metrics, keep_frames))
             .map_err(|e| DaemonError::Output(format!("cannot start the capture thread: {e}")))?
     };
     let analyzer = Analyzer::new(opts.config.detection.clone());
@@ -133,7 +97,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("analyzer".into())
-            .spawn(move || analyzer_loop(analyzer, outputs, full_rx, empty_tx, control_rx, &shared))
+            .spawn(move || analyzer_loop(analyzer, outputs, batches_rx, control_rx, &shared))
             .map_err(|e| DaemonError::Output(format!("cannot start the analyzer thread: {e}")))?
     };
 
@@ -270,13 +234,12 @@ fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
 
 fn capture_loop(
     mut capture: Box<dyn LiveCapture>,
-    full: SyncSender<Batch>,
-    empty: Receiver<Batch>,
+    batches: BatchSender<Batch>,
     shared: &Shared,
     metrics: &Metrics,
     keep_frames: bool,
 ) {
-    read_frames(capture.as_mut(), full, empty, shared, metrics, keep_frames);
+    read_frames(capture.as_mut(), batches, shared, metrics, keep_frames);
     if let Some(d) = capture.stats().kernel_dropped {
         metrics.kernel_dropped.store(d, Ordering::Relaxed);
     }
@@ -284,14 +247,12 @@ fn capture_loop(
 
 fn read_frames(
     capture: &mut dyn LiveCapture,
-    full: SyncSender<Batch>,
-    empty: Receiver<Batch>,
+    batches: BatchSender<Batch>,
     shared: &Shared,
     metrics: &Metrics,
     keep_frames: bool,
 ) {
-    let mut record = PacketRecord::default();
-    let Ok(mut batch) = empty.recv() else { return };
+    let Some(mut batch) = batches.empty() else { return };
     let mut batch_started = Instant::now();
     let mut traffic = TrafficStats::default();
     let mut last_stats = Instant::now();
@@ -304,26 +265,7 @@ fn read_frames(
     while !shared.stop.load(Ordering::Relaxed) {
         let got = match capture.next_frame() {
             Ok(Some(frame)) => {
-                traffic.frames += 1;
-                traffic.wire_bytes += frame.wire_len.max(frame.data.len() as u32) as u64;
-                match decode(&frame, &mut record) {
-                    Ok(Decoded::Ip) => {
-                        traffic.count_ip(&record);
-                        batch.records.push(record);
-                        if keep_frames {
-                            batch.spans.push(FrameSpan {
-                                ts_ns: frame.ts_ns,
-                                wire_len: frame.wire_len,
-                                link: frame.link,
-                                offset: batch.bytes.len(),
-                                len: frame.data.len(),
-                            });
-                            batch.bytes.extend_from_slice(frame.data);
-                        }
-                    }
-                    Ok(Decoded::NonIp) => traffic.non_ip += 1,
-                    Err(issue) => traffic.issues[issue as usize] += 1,
-                }
+                batch.add(&frame, &mut traffic, keep_frames);
                 true
             }
             Ok(None) => false,
@@ -333,16 +275,12 @@ fn read_frames(
                 break;
             }
         };
-        let n = batch.records.len();
-        if n == BATCH || (n > 0 && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
-            if full.send(batch).is_err() {
-                break;
-            }
-            let Ok(next) = empty.recv() else { break };
+        if batch.is_full() || (!batch.is_empty() && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
+            let Some(next) = batches.swap(batch) else { break };
             batch = next;
             batch_started = Instant::now();
         }
-        if batch.records.is_empty() {
+        if batch.is_empty() {
             batch_started = Instant::now();
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
@@ -356,8 +294,7 @@ fn read_frames(
 fn analyzer_loop(
     mut analyzer: Analyzer,
     mut outputs: Outputs,
-    full: Receiver<Batch>,
-    empty: SyncSender<Batch>,
+    batches: BatchReceiver<Batch>,
     control: Receiver<Control>,
     shared: &Shared,
 ) -> Result<(), String> {
@@ -369,7 +306,7 @@ fn analyzer_loop(
         if shared.stop.load(Ordering::Relaxed) {
             break Ok(());
         }
-        match full.recv_timeout(TICK) {
+        match batches.recv_timeout(TICK) {
             Ok(mut batch) => {
                 let started = Instant::now();
                 if let Err(e) = process_batch(&batch, &mut analyzer, &mut outputs, &mut events) {
@@ -377,10 +314,10 @@ fn analyzer_loop(
                 }
                 outputs.metrics.record_batch_latency(started.elapsed().as_nanos() as u64);
                 batch.clear();
-                let _ = empty.send(batch);
+                batches.give_back(batch);
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+            Err(false) => {}
+            Err(true) => break Ok(()),
         }
         if last_wall_advance.elapsed() >= TICK {
             last_wall_advance = Instant::now();
@@ -425,14 +362,8 @@ fn process_batch(
     outputs: &mut Outputs,
     events: &mut Vec<AttackEvent>,
 ) -> Result<(), String> {
-    for (i, record) in batch.records.iter().enumerate() {
-        if let Some(span) = batch.spans.get(i) {
-            let frame = Frame {
-                ts_ns: span.ts_ns,
-                wire_len: span.wire_len,
-                link: span.link,
-                data: &batch.bytes[span.offset..span.offset + span.len],
-            };
+    for (record, frame) in batch.packets() {
+        if let Some(frame) = frame {
             outputs.frame(&frame, record);
         }
         analyzer.process(record, events);
@@ -440,8 +371,8 @@ fn process_batch(
             outputs.deliver(events)?;
         }
     }
-    if let Some(last) = batch.records.last() {
-        outputs.advance(last.ts_ns);
+    if let Some(ts_ns) = batch.last_ts_ns() {
+        outputs.advance(ts_ns);
     }
     Ok(())
 }

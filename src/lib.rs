@@ -10,5 +10,6 @@ pub mod config;
 pub mod daemon;
 pub mod decode;
 pub mod output;
+pub mod pipeline;
 pub mod replay;
 pub mod synth;

@@ -1,21 +1,24 @@
-//! The replay pipeline: capture files → decode → analyze → output, in one thread.
+//! The replay pipeline: capture files → decode (a capture thread) → analyze → output (the
+//! calling thread).
 
 use crate::analyze::{Analysis, AnalyzerStats, AttackEvent, EndReason, EventKind};
 use crate::capture::{CaptureError, FileSource, Frame};
-use crate::decode::{decode, Decoded, PacketRecord};
+use crate::decode::PacketRecord;
 use crate::output::metrics::latency_histogram;
 use crate::output::summary::{AttackLine, Progress, TrafficStats};
 use crate::output::Outputs;
+use crate::pipeline::{batch_channel, Batch, BatchSender, BATCH};
 use hdrhistogram::Histogram;
 use std::io;
 use std::time::{Duration, Instant};
 
-/// Frames between progress checks.
+/// Frames between progress updates.
 const PROGRESS_EVERY: u64 = 1 << 16;
-/// Frames per latency sample: the unit the live pipeline hands from thread to thread.
-pub const BATCH: u64 = 512;
-/// Frames between blocklist expiry checks.
-const ADVANCE_EVERY: u64 = 4096;
+/// Records per hand-off from the capture thread: several latency batches at once, so the
+/// threads meet less often.
+const HANDOFF: usize = 8 * BATCH;
+/// Hand-offs on their way from the capture thread to the analyzer.
+const HANDOFFS_IN_FLIGHT: usize = 4;
 
 /// Where the replay hands frames and events: [`Outputs`], or a closure that collects events.
 pub trait Stage {
@@ -26,8 +29,10 @@ pub trait Stage {
     /// Err stops the replay (an alert output that cannot write).
     fn deliver(&mut self, events: &mut Vec<AttackEvent>) -> Result<(), String>;
     fn advance(&mut self, _now_ns: i64) {}
-    /// After each batch: a snapshot for the metrics, and the batch's processing time.
-    fn publish(&mut self, _traffic: &TrafficStats, _analysis: &dyn Analysis, _batch_ns: u64) {}
+    /// A snapshot for the metrics, after each hand-off from the capture thread.
+    fn publish(&mut self, _traffic: &TrafficStats, _analysis: &dyn Analysis) {}
+    /// The time a batch of [`BATCH`] packets took to analyze and output.
+    fn batch_latency(&mut self, _ns: u64) {}
 }
 
 impl Stage for Outputs {
@@ -44,12 +49,13 @@ impl Stage for Outputs {
     fn advance(&mut self, now_ns: i64) {
         Outputs::advance(self, now_ns)
     }
-    fn publish(&mut self, traffic: &TrafficStats, analysis: &dyn Analysis, batch_ns: u64) {
-        self.metrics.set_traffic(traffic);
+    fn publish(&mut self, traffic: &TrafficStats, analysis: &dyn Analysis) {
+        // The analyzer first: a scrape that sees the frames counted sees their analysis.
         self.metrics.set_analyzer(&analysis.stats(), analysis.active_attacks());
-        if batch_ns > 0 {
-            self.metrics.record_batch_latency(batch_ns);
-        }
+        self.metrics.set_traffic(traffic);
+    }
+    fn batch_latency(&mut self, ns: u64) {
+        self.metrics.record_batch_latency(ns);
     }
 }
 
@@ -70,14 +76,39 @@ pub struct ReplayOutcome {
     pub attacks: Vec<AttackLine>,
     pub analyzer: AnalyzerStats,
     pub elapsed: Duration,
-    /// Wall time to read, decode, analyze and output each batch of [`BATCH`] frames, ns.
+    /// Wall time to analyze and output each batch of [`BATCH`] packets, ns.
     pub batch_latency: Histogram<u64>,
     /// Packet time from each flood's first packet to its `attack_start`, ns.
     pub detection_delay: Histogram<u64>,
 }
 
+/// What the capture thread hands over: a batch, and where the reading stood after it.
+struct ReplayBatch {
+    packets: Batch,
+    /// Counters of everything read so far (for the metrics).
+    traffic: TrafficStats,
+    file: usize,
+    done: u64,
+    total: Option<u64>,
+}
+
+impl ReplayBatch {
+    fn new() -> ReplayBatch {
+        ReplayBatch {
+            packets: Batch::with_capacity(HANDOFF),
+            traffic: TrafficStats::default(),
+            file: 0,
+            done: 0,
+            total: None,
+        }
+    }
+}
+
 /// Replays `files` in order as one stream through `analyzer` (one [`crate::analyze::Analyzer`]
 /// or its shards) into `stage`.
+///
+/// A capture thread reads and decodes the files into batches; the calling thread analyzes
+/// them and runs the stage, so reading and analysis overlap.
 /// A file that fails is reported and skipped from that point on; the next file still plays.
 /// Only an error from the stage (the alert output) stops the replay.
 pub fn replay(
@@ -87,15 +118,11 @@ pub fn replay(
     mut progress: Option<&mut Progress>,
 ) -> Result<ReplayOutcome, String> {
     let started = Instant::now();
-    let mut traffic = TrafficStats::default();
-    let mut errors = Vec::new();
     let mut attacks = Vec::new();
     let mut events = Vec::new();
-    let mut record = PacketRecord::default();
     let mut batch_latency = latency_histogram();
     let mut detection_delay = latency_histogram();
-    let mut batch_started = Instant::now();
-    let wants_frames = stage.wants_frames();
+    let keep_frames = stage.wants_frames();
     let mut deliver = |events: &mut Vec<AttackEvent>, stage: &mut dyn Stage| -> Result<(), String> {
         for e in events.iter() {
             attacks.extend(AttackLine::from_end(e));
@@ -105,62 +132,61 @@ pub fn replay(
         }
         stage.deliver(events)
     };
-    for path in files {
-        let mut source = match FileSource::open(path) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        loop {
-            let frame = match source.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    errors.push(e);
-                    break;
-                }
-            };
-            let ts_ns = frame.ts_ns;
-            traffic.frames += 1;
-            traffic.wire_bytes += frame.wire_len.max(frame.data.len() as u32) as u64;
-            match decode(&frame, &mut record) {
-                Ok(Decoded::Ip) => {
-                    traffic.count_ip(&record);
-                    if wants_frames {
-                        stage.frame(&frame, &record);
+    let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, ReplayBatch::new);
+    let (analyzed, read) = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn_scoped(scope, move || read_files(files, batches_tx, keep_frames))
+            .map_err(|e| format!("cannot start the capture thread: {e}"))?;
+        let mut last_file = usize::MAX;
+        let mut last_progress = 0;
+        let analyzed = (|| -> Result<TrafficStats, String> {
+            let mut traffic = TrafficStats::default();
+            while let Some(mut batch) = batches_rx.recv() {
+                let mut batch_started = Instant::now();
+                for (i, (record, frame)) in batch.packets.packets().enumerate() {
+                    if let Some(frame) = frame {
+                        stage.frame(&frame, record);
                     }
-                    analyzer.process(&record, &mut events);
+                    analyzer.process(record, &mut events);
                     if !events.is_empty() {
                         deliver(&mut events, stage)?;
                     }
-                }
-                Ok(Decoded::NonIp) => traffic.non_ip += 1,
-                Err(issue) => traffic.issues[issue as usize] += 1,
-            }
-            if traffic.frames % BATCH == 0 {
-                let now = Instant::now();
-                let ns = now.duration_since(batch_started).as_nanos().max(1) as u64;
-                let _ = batch_latency.record(ns);
-                batch_started = now;
-                // Every batch, so a scrape during a replay from a pipe sees where it stands.
-                stage.publish(&traffic, &*analyzer, ns);
-                if traffic.frames % ADVANCE_EVERY == 0 {
-                    stage.advance(ts_ns);
-                }
-                if traffic.frames % PROGRESS_EVERY == 0 {
-                    if let Some(p) = progress.as_deref_mut() {
-                        let (done, total) = source.progress();
-                        p.update(path, done, total, traffic.frames);
+                    if (i + 1) % BATCH == 0 {
+                        let now = Instant::now();
+                        let ns = now.duration_since(batch_started).as_nanos().max(1) as u64;
+                        let _ = batch_latency.record(ns);
+                        stage.batch_latency(ns);
+                        batch_started = now;
                     }
                 }
+                if let Some(ts_ns) = batch.packets.last_ts_ns() {
+                    stage.advance(ts_ns);
+                }
+                traffic = batch.traffic;
+                // Every hand-off, so a scrape during a replay from a pipe sees where it stands.
+                stage.publish(&traffic, &*analyzer);
+                if let Some(p) = progress.as_deref_mut() {
+                    if batch.file != last_file || traffic.frames - last_progress >= PROGRESS_EVERY {
+                        (last_file, last_progress) = (batch.file, traffic.frames);
+                        p.update(&files[batch.file], batch.done, batch.total, traffic.frames);
+                    }
+                }
+                batch.packets.clear();
+                batches_rx.give_back(batch);
             }
-        }
-    }
+            Ok(traffic)
+        })();
+        // Stops the capture thread early when the stage failed.
+        drop(batches_rx);
+        let read = reader.join().map_err(|_| "the capture thread failed".to_string())?;
+        Ok::<_, String>((analyzed, read))
+    })?;
+    analyzed?;
+    let (traffic, errors) = read;
     analyzer.finish(EndReason::EndOfInput, &mut events);
     deliver(&mut events, stage)?;
-    stage.publish(&traffic, &*analyzer, 0);
+    stage.publish(&traffic, &*analyzer);
     if let Some(p) = progress {
         p.clear();
     }
@@ -173,4 +199,50 @@ pub fn replay(
         batch_latency,
         detection_delay,
     })
+}
+
+/// The capture thread: reads `files` in order into batches. Returns the counters of
+/// everything read and the files' errors.
+fn read_files(
+    files: &[String],
+    batches: BatchSender<ReplayBatch>,
+    keep_frames: bool,
+) -> (TrafficStats, Vec<CaptureError>) {
+    let mut traffic = TrafficStats::default();
+    let mut errors = Vec::new();
+    let Some(mut batch) = batches.empty() else { return (traffic, errors) };
+    for (file, path) in files.iter().enumerate() {
+        let mut source = match FileSource::open(path) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        loop {
+            let room = batch.packets.room();
+            let read = source.read_frames(room, |frame| batch.packets.add(frame, &mut traffic, keep_frames));
+            let more = read.unwrap_or_else(|e| {
+                errors.push(e);
+                false
+            });
+            // A stream returns early before it waits for input: what it gave goes on now.
+            if batch.packets.is_full() || (more && source.is_stream() && !batch.packets.is_empty()) {
+                (batch.traffic, batch.file) = (traffic, file);
+                (batch.done, batch.total) = source.progress();
+                match batches.swap(batch) {
+                    Some(next) => batch = next,
+                    None => return (traffic, errors),
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        (batch.done, batch.total) = source.progress();
+        batch.file = file;
+    }
+    batch.traffic = traffic;
+    batches.send(batch);
+    (traffic, errors)
 }

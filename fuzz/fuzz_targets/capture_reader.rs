@@ -22,11 +22,12 @@ fuzz_target!(|data: &[u8]| {
     let mut analyzer = Analyzer::new(settings);
     let mut record = PacketRecord::default();
     let mut events = Vec::new();
-    while let Ok(Some(frame)) = source.next_frame() {
-        if let Ok(Decoded::Ip) = decode(&frame, &mut record) {
+    let mut each = |frame: &floodwatch::capture::Frame| {
+        if let Ok(Decoded::Ip) = decode(frame, &mut record) {
             analyzer.process(&record, &mut events);
             events.clear();
         }
-    }
+    };
+    while let Ok(true) = source.read_frames(usize::MAX, &mut each) {}
     analyzer.finish(EndReason::EndOfInput, &mut events);
 });

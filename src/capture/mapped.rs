@@ -379,7 +379,7 @@ impl Drop for Mapping {
 
 #[cfg(test)]
 mod tests {
-    use crate::capture::file::test_util::PcapWriter;
+    use crate::capture::file::test_util::{next_owned, PcapWriter};
     use crate::capture::{CaptureErrorKind, FileSource};
     use std::fs::OpenOptions;
     use std::io::Write;
@@ -407,13 +407,13 @@ mod tests {
         assert!(format!("{src:?}").contains("mapped"), "{src:?}");
         let mut frames = 0;
         for _ in 0..before {
-            let f = src.next_frame().unwrap().unwrap();
+            let f = next_owned(&mut src).unwrap().unwrap();
             assert_eq!(f.data[0], (frames % 251) as u8 + 1);
             frames += 1;
         }
         OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
         let error = loop {
-            match src.next_frame() {
+            match next_owned(&mut src) {
                 Ok(Some(f)) => {
                     // Never zeros passed off as data.
                     assert_eq!(f.data, &[(frames % 251) as u8 + 1; 84][..], "frame {frames}");
@@ -453,15 +453,15 @@ mod tests {
         let path = capture("grow", 100);
         let mut src = FileSource::open(path.to_str().unwrap()).unwrap();
         for _ in 0..100 {
-            src.next_frame().unwrap().unwrap();
+            next_owned(&mut src).unwrap().unwrap();
         }
         let mut more = PcapWriter::new(false, false, 65_535, 1);
         more.record(1_800_000_000, 0, 84, &[7; 84]);
         let appended = more.bytes[HEADER..].to_vec();
         OpenOptions::new().append(true).open(&path).unwrap().write_all(&appended).unwrap();
-        let f = src.next_frame().unwrap().expect("the appended frame");
+        let f = next_owned(&mut src).unwrap().expect("the appended frame");
         assert_eq!(f.data, &[7; 84][..]);
-        assert!(src.next_frame().unwrap().is_none());
+        assert!(next_owned(&mut src).unwrap().is_none());
         std::fs::remove_file(&path).unwrap();
     }
 }

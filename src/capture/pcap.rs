@@ -1,7 +1,7 @@
 //! Classic libpcap files: a 24-byte file header, then 16-byte record headers each followed by
 //! the captured bytes.
 
-use super::file::{is_supported_link, u32_from, Fail, Input, MAX_RECORD_LEN};
+use super::file::{is_supported_link, u32_from, Fail, Input, RecordReader, MAX_RECORD_LEN};
 use super::{CaptureErrorKind, Frame, LinkType};
 
 const FILE_HEADER_LEN: usize = 24;
@@ -69,44 +69,14 @@ impl Reader {
         })
     }
 
-    #[inline]
-    pub(super) fn next<'a>(&mut self, input: &'a mut Input) -> Result<Option<Frame<'a>>, Fail> {
-        let header = match input.peek::<RECORD_HEADER_LEN>() {
-            Some(h) => h,
-            None => match Self::refill_header(input)? {
-                Some(h) => h,
-                None => return Ok(None),
-            },
-        };
-        // One 16-byte load split into words: byte-wise assembly would defeat store forwarding.
-        let words = u128::from_le_bytes(header);
-        let be = self.big_endian;
-        let word = |i: u32| {
-            let w = (words >> (32 * i)) as u32;
-            if be {
-                w.swap_bytes()
-            } else {
-                w
-            }
-        };
-        let caplen = word(2);
-        if caplen > self.max_caplen {
-            return Err(self.too_long(input.offset(), caplen));
-        }
-        let len = RECORD_HEADER_LEN + caplen as usize;
-        if !input.ensure(len)? {
-            return Err(Fail::truncated(input.offset(), len, input.available()));
-        }
-        let secs = i64::from(word(0));
-        let frac = i64::from(word(1));
-        // Fractions out of range occur in real files: keep the arithmetic, which cannot overflow
-        // (u32 seconds in ns plus u32 * 1000 stays below 2^63); wrapping only documents that.
-        let ts_ns = secs.wrapping_mul(NS_PER_SEC).wrapping_add(frac.wrapping_mul(self.ns_per_frac));
-        let wire_len = word(3).max(caplen);
-        let offset = input.offset();
-        match input.take(len).and_then(|r| r.get(RECORD_HEADER_LEN..)) {
-            Some(data) => Ok(Some(Frame { ts_ns, wire_len, link: self.link, data })),
-            None => Err(Fail::truncated(offset, len, 0)),
+    /// Word `i` (0..4) of a record header loaded as one little-endian u128.
+    #[inline(always)]
+    fn word(&self, header: u128, i: u32) -> u32 {
+        let w = (header >> (32 * i)) as u32;
+        if self.big_endian {
+            w.swap_bytes()
+        } else {
+            w
         }
     }
 
@@ -130,9 +100,55 @@ impl Reader {
     }
 }
 
+impl RecordReader for Reader {
+    #[inline]
+    fn next_is_buffered(&self, input: &Input) -> bool {
+        input.peek::<RECORD_HEADER_LEN>().is_some_and(|header| {
+            let caplen = self.word(u128::from_le_bytes(header), 2);
+            input.available() >= RECORD_HEADER_LEN + caplen as usize
+        })
+    }
+
+    #[inline]
+    fn next_into(&mut self, input: &mut Input, each: &mut impl FnMut(&Frame<'_>)) -> Result<bool, Fail> {
+        let header = match input.peek::<RECORD_HEADER_LEN>() {
+            Some(h) => h,
+            None => match Self::refill_header(input)? {
+                Some(h) => h,
+                None => return Ok(false),
+            },
+        };
+        // One 16-byte load split into words: byte-wise assembly would defeat store forwarding.
+        let words = u128::from_le_bytes(header);
+        let word = |i: u32| self.word(words, i);
+        let caplen = word(2);
+        if caplen > self.max_caplen {
+            return Err(self.too_long(input.offset(), caplen));
+        }
+        let len = RECORD_HEADER_LEN + caplen as usize;
+        if !input.ensure(len)? {
+            return Err(Fail::truncated(input.offset(), len, input.available()));
+        }
+        let secs = i64::from(word(0));
+        let frac = i64::from(word(1));
+        // Fractions out of range occur in real files: keep the arithmetic, which cannot overflow
+        // (u32 seconds in ns plus u32 * 1000 stays below 2^63); wrapping only documents that.
+        let ts_ns = secs.wrapping_mul(NS_PER_SEC).wrapping_add(frac.wrapping_mul(self.ns_per_frac));
+        let wire_len = word(3).max(caplen);
+        let offset = input.offset();
+        match input.take(len).and_then(|r| r.get(RECORD_HEADER_LEN..)) {
+            Some(data) => {
+                each(&Frame { ts_ns, wire_len, link: self.link, data });
+                Ok(true)
+            }
+            None => Err(Fail::truncated(offset, len, 0)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::capture::file::test_util::{open, open_with, read_all, read_bytes, PcapWriter, Trickle};
+    use crate::capture::file::test_util::{next_owned, open, open_with, read_all, read_bytes, PcapWriter, Trickle};
     use crate::capture::file::FileSource;
     use crate::capture::{CaptureErrorKind, LinkType};
 
@@ -348,9 +364,9 @@ mod tests {
         w.record(2, 0, 10, &payload(10, 0));
         let mut src = open_with(&w.bytes, 1 << 20).unwrap();
         assert_eq!(src.progress(), (24, None));
-        src.next_frame().unwrap();
+        next_owned(&mut src).unwrap();
         assert_eq!(src.progress().0, 50);
-        while src.next_frame().unwrap().is_some() {}
+        while next_owned(&mut src).unwrap().is_some() {}
         assert_eq!(src.progress().0, w.bytes.len() as u64);
         assert_eq!(src.name(), "test");
     }

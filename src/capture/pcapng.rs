@@ -4,7 +4,7 @@
 //! list. Packets come from Enhanced, Simple and (obsolete) Packet Blocks; every other block
 //! type is skipped by its length.
 
-use super::file::{is_supported_link, u16_from, u32_from, Fail, Input, MAX_RECORD_LEN};
+use super::file::{is_supported_link, u16_from, u32_from, Fail, Input, RecordReader, MAX_RECORD_LEN};
 use super::{CaptureErrorKind, Frame, LinkType};
 
 /// The Section Header Block type reads the same in both byte orders.
@@ -129,35 +129,6 @@ impl Reader {
             }
             // Unreachable with an SHB magic; reported rather than assumed.
             _ => Err(Fail::corrupt(0, "pcapng file does not start with a section header".into())),
-        }
-    }
-
-    #[inline]
-    pub(super) fn next<'a>(&mut self, input: &'a mut Input) -> Result<Option<Frame<'a>>, Fail> {
-        loop {
-            let Some((btype, len)) = self.block(input)? else {
-                return Ok(None);
-            };
-            let offset = input.offset();
-            // `block` has checked that `len` bytes are buffered.
-            let block = input.rest().get(..len).unwrap_or_default();
-            let packet = match btype {
-                EPB | PB => self.packet(block, btype, offset)?,
-                SPB => self.simple_packet(block, offset)?,
-                _ => {
-                    self.other_block(btype, block, offset)?;
-                    input.take(len);
-                    continue;
-                }
-            };
-            let start = packet.data_offset;
-            let data = input.take(len).and_then(|b| b.get(start..start + packet.caplen));
-            return match data {
-                Some(data) => {
-                    Ok(Some(Frame { ts_ns: packet.ts_ns, wire_len: packet.wire_len, link: packet.link, data }))
-                }
-                None => Err(Fail::truncated(offset, len, 0)),
-            };
         }
     }
 
@@ -374,6 +345,45 @@ impl Reader {
             wire_len: orig_len,
             ts_ns: self.last_ts_ns,
             link: LinkType(iface.link),
+        })
+    }
+}
+
+impl RecordReader for Reader {
+    #[inline]
+    fn next_into(&mut self, input: &mut Input, each: &mut impl FnMut(&Frame<'_>)) -> Result<bool, Fail> {
+        let Some((btype, len)) = self.block(input)? else {
+            return Ok(false);
+        };
+        let offset = input.offset();
+        // `block` has checked that `len` bytes are buffered.
+        let block = input.rest().get(..len).unwrap_or_default();
+        let packet = match btype {
+            EPB | PB => self.packet(block, btype, offset)?,
+            SPB => self.simple_packet(block, offset)?,
+            _ => {
+                self.other_block(btype, block, offset)?;
+                input.take(len);
+                return Ok(true);
+            }
+        };
+        let start = packet.data_offset;
+        match input.take(len).and_then(|b| b.get(start..start + packet.caplen)) {
+            Some(data) => {
+                each(&Frame { ts_ns: packet.ts_ns, wire_len: packet.wire_len, link: packet.link, data });
+                Ok(true)
+            }
+            None => Err(Fail::truncated(offset, len, 0)),
+        }
+    }
+
+    #[inline]
+    fn next_is_buffered(&self, input: &Input) -> bool {
+        // A section header may change the byte order: call it unbuffered (it is rare).
+        input.peek::<BLOCK_HEADER_LEN>().is_some_and(|header| {
+            let words = u64::from_le_bytes(header);
+            let len = if self.big_endian { ((words >> 32) as u32).swap_bytes() } else { (words >> 32) as u32 };
+            words as u32 != u32::from_le_bytes(SHB_TYPE) && input.available() >= len as usize
         })
     }
 }

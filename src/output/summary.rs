@@ -212,8 +212,8 @@ impl fmt::Display for Summary<'_> {
         if !self.batch_latency.is_empty() {
             writeln!(
                 f,
-                "  batch latency ({} frames): {}",
-                crate::replay::BATCH,
+                "  batch latency ({} packets): {}",
+                crate::pipeline::BATCH,
                 quantiles(self.batch_latency, &[(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")])
             )?;
         }
