@@ -71,11 +71,14 @@ best_of() {
     awk -v us="$best" 'BEGIN { printf "%.3f", us / 1e6 }'
 }
 
-# peak_rss_kib CMD...: maximum resident set size of one run of CMD (KiB).
+# peak_rss_kib CMD...: maximum resident set size of one run of CMD (KiB). The run's CPU
+# time (user + system, all threads) is left in $WORK/cpu for the next row.
 peak_rss_kib() {
+    echo "-" >"$WORK/cpu"
     if [ -x /usr/bin/time ]; then
-        /usr/bin/time -f '%M' -o "$WORK/rss" "$@" >/dev/null 2>&1
-        cat "$WORK/rss"
+        /usr/bin/time -f '%M %U %S' -o "$WORK/rss" "$@" >/dev/null 2>&1
+        awk '{ printf "%.2f\n", $2 + $3 }' "$WORK/rss" >"$WORK/cpu"
+        awk '{ print $1 }' "$WORK/rss"
     else
         # Fallback: poll VmHWM of the process while it runs.
         "$@" >/dev/null 2>&1 &
@@ -106,8 +109,8 @@ run_suricata() {
 
 ROWS=$WORK/rows
 : >"$ROWS"
-# row TOOL INPUT SECONDS RSS_KIB
-row() { echo "$1|$2|$3|$4" >>"$ROWS"; }
+# row TOOL INPUT SECONDS RSS_KIB (after peak_rss_kib, whose run's CPU time it adds)
+row() { echo "$1|$2|$3|$4|$(cat "$WORK/cpu")" >>"$ROWS"; }
 
 for input in mix spoofed; do
     if [ $input = mix ]; then file=$MIX; else file=$SPOOFED; fi
@@ -161,18 +164,20 @@ echo
 echo "== results ($PACKETS packets per input, best of $RUNS runs, page cache warm)"
 echo
 awk -F'|' -v n="$PACKETS" '
-    { tool[NR] = $1; input[NR] = $2; s[NR] = $3; rss[NR] = $4; if ($1 == "floodwatch") fw[$2] = $3 }
+    { tool[NR] = $1; input[NR] = $2; s[NR] = $3; rss[NR] = $4; cpu[NR] = $5; if ($1 == "floodwatch") fw[$2] = $3 }
     END {
-        printf "| tool | input | seconds | Mpps | floodwatch time / tool time | peak RSS |\n"
-        printf "| --- | --- | ---: | ---: | ---: | ---: |\n"
+        printf "| tool | input | seconds | Mpps | floodwatch time / tool time | peak RSS | CPU seconds |\n"
+        printf "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
         for (i = 1; i <= NR; i++) {
             ratio = (tool[i] == "floodwatch") ? "1.00" : sprintf("%.2f", fw[input[i]] / s[i])
-            printf "| %s | %s | %.3f | %.2f | %s | %.1f MiB |\n", tool[i], input[i], s[i], n / s[i] / 1e6, ratio, rss[i] / 1024
+            printf "| %s | %s | %.3f | %.2f | %s | %.1f MiB | %s |\n", tool[i], input[i], s[i], n / s[i] / 1e6, ratio, rss[i] / 1024, cpu[i]
         }
     }' "$ROWS"
 echo
 echo "(ratio > 1: floodwatch is slower than the tool by that factor; < 1: faster; for the"
-echo " --threads rows it is the speed-up over one thread)"
+echo " --threads rows it is the speed-up over one thread. seconds: best wall time; CPU seconds:"
+echo " user + system of one run, all threads: floodwatch replay runs a capture thread beside"
+echo " its one analyzer thread)"
 
 echo
 echo "== floodwatch on (a) bench_mix: attacks reported"
