@@ -133,57 +133,54 @@ pub fn replay(
         stage.deliver(events)
     };
     let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, ReplayBatch::new);
-    let (analyzed, read) = std::thread::scope(|scope| {
-        let reader = std::thread::Builder::new()
-            .name("capture".into())
-            .spawn_scoped(scope, move || read_files(files, batches_tx, keep_frames))
-            .map_err(|e| format!("cannot start the capture thread: {e}"))?;
-        let mut last_file = usize::MAX;
-        let mut last_progress = 0;
-        let analyzed = (|| -> Result<TrafficStats, String> {
-            let mut traffic = TrafficStats::default();
-            while let Some(mut batch) = batches_rx.recv() {
-                let mut batch_started = Instant::now();
-                for (i, (record, frame)) in batch.packets.packets().enumerate() {
-                    if let Some(frame) = frame {
-                        stage.frame(&frame, record);
-                    }
-                    analyzer.process(record, &mut events);
-                    if !events.is_empty() {
-                        deliver(&mut events, stage)?;
-                    }
-                    if (i + 1) % BATCH == 0 {
-                        let now = Instant::now();
-                        let ns = now.duration_since(batch_started).as_nanos().max(1) as u64;
-                        let _ = batch_latency.record(ns);
-                        stage.batch_latency(ns);
-                        batch_started = now;
-                    }
+    let owned_files = files.to_vec();
+    let reader = std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || read_files(&owned_files, batches_tx, keep_frames))
+        .map_err(|e| format!("cannot start the capture thread: {e}"))?;
+    let mut last_file = usize::MAX;
+    let mut last_progress = 0;
+    let analyzed = (|| -> Result<(), String> {
+        while let Some(mut batch) = batches_rx.recv() {
+            let mut batch_started = Instant::now();
+            for (i, (record, frame)) in batch.packets.packets().enumerate() {
+                if let Some(frame) = frame {
+                    stage.frame(&frame, record);
                 }
-                if let Some(ts_ns) = batch.packets.last_ts_ns() {
-                    stage.advance(ts_ns);
+                analyzer.process(record, &mut events);
+                if !events.is_empty() {
+                    deliver(&mut events, stage)?;
                 }
-                traffic = batch.traffic;
-                // Every hand-off, so a scrape during a replay from a pipe sees where it stands.
-                stage.publish(&traffic, &*analyzer);
-                if let Some(p) = progress.as_deref_mut() {
-                    if batch.file != last_file || traffic.frames - last_progress >= PROGRESS_EVERY {
-                        (last_file, last_progress) = (batch.file, traffic.frames);
-                        p.update(&files[batch.file], batch.done, batch.total, traffic.frames);
-                    }
+                if (i + 1) % BATCH == 0 {
+                    let now = Instant::now();
+                    let ns = now.duration_since(batch_started).as_nanos().max(1) as u64;
+                    let _ = batch_latency.record(ns);
+                    stage.batch_latency(ns);
+                    batch_started = now;
                 }
-                batch.packets.clear();
-                batches_rx.give_back(batch);
             }
-            Ok(traffic)
-        })();
-        // Stops the capture thread early when the stage failed.
-        drop(batches_rx);
-        let read = reader.join().map_err(|_| "the capture thread failed".to_string())?;
-        Ok::<_, String>((analyzed, read))
-    })?;
+            if let Some(ts_ns) = batch.packets.last_ts_ns() {
+                stage.advance(ts_ns);
+            }
+            // Every hand-off, so a scrape during a replay from a pipe sees where it stands.
+            stage.publish(&batch.traffic, &*analyzer);
+            let frames = batch.traffic.frames;
+            if let Some(p) = progress.as_deref_mut() {
+                if batch.file != last_file || frames - last_progress >= PROGRESS_EVERY {
+                    (last_file, last_progress) = (batch.file, frames);
+                    p.update(&files[batch.file], batch.done, batch.total, frames);
+                }
+            }
+            batch.packets.clear();
+            batches_rx.give_back(batch);
+        }
+        Ok(())
+    })();
+    // When the stage failed, the capture thread is left to stop at its next hand-off: it
+    // may be waiting on a pipe, and the error must not wait with it.
+    drop(batches_rx);
     analyzed?;
-    let (traffic, errors) = read;
+    let (traffic, errors) = reader.join().map_err(|_| "the capture thread failed".to_string())?;
     analyzer.finish(EndReason::EndOfInput, &mut events);
     deliver(&mut events, stage)?;
     stage.publish(&traffic, &*analyzer);

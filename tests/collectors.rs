@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{find_tool, Scratch};
+use common::{find_tool, Pcap, Scratch};
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -267,27 +267,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> Option<String>) {
     }
 }
 
-/// A classic little-endian µs pcap file: its header and its records (16-byte header + data).
-struct Pcap {
-    header: Vec<u8>,
-    records: Vec<Vec<u8>>,
-}
-
 impl Pcap {
-    fn read(path: &Path) -> Pcap {
-        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(data.get(..4), Some(&[0xd4, 0xc3, 0xb2, 0xa1][..]), "{}: not a LE µs pcap", path.display());
-        let mut records = Vec::new();
-        let mut at = 24;
-        while at + 16 <= data.len() {
-            let caplen = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-            records.push(data[at..at + 16 + caplen].to_vec());
-            at += 16 + caplen;
-        }
-        assert_eq!(at, data.len(), "{}: trailing bytes", path.display());
-        Pcap { header: data[..24].to_vec(), records }
-    }
-
     /// The records shifted forward by `shift_s`, then a copy of the first one
     /// CLOSING_GAP_S after the last, so packet time moves past the attack's quiet time.
     fn phase_bytes(&self, shift_s: u32) -> Vec<u8> {

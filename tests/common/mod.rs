@@ -118,3 +118,25 @@ impl Drop for Scratch {
         }
     }
 }
+
+/// A classic little-endian µs pcap file: its header and its records (16-byte header + data).
+pub struct Pcap {
+    pub header: Vec<u8>,
+    pub records: Vec<Vec<u8>>,
+}
+
+impl Pcap {
+    pub fn read(path: &Path) -> Pcap {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(data.get(..4), Some(&[0xd4, 0xc3, 0xb2, 0xa1][..]), "{}: not a LE µs pcap", path.display());
+        let mut records = Vec::new();
+        let mut at = 24;
+        while at + 16 <= data.len() {
+            let caplen = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+            records.push(data[at..at + 16 + caplen].to_vec());
+            at += 16 + caplen;
+        }
+        assert_eq!(at, data.len(), "{}: trailing bytes", path.display());
+        Pcap { header: data[..24].to_vec(), records }
+    }
+}
