@@ -61,7 +61,7 @@ struct ReplayArgs {
     #[command(flatten)]
     output: OutputArgs,
     /// Analyzer threads: victims are sharded by address across N workers, with the alerts of
-    /// one thread (default 1: decode and analysis in one thread).
+    /// one thread (default 1: one analyzer thread, beside the capture thread that decodes).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: u16,
     /// Never draw the progress bar (it is drawn only when stderr is a terminal anyway).

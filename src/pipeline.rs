@@ -13,6 +13,9 @@ use std::time::Duration;
 /// Records per batch: the unit the daemon hands from thread to thread, and the unit of the
 /// batch latency (replay hands over several at once).
 pub const BATCH: usize = 512;
+/// Bytes of kept frames that fill a batch (frames can be up to 16 MiB each: without a cap,
+/// batches of large frames would hold gigabytes).
+pub const BATCH_FRAME_BYTES: usize = 1 << 20;
 /// Polls of an empty channel before a thread sleeps on it (about 100 µs).
 const SPINS_BEFORE_SLEEP: usize = 2000;
 
@@ -76,14 +79,19 @@ impl Batch {
         self.capacity.saturating_sub(self.records.len())
     }
 
+    /// Full at its capacity in records, or at [`BATCH_FRAME_BYTES`] of kept frames.
     pub fn is_full(&self) -> bool {
-        self.records.len() >= self.capacity
+        self.records.len() >= self.capacity || self.bytes.len() >= BATCH_FRAME_BYTES
     }
 
     pub fn clear(&mut self) {
         self.records.clear();
         self.spans.clear();
         self.bytes.clear();
+        // One huge frame (up to 16 MiB) must not keep its buffer for good.
+        if self.bytes.capacity() > 2 * BATCH_FRAME_BYTES {
+            self.bytes = Vec::new();
+        }
     }
 
     pub fn last_ts_ns(&self) -> Option<i64> {
@@ -127,18 +135,10 @@ impl<T> BatchSender<T> {
         spin_then_recv(&self.empty)
     }
 
-    /// Hands a full batch over; false once the analyzer is gone.
-    pub fn send(&self, batch: T) -> bool {
-        self.full.send(batch).is_ok()
-    }
-
     /// Hands `batch` over and takes the next empty one; None once the analyzer is gone.
     pub fn swap(&self, batch: T) -> Option<T> {
-        if self.send(batch) {
-            self.empty()
-        } else {
-            None
-        }
+        self.full.send(batch).ok()?;
+        self.empty()
     }
 }
 
@@ -179,4 +179,48 @@ fn spin_then_recv<T>(rx: &Receiver<T>) -> Option<T> {
         }
     }
     rx.recv().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Batch, BATCH_FRAME_BYTES};
+    use crate::capture::{Frame, LinkType};
+    use crate::output::summary::TrafficStats;
+
+    /// An Ethernet frame of `len` bytes carrying IPv4/UDP.
+    fn udp_frame(len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = &mut f[14..];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((len - 14) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        ip[16..20].copy_from_slice(&[198, 51, 100, 7]);
+        f
+    }
+
+    #[test]
+    fn kept_frames_fill_a_batch_at_its_byte_cap() {
+        let data = udp_frame(60_000);
+        let frame = Frame { ts_ns: 1, wire_len: 60_000, link: LinkType::ETHERNET, data: &data };
+        let mut batch = Batch::with_capacity(4096);
+        let mut traffic = TrafficStats::default();
+        while !batch.is_full() {
+            batch.add(&frame, &mut traffic, true);
+        }
+        // Full by bytes long before 4,096 records, and no further than one frame past the cap.
+        assert_eq!(batch.records.len(), BATCH_FRAME_BYTES.div_ceil(60_000));
+        assert!(batch.bytes.len() < BATCH_FRAME_BYTES + 60_000);
+        assert_eq!(traffic.ip_packets, batch.records.len() as u64);
+        let kept: Vec<usize> = batch.packets().map(|(_, f)| f.map_or(0, |f| f.data.len())).collect();
+        assert!(kept.iter().all(|&n| n == 60_000));
+        // Without kept frames, only the record count fills it.
+        let mut lean = Batch::with_capacity(4096);
+        for _ in 0..100 {
+            lean.add(&frame, &mut traffic, false);
+        }
+        assert!(!lean.is_full() && lean.bytes.is_empty());
+    }
 }

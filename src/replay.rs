@@ -140,10 +140,13 @@ pub fn replay(
         .map_err(|e| format!("cannot start the capture thread: {e}"))?;
     let mut last_file = usize::MAX;
     let mut last_progress = 0;
+    // Packets and processing time toward the next latency sample, across hand-offs (not
+    // counting the waits between them).
+    let (mut sample_packets, mut sample_ns) = (0, 0);
     let analyzed = (|| -> Result<(), String> {
         while let Some(mut batch) = batches_rx.recv() {
-            let mut batch_started = Instant::now();
-            for (i, (record, frame)) in batch.packets.packets().enumerate() {
+            let mut since = Instant::now();
+            for (record, frame) in batch.packets.packets() {
                 if let Some(frame) = frame {
                     stage.frame(&frame, record);
                 }
@@ -151,14 +154,16 @@ pub fn replay(
                 if !events.is_empty() {
                     deliver(&mut events, stage)?;
                 }
-                if (i + 1) % BATCH == 0 {
+                sample_packets += 1;
+                if sample_packets == BATCH {
                     let now = Instant::now();
-                    let ns = now.duration_since(batch_started).as_nanos().max(1) as u64;
+                    let ns = (sample_ns + now.duration_since(since).as_nanos() as u64).max(1);
                     let _ = batch_latency.record(ns);
                     stage.batch_latency(ns);
-                    batch_started = now;
+                    (sample_packets, sample_ns, since) = (0, 0, now);
                 }
             }
+            sample_ns += since.elapsed().as_nanos() as u64;
             if let Some(ts_ns) = batch.packets.last_ts_ns() {
                 stage.advance(ts_ns);
             }
@@ -166,9 +171,11 @@ pub fn replay(
             stage.publish(&batch.traffic, &*analyzer);
             let frames = batch.traffic.frames;
             if let Some(p) = progress.as_deref_mut() {
-                if batch.file != last_file || frames - last_progress >= PROGRESS_EVERY {
-                    (last_file, last_progress) = (batch.file, frames);
-                    p.update(&files[batch.file], batch.done, batch.total, frames);
+                if let Some(name) = files.get(batch.file) {
+                    if batch.file != last_file || frames - last_progress >= PROGRESS_EVERY {
+                        (last_file, last_progress) = (batch.file, frames);
+                        p.update(name, batch.done, batch.total, frames);
+                    }
                 }
             }
             batch.packets.clear();
@@ -208,6 +215,8 @@ fn read_files(
     let mut traffic = TrafficStats::default();
     let mut errors = Vec::new();
     let Some(mut batch) = batches.empty() else { return (traffic, errors) };
+    // Frames read by the last hand-off.
+    let mut handed = 0;
     for (file, path) in files.iter().enumerate() {
         let mut source = match FileSource::open(path) {
             Ok(s) => s,
@@ -217,16 +226,26 @@ fn read_files(
             }
         };
         loop {
-            let room = batch.packets.room();
-            let read = source.read_frames(room, |frame| batch.packets.add(frame, &mut traffic, keep_frames));
-            let more = read.unwrap_or_else(|e| {
-                errors.push(e);
-                false
-            });
-            // A stream returns early before it waits for input: what it gave goes on now.
-            if batch.packets.is_full() || (more && source.is_stream() && !batch.packets.is_empty()) {
+            // With frames kept, one at a time, so a batch stops near its cap in bytes.
+            let room = if keep_frames { 1 } else { batch.packets.room() };
+            // What is read goes on before the reader waits for input.
+            let wait = source.next_would_wait() && !batch.packets.is_empty();
+            let more = if wait {
+                true
+            } else {
+                source.read_frames(room, |frame| batch.packets.add(frame, &mut traffic, keep_frames)).unwrap_or_else(
+                    |e| {
+                        errors.push(e);
+                        false
+                    },
+                )
+            };
+            // Also at the end of each file (the next may be a pipe), and every HANDOFF
+            // frames however few are IP, so the counters and the progress move.
+            if wait || !more || batch.packets.is_full() || traffic.frames - handed >= HANDOFF as u64 {
                 (batch.traffic, batch.file) = (traffic, file);
                 (batch.done, batch.total) = source.progress();
+                handed = traffic.frames;
                 match batches.swap(batch) {
                     Some(next) => batch = next,
                     None => return (traffic, errors),
@@ -236,10 +255,7 @@ fn read_files(
                 break;
             }
         }
-        (batch.done, batch.total) = source.progress();
-        batch.file = file;
     }
-    batch.traffic = traffic;
-    batches.send(batch);
+    // Every file's end was handed over; files that could not be opened read nothing.
     (traffic, errors)
 }

@@ -7,7 +7,6 @@ use floodwatch::analyze::{Analyzer, AttackEvent, EventKind};
 use floodwatch::replay::replay;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -32,49 +31,74 @@ fn capture_through_attack_start() -> Vec<u8> {
     bytes
 }
 
-/// Replays the new FIFO `fifo` in a thread with `stage` and writes the capture through its
-/// attack's start into it. Returns the writer, to keep the pipe open, and where the replay's
-/// result arrives.
+/// Where the capture through the attack's start goes: into the pipe, or into a regular file
+/// replayed before a pipe that gets nothing.
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    Pipe,
+    FileThenPipe,
+}
+
+/// Replays (a file and) a new FIFO in `dir` in a thread with `stage`, feeding the capture
+/// through its attack's start as `feed` says. Returns the FIFO's writer, to keep the pipe
+/// open, and where the replay's result arrives.
 fn replay_open_pipe(
-    fifo: &Path,
+    dir: &common::Scratch,
+    feed: Feed,
     mut stage: impl FnMut(&AttackEvent) -> io::Result<()> + Send + 'static,
 ) -> (File, mpsc::Receiver<Result<usize, String>>) {
     let capture = capture_through_attack_start();
-    assert!(Command::new("mkfifo").arg(fifo).status().expect("mkfifo runs").success());
-    let name = fifo.display().to_string();
+    let (file, fifo) = (dir.path("first.pcap"), dir.path("in.pcap"));
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs").success());
+    let mut names = vec![fifo.display().to_string()];
+    if feed == Feed::FileThenPipe {
+        std::fs::write(&file, &capture).unwrap();
+        names.insert(0, file.display().to_string());
+    }
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut analyzer = Analyzer::new(common::settings());
-        let result = replay(&[name], &mut analyzer, &mut stage, None);
+        let result = replay(&names, &mut analyzer, &mut stage, None);
         let _ = done_tx.send(result.map(|o| o.attacks.len()));
     });
-    let mut writer = OpenOptions::new().write(true).open(fifo).expect("the FIFO opens for writing");
-    writer.write_all(&capture).expect("the replay reads the pipe");
+    let mut writer = OpenOptions::new().write(true).open(&fifo).expect("the FIFO opens for writing");
+    if feed == Feed::Pipe {
+        writer.write_all(&capture).expect("the replay reads the pipe");
+    }
     (writer, done_rx)
 }
 
 #[test]
 fn an_output_failure_ends_a_replay_whose_pipe_stays_open() {
     let dir = common::Scratch::new("replay-stream-fail");
-    let (writer, done) = replay_open_pipe(&dir.path("in.pcap"), |_| Err(io::Error::other("the alert output is gone")));
+    let (writer, done) = replay_open_pipe(&dir, Feed::Pipe, |_| Err(io::Error::other("the alert output is gone")));
     let result = done.recv_timeout(HANG).expect("the replay returned while its input pipe was still open");
     let err = result.expect_err("the output failed");
     assert!(err.contains("the alert output is gone"), "{err}");
     drop(writer);
 }
 
-#[test]
-fn alerts_from_a_pipe_do_not_wait_for_more_input() {
-    let dir = common::Scratch::new("replay-stream-alerts");
+/// The attack_start of a replay fed as `feed`, while the pipe stays open.
+fn start_while_pipe_open(name: &str, feed: Feed) -> String {
+    let dir = common::Scratch::new(name);
     let (start_tx, start_rx) = mpsc::channel();
-    let (writer, _done) = replay_open_pipe(&dir.path("in.pcap"), move |e| {
+    let (writer, _done) = replay_open_pipe(&dir, feed, move |e| {
         if e.event == EventKind::Start {
             let _ = start_tx.send(e.victim.to_string());
         }
         Ok(())
     });
-    // The pipe stays open: the flood's start must come out of what was written.
     let victim = start_rx.recv_timeout(HANG).expect("attack_start came while the pipe was still open");
-    assert_eq!(victim, "198.51.100.10");
     drop(writer);
+    victim
+}
+
+#[test]
+fn alerts_from_a_pipe_do_not_wait_for_more_input() {
+    assert_eq!(start_while_pipe_open("replay-stream-alerts", Feed::Pipe), "198.51.100.10");
+}
+
+#[test]
+fn alerts_of_a_file_do_not_wait_for_the_pipe_after_it() {
+    assert_eq!(start_while_pipe_open("replay-stream-next", Feed::FileThenPipe), "198.51.100.10");
 }
