@@ -114,13 +114,15 @@ impl Metrics {
                 let _ = writeln!(out, "floodwatch_{name}{labels} {v}");
             }
         };
+        // A family with one unlabelled sample.
+        let one = |v: u64| [(String::new(), v)];
         let by_class = |values: &[u64]| -> Vec<(String, u64)> {
             TrafficClass::ALL.iter().map(|c| (format!("{{class=\"{}\"}}", c.name()), values[*c as usize])).collect()
         };
-        family("frames_total", "counter", "Frames read.", &[(String::new(), t.frames)]);
+        family("frames_total", "counter", "Frames read.", &one(t.frames));
         family("packets_total", "counter", "IP packets analyzed, by class.", &by_class(&t.class_packets));
         family("bytes_total", "counter", "Bytes on the wire of IP packets, by class.", &by_class(&t.class_bytes));
-        family("non_ip_frames_total", "counter", "Frames that carry no IP.", &[(String::new(), t.non_ip)]);
+        family("non_ip_frames_total", "counter", "Frames that carry no IP.", &one(t.non_ip));
         let issues: Vec<(String, u64)> =
             DecodeIssue::ALL.iter().map(|i| (format!("{{reason=\"{}\"}}", i.name()), t.issues[*i as usize])).collect();
         family("decode_issues_total", "counter", "Frames that could not be decoded, by reason.", &issues);
@@ -128,7 +130,7 @@ impl Metrics {
             "kernel_dropped_total",
             "counter",
             "Packets the kernel dropped before capture (live only).",
-            &[(String::new(), self.kernel_dropped.load(Ordering::Relaxed))],
+            &one(self.kernel_dropped.load(Ordering::Relaxed)),
         );
         let skipped = [
             ("victim_table_full", a.victim_table_full),
@@ -141,14 +143,9 @@ impl Metrics {
             "echoes_dropped_total",
             "counter",
             "Attacks not reported: a victim under attack answering its attacker.",
-            &[(String::new(), a.echoes_dropped)],
+            &one(a.echoes_dropped),
         );
-        family(
-            "active_attacks",
-            "gauge",
-            "Attacks in progress.",
-            &[(String::new(), self.active_attacks.load(Ordering::Relaxed))],
-        );
+        family("active_attacks", "gauge", "Attacks in progress.", &one(self.active_attacks.load(Ordering::Relaxed)));
         let alerts: Vec<(String, u64)> = [EventKind::Start, EventKind::Update, EventKind::End]
             .iter()
             .map(|k| (format!("{{event=\"{}\"}}", k.name()), self.alerts[*k as usize].load(Ordering::Relaxed)))
@@ -187,13 +184,13 @@ impl Metrics {
             "blocklist_entries",
             "gauge",
             "Sources on the blocklist.",
-            &[(String::new(), self.blocklist_entries.load(Ordering::Relaxed))],
+            &one(self.blocklist_entries.load(Ordering::Relaxed)),
         );
         family(
             "evidence_files_total",
             "counter",
             "Evidence captures finished.",
-            &[(String::new(), self.evidence_files.load(Ordering::Relaxed))],
+            &one(self.evidence_files.load(Ordering::Relaxed)),
         );
         let hook = [
             ("ok", self.hook_runs.load(Ordering::Relaxed)),
