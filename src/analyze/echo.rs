@@ -143,24 +143,38 @@ mod tests {
         e
     }
 
+    /// An alert of the flood from 192.0.2.3 on 192.0.2.2.
+    fn flood(kind: EventKind) -> AttackEvent {
+        alert(kind, "flood", "192.0.2.2", "192.0.2.3", 90)
+    }
+
+    /// An alert of 192.0.2.2's answers to its attacker, seen as an attack on 192.0.2.3.
+    fn echo(kind: EventKind) -> AttackEvent {
+        alert(kind, "echo", "192.0.2.3", "192.0.2.2", 95)
+    }
+
+    /// (attack id, event) of each alert.
+    fn ids(events: &[AttackEvent]) -> Vec<(&str, EventKind)> {
+        events.iter().map(|e| (e.attack_id.as_str(), e.event)).collect()
+    }
+
     #[test]
     fn the_victim_answering_its_attacker_is_not_a_second_attack() {
         let mut f = EchoFilter::default();
         let mut events = vec![
-            alert(EventKind::Start, "flood", "192.0.2.2", "192.0.2.3", 90),
+            flood(EventKind::Start),
             // The attacker receives the victim's answers: every alert of that is dropped.
-            alert(EventKind::Start, "echo", "192.0.2.3", "192.0.2.2", 95),
-            alert(EventKind::Update, "echo", "192.0.2.3", "192.0.2.2", 95),
-            alert(EventKind::Update, "flood", "192.0.2.2", "192.0.2.3", 90),
-            alert(EventKind::End, "echo", "192.0.2.3", "192.0.2.2", 95),
+            echo(EventKind::Start),
+            echo(EventKind::Update),
+            flood(EventKind::Update),
+            echo(EventKind::End),
             // A third host flooded by the victim is not answering anyone: reported.
             alert(EventKind::Start, "other", "192.0.2.9", "192.0.2.2", 95),
-            alert(EventKind::End, "flood", "192.0.2.2", "192.0.2.3", 90),
+            flood(EventKind::End),
         ];
         f.filter(&mut events, 0);
-        let ids: Vec<(&str, EventKind)> = events.iter().map(|e| (e.attack_id.as_str(), e.event)).collect();
         assert_eq!(
-            ids,
+            ids(&events),
             [
                 ("flood", EventKind::Start),
                 ("flood", EventKind::Update),
@@ -179,20 +193,12 @@ mod tests {
     #[test]
     fn an_echo_that_outlasts_the_attack_it_answered_is_reported_from_its_next_update() {
         let mut f = EchoFilter::default();
-        let mut events = vec![
-            alert(EventKind::Start, "flood", "192.0.2.2", "192.0.2.3", 90),
-            alert(EventKind::Start, "echo", "192.0.2.3", "192.0.2.2", 95),
-            alert(EventKind::End, "flood", "192.0.2.2", "192.0.2.3", 90),
-        ];
+        let mut events = vec![flood(EventKind::Start), echo(EventKind::Start), flood(EventKind::End)];
         f.filter(&mut events, 0);
         assert_eq!(f.suppressed(), 1);
-        let mut later = vec![
-            alert(EventKind::Update, "echo", "192.0.2.3", "192.0.2.2", 95),
-            alert(EventKind::End, "echo", "192.0.2.3", "192.0.2.2", 95),
-        ];
+        let mut later = vec![echo(EventKind::Update), echo(EventKind::End)];
         f.filter(&mut later, 0);
-        let got: Vec<(&str, EventKind)> = later.iter().map(|e| (e.attack_id.as_str(), e.event)).collect();
-        assert_eq!(got, [("echo", EventKind::Start), ("echo", EventKind::End)]);
+        assert_eq!(ids(&later), [("echo", EventKind::Start), ("echo", EventKind::End)]);
         assert_eq!(f.suppressed(), 0);
     }
 
@@ -207,8 +213,7 @@ mod tests {
         in_canonical_order(&mut a);
         in_canonical_order(&mut b);
         assert_eq!(a, b);
-        let order: Vec<(&str, EventKind)> = a.iter().map(|e| (e.attack_id.as_str(), e.event)).collect();
-        assert_eq!(order, [("a", EventKind::Start), ("b", EventKind::Start), ("b", EventKind::End)]);
+        assert_eq!(ids(&a), [("a", EventKind::Start), ("b", EventKind::Start), ("b", EventKind::End)]);
     }
 
     #[test]
