@@ -17,7 +17,7 @@ use crate::output::{OutputOptions, Outputs};
 use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -316,8 +316,8 @@ fn analyzer_loop(
                 batch.clear();
                 batches.give_back(batch);
             }
-            Err(false) => {}
-            Err(true) => break Ok(()),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
         }
         if last_wall_advance.elapsed() >= TICK {
             last_wall_advance = Instant::now();

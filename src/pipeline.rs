@@ -154,10 +154,10 @@ impl<T> BatchReceiver<T> {
         spin_then_recv(&self.full)
     }
 
-    /// The next full batch if one comes within `timeout`; Err(true) once the capture
+    /// The next full batch if one comes within `timeout`; `Disconnected` once the capture
     /// thread is done.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, bool> {
-        self.full.recv_timeout(timeout).map_err(|e| e == RecvTimeoutError::Disconnected)
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.full.recv_timeout(timeout)
     }
 
     /// Returns an emptied batch for reuse.

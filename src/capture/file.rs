@@ -343,6 +343,13 @@ pub(super) trait RecordReader {
     fn next_is_buffered(&self, input: &Input) -> bool;
 }
 
+/// Whether reading `reader`'s next record may wait for input: the input is read rather than
+/// mapped and that record is not wholly in the buffer.
+#[inline]
+fn would_wait<R: RecordReader>(reader: &R, input: &Input) -> bool {
+    input.is_stream() && !reader.next_is_buffered(input)
+}
+
 /// Up to `max` records of `reader` into `each`; Ok(false) at the end of the file. Only the
 /// first record may wait for input: after it, a record not wholly buffered ends the call.
 #[inline]
@@ -353,7 +360,7 @@ fn pump<R: RecordReader>(
     each: &mut impl FnMut(&Frame<'_>),
 ) -> Result<bool, Fail> {
     for i in 0..max {
-        if i > 0 && input.is_stream() && !reader.next_is_buffered(input) {
+        if i > 0 && would_wait(reader, input) {
             return Ok(true);
         }
         if !reader.next_into(input, each)? {
@@ -493,12 +500,11 @@ impl FileSource {
     /// mapped (a pipe, a terminal, a gzip stream, a file that cannot be mapped) and that
     /// record is not wholly in the buffer.
     pub fn next_would_wait(&self) -> bool {
-        self.input.is_stream()
-            && match &self.format {
-                Format::Pcap(r) => !r.next_is_buffered(&self.input),
-                Format::PcapNg(r) => !r.next_is_buffered(&self.input),
-                Format::Done => false,
-            }
+        match &self.format {
+            Format::Pcap(r) => would_wait(r, &self.input),
+            Format::PcapNg(r) => would_wait(r, &self.input),
+            Format::Done => false,
+        }
     }
 
     /// The name given at open (path or "-").
