@@ -74,11 +74,6 @@ impl Batch {
         self.records.is_empty()
     }
 
-    /// How many more records fit.
-    pub fn room(&self) -> usize {
-        self.capacity.saturating_sub(self.records.len())
-    }
-
     /// Full at its capacity in records, or at [`BATCH_FRAME_BYTES`] of kept frames.
     pub fn is_full(&self) -> bool {
         self.records.len() >= self.capacity || self.bytes.len() >= BATCH_FRAME_BYTES

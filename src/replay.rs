@@ -226,19 +226,18 @@ fn read_files(
             }
         };
         loop {
-            // With frames kept, one at a time, so a batch stops near its cap in bytes.
-            let room = if keep_frames { 1 } else { batch.packets.room() };
             // What is read goes on before the reader waits for input.
             let wait = source.next_would_wait() && !batch.packets.is_empty();
-            let more = if wait {
-                true
-            } else {
-                source.read_frames(room, |frame| batch.packets.add(frame, &mut traffic, keep_frames)).unwrap_or_else(
-                    |e| {
-                        errors.push(e);
-                        false
-                    },
-                )
+            let more = wait || {
+                let max = HANDOFF.saturating_sub((traffic.frames - handed) as usize);
+                let fill = |frame: &Frame| {
+                    batch.packets.add(frame, &mut traffic, keep_frames);
+                    !batch.packets.is_full()
+                };
+                source.read_frames(max, fill).unwrap_or_else(|e| {
+                    errors.push(e);
+                    false
+                })
             };
             // Also at the end of each file (the next may be a pipe), and every HANDOFF
             // frames however few are IP, so the counters and the progress move.

@@ -50,7 +50,13 @@ fn frames(name: &str) -> Vec<(i64, u32, LinkType, Vec<u8>)> {
     let mut source = FileSource::open(path.to_str().unwrap()).unwrap();
     let mut out = Vec::new();
     // A gzip file is a stream: it hands over what it has buffered, then reads on.
-    while source.read_frames(usize::MAX, |f| out.push((f.ts_ns, f.wire_len, f.link, f.data.to_vec()))).unwrap() {}
+    while source
+        .read_frames(usize::MAX, |f| {
+            out.push((f.ts_ns, f.wire_len, f.link, f.data.to_vec()));
+            true
+        })
+        .unwrap()
+    {}
     out
 }
 

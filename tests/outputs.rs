@@ -266,7 +266,13 @@ fn metrics_are_served_over_http_while_a_replay_runs() {
     stdin.flush().unwrap();
     let mut source = FileSource::open(&repo_path(SYN).display().to_string()).unwrap();
     let mut total = 0.0;
-    while source.read_frames(usize::MAX, |_| total += 1.0).unwrap() {}
+    while source
+        .read_frames(usize::MAX, |_| {
+            total += 1.0;
+            true
+        })
+        .unwrap()
+    {}
     let deadline = Instant::now() + Duration::from_secs(60);
     // Until every frame written is counted (metrics are published per hand-off of packets).
     let text = loop {

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             analyzer.process(&record, &mut events);
             events.clear();
         }
+        true
     };
     while let Ok(true) = source.read_frames(usize::MAX, &mut each) {}
     analyzer.finish(EndReason::EndOfInput, &mut events);

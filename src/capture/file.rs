@@ -350,20 +350,22 @@ fn would_wait<R: RecordReader>(reader: &R, input: &Input) -> bool {
     input.is_stream() && !reader.next_is_buffered(input)
 }
 
-/// Up to `max` records of `reader` into `each`; Ok(false) at the end of the file. Only the
-/// first record may wait for input: after it, a record not wholly buffered ends the call.
+/// Up to `max` records of `reader` into `each`, until `each` returns false; Ok(false) at the
+/// end of the file. Only the first record may wait for input: after it, a record not wholly
+/// buffered ends the call.
 #[inline]
 fn pump<R: RecordReader>(
     reader: &mut R,
     input: &mut Input,
     max: usize,
-    each: &mut impl FnMut(&Frame<'_>),
+    each: &mut impl FnMut(&Frame<'_>) -> bool,
 ) -> Result<bool, Fail> {
+    let mut wanted = true;
     for i in 0..max {
-        if i > 0 && would_wait(reader, input) {
+        if !wanted || (i > 0 && would_wait(reader, input)) {
             return Ok(true);
         }
-        if !reader.next_into(input, each)? {
+        if !reader.next_into(input, &mut |frame| wanted = each(frame))? {
             return Ok(false);
         }
     }
@@ -469,15 +471,16 @@ impl FileSource {
         }
     }
 
-    /// Reads up to `max` records, handing their frames to `each`: Ok(true) when more may
-    /// follow, Ok(false) at a clean end of file. After an Err, the source is finished.
+    /// Reads up to `max` records, handing their frames to `each` until it returns false (it
+    /// wants no more): Ok(true) when more may follow, Ok(false) at a clean end of file.
+    /// After an Err, the source is finished.
     /// Once it has read a record, it returns early rather than wait for input (see
     /// [`FileSource::next_would_wait`]), so a caller can pass on what it has first.
     /// The loop runs inside the format's reader, so a frame reaches `each` without a
     /// round trip through a returned `Result` (in the profile, a store-forwarding stall per
     /// packet, about a tenth of replay's capture thread).
     #[inline]
-    pub fn read_frames(&mut self, max: usize, mut each: impl FnMut(&Frame<'_>)) -> Result<bool, CaptureError> {
+    pub fn read_frames(&mut self, max: usize, mut each: impl FnMut(&Frame<'_>) -> bool) -> Result<bool, CaptureError> {
         let result = match &mut self.format {
             Format::Pcap(r) => pump(r, &mut self.input, max, &mut each),
             Format::PcapNg(r) => pump(r, &mut self.input, max, &mut each),
@@ -539,10 +542,10 @@ pub(super) mod test_util {
     /// The next frame, copied; Ok(None) at a clean end of file.
     pub fn next_owned(src: &mut FileSource) -> Result<Option<Owned>, CaptureError> {
         let mut frame = None;
-        // One record at a time: a pcapng interface block is a record without a frame.
         while frame.is_none()
-            && src.read_frames(1, |f| {
-                frame = Some(Owned { ts_ns: f.ts_ns, wire_len: f.wire_len, link: f.link, data: f.data.to_vec() })
+            && src.read_frames(usize::MAX, |f| {
+                frame = Some(Owned { ts_ns: f.ts_ns, wire_len: f.wire_len, link: f.link, data: f.data.to_vec() });
+                false
             })?
         {}
         Ok(frame)
@@ -818,7 +821,12 @@ mod tests {
             let mut src = FileSource::with_buffer(name, Box::new(pipe), None, 1 << 16).unwrap();
             assert!(!src.next_would_wait(), "{name}: the first two records are buffered");
             let mut frames = Vec::new();
-            let more = src.read_frames(usize::MAX, |f| frames.push(f.data[0])).unwrap();
+            let more = src
+                .read_frames(usize::MAX, |f| {
+                    frames.push(f.data[0]);
+                    true
+                })
+                .unwrap();
             assert!(more, "{name}");
             assert_eq!(frames, [0, 1], "{name}");
             assert!(src.next_would_wait(), "{name}: half of the third record is buffered");
