@@ -46,11 +46,6 @@ impl KeyedHasher {
         self.hash_u128(ip.0)
     }
 
-    #[inline(always)]
-    pub fn hash_u64(&self, x: u64) -> u64 {
-        folded_multiply(folded_multiply(x ^ self.k[0], self.k[1]) ^ self.k[2], self.k[3])
-    }
-
     /// Hash of a TCP connection seen from the server (`server`, `server_port`) with an
     /// expected acknowledgment number, for the handshake table.
     #[inline(always)]
@@ -76,13 +71,6 @@ impl SketchKey for IpKey {
     #[inline(always)]
     fn keyed_hash(&self, hasher: &KeyedHasher) -> u64 {
         hasher.hash_ip(*self)
-    }
-}
-
-impl SketchKey for u16 {
-    #[inline(always)]
-    fn keyed_hash(&self, hasher: &KeyedHasher) -> u64 {
-        hasher.hash_u64(*self as u64)
     }
 }
 

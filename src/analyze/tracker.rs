@@ -4,18 +4,16 @@
 
 use super::hash::KeyedHasher;
 use super::services::{ServiceTable, NO_SERVICE, REFLECTORS};
-use super::sketch::{HyperLogLog, SpaceSaving};
+use super::sketch::{HyperLogLog, PortTally, SpaceSaving};
 use crate::decode::{IpKey, L4State, PacketRecord};
 
 /// HyperLogLog precision: 2^15 registers, about 0.6 % standard error.
 const DISTINCT_PRECISION: u32 = 15;
-/// Destination ports tracked per attack (only the main ones are reported).
-const TRACKED_PORTS: usize = 32;
 
 pub struct AttackTracker {
     pub sources: SpaceSaving<IpKey>,
     distinct: HyperLogLog,
-    pub dst_ports: SpaceSaving<u16>,
+    dst_ports: PortTally,
     /// Packets with ports per reflector service of their source port.
     services: [u64; REFLECTORS.len()],
     /// Packets whose ports were read (not non-first fragments).
@@ -29,7 +27,7 @@ impl AttackTracker {
         AttackTracker {
             sources: SpaceSaving::new(tracked_sources, hasher),
             distinct: HyperLogLog::new(DISTINCT_PRECISION),
-            dst_ports: SpaceSaving::new(TRACKED_PORTS, hasher),
+            dst_ports: PortTally::default(),
             services: [0; REFLECTORS.len()],
             with_ports: 0,
             ttls_seen: [0; 4],

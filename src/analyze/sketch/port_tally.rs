@@ -1,0 +1,206 @@
+//! The busiest destination ports of an attack: Space-Saving (see [`super::SpaceSaving`])
+//! over 16-bit keys with [`PORT_COUNTERS`] counters, laid out for a linear scan.
+//!
+//! A flood to random ports misses on nearly every packet, and each miss replaces a counter
+//! with the smallest count. The heap of the general sketch paid a sift through its levels
+//! for that on every packet (a tenth of the analysis of `bench_mix`). Here the ports sit in
+//! one cache line that is compared as a whole, and the smallest count is found lazily: counts
+//! only grow, so a remembered minimum stays a lower bound, and any counter still at it is a
+//! smallest one. A cursor walks the counters looking for one; only when a whole pass finds
+//! none is the minimum taken again, once per [`PORT_COUNTERS`] replacements at most.
+
+use super::Counted;
+
+/// Counters per tally: enough for every port above a 1/32 share of the packets to stay.
+pub const PORT_COUNTERS: usize = 32;
+const ALL_USED: u32 = u32::MAX;
+const _: () = assert!(PORT_COUNTERS == u32::BITS as usize);
+
+#[derive(Clone, Debug)]
+pub struct PortTally {
+    ports: [u16; PORT_COUNTERS],
+    /// Bit `i` set when counter `i` holds a port.
+    used: u32,
+    counts: [u64; PORT_COUNTERS],
+    /// How much each count may overestimate: the count the port took over.
+    errors: [u64; PORT_COUNTERS],
+    /// Once every counter is used: at most the smallest count.
+    floor: u64,
+    /// Where the search for a counter at `floor` resumes.
+    cursor: usize,
+}
+
+impl Default for PortTally {
+    fn default() -> Self {
+        PortTally {
+            ports: [0; PORT_COUNTERS],
+            used: 0,
+            counts: [0; PORT_COUNTERS],
+            errors: [0; PORT_COUNTERS],
+            floor: 0,
+            cursor: 0,
+        }
+    }
+}
+
+impl PortTally {
+    pub fn clear(&mut self) {
+        *self = PortTally::default();
+    }
+
+    #[inline]
+    pub fn add(&mut self, port: u16) {
+        // Without early exit, so the compiler compares all ports at once.
+        let mut hits = 0u32;
+        for (i, p) in self.ports.iter().enumerate() {
+            hits |= u32::from(*p == port) << i;
+        }
+        let hits = hits & self.used;
+        if hits != 0 {
+            self.counts[hits.trailing_zeros() as usize] += 1;
+            return;
+        }
+        if self.used != ALL_USED {
+            let i = (!self.used).trailing_zeros() as usize;
+            self.used |= 1 << i;
+            (self.ports[i], self.counts[i], self.errors[i]) = (port, 1, 0);
+            return;
+        }
+        let i = self.smallest();
+        self.errors[i] = self.counts[i];
+        self.counts[i] += 1;
+        self.ports[i] = port;
+    }
+
+    /// A counter with the smallest count (every counter is used).
+    #[inline]
+    fn smallest(&mut self) -> usize {
+        loop {
+            while let Some(&count) = self.counts.get(self.cursor) {
+                if count == self.floor {
+                    return self.cursor;
+                }
+                self.cursor += 1;
+            }
+            self.floor = self.counts.iter().copied().min().unwrap_or(0);
+            self.cursor = 0;
+        }
+    }
+
+    /// The tracked ports, largest count first (ties broken by port for stable output).
+    pub fn top(&self, n: usize) -> Vec<Counted<u16>> {
+        let mut all: Vec<Counted<u16>> = (0..PORT_COUNTERS)
+            .filter(|i| self.used & (1 << i) != 0)
+            .map(|i| Counted { key: self.ports[i], count: self.counts[i], error: self.errors[i] })
+            .collect();
+        all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
+        all.truncate(n);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_while_under_capacity() {
+        let mut t = PortTally::default();
+        for port in 1..=20u16 {
+            for _ in 0..port {
+                t.add(port * 100);
+            }
+        }
+        let top = t.top(3);
+        assert_eq!(top[0], Counted { key: 2000, count: 20, error: 0 });
+        assert_eq!(top[1], Counted { key: 1900, count: 19, error: 0 });
+        assert_eq!(t.top(100).len(), 20);
+        // Port 0 is a port like any other, not an empty counter.
+        t.add(0);
+        assert!(t.top(100).contains(&Counted { key: 0, count: 1, error: 0 }));
+    }
+
+    #[test]
+    fn a_busy_port_survives_a_flood_to_random_ports() {
+        let mut t = PortTally::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..100_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            t.add(state as u16 | 1024);
+            if i % 5 == 0 {
+                t.add(53);
+            }
+        }
+        let top = t.top(1)[0];
+        assert_eq!(top.key, 53);
+        assert!(top.count >= 20_000 && top.count - top.error <= 20_000, "{top:?}");
+    }
+
+    #[test]
+    fn clear_forgets_everything() {
+        let mut t = PortTally::default();
+        for p in 0..1000u16 {
+            t.add(p);
+        }
+        t.clear();
+        assert!(t.top(10).is_empty());
+        t.add(7);
+        assert_eq!(t.top(10), vec![Counted { key: 7, count: 1, error: 0 }]);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The Space-Saving guarantees on arbitrary streams: every count overestimates by at
+        /// most its error, every error is at most N/m, every port more frequent than N/m is
+        /// tracked, and the counts add up to N.
+        #[test]
+        fn error_bounds_hold(
+            heavy in proptest::collection::vec((0u16..50, 1usize..300), 1..8),
+            noise in proptest::collection::vec(any::<u16>(), 0..3000),
+            seed in any::<u64>(),
+        ) {
+            let mut stream = noise.clone();
+            for (port, times) in &heavy {
+                stream.extend(std::iter::repeat_n(*port, *times));
+            }
+            let mut state = seed | 1;
+            for i in (1..stream.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                stream.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let mut t = PortTally::default();
+            let mut truth: HashMap<u16, u64> = HashMap::new();
+            for p in &stream {
+                t.add(*p);
+                *truth.entry(*p).or_default() += 1;
+            }
+            let n = stream.len() as u64;
+            let bound = n / PORT_COUNTERS as u64;
+            let tracked = t.top(PORT_COUNTERS);
+            prop_assert_eq!(tracked.iter().map(|c| c.count).sum::<u64>(), n);
+            for c in &tracked {
+                let real = truth[&c.key];
+                prop_assert!(c.count >= real, "count {} below true {}", c.count, real);
+                prop_assert!(c.count - c.error <= real, "lower bound {} above true {}", c.count - c.error, real);
+                prop_assert!(c.error <= bound, "error {} above N/m = {}", c.error, bound);
+            }
+            for (port, real) in &truth {
+                if *real > bound {
+                    prop_assert!(tracked.iter().any(|c| c.key == *port), "frequent port {port} ({real} > {bound}) lost");
+                }
+            }
+        }
+    }
+}
