@@ -588,8 +588,19 @@ impl Analyzer {
     }
 
     /// The current tick, advancing (and evaluating) up to the tick of `ts_ns` if later.
+    #[inline]
     fn move_clock(&mut self, ts_ns: i64, out: &mut Vec<AttackEvent>) -> i64 {
         let tick = ts_ns.div_euclid(TICK_NS);
+        // Nearly every packet falls in the current tick.
+        match self.now_tick {
+            Some(now) if now == tick => now,
+            _ => self.step_clock(tick, out),
+        }
+    }
+
+    /// [`move_clock`](Self::move_clock) off its fast path: a new tick, or a late packet.
+    #[inline(never)]
+    fn step_clock(&mut self, tick: i64, out: &mut Vec<AttackEvent>) -> i64 {
         let Some(mut now) = self.now_tick else {
             self.now_tick = Some(tick);
             return tick;

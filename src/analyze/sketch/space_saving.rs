@@ -117,7 +117,8 @@ impl<K: SketchKey> SpaceSaving<K> {
                 break;
             }
             if self.keys[c as usize] == key {
-                let pos = self.heap_pos[c as usize] as usize;
+                // Before the heap is ordered, counter c sits at position c: one load fewer.
+                let pos = if self.ordered { self.heap_pos[c as usize] as usize } else { c as usize };
                 self.heap[pos].count += 1;
                 if self.ordered {
                     self.sift_down(pos);
