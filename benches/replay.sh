@@ -10,7 +10,8 @@
 #     amplification inside (about 7 % of the packets each, ~70,000 pps each in packet time);
 # (b) bench_spoofed: a SYN flood against one victim from exactly FW_BENCH_SOURCES distinct
 #     random IPv4 sources.
-# Every tool runs 3 times per input after the page cache is warmed; the best wall time counts.
+# Every tool runs 3 times per input after the input is read into the page cache (see below);
+# the best wall time counts.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -57,6 +58,14 @@ gen() { # name file args...
 gen bench-mix "$MIX" --packets "$PACKETS"
 gen bench-spoofed "$SPOOFED" --packets "$PACKETS" --sources "$SOURCES"
 TRUE_SOURCES=$(sed -n 's/.*distinct attack sources \([0-9]*\).*/\1/p' "$SPOOFED.facts")
+
+# evict FILE: drops FILE's pages from the page cache (clean pages only, hence the sync).
+evict() {
+    sync "$1"
+    if ! dd if="$1" iflag=nocache count=0 status=none 2>/dev/null; then
+        python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1"
+    fi
+}
 
 # best_of CMD...: runs CMD $RUNS times (output discarded), prints the best wall time in seconds.
 best_of() {
@@ -114,7 +123,13 @@ row() { echo "$1|$2|$3|$4|$(cat "$WORK/cpu")" >>"$ROWS"; }
 
 for input in mix spoofed; do
     if [ $input = mix ]; then file=$MIX; else file=$SPOOFED; fi
-    echo "== $input: warming the page cache ($(du -h "$file" | cut -f1))"
+    echo "== $input: dropping it from the page cache, then reading it back ($(du -h "$file" | cut -f1))"
+    # The same page cache state for every run and every tool: that of a file read from disk.
+    # A file just written (by capgen) or faulted in through a mapping sits in 4 KiB pages; one
+    # read back with read(2) sits in large folios on kernels whose filesystem has them (ext4
+    # since 6.16), and mapping those costs several times less. (Some VMs also page out cache
+    # untouched for a minute, so each input is read back right before its own runs.)
+    evict "$file"
     cat "$file" >/dev/null
 
     echo "   floodwatch (summary kept, alerts to a file)"
