@@ -130,6 +130,10 @@ for input in mix spoofed; do
     # since 6.16), and mapping those costs several times less. (Some VMs also page out cache
     # untouched for a minute, so each input is read back right before its own runs.)
     evict "$file"
+    if command -v fincore >/dev/null; then
+        # tmpfs, for one, keeps its pages whatever it is told: then the state is not a disk's.
+        echo "   resident after dropping: $(fincore --bytes --noheadings --output RES "$file") bytes"
+    fi
     cat "$file" >/dev/null
 
     echo "   floodwatch (summary kept, alerts to a file)"

@@ -6,8 +6,10 @@
 //! for that on every packet (a tenth of the analysis of `bench_mix`). Here the ports sit in
 //! one cache line that is compared as a whole, and the smallest count is found lazily: counts
 //! only grow, so a remembered minimum stays a lower bound, and any counter still at it is a
-//! smallest one. A cursor walks the counters looking for one; only when a whole pass finds
-//! none is the minimum taken again, once per [`PORT_COUNTERS`] replacements at most.
+//! smallest one. A cursor walks the counters looking for one; only when it reaches the end is
+//! the minimum taken again. A replacement thus costs at most two walks over the counts and one
+//! minimum; in a flood to random ports, whose counts stay level, the minimum is taken about
+//! once per [`PORT_COUNTERS`] replacements.
 
 use super::Counted;
 
@@ -16,7 +18,10 @@ pub const PORT_COUNTERS: usize = 32;
 const ALL_USED: u32 = u32::MAX;
 const _: () = assert!(PORT_COUNTERS == u32::BITS as usize);
 
+/// `ports` first and the whole aligned to a cache line: the ports are the one line every
+/// packet reads.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct PortTally {
     ports: [u16; PORT_COUNTERS],
     /// Bit `i` set when counter `i` holds a port.
