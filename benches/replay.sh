@@ -132,7 +132,7 @@ for input in mix spoofed; do
     evict "$file"
     if command -v fincore >/dev/null; then
         # tmpfs, for one, keeps its pages whatever it is told: then the state is not a disk's.
-        echo "   resident after dropping: $(fincore --bytes --noheadings --output RES "$file") bytes"
+        echo "   resident after dropping: $(fincore --bytes --noheadings --output RES "$file" | tr -d ' ') bytes"
     fi
     cat "$file" >/dev/null
 

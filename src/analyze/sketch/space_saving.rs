@@ -319,16 +319,18 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::analyze::sketch::test_util::{check_guarantees, shuffled_stream};
     use crate::decode::IpKey;
     use proptest::prelude::*;
-    use std::collections::HashMap;
+
+    fn ip(i: u32) -> IpKey {
+        IpKey::from_v4(i.to_be_bytes())
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// The Space-Saving guarantees on arbitrary streams: every tracked count overestimates
-        /// by at most its error, every error is at most N/m, and every key more frequent than
-        /// N/m is tracked.
+        /// The Space-Saving guarantees on arbitrary streams, found through the index.
         #[test]
         fn error_bounds_hold(
             capacity in 4usize..64,
@@ -336,39 +338,14 @@ mod properties {
             noise in proptest::collection::vec(0u32..1_000_000, 0..3000),
             seed in any::<u64>(),
         ) {
+            let noise: Vec<IpKey> = noise.iter().map(|n| ip(n + 1000)).collect();
+            let heavy: Vec<(IpKey, usize)> = heavy.iter().map(|(k, times)| (ip(*k), *times)).collect();
+            let (stream, truth) = shuffled_stream(&noise, &heavy, seed);
             let mut ss = SpaceSaving::new(capacity, KeyedHasher::new(Some(seed)));
-            let mut truth: HashMap<u32, u64> = HashMap::new();
-            let mut stream: Vec<u32> = noise.iter().map(|n| n + 1000).collect();
-            for (key, times) in &heavy {
-                stream.extend(std::iter::repeat_n(*key, *times));
-            }
-            // A deterministic shuffle so heavy keys arrive interleaved with the noise.
-            let mut state = seed | 1;
-            for i in (1..stream.len()).rev() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                stream.swap(i, (state % (i as u64 + 1)) as usize);
-            }
             for k in &stream {
-                ss.add(IpKey::from_v4(k.to_be_bytes()));
-                *truth.entry(*k).or_default() += 1;
+                ss.add(*k);
             }
-            let n = stream.len() as u64;
-            let bound = n / capacity as u64;
-            let tracked = ss.top(capacity);
-            for c in &tracked {
-                let key = u32::from_be_bytes(match c.key.to_ip() { std::net::IpAddr::V4(v4) => v4.octets(), _ => unreachable!() });
-                let t = truth[&key];
-                prop_assert!(c.count >= t, "count {} below true {}", c.count, t);
-                prop_assert!(c.count - c.error <= t, "lower bound {} above true {}", c.count - c.error, t);
-                prop_assert!(c.error <= bound, "error {} above N/m = {}", c.error, bound);
-            }
-            for (key, t) in &truth {
-                if *t > bound {
-                    prop_assert!(ss.count_of(IpKey::from_v4(key.to_be_bytes())).is_some(), "frequent key {key} ({t} > {bound}) lost");
-                }
-            }
+            check_guarantees(&ss.top(capacity), &truth, capacity, |k| ss.count_of(k).is_some())?;
         }
     }
 }
