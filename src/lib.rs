@@ -11,5 +11,6 @@ pub mod daemon;
 pub mod decode;
 pub mod output;
 pub mod pipeline;
+mod prefetch;
 pub mod replay;
 pub mod synth;

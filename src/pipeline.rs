@@ -7,6 +7,7 @@
 use crate::capture::{Frame, LinkType};
 use crate::decode::{decode, Decoded, PacketRecord};
 use crate::output::summary::TrafficStats;
+use crate::prefetch::prefetch;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ pub const BATCH: usize = 512;
 pub const BATCH_FRAME_BYTES: usize = 1 << 20;
 /// Polls of an empty channel before a thread sleeps on it (about 100 µs).
 const SPINS_BEFORE_SLEEP: usize = 2000;
+/// How many records ahead of the analyzer [`Batch::packets`] prefetches (the analysis alone
+/// over decoded records in memory: 0.32–0.37 s without, 0.27–0.30 s with 8 ahead, 16 and 32
+/// alike).
+const PREFETCH_RECORDS: usize = 8;
 
 /// Where a frame's bytes sit in its batch.
 #[derive(Clone, Copy)]
@@ -96,6 +101,8 @@ impl Batch {
     /// The packets in order, each with its frame when frames were kept.
     pub fn packets(&self) -> impl Iterator<Item = (&PacketRecord, Option<Frame<'_>>)> {
         self.records.iter().enumerate().map(|(i, record)| {
+            // The records were written on the other core: ask for them ahead of the analyzer.
+            prefetch(self.records.get(i + PREFETCH_RECORDS));
             let frame = self.spans.get(i).map(|span| Frame {
                 ts_ns: span.ts_ns,
                 wire_len: span.wire_len,

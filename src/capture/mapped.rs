@@ -21,6 +21,7 @@
 //! Pages already read are dropped from the mapping every [`RELEASE_STEP`] bytes, so resident
 //! memory stays bounded by the step however large the file (the pages stay in the page cache).
 
+use crate::prefetch::prefetch;
 use std::cell::Cell;
 use std::fs::File;
 use std::io;
@@ -247,8 +248,8 @@ impl Mapping {
     #[inline]
     pub(super) fn readable(&self, start: usize, end: usize) -> bool {
         let bytes = self.bytes();
-        prefetch(bytes, start + PREFETCH_AHEAD);
-        prefetch(bytes, start + PREFETCH_AHEAD + 64);
+        prefetch(bytes.get(start + PREFETCH_AHEAD));
+        prefetch(bytes.get(start + PREFETCH_AHEAD + 64));
         if end > self.verified.get() {
             self.verify(start, end);
         }
@@ -276,7 +277,7 @@ impl Mapping {
         if ahead < bytes.len() {
             touch(ahead);
             // Next time's touch, so it does not wait for memory.
-            prefetch(bytes, ahead + VERIFY_AHEAD_PAGES * page);
+            prefetch(bytes.get(ahead + VERIFY_AHEAD_PAGES * page));
         } else if self.file_len() < bytes.len() {
             // The last pages: nothing after them can fault, so ask the file (a few pages'
             // worth of records per file).
@@ -348,18 +349,6 @@ impl Mapping {
         self.release_before(released);
         true
     }
-}
-
-/// Asks for the cache line of `bytes[at]` (nothing when `at` is outside `bytes`).
-#[inline(always)]
-fn prefetch(bytes: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(b) = bytes.get(at) {
-        // SAFETY: a prefetch of a valid address; it loads nothing architecturally.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((b as *const u8).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, at);
 }
 
 /// How far ahead of the parse the mapped bytes are prefetched: the page cache's pages are
