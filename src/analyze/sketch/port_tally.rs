@@ -20,7 +20,7 @@ const _: () = assert!(PORT_COUNTERS == u32::BITS as usize);
 
 /// `ports` first and the whole aligned to a cache line: the ports are the one line every
 /// packet reads.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 #[repr(C, align(64))]
 pub struct PortTally {
     ports: [u16; PORT_COUNTERS],
@@ -33,19 +33,6 @@ pub struct PortTally {
     floor: u64,
     /// Where the search for a counter at `floor` resumes.
     cursor: usize,
-}
-
-impl Default for PortTally {
-    fn default() -> Self {
-        PortTally {
-            ports: [0; PORT_COUNTERS],
-            used: 0,
-            counts: [0; PORT_COUNTERS],
-            errors: [0; PORT_COUNTERS],
-            floor: 0,
-            cursor: 0,
-        }
-    }
 }
 
 impl PortTally {
@@ -94,13 +81,11 @@ impl PortTally {
 
     /// The tracked ports, largest count first (ties broken by port for stable output).
     pub fn top(&self, n: usize) -> Vec<Counted<u16>> {
-        let mut all: Vec<Counted<u16>> = (0..PORT_COUNTERS)
+        let all = (0..PORT_COUNTERS)
             .filter(|i| self.used & (1 << i) != 0)
             .map(|i| Counted { key: self.ports[i], count: self.counts[i], error: self.errors[i] })
             .collect();
-        all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
-        all.truncate(n);
-        all
+        Counted::busiest(all, n)
     }
 }
 

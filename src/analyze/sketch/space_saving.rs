@@ -24,6 +24,15 @@ pub struct Counted<K> {
     pub error: u64,
 }
 
+impl<K: Ord> Counted<K> {
+    /// The first `n` of `all`, largest count first (ties broken by key for stable output).
+    pub(super) fn busiest(mut all: Vec<Counted<K>>, n: usize) -> Vec<Counted<K>> {
+        all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
+        all.truncate(n);
+        all
+    }
+}
+
 /// One heap entry: a counter's count kept next to its index, so sifting compares neighbours
 /// in the heap array instead of chasing each index into a separate count array.
 #[derive(Clone, Copy, Debug)]
@@ -170,12 +179,10 @@ impl<K: SketchKey> SpaceSaving<K> {
 
     /// The tracked keys, largest count first (ties broken by key for stable output).
     pub fn top(&self, n: usize) -> Vec<Counted<K>> {
-        let mut all: Vec<Counted<K>> = (0..self.keys.len())
+        let all = (0..self.keys.len())
             .map(|c| Counted { key: self.keys[c], count: self.count(c), error: self.errors[c] })
             .collect();
-        all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
-        all.truncate(n);
-        all
+        Counted::busiest(all, n)
     }
 
     fn insert_into_index(&mut self, hash: u64, counter: u32) {
