@@ -54,11 +54,14 @@ impl Batch {
     pub fn add(&mut self, frame: &Frame, traffic: &mut TrafficStats, keep_frames: bool) {
         traffic.frames += 1;
         traffic.wire_bytes += frame.wire_len.max(frame.data.len() as u32) as u64;
-        let mut record = PacketRecord::default();
-        match decode(frame, &mut record) {
+        // Decoded in place: a record decoded on the stack and then pushed was read back in
+        // wide loads right after its narrow stores, a store-forwarding stall per packet (the
+        // capture loop alone over `bench_mix`: 0.297 s that way, 0.286 s in place).
+        self.records.push(PacketRecord::default());
+        let Some(record) = self.records.last_mut() else { return };
+        match decode(frame, record) {
             Ok(Decoded::Ip) => {
-                traffic.count_ip(&record);
-                self.records.push(record);
+                traffic.count_ip(record);
                 if keep_frames {
                     self.spans.push(FrameSpan {
                         ts_ns: frame.ts_ns,
@@ -70,8 +73,14 @@ impl Batch {
                     self.bytes.extend_from_slice(frame.data);
                 }
             }
-            Ok(Decoded::NonIp) => traffic.non_ip += 1,
-            Err(issue) => traffic.issues[issue as usize] += 1,
+            Ok(Decoded::NonIp) => {
+                self.records.pop();
+                traffic.non_ip += 1
+            }
+            Err(issue) => {
+                self.records.pop();
+                traffic.issues[issue as usize] += 1
+            }
         }
     }
 

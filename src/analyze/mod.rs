@@ -117,9 +117,9 @@ impl Class {
 
     /// The class of a packet by protocol (fragments are counted separately too).
     #[inline]
-    pub fn of(p: &PacketRecord) -> Option<Class> {
+    pub const fn of(p: &PacketRecord) -> Option<Class> {
         match p.protocol {
-            PacketRecord::PROTO_TCP if p.l4 == L4State::Present => {
+            PacketRecord::PROTO_TCP if matches!(p.l4, L4State::Present) => {
                 match p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_ACK) {
                     PacketRecord::TCP_SYN => Some(Class::Syn),
                     f if f == PacketRecord::TCP_SYN | PacketRecord::TCP_ACK => Some(Class::SynAck),

@@ -106,8 +106,64 @@ impl PacketRecord {
     pub const TCP_RST: u8 = 0x04;
     pub const TCP_ACK: u8 = 0x10;
 
+    /// Number of distinct [`shape`](Self::shape)s.
+    pub(crate) const SHAPES: usize = 64;
+
+    /// What decides how the packet is classified, as an index below [`Self::SHAPES`]: its
+    /// protocol group (TCP, UDP, ICMP or ICMPv6, other), whether its transport header was
+    /// read, its SYN and ACK flags and whether it is a later fragment. A table indexed by it
+    /// classifies with no branch on the protocol, which in a mixed stream is mispredicted on a
+    /// good share of the packets (the capture loop alone over `bench_mix`: 0.28 s with such
+    /// branches, 0.25 s with the table).
+    #[inline]
+    pub(crate) fn shape(&self) -> usize {
+        let group = PROTOCOL_GROUPS[self.protocol as usize] as usize;
+        let present = matches!(self.l4, L4State::Present) as usize;
+        let syn = (self.tcp_flags & Self::TCP_SYN != 0) as usize;
+        let ack = (self.tcp_flags & Self::TCP_ACK != 0) as usize;
+        let later = matches!(self.fragment, Fragment::Later) as usize;
+        group | present << 2 | syn << 3 | ack << 4 | later << 5
+    }
+
+    /// A record of the given [`shape`](Self::shape), everything else zero: for building the
+    /// tables indexed by shape.
+    pub(crate) const fn of_shape(shape: usize) -> PacketRecord {
+        PacketRecord {
+            ts_ns: 0,
+            wire_len: 0,
+            src: IpKey(0),
+            dst: IpKey(0),
+            ip_version: 4,
+            protocol: GROUP_PROTOCOLS[shape & 3],
+            ttl: 0,
+            fragment: if shape >> 5 & 1 == 1 { Fragment::Later } else { Fragment::Whole },
+            l4: if shape >> 2 & 1 == 1 { L4State::Present } else { L4State::Absent },
+            src_port: 0,
+            dst_port: 0,
+            tcp_flags: (if shape >> 3 & 1 == 1 { Self::TCP_SYN } else { 0 })
+                | (if shape >> 4 & 1 == 1 { Self::TCP_ACK } else { 0 }),
+            tcp_seq: 0,
+            tcp_ack: 0,
+            icmp_type: 0,
+        }
+    }
+
     /// True when the TCP header was read and has exactly the flags in `mask` among `mask`'s bits.
     pub fn tcp_flags_are(&self, mask: u8, want: u8) -> bool {
         self.protocol == Self::PROTO_TCP && self.l4 == L4State::Present && self.tcp_flags & mask == want
     }
 }
+
+/// One protocol number of each group a [`PacketRecord::shape`] tells apart: other, TCP, UDP,
+/// ICMP (which stands for ICMPv6 too).
+const GROUP_PROTOCOLS: [u8; 4] = [0, PacketRecord::PROTO_TCP, PacketRecord::PROTO_UDP, PacketRecord::PROTO_ICMP];
+
+/// The index in [`GROUP_PROTOCOLS`] of each protocol number.
+const PROTOCOL_GROUPS: [u8; 256] = {
+    let mut groups = [0u8; 256];
+    groups[PacketRecord::PROTO_TCP as usize] = 1;
+    groups[PacketRecord::PROTO_UDP as usize] = 2;
+    groups[PacketRecord::PROTO_ICMP as usize] = 3;
+    groups[PacketRecord::PROTO_ICMPV6 as usize] = 3;
+    groups
+};

@@ -72,7 +72,12 @@ impl TrafficClass {
     /// The analyzer's class of the packet, with the rest of TCP and IP named too.
     #[inline]
     fn of(r: &PacketRecord) -> TrafficClass {
-        if r.fragment == Fragment::Later {
+        TRAFFIC_CLASSES[r.shape()]
+    }
+
+    /// [`TrafficClass::of`] by its definition, which builds the table.
+    const fn classify(r: &PacketRecord) -> TrafficClass {
+        if matches!(r.fragment, Fragment::Later) {
             return TrafficClass::Fragment;
         }
         match Class::of(r) {
@@ -86,6 +91,17 @@ impl TrafficClass {
         }
     }
 }
+
+/// [`TrafficClass::classify`] of each [`PacketRecord::shape`].
+const TRAFFIC_CLASSES: [TrafficClass; PacketRecord::SHAPES] = {
+    let mut table = [TrafficClass::Other; PacketRecord::SHAPES];
+    let mut shape = 0;
+    while shape < PacketRecord::SHAPES {
+        table[shape] = TrafficClass::classify(&PacketRecord::of_shape(shape));
+        shape += 1;
+    }
+    table
+};
 
 /// One finished attack, as the summary lists it.
 #[derive(Clone, Debug, PartialEq)]
@@ -296,5 +312,27 @@ impl Progress {
 impl Default for Progress {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrafficClass;
+    use crate::decode::{Fragment, L4State, PacketRecord};
+
+    /// The table holds the definition for every protocol, L4 state, flag byte and fragment
+    /// position, so the shape leaves out nothing the class depends on.
+    #[test]
+    fn class_table_agrees_with_the_definition() {
+        for protocol in 0..=255u8 {
+            for l4 in [L4State::Present, L4State::Absent, L4State::Truncated] {
+                for fragment in [Fragment::Whole, Fragment::First, Fragment::Later] {
+                    for tcp_flags in 0..=255u8 {
+                        let r = PacketRecord { protocol, l4, fragment, tcp_flags, ..Default::default() };
+                        assert_eq!(TrafficClass::of(&r), TrafficClass::classify(&r), "{r:?}");
+                    }
+                }
+            }
+        }
     }
 }
