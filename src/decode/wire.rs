@@ -302,7 +302,9 @@ fn decode_transport(protocol: u8, fragment: Fragment, transport: &[u8], out: &mu
 /// without). Gives what [`read_checked`] gives for the same bytes.
 #[inline]
 fn read_whole_head(kind: TransportKind, head: &[u8; TcpHeader::MIN_READ], out: &mut PacketRecord) {
+    // No `new_checked`: the array is a whole TCP header's worth of bytes.
     let tcp = TcpHeader(head);
+    let mask8 = |keep: bool| (keep as u8).wrapping_neg();
     let mask16 = |keep: bool| (keep as u16).wrapping_neg();
     let mask32 = |keep: bool| (keep as u32).wrapping_neg();
     let is_tcp = kind == TransportKind::Tcp;
@@ -311,8 +313,8 @@ fn read_whole_head(kind: TransportKind, head: &[u8; TcpHeader::MIN_READ], out: &
     out.dst_port = tcp.dst_port() & mask16(has_ports);
     out.tcp_seq = tcp.seq() & mask32(is_tcp);
     out.tcp_ack = tcp.ack() & mask32(is_tcp);
-    out.tcp_flags = tcp.flags() & mask16(is_tcp) as u8;
-    out.icmp_type = head[0] & mask16(kind == TransportKind::Icmp) as u8;
+    out.tcp_flags = tcp.flags() & mask8(is_tcp);
+    out.icmp_type = head[0] & mask8(kind == TransportKind::Icmp);
     out.l4 = if kind == TransportKind::Opaque { L4State::Absent } else { L4State::Present };
 }
 
@@ -355,7 +357,7 @@ fn read_checked(protocol: u8, fragment: Fragment, transport: &[u8], out: &mut Pa
             }
             None => L4State::Truncated,
         },
-        _ => L4State::Absent,
+        TransportKind::Opaque => L4State::Absent,
     };
 }
 

@@ -321,15 +321,26 @@ mod tests {
     use crate::decode::{Fragment, L4State, PacketRecord};
 
     /// The table holds the definition for every protocol, L4 state, flag byte and fragment
-    /// position, so the shape leaves out nothing the class depends on.
+    /// position (and both IP versions, and ICMP types that mean something to the analyzer),
+    /// so the shape leaves out nothing the class depends on.
     #[test]
     fn class_table_agrees_with_the_definition() {
         for protocol in 0..=255u8 {
             for l4 in [L4State::Present, L4State::Absent, L4State::Truncated] {
                 for fragment in [Fragment::Whole, Fragment::First, Fragment::Later] {
                     for tcp_flags in 0..=255u8 {
-                        let r = PacketRecord { protocol, l4, fragment, tcp_flags, ..Default::default() };
-                        assert_eq!(TrafficClass::of(&r), TrafficClass::classify(&r), "{r:?}");
+                        for (ip_version, icmp_type) in [(4, 0), (4, 8), (6, 128), (6, 129)] {
+                            let r = PacketRecord {
+                                protocol,
+                                l4,
+                                fragment,
+                                tcp_flags,
+                                ip_version,
+                                icmp_type,
+                                ..Default::default()
+                            };
+                            assert_eq!(TrafficClass::of(&r), TrafficClass::classify(&r), "{r:?}");
+                        }
                     }
                 }
             }
