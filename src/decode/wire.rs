@@ -364,6 +364,7 @@ fn read_checked(protocol: u8, fragment: Fragment, transport: &[u8], out: &mut Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::rng::Rng;
 
     fn ipv4_udp(frag_field: u16, payload: &[u8]) -> Vec<u8> {
         let total = 20 + payload.len();
@@ -421,17 +422,11 @@ mod tests {
 
     #[test]
     fn whole_headers_read_as_the_checked_reader_reads_them() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next_byte = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        };
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         for protocol in 0..=255u8 {
             for fragment in [Fragment::Whole, Fragment::First] {
                 for len in [TcpHeader::MIN_READ, 20, 40] {
-                    let bytes: Vec<u8> = (0..len).map(|_| next_byte()).collect();
+                    let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                     let Some(head) = bytes.first_chunk() else { unreachable!("len >= MIN_READ") };
                     let (mut fast, mut checked) = (PacketRecord::default(), PacketRecord::default());
                     read_whole_head(TRANSPORT_KINDS[protocol as usize], head, &mut fast);

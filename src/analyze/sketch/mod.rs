@@ -12,6 +12,7 @@ pub use space_saving::{Counted, SpaceSaving};
 #[cfg(test)]
 mod test_util {
     use super::Counted;
+    use crate::synth::rng::Rng;
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::fmt::Debug;
@@ -28,12 +29,9 @@ mod test_util {
         for (key, times) in heavy {
             stream.extend(std::iter::repeat_n(*key, *times));
         }
-        let mut state = seed | 1;
+        let mut rng = Rng::new(seed);
         for i in (1..stream.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            stream.swap(i, (state % (i as u64 + 1)) as usize);
+            stream.swap(i, rng.index(i + 1));
         }
         let mut truth = HashMap::new();
         for k in &stream {

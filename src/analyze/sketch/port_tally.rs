@@ -92,6 +92,7 @@ impl PortTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::rng::Rng;
 
     #[test]
     fn exact_while_under_capacity() {
@@ -113,12 +114,9 @@ mod tests {
     #[test]
     fn a_busy_port_survives_a_flood_to_random_ports() {
         let mut t = PortTally::default();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         for i in 0..100_000u32 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            t.add(state as u16 | 1024);
+            t.add(rng.next_u16() | 1024);
             if i % 5 == 0 {
                 t.add(53);
             }
