@@ -23,6 +23,10 @@ pub type KindThresholds = [u32; AttackKind::ALL.len()];
 
 /// The built-in floor: nothing below 1,000 packets/s is ever a flood at defaults.
 pub const DEFAULT_THRESHOLD_PPS: u32 = 1_000;
+/// A client retrying one connection sends at most 7 SYNs (Linux retries 6 times, Windows
+/// twice); a few parallel attempts stay under this. A bot flooding at a few SYNs per second
+/// passes it within seconds.
+pub const DEFAULT_CLIENT_UNANSWERED_SYNS: u64 = 32;
 
 /// An IP prefix (IPv4 stored v4-mapped, so one comparison serves both families).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +112,13 @@ pub struct DetectionSettings {
     pub tracked_sources: usize,
     /// A direct flood's source needs at least this many packets to be an offender.
     pub min_offender_packets: u64,
+    /// A source the victim is talking with (a completed handshake, or segments of an
+    /// established connection from the victim) is an offender of a TCP flood only when it sent
+    /// more than this many SYNs beyond the handshakes it completed.
+    pub client_unanswered_syns: u64,
+    /// Source prefixes that cannot reach this network (besides those that can reach none):
+    /// never offenders, and evidence of forged sources.
+    pub bogons: Vec<Prefix>,
     /// Spoofing verdict: at least this many distinct sources ...
     pub spoofed_min_sources: u64,
     /// ... sending at most this many packets each on average.
@@ -136,6 +147,8 @@ impl Default for DetectionSettings {
             top_sources: 100,
             tracked_sources: 4096,
             min_offender_packets: 2,
+            client_unanswered_syns: DEFAULT_CLIENT_UNANSWERED_SYNS,
+            bogons: Vec::new(),
             spoofed_min_sources: 1000,
             spoofed_max_packets_per_source: 3.0,
             max_victims: 16_384,
@@ -193,6 +206,10 @@ impl DetectionSettings {
             if let Some(n) = d.min_offender_packets {
                 s.min_offender_packets = n.max(1);
             }
+            if let Some(n) = d.client_unanswered_syns {
+                s.client_unanswered_syns = n;
+            }
+            s.bogons = parse_prefixes("detection.bogons", &d.bogons)?;
             if let Some(n) = d.spoofed_min_sources {
                 s.spoofed_min_sources = n;
             }
@@ -548,6 +565,9 @@ struct DetectionSection {
     synack_unsolicited_ratio: Option<f64>,
     top_sources: Option<usize>,
     min_offender_packets: Option<u64>,
+    client_unanswered_syns: Option<u64>,
+    #[serde(default)]
+    bogons: Vec<String>,
     spoofed_min_sources: Option<u64>,
     spoofed_max_packets_per_source: Option<f64>,
 }

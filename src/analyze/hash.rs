@@ -53,6 +53,13 @@ impl KeyedHasher {
         let a = self.hash_u128(server.0 ^ client.0.rotate_left(64));
         folded_multiply(a ^ self.k[1], (((ports as u64) << 32) | ack as u64) ^ self.k[0])
     }
+
+    /// Hash of an ordered pair of hosts, for the acquaintance table.
+    #[inline(always)]
+    pub fn hash_pair(&self, host: IpKey, peer: IpKey) -> u64 {
+        let a = self.hash_u128(host.0 ^ peer.0.rotate_left(64));
+        folded_multiply(a ^ self.k[3], self.k[2] | 1)
+    }
 }
 
 /// A seed from the process's random state.

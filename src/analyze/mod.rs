@@ -6,6 +6,7 @@
 //! slow path (deciding, emitting events) runs only when a level is crossed or a 100 ms
 //! tick passes. See ARCHITECTURE.md for the invariants.
 
+mod acquaintances;
 mod doorkeeper;
 mod echo;
 mod handshake;
@@ -21,6 +22,7 @@ mod victims;
 
 use crate::config::{DetectionSettings, KindThresholds};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
+use acquaintances::Acquaintances;
 use doorkeeper::Doorkeeper;
 use echo::EchoFilter;
 use handshake::HandshakeTable;
@@ -41,6 +43,14 @@ const RECENT_PACKETS: usize = 1 << 16;
 pub(crate) const RESTART_AFTER_STEP_BACK_TICKS: i64 = 20;
 /// Handshake table slots (log2).
 const HANDSHAKE_SLOTS_LOG2: u32 = 16;
+/// Acquaintance table buckets (log2) of 4 pairs of a host and a peer it talks with: 512 KiB.
+const ACQUAINTANCE_BUCKETS_LOG2: u32 = 14;
+/// A share of packets from impossible sources at least this large means forged sources.
+const IMPOSSIBLE_SHARE_SPOOFED: f64 = 0.01;
+/// Many IPv4 sources with few packets each look forged only when they spread over at least
+/// this share of the /16 networks that as many random addresses would cover (see
+/// `AttackTracker::network_spread`): real hosts cluster in their providers' networks.
+const NETWORK_SPREAD_SPOOFED: f64 = 0.5;
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
 const WATCHES_PER_TRACKER: usize = 4;
 /// A destination port is "main" when it carries at least this share of an attack.
@@ -255,7 +265,10 @@ impl Roles {
     pub fn source_side_matters(p: &PacketRecord) -> bool {
         p.l4 == L4State::Present
             && match (p.protocol, p.icmp_type) {
-                (PacketRecord::PROTO_TCP, _) => p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_RST) != 0,
+                // SYNs and answers it sent, and its established segments (its users).
+                (PacketRecord::PROTO_TCP, _) => {
+                    p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_RST | PacketRecord::TCP_ACK) != 0
+                }
                 (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST) => {
                     true
                 }
@@ -332,6 +345,9 @@ struct Watch {
     /// Packets and bytes since the watch began, including the back-filled window.
     packets: u64,
     bytes: u64,
+    /// Handshakes completed with the victim while the watch counted (a SYN watch only): its
+    /// users' SYNs, which are no part of a flood.
+    completions: u64,
     /// Time of the latest packet counted.
     last_ts: i64,
     /// Time of the earliest packet counted (back-filled ones included).
@@ -358,6 +374,10 @@ pub struct Analyzer {
     spare_trackers: Vec<AttackTracker>,
     trackers_made: usize,
     handshakes: HandshakeTable,
+    acquaintances: Acquaintances,
+    /// One bit per [`watch_bit`] of each victim watched for a TCP flood: whether a segment
+    /// from a host may be worth noting in `acquaintances`, without a victim lookup.
+    tcp_watched: u64,
     recent: RecentPackets,
     now_tick: Option<i64>,
     /// Latest packet time seen: event times never go backwards.
@@ -384,6 +404,8 @@ impl Analyzer {
             spare_trackers: Vec::with_capacity(settings.max_trackers),
             trackers_made: 0,
             handshakes: HandshakeTable::new(HANDSHAKE_SLOTS_LOG2),
+            acquaintances: Acquaintances::new(ACQUAINTANCE_BUCKETS_LOG2),
+            tcp_watched: 0,
             recent: RecentPackets::new(RECENT_PACKETS),
             services: ServiceTable::new(),
             policies,
@@ -640,15 +662,19 @@ impl Analyzer {
         const RST: u8 = PacketRecord::TCP_RST;
         const FIN: u8 = PacketRecord::TCP_FIN;
         let flags = p.tcp_flags & (SYN | ACK | RST | FIN);
-        // What the source sent (answers, its own SYNs) belongs to the source's shard; the
-        // ACK that completes a handshake toward the destination to the destination's.
-        if flags == ACK {
-            if roles.toward_dst {
+        // What the source sent (answers, its own SYNs, its established segments) belongs to
+        // the source's shard; the ACK that completes a handshake toward the destination to
+        // the destination's.
+        if flags & (SYN | RST) == 0 {
+            if flags == ACK && roles.toward_dst {
                 let ports = ((p.dst_port as u32) << 16) | p.src_port as u32;
                 let h = self.hasher.hash_handshake(p.dst, p.src, ports, p.tcp_ack);
                 if self.handshakes.complete(h) {
-                    self.count_on_known(p.dst, cell::COMPLETIONS, now);
+                    self.count_completion(p, now);
                 }
+            }
+            if flags & ACK != 0 && roles.from_src && self.tcp_watched & watch_bit(p.src) != 0 {
+                self.note_talking(p.src, p.dst);
             }
             return;
         }
@@ -665,6 +691,42 @@ impl Analyzer {
         } else if flags & RST != 0 {
             self.count_on_known(p.src, cell::ANSWERS, now);
         }
+    }
+
+    /// A peer completed a handshake with the host `p.dst`.
+    fn count_completion(&mut self, p: &PacketRecord, now: i64) {
+        self.acquaintances.completed(self.hasher.hash_pair(p.dst, p.src));
+        let Some(slot) = self.victims.find(p.dst) else {
+            return;
+        };
+        self.touch(slot, now);
+        self.victims.add(slot, cell::COMPLETIONS, 1);
+        let w = self.victims.meta[slot].watch[Class::Syn as usize];
+        if w != NO_WATCH {
+            self.watch_mut(w).completions += 1;
+        }
+    }
+
+    /// A host that may be watched for a TCP flood sent a peer a segment of an established
+    /// connection: the peer is one of its users.
+    #[inline(never)]
+    fn note_talking(&mut self, host: IpKey, peer: IpKey) {
+        let Some(slot) = self.victims.find(host) else {
+            return;
+        };
+        if TCP_CLASSES.iter().any(|c| self.victims.meta[slot].watch[*c as usize] != NO_WATCH) {
+            self.acquaintances.talking(self.hasher.hash_pair(host, peer));
+        }
+    }
+
+    /// The watch bits of the victims watched for a TCP flood, after a watch began or ended.
+    fn refresh_tcp_watched(&mut self) {
+        self.tcp_watched = self
+            .live
+            .iter()
+            .map(|&w| self.watch(w))
+            .filter(|watch| TCP_CLASSES.contains(&watch.class))
+            .fold(0, |bits, watch| bits | watch_bit(watch.victim));
     }
 
     /// Counts toward a victim already in the table (answers are interesting only for those).
@@ -723,7 +785,7 @@ impl Analyzer {
                 watch.bytes += p.wire_len as u64;
                 watch.last_ts = ts;
                 if let Some(t) = watch.tracker.as_mut() {
-                    t.record(p, services);
+                    t.record(p, services, &self.s.bogons);
                 }
             }
         }
@@ -793,6 +855,7 @@ impl Analyzer {
             tracker,
             packets: 0,
             bytes: 0,
+            completions: 0,
             last_ts: i64::MIN,
             first_ts: i64::MAX,
             calm_since: None,
@@ -805,7 +868,7 @@ impl Analyzer {
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
             if let Some(t) = watch.tracker.as_mut() {
-                t.record(&p, &self.services);
+                t.record(&p, &self.services, &self.s.bogons);
             }
         }
         if watch.first_ts == i64::MAX {
@@ -814,6 +877,9 @@ impl Analyzer {
         self.watches[w as usize] = Some(watch);
         self.live.push(w);
         self.victims.set_watch(slot, c as usize, w);
+        if TCP_CLASSES.contains(&c) {
+            self.refresh_tcp_watched();
+        }
         true
     }
 
@@ -862,7 +928,7 @@ impl Analyzer {
         };
         let (victim, c) = (self.watch(w).victim, self.watch(w).class);
         for p in self.recent_of(victim, c) {
-            t.record(&p, &self.services);
+            t.record(&p, &self.services, &self.s.bogons);
         }
         self.watch_mut(w).tracker = Some(t);
     }
@@ -878,6 +944,9 @@ impl Analyzer {
             self.live.remove(i);
         }
         self.free_watches.push(w);
+        if TCP_CLASSES.contains(&watch.class) {
+            self.refresh_tcp_watched();
+        }
         let meta = &self.victims.meta[watch.slot];
         if meta.occupied && meta.key == watch.victim {
             self.victims.set_watch(watch.slot, watch.class as usize, NO_WATCH);
@@ -1002,11 +1071,27 @@ impl Analyzer {
             None => {
                 self.watch_mut(w).state = WatchState::Declined;
             }
-            Some((kind, reason, service)) => {
+            Some((kind, mut reason, service)) => {
                 self.ensure_tracker(w);
+                let impossible = self.watch(w).tracker.as_ref().map_or(0.0, |t| t.impossible_share());
+                if impossible > 0.0 {
+                    reason.push_str(&format!(
+                        "; {:.1} % of it from addresses that cannot send it (bogon, multicast, loopback or the victim's own)",
+                        impossible * 100.0
+                    ));
+                }
                 let threshold = self.threshold_pps(&self.victims.meta[slot], kind).round() as u32;
                 let victim = self.watch(w).victim;
+                let window_start = tick_time(now - self.s.window_ticks as i64 + 1);
+                let sums = self.victims.sums(slot);
+                let in_window = (sums[c as usize], sums[cell::BYTES + c as usize], sums[cell::COMPLETIONS]);
                 let watch = self.watch_mut(w);
+                // A victim watched for longer (a busy server) counts the attack from the window
+                // that decided, not from when its traffic first drew attention.
+                if watch.first_ts < window_start {
+                    (watch.packets, watch.bytes, watch.completions) = in_window;
+                    watch.first_ts = window_start;
+                }
                 watch.state = WatchState::Active;
                 watch.calm_since = None;
                 watch.attack = Some(Attack {
@@ -1064,6 +1149,7 @@ impl Analyzer {
                     }
                 }
                 WatchState::Active => {
+                    let flood_pps = self.flood_count(slot, c) as f64 / self.window_secs;
                     let watch = self.watch_mut(w);
                     let last_ts = watch.last_ts;
                     let Some(a) = watch.attack.as_mut() else {
@@ -1072,7 +1158,7 @@ impl Analyzer {
                     };
                     a.peak_pps = a.peak_pps.max(pps.round() as u64);
                     let mut ended = None;
-                    if pps < a.threshold_pps as f64 / 2.0 {
+                    if flood_pps < a.threshold_pps as f64 / 2.0 {
                         let (since, last) = *a.quiet_since.get_or_insert((now, last_ts));
                         if now - since >= quiet_ticks {
                             ended = Some(last);
@@ -1097,6 +1183,17 @@ impl Analyzer {
         }
     }
 
+    /// The window's packets of class `c` that still look like a flood: for SYNs, where the
+    /// victim's answers are visible, those that completed no handshake (a server that keeps
+    /// serving its users after a flood sees their SYNs go on).
+    fn flood_count(&self, slot: usize, c: Class) -> u64 {
+        let sums = self.victims.sums(slot);
+        match c {
+            Class::Syn if sums[cell::ANSWERS] > 0 => sums[c as usize].saturating_sub(sums[cell::COMPLETIONS]),
+            _ => sums[c as usize],
+        }
+    }
+
     fn end_attack(&mut self, w: u16, reason: EndReason, ended_at: i64, ts: i64, out: &mut Vec<AttackEvent>) {
         let report = EndReport { ended_at_ns: ended_at, reason };
         out.push(self.event(w, EventKind::End, ts, Some(report)));
@@ -1117,31 +1214,48 @@ impl Analyzer {
         let distinct = t.distinct_sources();
         let per_source = watch.packets as f64 / distinct.max(1) as f64;
         let ttls = t.distinct_ttls();
+        let impossible = t.impossible_share();
+        let spread = t.network_spread(distinct);
+        let sources = fmt_int(distinct as f64);
         let (spoofed, verdict) = if kind.is_reflection() {
-            (
-                false,
-                format!(
-                    "{} reflectors: real hosts answering requests forged with the victim's address",
-                    fmt_int(distinct as f64)
-                ),
-            )
-        } else if distinct >= self.s.spoofed_min_sources && per_source <= self.s.spoofed_max_packets_per_source {
+            (false, format!("{sources} reflectors: real hosts answering requests forged with the victim's address"))
+        } else if impossible >= IMPOSSIBLE_SHARE_SPOOFED {
             (
                 true,
                 format!(
-                    "{} distinct sources sending {per_source:.1} packets each on average, with {ttls} TTL values: forged source addresses, so none is listed for blocking",
-                    fmt_int(distinct as f64)
+                    "{:.1} % of the packets come from addresses that cannot send them (bogon, multicast, loopback or the victim's own), among {sources} distinct sources with {ttls} TTL values: forged source addresses, so none is listed for blocking",
+                    impossible * 100.0
+                ),
+            )
+        } else if distinct >= self.s.spoofed_min_sources
+            && per_source <= self.s.spoofed_max_packets_per_source
+            // One holder of an IPv6 prefix can send from 2^64 real addresses of it, so
+            // clustering clears only IPv4 sources.
+            && (spread >= NETWORK_SPREAD_SPOOFED || !watch.victim.is_v4())
+        {
+            (
+                true,
+                format!(
+                    "{sources} distinct sources sending {per_source:.1} packets each on average, spread over networks as random addresses would be ({:.0} % of their coverage), with {ttls} TTL values: forged source addresses, so none is listed for blocking",
+                    spread * 100.0
                 ),
             )
         } else {
-            (false, format!("{} distinct sources, {per_source:.1} packets each on average", fmt_int(distinct as f64)))
+            (
+                false,
+                format!(
+                    "{sources} distinct sources, {per_source:.1} packets each on average, in {:.0} % of the networks as many random addresses would cover",
+                    (spread * 100.0).min(100.0)
+                ),
+            )
         };
         let top = t.sources.top(self.s.top_sources).into_iter().map(|c| (c.key.to_ip(), c.count)).collect();
         SourceReport { distinct_estimate: distinct, spoofed_likely: spoofed, verdict, top }
     }
 
     /// Sources worth blocking (for sources that do not look forged): every tracked source
-    /// with enough packets that the sketch guarantees (count minus possible overestimate).
+    /// with enough packets that the sketch guarantees (count minus possible overestimate),
+    /// except addresses that cannot be sources and, for a TCP flood, the victim's users.
     fn offenders(&self, w: u16) -> Vec<IpAddr> {
         let watch = self.watch(w);
         let Some(t) = watch.tracker.as_ref() else {
@@ -1149,12 +1263,24 @@ impl Analyzer {
         };
         let reflection = watch.attack.as_ref().is_some_and(|a| a.kind.is_reflection());
         let min = if reflection { 1 } else { self.s.min_offender_packets };
+        let tcp = TCP_CLASSES.contains(&watch.class) && !reflection;
         t.sources
             .top(t.sources.capacity())
             .into_iter()
             .filter(|c| c.count - c.error >= min)
+            .filter(|c| !tracker::impossible_source(c.key, watch.victim, &self.s.bogons))
+            .filter(|c| !(tcp && self.is_user(watch.victim, c.key, c.count - c.error)))
             .map(|c| c.key.to_ip())
             .collect()
+    }
+
+    /// Whether `source`, which sent at least `syns` packets of a TCP flood toward `victim`, is
+    /// one of the victim's users: the victim talks with it, and it sent no more than
+    /// `client_unanswered_syns` SYNs beyond the handshakes it completed.
+    fn is_user(&self, victim: IpKey, source: IpKey, syns: u64) -> bool {
+        self.acquaintances
+            .lookup(self.hasher.hash_pair(victim, source))
+            .is_some_and(|completed| syns.saturating_sub(completed) <= self.s.client_unanswered_syns)
     }
 
     fn event(&self, w: u16, event: EventKind, ts: i64, end: Option<EndReport>) -> AttackEvent {
@@ -1172,6 +1298,8 @@ impl Analyzer {
             Class::Frag => "ip",
         };
         let sources = self.source_report(w);
+        // The users' SYNs of a SYN watch (one per completed handshake) are not the flood's.
+        let users = watch.completions.min(watch.packets);
         AttackEvent {
             timestamp_ns: ts,
             event,
@@ -1190,8 +1318,8 @@ impl Analyzer {
             peak_pps: a.peak_pps.max(pps),
             threshold_pps: a.threshold_pps as u64,
             started_at_ns: a.started_at_ns,
-            packets: watch.packets,
-            bytes: watch.bytes,
+            packets: watch.packets - users,
+            bytes: (watch.bytes as f64 * (1.0 - users as f64 / watch.packets.max(1) as f64)).round() as u64,
             reason: a.reason.clone(),
             // Forged sources are never worth blocking: the verdict comes with the sources.
             offending_ips: if sources.spoofed_likely { Vec::new() } else { self.offenders(w) },
@@ -1213,6 +1341,17 @@ fn is_echo_reply(p: &PacketRecord) -> bool {
             (p.protocol, p.icmp_type),
             (PacketRecord::PROTO_ICMP, ICMP_ECHO_REPLY) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REPLY)
         )
+}
+
+/// The classes of TCP floods, whose sources may also be the victim's users.
+const TCP_CLASSES: [Class; 1] = [Class::Syn];
+
+/// One of 64 bits for a host, for [`Analyzer::tcp_watched`] (unkeyed: a collision costs one
+/// victim lookup, nothing more).
+#[inline]
+fn watch_bit(ip: IpKey) -> u64 {
+    let folded = (ip.0 as u64) ^ ((ip.0 >> 64) as u64);
+    1 << (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
 }
 
 fn in_class(p: &PacketRecord, c: Class) -> bool {

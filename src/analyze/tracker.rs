@@ -5,6 +5,7 @@
 use super::hash::KeyedHasher;
 use super::services::{ServiceTable, NO_SERVICE, REFLECTORS};
 use super::sketch::{HyperLogLog, PortTally, SpaceSaving};
+use crate::config::Prefix;
 use crate::decode::{IpKey, L4State, PacketRecord};
 
 /// HyperLogLog precision: 2^15 registers, about 0.6 % standard error.
@@ -19,7 +20,22 @@ pub struct AttackTracker {
     /// Packets whose ports were read (not non-first fragments).
     with_ports: u64,
     ttls_seen: [u64; 4],
+    /// One bit per source network ([`IpKey::network_16`]): how far the sources spread.
+    networks_seen: Box<[u64; NETWORK_WORDS]>,
+    /// Packets from addresses that cannot be a source (see [`impossible_source`]).
+    impossible: u64,
+    /// Packets recorded.
+    packets: u64,
     hasher: KeyedHasher,
+}
+
+const NETWORK_WORDS: usize = (1 << 16) / 64;
+
+/// A source no packet toward `victim` can really come from: an address that is never a
+/// source, the victim's own, or one of the configured bogon prefixes.
+#[inline]
+pub fn impossible_source(src: IpKey, victim: IpKey, bogons: &[Prefix]) -> bool {
+    src.is_never_a_source() || src == victim || bogons.iter().any(|b| b.contains(src))
 }
 
 impl AttackTracker {
@@ -31,6 +47,9 @@ impl AttackTracker {
             services: [0; REFLECTORS.len()],
             with_ports: 0,
             ttls_seen: [0; 4],
+            networks_seen: Box::new([0; NETWORK_WORDS]),
+            impossible: 0,
+            packets: 0,
             hasher,
         }
     }
@@ -42,15 +61,22 @@ impl AttackTracker {
         self.services = [0; REFLECTORS.len()];
         self.with_ports = 0;
         self.ttls_seen = [0; 4];
+        self.networks_seen.fill(0);
+        self.impossible = 0;
+        self.packets = 0;
     }
 
     #[inline]
-    pub fn record(&mut self, p: &PacketRecord, services: &ServiceTable) {
+    pub fn record(&mut self, p: &PacketRecord, services: &ServiceTable, bogons: &[Prefix]) {
         // One hash of the source serves both sketches (they share the keyed hasher).
         let hash = self.hasher.hash_ip(p.src);
         self.sources.add_hashed(p.src, hash);
         self.distinct.add_hash(hash);
         self.ttls_seen[(p.ttl >> 6) as usize] |= 1 << (p.ttl & 63);
+        let network = p.src.network_16() as usize;
+        self.networks_seen[network / 64] |= 1 << (network % 64);
+        self.packets += 1;
+        self.impossible += impossible_source(p.src, p.dst, bogons) as u64;
         if p.l4 == L4State::Present && (p.protocol == PacketRecord::PROTO_TCP || p.protocol == PacketRecord::PROTO_UDP)
         {
             self.with_ports += 1;
@@ -70,6 +96,21 @@ impl AttackTracker {
 
     pub fn distinct_ttls(&self) -> u32 {
         self.ttls_seen.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// Share of the recorded packets that came from impossible sources.
+    pub fn impossible_share(&self) -> f64 {
+        self.impossible as f64 / self.packets.max(1) as f64
+    }
+
+    /// Distinct source networks seen, relative to how many `distinct` uniformly random
+    /// addresses would cover: about 1 for forged random sources, far below 1 for real hosts
+    /// clustered in a few networks.
+    pub fn network_spread(&self, distinct: u64) -> f64 {
+        let networks = self.networks_seen.iter().map(|w| w.count_ones()).sum::<u32>() as f64;
+        let slots = (NETWORK_WORDS * 64) as f64;
+        let expected = slots * (1.0 - (-(distinct as f64) / slots).exp());
+        networks / expected.max(1.0)
     }
 
     /// The reflector service most packets come from, with its share of packets with ports.

@@ -30,6 +30,29 @@ impl IpKey {
         self.0 >> 32 == Self::V4_MAPPED >> 32
     }
 
+    /// An address no packet can really come from: unspecified, loopback, multicast,
+    /// broadcast or reserved (IPv4 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4, 240.0.0.0/4; IPv6
+    /// ::/128, ::1/128, ff00::/8). Such a source is forged.
+    pub fn is_never_a_source(self) -> bool {
+        if self.is_v4() {
+            let first_octet = (self.0 >> 24) as u8;
+            first_octet == 0 || first_octet == 127 || first_octet >= 224
+        } else {
+            self.0 <= 1 || self.0 >> 120 == 0xff
+        }
+    }
+
+    /// The address's network for telling spread-out sources from clustered ones: the /16 of
+    /// an IPv4 address, the /32 of an IPv6 one folded to 16 bits.
+    #[inline]
+    pub fn network_16(self) -> u16 {
+        if self.is_v4() {
+            (self.0 >> 16) as u16
+        } else {
+            ((self.0 >> 96) ^ (self.0 >> 112)) as u16
+        }
+    }
+
     pub fn to_ip(self) -> IpAddr {
         if self.is_v4() {
             IpAddr::V4(Ipv4Addr::from(self.0 as u32))

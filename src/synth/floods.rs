@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::frames::{build_fragment_frame, build_ip_frame, Echo, Ip, Tcp, Transport, Udp, PROTO_UDP, TCP_ACK, TCP_SYN};
 use super::hosts::{ethernet_between, Host, SpoofedSources};
-use super::payloads::{dns_txt_response, ping_data, DnsQuestion, DNS_TYPE_ANY};
+use super::payloads::{dns_query, dns_txt_response, ping_data, DnsQuestion, DNS_TYPE_A, DNS_TYPE_ANY, LOOKUP_NAMES};
 use super::rng::Rng;
 use super::traffic::{gap_ns, EventQueue, Role, TrafficSource, Window, FRAGMENT_GAP_NS, NS_PER_SECOND};
 
@@ -249,6 +249,57 @@ impl TrafficSource for UdpFlood {
         if let Some(ip) = Ip::between(bot.addr, self.config.victim.addr, bot.ttl, ip_id) {
             let ethernet = ethernet_between(bot.addr, self.config.victim.addr);
             build_ip_frame(frame, &ethernet, &ip, &Transport::Udp(udp), &self.payload);
+        }
+        Some((now, Role::Attack(self.config.attack)))
+    }
+}
+
+/// A DNS query flood from bots against a resolver's udp/53: the bots take turns, so each
+/// sends the same number of queries (one every `sources.len()` packets), each from a fresh
+/// ephemeral port outside the reflector table.
+pub struct DnsQueryFlood {
+    config: FloodConfig,
+    rng: Rng,
+    queue: EventQueue<()>,
+    /// The bot whose turn it is.
+    turn: usize,
+    payload: Vec<u8>,
+}
+
+impl DnsQueryFlood {
+    pub fn new(config: FloodConfig, rng: Rng) -> Self {
+        let queue = first_arrival(&config, ());
+        DnsQueryFlood { config, rng, queue, turn: 0, payload: Vec::new() }
+    }
+}
+
+impl TrafficSource for DnsQueryFlood {
+    fn next_time(&self) -> Option<i64> {
+        self.queue.next_time()
+    }
+
+    fn next_frame(&mut self, frame: &mut Vec<u8>) -> Option<(i64, Role)> {
+        let (now, _) = self.queue.pop()?;
+        schedule_arrival(&mut self.queue, (), &mut self.rng, &self.config, now);
+        let bot = self.config.sources[self.turn];
+        self.turn = (self.turn + 1) % self.config.sources.len();
+        let src_port = loop {
+            let port = self.rng.between(1024, 65_535) as u16;
+            if !REFLECTOR_PORTS.contains(&port) {
+                break port;
+            }
+        };
+        let question = DnsQuestion {
+            txid: self.rng.next_u16(),
+            name: LOOKUP_NAMES[self.rng.index(LOOKUP_NAMES.len())],
+            qtype: DNS_TYPE_A,
+        };
+        self.payload.clear();
+        dns_query(&mut self.payload, &question);
+        frame.clear();
+        if let Some(ip) = Ip::between(bot.addr, self.config.victim.addr, bot.ttl, self.rng.next_u16()) {
+            let ethernet = ethernet_between(bot.addr, self.config.victim.addr);
+            build_ip_frame(frame, &ethernet, &ip, &Transport::Udp(Udp { src_port, dst_port: 53 }), &self.payload);
         }
         Some((now, Role::Attack(self.config.attack)))
     }

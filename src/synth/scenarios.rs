@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::benign::BenignMix;
 use super::floods::{
-    BotSynFlood, DnsAmplification, FloodConfig, IcmpFlood, SpoofedSynConfig, SpoofedSynFlood, UdpFlood,
+    BotSynFlood, DnsAmplification, DnsQueryFlood, FloodConfig, IcmpFlood, SpoofedSynConfig, SpoofedSynFlood, UdpFlood,
 };
-use super::hosts::{distinct_hosts, Host, BENCHMARK_V4, SHARED_V4};
+use super::hosts::{distinct_hosts, Host, Prefix, BENCHMARK_V4, SHARED_V4};
 use super::rng::Rng;
 use super::sessions::{Arrivals, SessionsConfig, TcpSessions};
 use super::traffic::{at_ms, TrafficSource, Window};
@@ -35,7 +35,7 @@ pub struct Traffic {
 }
 
 /// Every scenario, in the order `capgen all` writes them.
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 10] = [
     Scenario {
         name: "syn_flood_real_sources",
         description: "SYN flood against 198.51.100.10 tcp/443 at 5,000 SYN/s for 2 s from 300 real (non-spoofed) \
@@ -80,6 +80,26 @@ pub const SCENARIOS: [Scenario; 8] = [
         container: Container::Pcap,
         vlan_tagged: false,
         build: icmp_flood,
+    },
+    Scenario {
+        name: "syn_flood_busy_server",
+        description: "SYN flood against a web server that keeps serving its users: 198.51.100.30 tcp/443 answers \
+                      every SYN (SYN cookies) while 2,000 clients open 600 HTTPS connections/s for 8 s, each \
+                      handshake completing, and 300 real bots send 5,000 SYN/s for 2 s that never complete one. \
+                      Both directions captured; the offenders are the bots, never the clients.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: syn_flood_busy_server,
+    },
+    Scenario {
+        name: "dns_query_flood",
+        description: "DNS query flood against the resolver 192.0.2.60 udp/53 from 3,000 real hosts in three /16 \
+                      networks (compromised home routers of three ISPs), taking turns at 4,500 queries/s for 2 s: \
+                      3 queries each. Few packets per source, yet not forged. Light benign background before and \
+                      after.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: dns_query_flood,
     },
     Scenario {
         name: "flash_crowd",
@@ -209,6 +229,46 @@ fn icmp_flood() -> Traffic {
     }
 }
 
+fn syn_flood_busy_server() -> Traffic {
+    let mut rng = stream("syn_flood_busy_server");
+    let server = Host::local(Ipv4Addr::new(198, 51, 100, 30));
+    let clients = distinct_hosts(&mut rng, SHARED_V4, 2_000);
+    let user_count = clients.len() as u64;
+    let users = SessionsConfig {
+        clients,
+        servers: vec![server],
+        server_port: 443,
+        arrivals: Arrivals::PerSecond { rate: 600, window: Window::ms(0, 8_000) },
+        request_bytes: (300, 700),
+        response_bytes: (300, 2_800),
+        segment_gap_ns: 20_000,
+        rtt_ns: (5_000_000, 80_000_000),
+        rst_per_mille: 100,
+    };
+    let sessions = TcpSessions::new(users, rng.fork());
+    let bots = distinct_hosts(&mut rng, BENCHMARK_V4, 300);
+    let config =
+        FloodConfig { attack: 0, victim: server, sources: bots, rate: 5_000, window: Window::ms(3_000, 5_000) };
+    let flood = BotSynFlood::new(config, 443, rng.fork());
+    let mut syn_flood = plan(AttackKind::SynFlood, server, Protocol::Tcp, vec![443], 5_000, false);
+    syn_flood.users = user_count;
+    Traffic { sources: vec![Box::new(sessions), Box::new(flood)], attacks: vec![syn_flood] }
+}
+
+fn dns_query_flood() -> Traffic {
+    let mut rng = stream("dns_query_flood");
+    let resolver = Host::local(Ipv4Addr::new(192, 0, 2, 60));
+    let networks = [Ipv4Addr::new(100, 70, 0, 0), Ipv4Addr::new(100, 81, 0, 0), Ipv4Addr::new(100, 99, 0, 0)];
+    let bots = networks.iter().flat_map(|&n| distinct_hosts(&mut rng, Prefix::v4(n, 16), 1_000)).collect();
+    let config =
+        FloodConfig { attack: 0, victim: resolver, sources: bots, rate: 4_500, window: Window::ms(3_000, 5_000) };
+    let flood = DnsQueryFlood::new(config, rng.fork());
+    Traffic {
+        sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 8_000), vec![Box::new(flood)]),
+        attacks: vec![plan(AttackKind::UdpFlood, resolver, Protocol::Udp, vec![53], 4_500, false)],
+    }
+}
+
 fn flash_crowd() -> Traffic {
     let mut rng = stream("flash_crowd");
     let server = Host::local(Ipv4Addr::new(198, 51, 100, 80));
@@ -248,5 +308,5 @@ fn plan(
     spoofed: bool,
 ) -> AttackPlan {
     let victim: IpAddr = victim.addr;
-    AttackPlan { kind, victim, protocol, service: None, victim_ports, rate_pps, spoofed }
+    AttackPlan { kind, victim, protocol, service: None, victim_ports, rate_pps, spoofed, users: 0 }
 }

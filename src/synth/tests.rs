@@ -211,15 +211,29 @@ fn pseudo_sum(addresses: &[u8], protocol: u8, upper_len: usize) -> u64 {
     words + u64::from(protocol) + upper_len as u64
 }
 
-/// Whether `packet` belongs to `attack`, judged from the packet alone.
-fn is_attack_packet(attack: &AttackTruth, packet: &Packet) -> bool {
+/// The (client, client port) of every connection to `victim` whose handshake the client
+/// completed (a segment with ACK and without SYN toward the victim).
+fn completed_connections(victim: IpAddr, packets: &[Packet]) -> BTreeSet<(IpAddr, u16)> {
+    packets
+        .iter()
+        .filter(|p| p.dst == Some(victim) && p.protocol == 6 && p.tcp_flags & 0x12 == 0x10)
+        .filter_map(|p| Some((p.src?, p.src_port)))
+        .collect()
+}
+
+/// Whether `packet` belongs to `attack`, judged from the packet and, for a SYN flood, from
+/// whether its connection ever completed (`completed`, see [`completed_connections`]).
+fn is_attack_packet(attack: &AttackTruth, packet: &Packet, completed: &BTreeSet<(IpAddr, u16)>) -> bool {
     if packet.dst != Some(attack.victim) {
         return false;
     }
     let non_first_fragment = packet.fragment && !packet.first_fragment;
     match attack.kind {
         AttackKind::SynFlood => {
-            packet.protocol == 6 && packet.tcp_flags & 0x12 == 0x02 && attack.victim_ports.contains(&packet.dst_port)
+            packet.protocol == 6
+                && packet.tcp_flags & 0x12 == 0x02
+                && attack.victim_ports.contains(&packet.dst_port)
+                && packet.src.is_some_and(|src| !completed.contains(&(src, packet.src_port)))
         }
         AttackKind::UdpFlood => packet.protocol == 17,
         AttackKind::IcmpFlood => packet.protocol == 1 && packet.icmp_type == 8,
@@ -241,7 +255,9 @@ fn check_capture_against_truth(dir: &Path, name: &str) -> Vec<Packet> {
     let packets: Vec<Packet> = frames.iter().map(|frame| parse_and_verify(&frame.data)).collect();
     assert_eq!(truth.benign, truth.attacks.is_empty());
     for attack in &truth.attacks {
-        let matching: Vec<usize> = (0..packets.len()).filter(|&i| is_attack_packet(attack, &packets[i])).collect();
+        let completed = completed_connections(attack.victim, &packets);
+        let matching: Vec<usize> =
+            (0..packets.len()).filter(|&i| is_attack_packet(attack, &packets[i], &completed)).collect();
         let sources: BTreeSet<IpAddr> = matching.iter().filter_map(|&i| packets[i].src).collect();
         assert_eq!(attack.packets, matching.len() as u64, "{name}: attack packets");
         let (first, last) = (matching[0], matching[matching.len() - 1]);

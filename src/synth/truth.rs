@@ -72,6 +72,9 @@ pub struct AttackPlan {
     /// Nominal packets per second toward the victim.
     pub rate_pps: u64,
     pub spoofed: bool,
+    /// Real users of the victim that send it traffic of the attack's kind too (a server's
+    /// clients opening connections during a SYN flood); 0 when none.
+    pub users: u64,
 }
 
 /// One attack in the ground truth.
@@ -93,6 +96,10 @@ pub struct AttackTruth {
     pub rate_pps: u64,
     pub spoofed: bool,
     pub distinct_sources: u64,
+    /// See [`AttackPlan::users`]: a detector counting every sender of the attack's traffic
+    /// counts up to this many more sources. Omitted when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub users: u64,
     /// Every source address, sorted; empty when the sources are spoofed.
     pub sources: Vec<IpAddr>,
 }
@@ -142,6 +149,7 @@ impl GroundTruth {
                 rate_pps: plan.rate_pps,
                 spoofed: plan.spoofed,
                 distinct_sources: counted.sources.len() as u64,
+                users: plan.users,
                 sources: if plan.spoofed { Vec::new() } else { counted.sources.into_iter().collect() },
             })
             .collect();
@@ -157,6 +165,10 @@ impl GroundTruth {
             attacks,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Counts of one attack's packets.
@@ -218,6 +230,7 @@ mod tests {
             victim_ports: vec![80],
             rate_pps: 1,
             spoofed: false,
+            users: 0,
         };
         let mut frame = Vec::new();
         let ip = Ip::between(IpAddr::from([198, 18, 0, 1]), plan.victim, 64, 1).unwrap();
