@@ -46,10 +46,11 @@ impl Doorkeeper {
         self.admit_per_tick = admit_per_tick.clamp(1, COUNT_MASK);
     }
 
-    /// Counts one packet toward the destination with keyed hash `hash` in tick `tick`;
-    /// whether it has now earned a victim entry.
+    /// Counts one packet toward the destination with keyed hash `hash` in tick `tick`; when
+    /// it has now earned a victim entry, the packets counted toward it in this tick (this one
+    /// included; an overestimate only where other destinations share both counters).
     #[inline]
-    pub fn admit(&mut self, hash: u64, tick: i64) -> bool {
+    pub fn admit(&mut self, hash: u64, tick: i64) -> Option<u32> {
         let base = lane(hash) << PER_LANE_BITS;
         let within = (1usize << PER_LANE_BITS) - 1;
         let i0 = base | (hash as usize & within);
@@ -58,7 +59,7 @@ impl Doorkeeper {
         // A counter from another tick reads as zero: no pass over the sketch per tick.
         let count = |c: u32| if c & !COUNT_MASK == tag { c & COUNT_MASK } else { 0 };
         let (Some(&a), Some(&b)) = (self.cells.get(i0), self.cells.get(i1)) else {
-            return true;
+            return Some(1);
         };
         let (a, b) = (count(a), count(b));
         let n = (a.min(b) + 1).min(COUNT_MASK);
@@ -69,7 +70,7 @@ impl Doorkeeper {
         if let Some(c) = self.cells.get_mut(i1) {
             *c = tag | b.max(n);
         }
-        n >= self.admit_per_tick
+        (n >= self.admit_per_tick).then_some(n)
     }
 }
 
@@ -88,11 +89,11 @@ mod tests {
         let mut d = Doorkeeper::new(12);
         let h = hash(1);
         for n in 1..12 {
-            assert!(!d.admit(h, 100), "admitted after {n} packets");
+            assert_eq!(d.admit(h, 100), None, "admitted after {n} packets");
         }
-        assert!(d.admit(h, 100));
+        assert_eq!(d.admit(h, 100), Some(12));
         // The next tick starts from zero.
-        assert!(!d.admit(h, 101));
+        assert_eq!(d.admit(h, 101), None);
     }
 
     #[test]
@@ -100,7 +101,7 @@ mod tests {
         // 70,000 destinations with 1 packet each in one tick: a sketch of 16,384 counters per
         // row sees ~4 per counter, and the minimum of two rows stays under 12.
         let mut d = Doorkeeper::new(12);
-        let admitted = (0..70_000).filter(|&i| d.admit(hash(i), 5)).count();
+        let admitted = (0..70_000).filter(|&i| d.admit(hash(i), 5).is_some()).count();
         assert!(admitted < 70, "{admitted} of 70,000 one-packet destinations admitted");
     }
 
@@ -114,8 +115,8 @@ mod tests {
         let mut seen = (0, 0);
         for i in 0..200_000u32 {
             let h = hash(i % 50_000);
-            let a = (lane_of(i % 50_000) == 7).then(|| alone.admit(h, 9));
-            let m = mixed.admit(h, 9);
+            let a = (lane_of(i % 50_000) == 7).then(|| alone.admit(h, 9).is_some());
+            let m = mixed.admit(h, 9).is_some();
             if let Some(a) = a {
                 assert_eq!(a, m, "packet {i}");
                 seen.0 += 1;

@@ -58,6 +58,8 @@ const MAIN_PORT_SHARE: f64 = 0.1;
 const MAIN_PORTS_MAX: usize = 5;
 /// A destination earns a victim entry at this fraction of the lowest threshold, per tick.
 const ADMIT_FRACTION_OF_THRESHOLD: u32 = 8;
+/// How far back among the latest packets admission looks for the new victim's earlier ones.
+const ADMISSION_SEARCH_RECORDS: usize = 8_192;
 
 /// The flood kinds floodwatch flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -535,19 +537,22 @@ impl Analyzer {
         let hash = self.hasher.hash_ip(p.dst);
         let slot = match self.victims.find_hashed(p.dst, hash) {
             Some(s) => s,
-            None if !self.doorkeeper.admit(hash, now) => {
-                self.recent.push(p);
-                return;
-            }
-            None => match self.victims.insert_hashed(p.dst, hash, now) {
-                Some(s) => {
-                    self.init_victim(s);
-                    s
-                }
+            None => match self.doorkeeper.admit(hash, now) {
                 None => {
-                    self.stats.victim_table_full += 1;
+                    self.recent.push(p);
                     return;
                 }
+                Some(counted) => match self.victims.insert_hashed(p.dst, hash, now) {
+                    Some(s) => {
+                        self.init_victim(s);
+                        self.count_before_admission(s, counted - 1);
+                        s
+                    }
+                    None => {
+                        self.stats.victim_table_full += 1;
+                        return;
+                    }
+                },
             },
         };
         if self.victims.meta[slot].ignored {
@@ -690,6 +695,39 @@ impl Analyzer {
             self.count_on_known(p.src, cell::SYNS_SENT, now);
         } else if flags & RST != 0 {
             self.count_on_known(p.src, cell::ANSWERS, now);
+        }
+    }
+
+    /// A destination just admitted to the victim table (slot `slot`) had `before` packets
+    /// counted toward it by the doorkeeper in this tick before the one that admitted it:
+    /// counts those found among the latest packets into its window, so that a burst of
+    /// exactly a threshold's worth is flagged. Earlier ticks of the window, each under the
+    /// admission level, are not searched (at most `admit_per_tick - 1` packets each).
+    #[cold]
+    fn count_before_admission(&mut self, slot: usize, before: u32) {
+        let victim = self.victims.meta[slot].key;
+        let tick_start = tick_time(self.now_tick.unwrap_or(0));
+        let mut found = 0;
+        let mut counts = [(0u32, 0u32); Class::COUNT];
+        for p in self.recent.newest_first().take(ADMISSION_SEARCH_RECORDS) {
+            // Late packets count in the current tick: allow one tick of reordering.
+            if found == before || p.ts_ns < tick_start - TICK_NS {
+                break;
+            }
+            if p.dst != victim {
+                continue;
+            }
+            found += 1;
+            let class = Class::of(&p).into_iter();
+            let fragment = (p.fragment != Fragment::Whole).then_some(Class::Frag);
+            for c in class.chain(fragment) {
+                counts[c as usize].0 += 1;
+                counts[c as usize].1 += p.wire_len;
+            }
+        }
+        for (ci, (packets, bytes)) in counts.into_iter().enumerate().filter(|(_, (packets, _))| *packets > 0) {
+            self.victims.add(slot, ci, packets);
+            self.victims.add(slot, cell::BYTES + ci, bytes);
         }
     }
 

@@ -134,9 +134,26 @@ impl RecentPackets {
 
     /// Oldest first.
     pub fn iter(&self) -> impl Iterator<Item = PacketRecord> + '_ {
+        let (before, after) = self.lines();
+        after.iter().chain(before.iter()).map(Line::unpack)
+    }
+
+    /// Newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = PacketRecord> + '_ {
+        let (before, after) = self.lines();
+        before.iter().rev().chain(after.iter().rev()).map(Line::unpack)
+    }
+
+    /// The records written since the ring last wrapped, and the older ones after them.
+    fn lines(&self) -> (&[Line], &[Line]) {
+        // The streaming stores are weakly ordered: fence them before reading back.
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `_mm_sfence` has no preconditions; SSE is part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_sfence()
+        };
         let (before, after) = self.ring.split_at(self.next);
-        let older: &[Line] = if self.filled { after } else { &[] };
-        older.iter().chain(before.iter()).map(Line::unpack)
+        (before, if self.filled { after } else { &[] })
     }
 }
 
@@ -152,6 +169,8 @@ mod tests {
         }
         let seen: Vec<i64> = r.iter().map(|p| p.ts_ns).collect();
         assert_eq!(seen, vec![3, 4, 5]);
+        let newest: Vec<i64> = r.newest_first().map(|p| p.ts_ns).collect();
+        assert_eq!(newest, vec![5, 4, 3]);
     }
 
     #[test]

@@ -431,3 +431,134 @@ fn unsolicited_echo_replies_are_a_flood() {
     assert_eq!(events[0].kind, AttackKind::IcmpFlood);
     assert_eq!(events[0].victim, victim.to_ip());
 }
+
+/// A full handshake from `(client, port)` to `(server, 443)` starting at `ts`, then one data
+/// segment from the server (an established connection).
+fn connection(ts: i64, client: IpKey, port: u16, server: IpKey, isn: u32) -> [PacketRecord; 4] {
+    let (syn, ack) = (PacketRecord::TCP_SYN, PacketRecord::TCP_ACK);
+    let server_isn = isn ^ 0x5555_5555;
+    let (client_next, server_next) = (isn.wrapping_add(1), server_isn.wrapping_add(1));
+    [
+        tcp(ts, (client, port), (server, 443), syn, (isn, 0)),
+        tcp(ts + 40_000, (server, 443), (client, port), syn | ack, (server_isn, client_next)),
+        tcp(ts + 20_000_000, (client, port), (server, 443), ack, (client_next, server_next)),
+        tcp(ts + 21_000_000, (server, 443), (client, port), ack | 0x08, (server_next, client_next.wrapping_add(200))),
+    ]
+}
+
+#[test]
+fn the_victims_users_are_not_offenders_unless_they_flood_too() {
+    let server = v4(198, 51, 100, 30);
+    let users: Vec<IpKey> = (0..40).map(|i| v4(100, 64, 1, i + 1)).collect();
+    // One user with a completed handshake who then sends 80 SYNs that complete nothing.
+    let flooding_user = v4(100, 64, 2, 1);
+    let mut packets: Vec<PacketRecord> = Vec::new();
+    // Users connect throughout, twice each, before and during the flood.
+    for round in 0..2u32 {
+        for (i, &user) in users.iter().enumerate() {
+            let ts = T0 + (round as i64 * 1_500 + i as i64 * 20) * 1_000_000;
+            packets.extend(connection(ts, user, 40_000 + round as u16, server, 1000 * i as u32 + round));
+        }
+    }
+    packets.extend(connection(T0, flooding_user, 50_000, server, 77));
+    packets.extend(syn_flood(T0 + 1_000_000_000, 5_000, 1, server).map(|mut p| {
+        p.dst_port = 443;
+        p
+    }));
+    packets.extend((0..80u32).map(|i| {
+        let ts = T0 + 1_000_000_000 + i as i64 * 10_000_000;
+        tcp(ts, (flooding_user, 1024 + i as u16), (server, 443), PacketRecord::TCP_SYN, (i, 0))
+    }));
+    packets.sort_by_key(|p| p.ts_ns);
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let end = events.iter().find(|e| e.event == EventKind::End && e.kind == AttackKind::SynFlood).expect("flagged");
+    let mut expected: Vec<IpAddr> = (0..50).map(|i| v4(198, 18, 0, i + 1).to_ip()).collect();
+    expected.push(flooding_user.to_ip());
+    let mut listed = end.offending_ips.clone();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected, "{}", end.sources.verdict);
+}
+
+/// `n` UDP packets at 10,000/s toward `victim` from the source `src(i)` of packet `i`.
+fn udp_from(victim: IpKey, n: u32, src: impl Fn(u32) -> IpKey) -> Vec<PacketRecord> {
+    (0..n).map(|i| udp(T0 + i as i64 * 100_000, (src(i), 5_000), (victim, 9), Fragment::Whole)).collect()
+}
+
+#[test]
+fn impossible_sources_are_never_offenders_and_their_share_is_reported() {
+    let victim = v4(192, 0, 2, 40);
+    let bogon = crate::config::Prefix::parse("203.0.113.0/24").unwrap();
+    let s = DetectionSettings { bogons: vec![bogon], ..settings() };
+    // 50 real bots, 100 packets each; among them 8 packets from each of 5 impossible
+    // sources: 0.8 % of the flood, not enough to call all of it forged.
+    let impossible = [v4(127, 0, 0, 1), v4(0, 1, 2, 3), v4(224, 0, 0, 5), victim, v4(203, 0, 113, 9)];
+    let packets = udp_from(victim, 5_040, |i| {
+        if i % 126 == 0 {
+            impossible[(i / 126) as usize % 5]
+        } else {
+            v4(198, 18, 3, (i % 50) as u8 + 1)
+        }
+    });
+    let mut a = Analyzer::new(s);
+    let events = run(&mut a, packets);
+    let end = events.iter().find(|e| e.event == EventKind::End).expect("flagged");
+    assert!(!end.sources.spoofed_likely, "{}", end.sources.verdict);
+    assert_eq!(end.offending_ips.len(), 50, "{:?}", end.offending_ips);
+    for ip in impossible {
+        assert!(!end.offending_ips.contains(&ip.to_ip()), "{ip} listed");
+    }
+    assert!(end.reason.contains("cannot send it"), "{}", end.reason);
+}
+
+#[test]
+fn a_flood_from_a_multicast_source_is_forged_and_lists_no_one() {
+    // The "remote smurf": ICMPv6 echo requests whose source is ff02::1.
+    let victim = IpKey::from_ip("2001:db8:1::1".parse().unwrap());
+    let all_nodes = IpKey::from_ip("ff02::1".parse().unwrap());
+    let packets = (0..3_000u32).map(|i| PacketRecord {
+        ip_version: 6,
+        protocol: PacketRecord::PROTO_ICMPV6,
+        ..icmp(T0 + i as i64 * 100_000, all_nodes, victim, ICMPV6_ECHO_REQUEST)
+    });
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let end = events.iter().find(|e| e.event == EventKind::End).expect("flagged");
+    assert!(end.sources.spoofed_likely, "{}", end.sources.verdict);
+    assert!(end.offending_ips.is_empty(), "{:?}", end.offending_ips);
+    assert!(end.sources.verdict.contains("100.0 % of the packets come from addresses that cannot send"));
+}
+
+/// `n` ICMPv6 echo requests toward `victim` within 8 ms, among other traffic: UDP from one
+/// host to 300 others, spread over the same time and the second before.
+fn icmpv6_burst(n: u32, victim: IpKey) -> Vec<PacketRecord> {
+    let attacker = IpKey::from_ip("2001:db8:ffff::7".parse().unwrap());
+    let mut packets: Vec<PacketRecord> = (0..n)
+        .map(|i| PacketRecord {
+            ip_version: 6,
+            protocol: PacketRecord::PROTO_ICMPV6,
+            ..icmp(T0 + 1_000_000_000 + i as i64 * 8_000, attacker, victim, ICMPV6_ECHO_REQUEST)
+        })
+        .collect();
+    let talker = v4(100, 64, 0, 1);
+    packets.extend(
+        (0..3_000u32).map(|i| {
+            udp(T0 + i as i64 * 336_000, (talker, 5_000), (v4(192, 0, 2, (i % 300) as u8), 53), Fragment::Whole)
+        }),
+    );
+    packets.sort_by_key(|p| p.ts_ns);
+    packets
+}
+
+#[test]
+fn a_burst_of_exactly_the_thresholds_count_is_flagged_and_one_less_is_not() {
+    let victim = IpKey::from_ip("2001:db8:1::1".parse().unwrap());
+    let threshold = (crate::config::DEFAULT_THRESHOLD_PPS as f64 * settings().window_secs()) as u32;
+    let flagged = |n: u32| {
+        let mut a = Analyzer::new(settings());
+        run(&mut a, icmpv6_burst(n, victim)).iter().any(|e| e.event == EventKind::Start && e.victim == victim.to_ip())
+    };
+    assert!(flagged(threshold), "{threshold} packets in one window not flagged");
+    assert!(!flagged(threshold - 1), "{} packets in one window flagged", threshold - 1);
+}

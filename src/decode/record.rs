@@ -199,3 +199,23 @@ const PROTOCOL_GROUPS: [u8; 256] = {
     groups[PacketRecord::PROTO_ICMPV6 as usize] = groups[PacketRecord::PROTO_ICMP as usize];
     groups
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_that_are_never_a_source() {
+        let never =
+            ["0.0.0.0", "0.12.3.4", "127.0.0.1", "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255"];
+        let never6 = ["::", "::1", "ff02::1", "ff05::1:3"];
+        for ip in never.iter().chain(&never6) {
+            assert!(IpKey::from_ip(ip.parse().unwrap()).is_never_a_source(), "{ip}");
+        }
+        let real =
+            ["1.0.0.1", "126.255.255.255", "128.0.0.1", "223.255.255.254", "10.0.0.1", "::2", "2001:db8::1", "fe80::1"];
+        for ip in real {
+            assert!(!IpKey::from_ip(ip.parse().unwrap()).is_never_a_source(), "{ip}");
+        }
+    }
+}
