@@ -23,6 +23,15 @@ pub type KindThresholds = [u32; AttackKind::ALL.len()];
 
 /// The built-in floor: nothing below 1,000 packets/s is ever a flood at defaults.
 pub const DEFAULT_THRESHOLD_PPS: u32 = 1_000;
+/// ACK segments are most of any TCP host's traffic (a 100 Mbit/s download alone receives
+/// ~8,000 data segments/s and sends ~4,000 ACKs/s), so `ack_flood` starts higher.
+pub const DEFAULT_ACK_THRESHOLD_PPS: u32 = 10_000;
+/// Every kind's default threshold.
+pub const DEFAULT_THRESHOLDS: KindThresholds = {
+    let mut t = [DEFAULT_THRESHOLD_PPS; AttackKind::ALL.len()];
+    t[AttackKind::AckFlood as usize] = DEFAULT_ACK_THRESHOLD_PPS;
+    t
+};
 /// A client retrying one connection sends at most 7 SYNs (Linux retries 6 times, Windows
 /// twice); a few parallel attempts stay under this. A bot flooding at a few SYNs per second
 /// passes it within seconds.
@@ -106,6 +115,9 @@ pub struct DetectionSettings {
     pub amplification_share: f32,
     /// Share of SYN-ACKs that must be unsolicited (no SYN from the victim) for `synack_flood`.
     pub synack_unsolicited_ratio: f32,
+    /// Share of ACKs (`ack_flood`) or RSTs (`rst_flood`) that must come from peers the victim
+    /// has no connection with.
+    pub tcp_stranger_ratio: f32,
     /// Sources listed in each alert's `sources.top`.
     pub top_sources: usize,
     /// Sources tracked per attack (Space-Saving counters).
@@ -138,12 +150,13 @@ impl Default for DetectionSettings {
             window_ticks: 10,
             quiet_ticks: 50,
             update_ticks: 100,
-            thresholds: [DEFAULT_THRESHOLD_PPS; AttackKind::ALL.len()],
+            thresholds: DEFAULT_THRESHOLDS,
             baseline_factor: 4.0,
             baseline_tau_s: 600.0,
             syn_unanswered_ratio: 0.5,
             amplification_share: 0.5,
             synack_unsolicited_ratio: 0.5,
+            tcp_stranger_ratio: 0.5,
             top_sources: 100,
             tracked_sources: 4096,
             min_offender_packets: 2,
@@ -200,6 +213,7 @@ impl DetectionSettings {
                 0.0,
                 1.0,
             )?;
+            set_in_range(&mut s.tcp_stranger_ratio, d.tcp_stranger_ratio, "detection.tcp_stranger_ratio", 0.0, 1.0)?;
             if let Some(n) = d.top_sources {
                 s.top_sources = n;
             }
@@ -563,6 +577,7 @@ struct DetectionSection {
     syn_unanswered_ratio: Option<f64>,
     amplification_share: Option<f64>,
     synack_unsolicited_ratio: Option<f64>,
+    tcp_stranger_ratio: Option<f64>,
     top_sources: Option<usize>,
     min_offender_packets: Option<u64>,
     client_unanswered_syns: Option<u64>,
@@ -591,6 +606,9 @@ struct ThresholdSection {
     amplification: Option<u32>,
     icmp_flood: Option<u32>,
     fragment_flood: Option<u32>,
+    ack_flood: Option<u32>,
+    rst_flood: Option<u32>,
+    tcp_flood: Option<u32>,
 }
 
 impl ThresholdSection {
@@ -605,6 +623,9 @@ impl ThresholdSection {
             (AttackKind::Amplification, self.amplification),
             (AttackKind::IcmpFlood, self.icmp_flood),
             (AttackKind::FragmentFlood, self.fragment_flood),
+            (AttackKind::AckFlood, self.ack_flood),
+            (AttackKind::RstFlood, self.rst_flood),
+            (AttackKind::TcpFlood, self.tcp_flood),
         ] {
             if let Some(v) = value {
                 t[kind as usize] = v;

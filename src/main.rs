@@ -189,6 +189,15 @@ struct DetectionArgs {
     /// IP fragment flood threshold, packets/s.
     #[arg(long, value_name = "PPS")]
     frag_pps: Option<u32>,
+    /// ACK flood threshold, packets/s.
+    #[arg(long, value_name = "PPS")]
+    ack_pps: Option<u32>,
+    /// RST flood threshold, packets/s.
+    #[arg(long, value_name = "PPS")]
+    rst_pps: Option<u32>,
+    /// Threshold of other TCP floods (null, FIN, xmas), packets/s.
+    #[arg(long, value_name = "PPS")]
+    tcp_pps: Option<u32>,
     /// Sliding window length, e.g. 1s or 500ms (a multiple of 100ms).
     #[arg(long, value_name = "DURATION")]
     window: Option<String>,
@@ -212,6 +221,9 @@ impl DetectionArgs {
             (AttackKind::Amplification, self.amp_pps),
             (AttackKind::IcmpFlood, self.icmp_pps),
             (AttackKind::FragmentFlood, self.frag_pps),
+            (AttackKind::AckFlood, self.ack_pps),
+            (AttackKind::RstFlood, self.rst_pps),
+            (AttackKind::TcpFlood, self.tcp_pps),
         ] {
             if let Some(v) = value {
                 if v == 0 {

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use floodwatch::analyze::{Analysis, Analyzer, AttackEvent, ShardedAnalyzer};
+use floodwatch::analyze::{Analysis, Analyzer, AttackEvent, AttackKind, ShardedAnalyzer};
 use floodwatch::config::DetectionSettings;
 use floodwatch::replay::replay;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ fn every_generated_capture_gives_the_same_alerts_on_several_threads() {
 fn lowered_thresholds_and_a_short_window_give_the_same_alerts_on_several_threads() {
     // More watches, declines and attacks at once: the paths where shards could diverge.
     let mut s = settings();
-    s.thresholds = [200; 6];
+    s.thresholds = [200; AttackKind::ALL.len()];
     s.window_ticks = 3;
     let files = captures_in(&repo_path("captures"), |n| n.starts_with("benign_mix") && !n.ends_with(".json"));
     assert_same_with_threads(&files, s, "benign mixes at 200 pps");
@@ -122,7 +122,7 @@ fn third_party_captures_give_the_same_alerts_on_several_threads() {
     for f in &files {
         assert_same_with_threads(std::slice::from_ref(f), settings(), &f.display().to_string());
         let mut low = settings();
-        low.thresholds = [100; 6];
+        low.thresholds = [100; AttackKind::ALL.len()];
         assert_same_with_threads(std::slice::from_ref(f), low, &format!("{} at 100 pps", f.display()));
     }
 }

@@ -20,7 +20,7 @@ pub use shards::{Analysis, ShardedAnalyzer};
 mod tracker;
 mod victims;
 
-use crate::config::{DetectionSettings, KindThresholds};
+use crate::config::{DetectionSettings, KindThresholds, DEFAULT_ACK_THRESHOLD_PPS};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
 use acquaintances::Acquaintances;
 use doorkeeper::Doorkeeper;
@@ -51,6 +51,8 @@ const IMPOSSIBLE_SHARE_SPOOFED: f64 = 0.01;
 /// this share of the /16 networks that as many random addresses would cover (see
 /// `AttackTracker::network_spread`): real hosts cluster in their providers' networks.
 const NETWORK_SPREAD_SPOOFED: f64 = 0.5;
+/// Trackers made when the analyzer is: the watches of a few busy victims take no allocation.
+const TRACKERS_UP_FRONT: usize = 16;
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
 const WATCHES_PER_TRACKER: usize = 4;
 /// A destination port is "main" when it carries at least this share of an attack.
@@ -59,7 +61,11 @@ const MAIN_PORTS_MAX: usize = 5;
 /// A destination earns a victim entry at this fraction of the lowest threshold, per tick.
 const ADMIT_FRACTION_OF_THRESHOLD: u32 = 8;
 /// How far back among the latest packets admission looks for the new victim's earlier ones.
-const ADMISSION_SEARCH_RECORDS: usize = 8_192;
+const ADMISSION_SEARCH_RECORDS: usize = 1_024;
+/// Words of the filter of victims that count ACKs (4,096 bits, in L1).
+const ACK_FILTER_WORDS: usize = 64;
+/// Stale bits of that filter are cleared once a minute of packet time.
+const ACK_FILTER_REBUILD_TICKS: i64 = 600;
 
 /// The flood kinds floodwatch flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,16 +76,25 @@ pub enum AttackKind {
     Amplification,
     IcmpFlood,
     FragmentFlood,
+    /// TCP segments with ACK (and neither SYN nor RST) of no connection the victim is in.
+    AckFlood,
+    /// TCP RSTs.
+    RstFlood,
+    /// TCP segments with none of SYN, ACK and RST: null, FIN and xmas scans and floods.
+    TcpFlood,
 }
 
 impl AttackKind {
-    pub const ALL: [AttackKind; 6] = [
+    pub const ALL: [AttackKind; 9] = [
         AttackKind::SynFlood,
         AttackKind::SynAckFlood,
         AttackKind::UdpFlood,
         AttackKind::Amplification,
         AttackKind::IcmpFlood,
         AttackKind::FragmentFlood,
+        AttackKind::AckFlood,
+        AttackKind::RstFlood,
+        AttackKind::TcpFlood,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +105,9 @@ impl AttackKind {
             AttackKind::Amplification => "amplification",
             AttackKind::IcmpFlood => "icmp_flood",
             AttackKind::FragmentFlood => "fragment_flood",
+            AttackKind::AckFlood => "ack_flood",
+            AttackKind::RstFlood => "rst_flood",
+            AttackKind::TcpFlood => "tcp_flood",
         }
     }
 
@@ -110,6 +128,9 @@ impl AttackKind {
             AttackKind::UdpFlood | AttackKind::Amplification => Class::Udp,
             AttackKind::IcmpFlood => Class::Icmp,
             AttackKind::FragmentFlood => Class::Frag,
+            AttackKind::AckFlood => Class::Ack,
+            AttackKind::RstFlood => Class::Rst,
+            AttackKind::TcpFlood => Class::TcpOther,
         }
     }
 }
@@ -122,24 +143,46 @@ pub enum Class {
     Udp,
     Icmp,
     Frag,
+    Ack,
+    Rst,
+    TcpOther,
 }
 
 impl Class {
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 8;
+    pub const ALL: [Class; Class::COUNT] =
+        [Class::Syn, Class::SynAck, Class::Udp, Class::Icmp, Class::Frag, Class::Ack, Class::Rst, Class::TcpOther];
 
-    /// The class of a packet by protocol (fragments are counted separately too).
+    /// The class of a packet by protocol (fragments are counted separately too). A TCP
+    /// segment with SYN is a SYN or a SYN-ACK whatever its other flags; without SYN, one with
+    /// RST is a RST, one with ACK an ACK, the rest (null, FIN, xmas) other TCP.
     #[inline]
     pub const fn of(p: &PacketRecord) -> Option<Class> {
+        const SYN: u8 = PacketRecord::TCP_SYN;
+        const ACK: u8 = PacketRecord::TCP_ACK;
+        const RST: u8 = PacketRecord::TCP_RST;
         match p.protocol {
             PacketRecord::PROTO_TCP if matches!(p.l4, L4State::Present) => {
-                match p.tcp_flags & (PacketRecord::TCP_SYN | PacketRecord::TCP_ACK) {
-                    PacketRecord::TCP_SYN => Some(Class::Syn),
-                    f if f == PacketRecord::TCP_SYN | PacketRecord::TCP_ACK => Some(Class::SynAck),
-                    _ => None,
-                }
+                Some(match p.tcp_flags & (SYN | ACK | RST) {
+                    f if f & (SYN | ACK) == SYN => Class::Syn,
+                    f if f & (SYN | ACK) == SYN | ACK => Class::SynAck,
+                    f if f & RST != 0 => Class::Rst,
+                    f if f & ACK != 0 => Class::Ack,
+                    _ => Class::TcpOther,
+                })
             }
             PacketRecord::PROTO_UDP => Some(Class::Udp),
             PacketRecord::PROTO_ICMP | PacketRecord::PROTO_ICMPV6 => Some(Class::Icmp),
+            _ => None,
+        }
+    }
+
+    /// The counter of this class's packets from peers the victim has no connection with,
+    /// for the classes that real connections carry too (ACKs, RSTs).
+    fn strangers_cell(self) -> Option<usize> {
+        match self {
+            Class::Ack => Some(cell::ACKS_FROM_STRANGERS),
+            Class::Rst => Some(cell::RSTS_FROM_STRANGERS),
             _ => None,
         }
     }
@@ -151,6 +194,9 @@ impl Class {
             Class::Udp => &[AttackKind::UdpFlood, AttackKind::Amplification],
             Class::Icmp => &[AttackKind::IcmpFlood],
             Class::Frag => &[AttackKind::FragmentFlood],
+            Class::Ack => &[AttackKind::AckFlood],
+            Class::Rst => &[AttackKind::RstFlood],
+            Class::TcpOther => &[AttackKind::TcpFlood],
         }
     }
 }
@@ -347,9 +393,10 @@ struct Watch {
     /// Packets and bytes since the watch began, including the back-filled window.
     packets: u64,
     bytes: u64,
-    /// Handshakes completed with the victim while the watch counted (a SYN watch only): its
-    /// users' SYNs, which are no part of a flood.
-    completions: u64,
+    /// Packets of the victim's users among `packets`, no part of a flood: one SYN per
+    /// handshake completed with the victim (a SYN watch), the ACKs of peers it talks with (an
+    /// ACK or RST watch).
+    user_packets: u64,
     /// Time of the latest packet counted.
     last_ts: i64,
     /// Time of the earliest packet counted (back-filled ones included).
@@ -368,6 +415,12 @@ pub struct Analyzer {
     hasher: KeyedHasher,
     services: ServiceTable,
     doorkeeper: Doorkeeper,
+    /// Admission of ACK counting: ACKs are most of any TCP host's traffic, so a victim counts
+    /// them only once they alone earn it (see [`Analyzer::ack_gate`]).
+    ack_doorkeeper: Doorkeeper,
+    /// One bit per [`ack_filter_bit`] of each victim that counts ACKs (stale bits are cleared
+    /// every minute of packet time): most ACKs are turned away without a victim lookup.
+    ack_filter: Box<[u64; ACK_FILTER_WORDS]>,
     victims: VictimTable,
     watches: Vec<Option<Watch>>,
     free_watches: Vec<u16>,
@@ -399,12 +452,21 @@ impl Analyzer {
             window_secs: settings.window_secs(),
             alpha: (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32,
             doorkeeper: Doorkeeper::new(admit_per_tick(&policies)),
+            ack_doorkeeper: Doorkeeper::new(ack_admit_per_tick(&policies)),
+            ack_filter: Box::new([0; ACK_FILTER_WORDS]),
             victims: VictimTable::new(settings.max_victims, settings.window_ticks, hasher),
             watches: (0..max_watches).map(|_| None).collect(),
             free_watches: (0..max_watches as u16).rev().collect(),
             live: Vec::with_capacity(max_watches),
-            spare_trackers: Vec::with_capacity(settings.max_trackers),
-            trackers_made: 0,
+            // The first trackers are made up front: watches on a busy server's classes (SYNs,
+            // ACKs, RSTs) then start without allocating, and untouched pages cost nothing.
+            spare_trackers: {
+                let mut spares = Vec::with_capacity(settings.max_trackers);
+                let made = settings.max_trackers.min(TRACKERS_UP_FRONT);
+                spares.extend((0..made).map(|_| AttackTracker::new(settings.tracked_sources, hasher)));
+                spares
+            },
+            trackers_made: settings.max_trackers.min(TRACKERS_UP_FRONT),
             handshakes: HandshakeTable::new(HANDSHAKE_SLOTS_LOG2),
             acquaintances: Acquaintances::new(ACQUAINTANCE_BUCKETS_LOG2),
             tcp_watched: 0,
@@ -463,6 +525,7 @@ impl Analyzer {
         self.policies =
             std::iter::once(settings.thresholds).chain(settings.prefixes.iter().map(|p| p.thresholds)).collect();
         self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies));
+        self.ack_doorkeeper.set_admit_per_tick(ack_admit_per_tick(&self.policies));
         self.alpha = (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32;
         self.s = settings;
         for slot in 0..self.victims.meta.len() {
@@ -535,6 +598,9 @@ impl Analyzer {
             return;
         }
         let hash = self.hasher.hash_ip(p.dst);
+        if class == Some(Class::Ack) && !fragment && !self.ack_gate(p, hash, now) {
+            return;
+        }
         let slot = match self.victims.find_hashed(p.dst, hash) {
             Some(s) => s,
             None => match self.doorkeeper.admit(hash, now) {
@@ -636,6 +702,9 @@ impl Analyzer {
             self.restart_timeline(tick, out);
             return tick;
         }
+        if tick.div_euclid(ACK_FILTER_REBUILD_TICKS) != now.div_euclid(ACK_FILTER_REBUILD_TICKS) {
+            self.rebuild_ack_filter();
+        }
         // Late packets (timestamps stepping back a little) count in the current tick.
         while now < tick {
             if self.live.is_empty() {
@@ -698,6 +767,62 @@ impl Analyzer {
         }
     }
 
+    /// Whether an ACK toward `p.dst` is counted: its victim counts ACKs, or the ACK doorkeeper
+    /// has just admitted it. The ACKs of other destinations go no further (not even to the
+    /// back-fill ring: at admission, the doorkeeper's count of the tick's earlier ACKs is
+    /// credited instead).
+    #[inline]
+    fn ack_gate(&mut self, p: &PacketRecord, hash: u64, now: i64) -> bool {
+        let (word, bit) = ack_filter_bit(hash);
+        if self.ack_filter[word] & bit != 0 {
+            if let Some(slot) = self.victims.find_hashed(p.dst, hash) {
+                if self.victims.meta[slot].counts_acks {
+                    return true;
+                }
+            }
+        }
+        match self.ack_doorkeeper.admit(hash, now) {
+            None => false,
+            Some(counted) => self.start_counting_acks(p, hash, now, counted - 1),
+        }
+    }
+
+    /// The ACK doorkeeper admitted `p.dst` after `before` earlier ACKs in this tick: from now
+    /// on its ACKs are counted, those earlier ones included.
+    #[cold]
+    fn start_counting_acks(&mut self, p: &PacketRecord, hash: u64, now: i64, before: u32) -> bool {
+        let slot = match self.victims.find_hashed(p.dst, hash) {
+            Some(s) => s,
+            None => match self.victims.insert_hashed(p.dst, hash, now) {
+                Some(s) => {
+                    self.init_victim(s);
+                    s
+                }
+                None => {
+                    self.stats.victim_table_full += 1;
+                    return false;
+                }
+            },
+        };
+        self.touch(slot, now);
+        self.victims.meta[slot].counts_acks = true;
+        let (word, bit) = ack_filter_bit(hash);
+        self.ack_filter[word] |= bit;
+        let ci = Class::Ack as usize;
+        self.victims.add(slot, ci, before);
+        self.victims.add(slot, cell::BYTES + ci, before.saturating_mul(p.wire_len));
+        true
+    }
+
+    /// Clears the filter bits of victims that no longer count ACKs (evicted since).
+    fn rebuild_ack_filter(&mut self) {
+        self.ack_filter.fill(0);
+        for m in self.victims.meta.iter().filter(|m| m.occupied && m.counts_acks) {
+            let (word, bit) = ack_filter_bit(self.hasher.hash_ip(m.key));
+            self.ack_filter[word] |= bit;
+        }
+    }
+
     /// A destination just admitted to the victim table (slot `slot`) had `before` packets
     /// counted toward it by the doorkeeper in this tick before the one that admitted it:
     /// counts those found among the latest packets into its window, so that a burst of
@@ -718,7 +843,8 @@ impl Analyzer {
                 continue;
             }
             found += 1;
-            let class = Class::of(&p).into_iter();
+            // ACKs are counted only from their own admission on (see `ack_gate`).
+            let class = Class::of(&p).into_iter().filter(|c| *c != Class::Ack);
             let fragment = (p.fragment != Fragment::Whole).then_some(Class::Frag);
             for c in class.chain(fragment) {
                 counts[c as usize].0 += 1;
@@ -741,7 +867,7 @@ impl Analyzer {
         self.victims.add(slot, cell::COMPLETIONS, 1);
         let w = self.victims.meta[slot].watch[Class::Syn as usize];
         if w != NO_WATCH {
-            self.watch_mut(w).completions += 1;
+            self.watch_mut(w).user_packets += 1;
         }
     }
 
@@ -817,8 +943,16 @@ impl Analyzer {
         }
         let w = self.victims.meta[slot].watch[ci];
         if w != NO_WATCH {
+            let mut from_user = false;
+            if let Some(strangers) = c.strangers_cell() {
+                from_user = self.acquaintances.lookup(self.hasher.hash_pair(p.dst, p.src)).is_some();
+                if !from_user {
+                    self.victims.add(slot, strangers, 1);
+                }
+            }
             let services = &self.services;
             if let Some(watch) = self.watches[w as usize].as_mut() {
+                watch.user_packets += from_user as u64;
                 watch.packets += 1;
                 watch.bytes += p.wire_len as u64;
                 watch.last_ts = ts;
@@ -844,7 +978,7 @@ impl Analyzer {
     }
 
     fn refresh_levels(&mut self, slot: usize) {
-        for c in [Class::Syn, Class::SynAck, Class::Udp, Class::Icmp, Class::Frag] {
+        for c in Class::ALL {
             let meta = &self.victims.meta[slot];
             let trigger = self.trigger_count(meta, c);
             let w = meta.watch[c as usize];
@@ -893,13 +1027,14 @@ impl Analyzer {
             tracker,
             packets: 0,
             bytes: 0,
-            completions: 0,
+            user_packets: 0,
             last_ts: i64::MIN,
             first_ts: i64::MAX,
             calm_since: None,
             attack: None,
         };
         // Back-fill from the packets of the current window that came before this one.
+        let mut strangers = 0;
         for p in self.recent_of(victim, c) {
             watch.packets += 1;
             watch.bytes += p.wire_len as u64;
@@ -908,6 +1043,14 @@ impl Analyzer {
             if let Some(t) = watch.tracker.as_mut() {
                 t.record(&p, &self.services, &self.s.bogons);
             }
+            if c.strangers_cell().is_some() {
+                let known = self.acquaintances.lookup(self.hasher.hash_pair(victim, p.src)).is_some();
+                watch.user_packets += known as u64;
+                strangers += !known as u32;
+            }
+        }
+        if let Some(cell) = c.strangers_cell().filter(|_| strangers > 0) {
+            self.victims.add(slot, cell, strangers);
         }
         if watch.first_ts == i64::MAX {
             watch.first_ts = tick_time(self.now_tick.unwrap_or(0));
@@ -1103,6 +1246,34 @@ impl Analyzer {
                     )
                 })
             }
+            Class::Ack | Class::Rst => {
+                let (kind, what) =
+                    if c == Class::Ack { (AttackKind::AckFlood, "ACK") } else { (AttackKind::RstFlood, "RST") };
+                let th = self.threshold_pps(meta, kind);
+                // Segments that left the back-fill ring before the watch began (and ACKs before
+                // their own admission) were not judged: they count as a connection's.
+                let strangers = c.strangers_cell().map_or(0, |cell| sums[cell]) as f64 / count.max(1) as f64;
+                (pps >= th && strangers >= self.s.tcp_stranger_ratio as f64).then(|| {
+                    let reason = format!(
+                        "TCP {what} rate {} pps over {window} s >= threshold {} pps; {:.0} % from peers the victim has no connection with",
+                        fmt_int(pps),
+                        fmt_int(th),
+                        strangers * 100.0
+                    );
+                    (kind, reason, None)
+                })
+            }
+            Class::TcpOther => {
+                let th = self.threshold_pps(meta, AttackKind::TcpFlood);
+                (pps >= th).then(|| {
+                    let reason = format!(
+                        "rate of TCP segments with none of SYN, ACK and RST (null, FIN, xmas) {} pps over {window} s >= threshold {} pps",
+                        fmt_int(pps),
+                        fmt_int(th)
+                    );
+                    (AttackKind::TcpFlood, reason, None)
+                })
+            }
         };
         let now = self.now_tick.unwrap_or(0);
         match verdict {
@@ -1122,12 +1293,13 @@ impl Analyzer {
                 let victim = self.watch(w).victim;
                 let window_start = tick_time(now - self.s.window_ticks as i64 + 1);
                 let sums = self.victims.sums(slot);
-                let in_window = (sums[c as usize], sums[cell::BYTES + c as usize], sums[cell::COMPLETIONS]);
+                let users = sums[c as usize] - self.flood_count(slot, c).min(sums[c as usize]);
+                let in_window = (sums[c as usize], sums[cell::BYTES + c as usize], users);
                 let watch = self.watch_mut(w);
                 // A victim watched for longer (a busy server) counts the attack from the window
                 // that decided, not from when its traffic first drew attention.
                 if watch.first_ts < window_start {
-                    (watch.packets, watch.bytes, watch.completions) = in_window;
+                    (watch.packets, watch.bytes, watch.user_packets) = in_window;
                     watch.first_ts = window_start;
                 }
                 watch.state = WatchState::Active;
@@ -1221,14 +1393,15 @@ impl Analyzer {
         }
     }
 
-    /// The window's packets of class `c` that still look like a flood: for SYNs, where the
-    /// victim's answers are visible, those that completed no handshake (a server that keeps
-    /// serving its users after a flood sees their SYNs go on).
+    /// The window's packets of class `c` that still look like a flood (a server that keeps
+    /// serving its users after a flood sees their traffic go on): for SYNs, where the victim's
+    /// answers are visible, those that completed no handshake; for ACKs and RSTs, those from
+    /// peers the victim has no connection with.
     fn flood_count(&self, slot: usize, c: Class) -> u64 {
         let sums = self.victims.sums(slot);
         match c {
             Class::Syn if sums[cell::ANSWERS] > 0 => sums[c as usize].saturating_sub(sums[cell::COMPLETIONS]),
-            _ => sums[c as usize],
+            _ => c.strangers_cell().map_or(sums[c as usize], |strangers| sums[strangers]),
         }
     }
 
@@ -1307,18 +1480,19 @@ impl Analyzer {
             .into_iter()
             .filter(|c| c.count - c.error >= min)
             .filter(|c| !tracker::impossible_source(c.key, watch.victim, &self.s.bogons))
-            .filter(|c| !(tcp && self.is_user(watch.victim, c.key, c.count - c.error)))
+            .filter(|c| !(tcp && self.is_user(watch.victim, c.key, watch.class, c.count - c.error)))
             .map(|c| c.key.to_ip())
             .collect()
     }
 
-    /// Whether `source`, which sent at least `syns` packets of a TCP flood toward `victim`, is
-    /// one of the victim's users: the victim talks with it, and it sent no more than
-    /// `client_unanswered_syns` SYNs beyond the handshakes it completed.
-    fn is_user(&self, victim: IpKey, source: IpKey, syns: u64) -> bool {
-        self.acquaintances
-            .lookup(self.hasher.hash_pair(victim, source))
-            .is_some_and(|completed| syns.saturating_sub(completed) <= self.s.client_unanswered_syns)
+    /// Whether `source`, which sent at least `packets` packets of a TCP flood of class `c`
+    /// toward `victim`, is one of the victim's users: the victim talks with it and, for a SYN
+    /// flood, it sent no more than `client_unanswered_syns` SYNs beyond the handshakes it
+    /// completed (its other segments belong to connections the victim serves).
+    fn is_user(&self, victim: IpKey, source: IpKey, c: Class, packets: u64) -> bool {
+        self.acquaintances.lookup(self.hasher.hash_pair(victim, source)).is_some_and(|completed| {
+            c != Class::Syn || packets.saturating_sub(completed) <= self.s.client_unanswered_syns
+        })
     }
 
     fn event(&self, w: u16, event: EventKind, ts: i64, end: Option<EndReport>) -> AttackEvent {
@@ -1329,15 +1503,14 @@ impl Analyzer {
         let pps = (sums[c] as f64 / self.window_secs).round() as u64;
         let bps = (sums[cell::BYTES + c] as f64 * 8.0 / self.window_secs).round() as u64;
         let protocol = match watch.class {
-            Class::Syn | Class::SynAck => "tcp",
+            Class::Syn | Class::SynAck | Class::Ack | Class::Rst | Class::TcpOther => "tcp",
             Class::Udp => "udp",
             Class::Icmp if watch.victim.is_v4() => "icmp",
             Class::Icmp => "icmpv6",
             Class::Frag => "ip",
         };
         let sources = self.source_report(w);
-        // The users' SYNs of a SYN watch (one per completed handshake) are not the flood's.
-        let users = watch.completions.min(watch.packets);
+        let users = watch.user_packets.min(watch.packets);
         AttackEvent {
             timestamp_ns: ts,
             event,
@@ -1382,7 +1555,7 @@ fn is_echo_reply(p: &PacketRecord) -> bool {
 }
 
 /// The classes of TCP floods, whose sources may also be the victim's users.
-const TCP_CLASSES: [Class; 1] = [Class::Syn];
+const TCP_CLASSES: [Class; 4] = [Class::Syn, Class::Ack, Class::Rst, Class::TcpOther];
 
 /// One of 64 bits for a host, for [`Analyzer::tcp_watched`] (unkeyed: a collision costs one
 /// victim lookup, nothing more).
@@ -1414,6 +1587,19 @@ fn learn_baseline(
             *baseline += weight * (count as f32 / window_secs - *baseline);
         }
     }
+}
+
+/// ACKs in one tick that earn a destination the counting of its ACKs: an eighth of the
+/// lowest `ack_flood` threshold, as for the other classes.
+fn ack_admit_per_tick(policies: &[KindThresholds]) -> u32 {
+    let lowest = policies.iter().map(|t| t[AttackKind::AckFlood as usize]).min().unwrap_or(DEFAULT_ACK_THRESHOLD_PPS);
+    (lowest / TICKS_PER_SEC as u32 / ADMIT_FRACTION_OF_THRESHOLD).max(1)
+}
+
+/// The word and bit of a victim's keyed hash in [`Analyzer::ack_filter`].
+#[inline]
+fn ack_filter_bit(hash: u64) -> (usize, u64) {
+    (((hash >> 32) as usize) % ACK_FILTER_WORDS, 1 << ((hash >> 26) & 63))
 }
 
 /// Packets in one tick that earn a destination a victim entry (see [`doorkeeper`]).

@@ -26,8 +26,13 @@ pub mod cell {
     pub const ECHO_REPLIES: usize = Class::COUNT + 3;
     /// ... and echo requests it sent (it asked for those replies).
     pub const ECHO_REQUESTS_SENT: usize = Class::COUNT + 4;
+    /// ACKs the victim received, while watched for an ACK flood, from peers it is not known
+    /// to talk with (see `acquaintances`) ...
+    pub const ACKS_FROM_STRANGERS: usize = Class::COUNT + 5;
+    /// ... and RSTs, while watched for a RST flood.
+    pub const RSTS_FROM_STRANGERS: usize = Class::COUNT + 6;
     /// Bytes per class follow the packet counters.
-    pub const BYTES: usize = Class::COUNT + 5;
+    pub const BYTES: usize = Class::COUNT + 7;
     pub const COUNT: usize = BYTES + Class::COUNT;
 }
 
@@ -49,6 +54,8 @@ pub struct VictimMeta {
     pub policy: u16,
     /// Destination is allowlisted: never counted.
     pub ignored: bool,
+    /// Its ACKs are counted: it earned that from the ACK doorkeeper (see `Analyzer::ack_gate`).
+    pub counts_acks: bool,
 }
 
 impl VictimMeta {
@@ -61,6 +68,7 @@ impl VictimMeta {
             watch: [NO_WATCH; Class::COUNT],
             policy: 0,
             ignored: false,
+            counts_acks: false,
         }
     }
 

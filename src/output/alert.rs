@@ -171,6 +171,9 @@ fn description(kind: AttackKind) -> &'static str {
         AttackKind::Amplification => "UDP reflection/amplification flood",
         AttackKind::IcmpFlood => "ICMP flood",
         AttackKind::FragmentFlood => "IP fragment flood",
+        AttackKind::AckFlood => "TCP ACK flood",
+        AttackKind::RstFlood => "TCP RST flood",
+        AttackKind::TcpFlood => "TCP flag flood (null, FIN, xmas)",
     }
 }
 

@@ -86,6 +86,7 @@ impl TrafficClass {
             Some(Class::Udp) => TrafficClass::Udp,
             Some(Class::Icmp) => TrafficClass::Icmp,
             Some(Class::Frag) => TrafficClass::Fragment,
+            Some(Class::Ack | Class::Rst | Class::TcpOther) => TrafficClass::TcpOther,
             None if r.protocol == PacketRecord::PROTO_TCP => TrafficClass::TcpOther,
             None => TrafficClass::Other,
         }

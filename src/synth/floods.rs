@@ -6,7 +6,9 @@
 
 use std::net::IpAddr;
 
-use super::frames::{build_fragment_frame, build_ip_frame, Echo, Ip, Tcp, Transport, Udp, PROTO_UDP, TCP_ACK, TCP_SYN};
+use super::frames::{
+    build_fragment_frame, build_ip_frame, Echo, Ip, Tcp, Transport, Udp, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN,
+};
 use super::hosts::{ethernet_between, Host, SpoofedSources};
 use super::payloads::{dns_query, dns_txt_response, ping_data, DnsQuestion, DNS_TYPE_A, DNS_TYPE_ANY, LOOKUP_NAMES};
 use super::rng::Rng;
@@ -118,6 +120,70 @@ impl TrafficSource for BotSynFlood {
             }
         };
         Some((now, role))
+    }
+}
+
+/// Events of a TCP flag flood.
+#[derive(Clone, Copy, Debug)]
+enum FlagEvent {
+    /// The next flood segment is due.
+    Segment,
+    /// The victim resets a segment of no connection it knows.
+    Reset { bot: Host, port: u16, ack: u32 },
+}
+
+/// A flood of TCP segments from real bots to one port: random source ports, sequence and
+/// acknowledgment numbers, the flags taken in turn from `flags` (an ACK flood, a RST flood,
+/// or null, FIN and xmas segments). With `resets`, the victim answers every ACK segment with
+/// a RST, as a host does for a segment of no connection it has.
+pub struct TcpFlagFlood {
+    config: FloodConfig,
+    port: u16,
+    flags: &'static [u8],
+    resets: bool,
+    rng: Rng,
+    queue: EventQueue<FlagEvent>,
+    turn: usize,
+}
+
+impl TcpFlagFlood {
+    pub fn new(config: FloodConfig, port: u16, flags: &'static [u8], resets: bool, rng: Rng) -> Self {
+        let queue = first_arrival(&config, FlagEvent::Segment);
+        TcpFlagFlood { config, port, flags, resets, rng, queue, turn: 0 }
+    }
+}
+
+impl TrafficSource for TcpFlagFlood {
+    fn next_time(&self) -> Option<i64> {
+        self.queue.next_time()
+    }
+
+    fn next_frame(&mut self, frame: &mut Vec<u8>) -> Option<(i64, Role)> {
+        let (now, event) = self.queue.pop()?;
+        match event {
+            FlagEvent::Reset { bot, port, ack } => {
+                let tcp =
+                    Tcp { src_port: self.port, dst_port: port, seq: ack, ack: 0, flags: TCP_RST, window: 0, mss: None };
+                build_tcp(frame, self.config.victim, bot, 0, tcp);
+                Some((now, Role::Background))
+            }
+            FlagEvent::Segment => {
+                schedule_arrival(&mut self.queue, FlagEvent::Segment, &mut self.rng, &self.config, now);
+                let bot = self.config.sources[self.rng.index(self.config.sources.len())];
+                let flags = self.flags[self.turn % self.flags.len()];
+                self.turn += 1;
+                let port = self.rng.between(1024, 65_535) as u16;
+                let (seq, ack) = (self.rng.next_u32(), self.rng.next_u32());
+                let ack = if flags & TCP_ACK != 0 { ack } else { 0 };
+                let tcp = Tcp { src_port: port, dst_port: self.port, seq, ack, flags, window: 1_024, mss: None };
+                build_tcp(frame, bot, self.config.victim, self.rng.next_u16(), tcp);
+                if self.resets && flags & (TCP_ACK | TCP_RST) == TCP_ACK {
+                    let at = now + self.rng.between(15_000, 60_000) as i64;
+                    self.queue.push(at, FlagEvent::Reset { bot, port, ack });
+                }
+                Some((now, Role::Attack(self.config.attack)))
+            }
+        }
     }
 }
 

@@ -5,8 +5,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::benign::BenignMix;
 use super::floods::{
-    BotSynFlood, DnsAmplification, DnsQueryFlood, FloodConfig, IcmpFlood, SpoofedSynConfig, SpoofedSynFlood, UdpFlood,
+    BotSynFlood, DnsAmplification, DnsQueryFlood, FloodConfig, IcmpFlood, SpoofedSynConfig, SpoofedSynFlood,
+    TcpFlagFlood, UdpFlood,
 };
+use super::frames::{TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST};
 use super::hosts::{distinct_hosts, Host, Prefix, BENCHMARK_V4, SHARED_V4};
 use super::rng::Rng;
 use super::sessions::{Arrivals, SessionsConfig, TcpSessions};
@@ -35,7 +37,7 @@ pub struct Traffic {
 }
 
 /// Every scenario, in the order `capgen all` writes them.
-pub const SCENARIOS: [Scenario; 10] = [
+pub const SCENARIOS: [Scenario; 12] = [
     Scenario {
         name: "syn_flood_real_sources",
         description: "SYN flood against 198.51.100.10 tcp/443 at 5,000 SYN/s for 2 s from 300 real (non-spoofed) \
@@ -100,6 +102,26 @@ pub const SCENARIOS: [Scenario; 10] = [
         container: Container::PcapGz,
         vlan_tagged: false,
         build: dns_query_flood,
+    },
+    Scenario {
+        name: "tcp_flag_floods",
+        description: "Three TCP floods without SYN from real bots, 2 s each: an ACK flood at 12,000/s from 200 bots \
+                      on the web server 198.51.100.40 tcp/443, which keeps serving 500 users (300 connections/s, \
+                      both directions) and resets every flood ACK; \
+                      a RST flood at 3,000/s from 100 bots on 198.51.100.41 tcp/80; null, FIN and xmas segments at \
+                      3,000/s from 100 bots on 198.51.100.42 tcp/22.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: tcp_flag_floods,
+    },
+    Scenario {
+        name: "busy_server_acks",
+        description: "Benign hard negative: an API server 198.51.100.50 tcp/443 answering 12,500 short HTTPS \
+                      requests/s for 1.2 s from 4,000 clients, every handshake completing: about 50,000 ACK \
+                      segments/s toward the server, all of connections it serves. Both directions captured.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: busy_server_acks,
     },
     Scenario {
         name: "flash_crowd",
@@ -267,6 +289,99 @@ fn dns_query_flood() -> Traffic {
         sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 8_000), vec![Box::new(flood)]),
         attacks: vec![plan(AttackKind::UdpFlood, resolver, Protocol::Udp, vec![53], 4_500, false)],
     }
+}
+
+/// Null, FIN and xmas (FIN, PSH, URG) segments, in turn.
+const SCAN_FLAGS: [u8; 3] = [0, TCP_FIN, TCP_FIN | TCP_PSH | 0x20];
+
+fn tcp_flag_floods() -> Traffic {
+    let mut rng = stream("tcp_flag_floods");
+    let server = Host::local(Ipv4Addr::new(198, 51, 100, 40));
+    let clients = distinct_hosts(&mut rng, SHARED_V4, 500);
+    let user_count = clients.len() as u64;
+    let users = SessionsConfig {
+        clients,
+        servers: vec![server],
+        server_port: 443,
+        arrivals: Arrivals::PerSecond { rate: 300, window: Window::ms(0, 8_000) },
+        request_bytes: (300, 700),
+        response_bytes: (300, 2_800),
+        segment_gap_ns: 20_000,
+        rtt_ns: (5_000_000, 80_000_000),
+        rst_per_mille: 100,
+    };
+    let sessions = TcpSessions::new(users, rng.fork());
+    /// One of the floods: its kind and victim, bots, rate, port and flags, and whether the
+    /// victim resets its ACKs.
+    struct FlagFlood {
+        kind: AttackKind,
+        victim: Host,
+        bots: usize,
+        rate: u32,
+        port: u16,
+        flags: &'static [u8],
+        resets: bool,
+    }
+    let floods = [
+        FlagFlood {
+            kind: AttackKind::AckFlood,
+            victim: server,
+            bots: 200,
+            rate: 12_000,
+            port: 443,
+            flags: &[TCP_ACK],
+            resets: true,
+        },
+        FlagFlood {
+            kind: AttackKind::RstFlood,
+            victim: Host::local(Ipv4Addr::new(198, 51, 100, 41)),
+            bots: 100,
+            rate: 3_000,
+            port: 80,
+            flags: &[TCP_RST, TCP_RST | TCP_ACK],
+            resets: false,
+        },
+        FlagFlood {
+            kind: AttackKind::TcpFlood,
+            victim: Host::local(Ipv4Addr::new(198, 51, 100, 42)),
+            bots: 100,
+            rate: 3_000,
+            port: 22,
+            flags: &SCAN_FLAGS,
+            resets: false,
+        },
+    ];
+    let window = Window::ms(3_000, 5_000);
+    let mut sources: Vec<Box<dyn TrafficSource>> = vec![Box::new(sessions)];
+    let mut attacks = Vec::new();
+    for (attack, f) in floods.into_iter().enumerate() {
+        let bots = distinct_hosts(&mut rng, BENCHMARK_V4, f.bots);
+        let config = FloodConfig { attack, victim: f.victim, sources: bots, rate: f.rate, window };
+        sources.push(Box::new(TcpFlagFlood::new(config, f.port, f.flags, f.resets, rng.fork())));
+        let mut plan = plan(f.kind, f.victim, Protocol::Tcp, vec![f.port], u64::from(f.rate), false);
+        // The web server's users send ACKs too.
+        plan.users = if f.victim == server { user_count } else { 0 };
+        attacks.push(plan);
+    }
+    Traffic { sources, attacks }
+}
+
+fn busy_server_acks() -> Traffic {
+    let mut rng = stream("busy_server_acks");
+    let server = Host::local(Ipv4Addr::new(198, 51, 100, 50));
+    let config = SessionsConfig {
+        clients: distinct_hosts(&mut rng, SHARED_V4, 4_000),
+        servers: vec![server],
+        server_port: 443,
+        arrivals: Arrivals::PerSecond { rate: 12_500, window: Window::ms(500, 1_700) },
+        request_bytes: (80, 200),
+        response_bytes: (100, 400),
+        segment_gap_ns: 0,
+        rtt_ns: (2_000_000, 30_000_000),
+        rst_per_mille: 0,
+    };
+    let api = TcpSessions::new(config, rng.fork());
+    Traffic { sources: vec![Box::new(api)], attacks: Vec::new() }
 }
 
 fn flash_crowd() -> Traffic {

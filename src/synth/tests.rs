@@ -16,7 +16,7 @@ use super::truth::{AttackKind, AttackTruth, GroundTruth};
 use crate::output::time::rfc3339_micros;
 
 /// Files must stay below this size to be committed.
-const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A fresh temporary directory for one test, removed when dropped (even if the test fails).
 struct TempDir(PathBuf);
@@ -212,13 +212,17 @@ fn pseudo_sum(addresses: &[u8], protocol: u8, upper_len: usize) -> u64 {
 }
 
 /// The (client, client port) of every connection to `victim` whose handshake the client
-/// completed (a segment with ACK and without SYN toward the victim).
+/// completed: it sent a SYN, and a segment with ACK and without SYN.
 fn completed_connections(victim: IpAddr, packets: &[Packet]) -> BTreeSet<(IpAddr, u16)> {
-    packets
-        .iter()
-        .filter(|p| p.dst == Some(victim) && p.protocol == 6 && p.tcp_flags & 0x12 == 0x10)
-        .filter_map(|p| Some((p.src?, p.src_port)))
-        .collect()
+    let toward_victim = |flags: u8| {
+        packets
+            .iter()
+            .filter(move |p| p.dst == Some(victim) && p.protocol == 6 && p.tcp_flags & 0x12 == flags)
+            .filter_map(|p| Some((p.src?, p.src_port)))
+            .collect::<BTreeSet<_>>()
+    };
+    let opened = toward_victim(0x02);
+    toward_victim(0x10).intersection(&opened).copied().collect()
 }
 
 /// Whether `packet` belongs to `attack`, judged from the packet and, for a SYN flood, from
@@ -238,6 +242,18 @@ fn is_attack_packet(attack: &AttackTruth, packet: &Packet, completed: &BTreeSet<
         AttackKind::UdpFlood => packet.protocol == 17,
         AttackKind::IcmpFlood => packet.protocol == 1 && packet.icmp_type == 8,
         AttackKind::Amplification => packet.protocol == 17 && (non_first_fragment || packet.src_port == 53),
+        AttackKind::AckFlood => {
+            packet.protocol == 6
+                && packet.tcp_flags & 0x16 == 0x10
+                && attack.victim_ports.contains(&packet.dst_port)
+                && packet.src.is_some_and(|src| !completed.contains(&(src, packet.src_port)))
+        }
+        AttackKind::RstFlood => {
+            packet.protocol == 6 && packet.tcp_flags & 0x06 == 0x04 && attack.victim_ports.contains(&packet.dst_port)
+        }
+        AttackKind::TcpFlood => {
+            packet.protocol == 6 && packet.tcp_flags & 0x16 == 0 && attack.victim_ports.contains(&packet.dst_port)
+        }
         AttackKind::SynackFlood | AttackKind::FragmentFlood => panic!("no scenario has {:?}", attack.kind),
     }
 }

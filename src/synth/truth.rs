@@ -24,6 +24,9 @@ pub enum AttackKind {
     IcmpFlood,
     SynackFlood,
     FragmentFlood,
+    AckFlood,
+    RstFlood,
+    TcpFlood,
 }
 
 /// The protocol of the attack packets.
