@@ -370,6 +370,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_kind_has_its_own_signature_and_rule() {
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, kind) in AttackKind::ALL.into_iter().enumerate() {
+            let mut a = Alert::new(event(EventKind::Start));
+            a.event.kind = kind;
+            let eve = parse(&a, AlertFormat::Eve);
+            assert_eq!(eve["alert"]["signature_id"], 9_100_001 + i as u64, "{kind:?}");
+            assert!(ids.insert(eve["alert"]["signature"].as_str().unwrap().to_owned()), "{kind:?}");
+            let ecs = parse(&a, AlertFormat::Ecs);
+            assert_eq!(ecs["rule"]["name"], kind.name());
+        }
+        assert_eq!(
+            AttackKind::ALL[6..].iter().map(|k| k.name()).collect::<Vec<_>>(),
+            ["ack_flood", "rst_flood", "tcp_flood"],
+            "new kinds come last: the ids of the earlier ones stay"
+        );
+    }
+
+    #[test]
     fn native_carries_evidence_on_end() {
         let mut a = Alert::new(event(EventKind::End));
         a.evidence = Some(EvidenceFile { path: "/x.pcap".into(), packets: 3, sha256: "ab".into() });

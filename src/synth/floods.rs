@@ -284,14 +284,14 @@ impl UdpFlood {
         let ip_ids = config.sources.iter().map(|_| rng.next_u16()).collect();
         UdpFlood { config, rng, queue, ip_ids, payload: Vec::new() }
     }
+}
 
-    /// A source port of 1024 or above that no reflection service uses.
-    fn source_port(&mut self) -> u16 {
-        loop {
-            let port = self.rng.between(1024, 65_535) as u16;
-            if !REFLECTOR_PORTS.contains(&port) {
-                return port;
-            }
+/// A source port of 1024 or above that no reflection service uses.
+fn non_reflector_port(rng: &mut Rng) -> u16 {
+    loop {
+        let port = rng.between(1024, 65_535) as u16;
+        if !REFLECTOR_PORTS.contains(&port) {
+            return port;
         }
     }
 }
@@ -307,7 +307,7 @@ impl TrafficSource for UdpFlood {
         let bot_index = self.rng.index(self.config.sources.len());
         let bot = self.config.sources[bot_index];
         let ip_id = next_count(&mut self.ip_ids, bot_index);
-        let udp = Udp { src_port: self.source_port(), dst_port: self.rng.between(1, 65_535) as u16 };
+        let udp = Udp { src_port: non_reflector_port(&mut self.rng), dst_port: self.rng.between(1, 65_535) as u16 };
         let payload_len = self.rng.below(65) as usize;
         self.payload.clear();
         self.payload.extend((0..payload_len).map(|_| self.rng.next_u16() as u8));
@@ -349,12 +349,7 @@ impl TrafficSource for DnsQueryFlood {
         schedule_arrival(&mut self.queue, (), &mut self.rng, &self.config, now);
         let bot = self.config.sources[self.turn];
         self.turn = (self.turn + 1) % self.config.sources.len();
-        let src_port = loop {
-            let port = self.rng.between(1024, 65_535) as u16;
-            if !REFLECTOR_PORTS.contains(&port) {
-                break port;
-            }
-        };
+        let src_port = non_reflector_port(&mut self.rng);
         let question = DnsQuestion {
             txid: self.rng.next_u16(),
             name: LOOKUP_NAMES[self.rng.index(LOOKUP_NAMES.len())],

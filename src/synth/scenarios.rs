@@ -251,23 +251,28 @@ fn icmp_flood() -> Traffic {
     }
 }
 
-fn syn_flood_busy_server() -> Traffic {
-    let mut rng = stream("syn_flood_busy_server");
-    let server = Host::local(Ipv4Addr::new(198, 51, 100, 30));
-    let clients = distinct_hosts(&mut rng, SHARED_V4, 2_000);
-    let user_count = clients.len() as u64;
-    let users = SessionsConfig {
-        clients,
+/// A web server's users: `clients` remote hosts opening `rate` HTTPS connections/s to
+/// `server` for the scenarios' 8 s, every handshake completing. Returns the source and how
+/// many users it has.
+fn web_users(rng: &mut Rng, server: Host, clients: usize, rate: u32) -> (TcpSessions, u64) {
+    let config = SessionsConfig {
+        clients: distinct_hosts(rng, SHARED_V4, clients),
         servers: vec![server],
         server_port: 443,
-        arrivals: Arrivals::PerSecond { rate: 600, window: Window::ms(0, 8_000) },
+        arrivals: Arrivals::PerSecond { rate, window: Window::ms(0, 8_000) },
         request_bytes: (300, 700),
         response_bytes: (300, 2_800),
         segment_gap_ns: 20_000,
         rtt_ns: (5_000_000, 80_000_000),
         rst_per_mille: 100,
     };
-    let sessions = TcpSessions::new(users, rng.fork());
+    (TcpSessions::new(config, rng.fork()), clients as u64)
+}
+
+fn syn_flood_busy_server() -> Traffic {
+    let mut rng = stream("syn_flood_busy_server");
+    let server = Host::local(Ipv4Addr::new(198, 51, 100, 30));
+    let (sessions, user_count) = web_users(&mut rng, server, 2_000, 600);
     let bots = distinct_hosts(&mut rng, BENCHMARK_V4, 300);
     let config =
         FloodConfig { attack: 0, victim: server, sources: bots, rate: 5_000, window: Window::ms(3_000, 5_000) };
@@ -297,20 +302,7 @@ const SCAN_FLAGS: [u8; 3] = [0, TCP_FIN, TCP_FIN | TCP_PSH | 0x20];
 fn tcp_flag_floods() -> Traffic {
     let mut rng = stream("tcp_flag_floods");
     let server = Host::local(Ipv4Addr::new(198, 51, 100, 40));
-    let clients = distinct_hosts(&mut rng, SHARED_V4, 500);
-    let user_count = clients.len() as u64;
-    let users = SessionsConfig {
-        clients,
-        servers: vec![server],
-        server_port: 443,
-        arrivals: Arrivals::PerSecond { rate: 300, window: Window::ms(0, 8_000) },
-        request_bytes: (300, 700),
-        response_bytes: (300, 2_800),
-        segment_gap_ns: 20_000,
-        rtt_ns: (5_000_000, 80_000_000),
-        rst_per_mille: 100,
-    };
-    let sessions = TcpSessions::new(users, rng.fork());
+    let (sessions, user_count) = web_users(&mut rng, server, 500, 300);
     /// One of the floods: its kind and victim, bots, rate, port and flags, and whether the
     /// victim resets its ACKs.
     struct FlagFlood {
