@@ -227,7 +227,7 @@ impl DetectionArgs {
         ] {
             if let Some(v) = value {
                 if v == 0 {
-                    return Err(format!("--{}-pps must be at least 1", kind.name()));
+                    return Err(format!("the {} threshold must be at least 1 packet/s", kind.name()));
                 }
                 s.thresholds[kind as usize] = v;
             }

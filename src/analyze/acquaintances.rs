@@ -1,11 +1,14 @@
-//! Which peers a host is talking with, in bounded memory: the evidence that a source of a TCP
-//! flood toward that host is also one of its real users, and must not be blocked.
+//! Which peers a host is talking with, and over which connections, in bounded memory: the
+//! evidence that a source of a SYN flood toward that host is also one of its real users, and
+//! must not be blocked, and that an ACK or RST belongs to a connection the host is in.
 //!
-//! A pair (host, peer) is marked when the peer completes a handshake with the host (the
-//! peer's ACK of the host's SYN-ACK, see [`super::handshake`]), and, while the host is watched
-//! for a TCP flood, when the host sends the peer a segment of an established connection (ACK
-//! set, SYN and RST clear). A spoofed flood can forge neither: completing a handshake needs
-//! the sequence number the host chose, and the host's own segments come from the host.
+//! A pair (host, peer) and the connection (host and port, peer and port) are marked when the
+//! peer completes a handshake with the host (the peer's ACK of the host's SYN-ACK, see
+//! [`super::handshake`]), and, while the host is watched for a TCP flood, when the host sends
+//! the peer a segment of an established connection (ACK set, SYN and RST clear). A spoofed
+//! flood can forge neither: completing a handshake needs the sequence number the host chose,
+//! and the host's own segments come from the host. Pairs and connections share the table
+//! (their keyed hashes differ).
 //!
 //! The table is a set of 4-way buckets addressed by a keyed hash of the pair, each kept in
 //! order of last use. A new pair evicts the least recently used of its bucket, so under
@@ -19,7 +22,7 @@ const OCCUPIED: u64 = COMPLETIONS_MASK + 1;
 const WAYS: usize = 4;
 
 pub struct Acquaintances {
-    /// Per slot: the pair hash's upper 48 bits (with [`OCCUPIED`]) over the completions;
+    /// Per slot: the key hash's upper 47 bits (bit 16 is [`OCCUPIED`]) over the completions;
     /// each bucket's most recently used first.
     slots: Vec<[u64; WAYS]>,
     mask: usize,
@@ -59,13 +62,15 @@ impl Acquaintances {
         }
     }
 
-    /// The host sent the peer a segment of an established connection.
+    /// The host sent the peer a segment of an established connection (`key` a pair's or a
+    /// connection's hash).
     #[inline]
-    pub fn talking(&mut self, pair: u64) {
-        self.touch(pair);
+    pub fn talking(&mut self, key: u64) {
+        self.touch(key);
     }
 
-    /// `Some(completed handshakes)` when the host is known to talk with the peer.
+    /// `Some(completed handshakes)` when the host is known to talk with the peer (`pair`), or
+    /// `Some(_)` when a connection is known (`pair` a connection's hash).
     pub fn lookup(&self, pair: u64) -> Option<u64> {
         let tag = Self::tag(pair);
         self.slots[pair as usize & self.mask]

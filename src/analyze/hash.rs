@@ -54,11 +54,19 @@ impl KeyedHasher {
         folded_multiply(a ^ self.k[1], (((ports as u64) << 32) | ack as u64) ^ self.k[0])
     }
 
-    /// Hash of an ordered pair of hosts, for the acquaintance table.
+    /// Hash of an ordered pair of hosts, for the acquaintance table. Each address is hashed
+    /// on its own first: no choice of addresses collides whatever the key.
     #[inline(always)]
     pub fn hash_pair(&self, host: IpKey, peer: IpKey) -> u64 {
-        let a = self.hash_u128(host.0 ^ peer.0.rotate_left(64));
-        folded_multiply(a ^ self.k[3], self.k[2] | 1)
+        folded_multiply(self.hash_u128(host.0) ^ self.k[3], self.hash_u128(peer.0) ^ self.k[2])
+    }
+
+    /// Hash of one TCP connection seen from `host`, for the acquaintance table (distinct from
+    /// every [`hash_pair`](Self::hash_pair) of the same hosts).
+    #[inline(always)]
+    pub fn hash_connection(&self, (host, host_port): (IpKey, u16), (peer, peer_port): (IpKey, u16)) -> u64 {
+        let ports = ((host_port as u64) << 16 | peer_port as u64) ^ self.k[0];
+        folded_multiply(self.hash_pair(host, peer) ^ ports, self.k[1] | 1)
     }
 }
 

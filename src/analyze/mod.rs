@@ -45,8 +45,10 @@ pub(crate) const RESTART_AFTER_STEP_BACK_TICKS: i64 = 20;
 const HANDSHAKE_SLOTS_LOG2: u32 = 16;
 /// Acquaintance table buckets (log2) of 4 pairs of a host and a peer it talks with: 512 KiB.
 const ACQUAINTANCE_BUCKETS_LOG2: u32 = 14;
-/// A share of packets from impossible sources at least this large means forged sources.
-const IMPOSSIBLE_SHARE_SPOOFED: f64 = 0.01;
+/// A share of packets from impossible sources at least this large means forged sources
+/// (uniformly random IPv4 sources are 13 % impossible); below it, a few spoofing nodes of a
+/// real botnet do not hide the others.
+const IMPOSSIBLE_SHARE_SPOOFED: f64 = 0.05;
 /// Many IPv4 sources with few packets each look forged only when they spread over at least
 /// this share of the /16 networks that as many random addresses would cover (see
 /// `AttackTracker::network_spread`): real hosts cluster in their providers' networks.
@@ -60,8 +62,9 @@ const MAIN_PORT_SHARE: f64 = 0.1;
 const MAIN_PORTS_MAX: usize = 5;
 /// A destination earns a victim entry at this fraction of the lowest threshold, per tick.
 const ADMIT_FRACTION_OF_THRESHOLD: u32 = 8;
-/// How far back among the latest packets admission looks for the new victim's earlier ones.
-const ADMISSION_SEARCH_RECORDS: usize = 1_024;
+/// How far back among the newest packets admission reads the classes of the new victim's
+/// earlier packets (bounded: a flood of destinations must not make each admission read far).
+const ADMISSION_SEARCH_RECORDS: usize = 256;
 /// Words of the filter of victims that count ACKs (4,096 bits, in L1).
 const ACK_FILTER_WORDS: usize = 64;
 /// Stale bits of that filter are cleared once a minute of packet time.
@@ -295,7 +298,8 @@ impl AttackEvent {
 /// The sides of a packet an analyzer handles. A single analyzer handles both. With
 /// `--threads`, victims are spread over shards by address: a packet is counted as traffic
 /// toward its destination by the destination's shard, and as something its source sent
-/// (answers, SYNs, echo requests: the evidence that a victim talks back) by the source's.
+/// (answers, SYNs, echo requests, established segments: the evidence that a victim talks
+/// back) by the source's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Roles {
     pub toward_dst: bool,
@@ -308,7 +312,8 @@ impl Roles {
     pub const SRC: Roles = Roles { toward_dst: false, from_src: true };
 
     /// Whether the source's side of `p` counts for anything: what `process_as` and
-    /// `tcp_bookkeeping` do with `from_src` (SYN-ACKs, SYNs and RSTs it sent, echo requests).
+    /// `tcp_bookkeeping` do with `from_src` (SYN-ACKs, SYNs and RSTs it sent, its established
+    /// segments, echo requests).
     #[inline]
     pub fn source_side_matters(p: &PacketRecord) -> bool {
         p.l4 == L4State::Present
@@ -611,7 +616,7 @@ impl Analyzer {
                 Some(counted) => match self.victims.insert_hashed(p.dst, hash, now) {
                     Some(s) => {
                         self.init_victim(s);
-                        self.count_before_admission(s, counted - 1);
+                        self.count_before_admission(s, counted - 1, p);
                         s
                     }
                     None => {
@@ -748,7 +753,7 @@ impl Analyzer {
                 }
             }
             if flags & ACK != 0 && roles.from_src && self.tcp_watched & watch_bit(p.src) != 0 {
-                self.note_talking(p.src, p.dst);
+                self.note_talking(p);
             }
             return;
         }
@@ -823,33 +828,41 @@ impl Analyzer {
         }
     }
 
-    /// A destination just admitted to the victim table (slot `slot`) had `before` packets
-    /// counted toward it by the doorkeeper in this tick before the one that admitted it:
-    /// counts those found among the latest packets into its window, so that a burst of
-    /// exactly a threshold's worth is flagged. Earlier ticks of the window, each under the
-    /// admission level, are not searched (at most `admit_per_tick - 1` packets each).
+    /// A destination just admitted to the victim table (slot `slot`) by `p` had `before`
+    /// packets counted toward it by the doorkeeper in this tick: counts them into its window,
+    /// so that a burst of exactly a threshold's worth is flagged. Their classes are read from
+    /// the newest records of the tick in the recent ring; those not among the newest
+    /// [`ADMISSION_SEARCH_RECORDS`] (a destination reached slowly, on a busy link) are taken to
+    /// be of `p`'s class. Earlier ticks of the window, each under the admission level, are not
+    /// counted (at most `admit_per_tick - 1` packets each).
     #[cold]
-    fn count_before_admission(&mut self, slot: usize, before: u32) {
+    fn count_before_admission(&mut self, slot: usize, before: u32, p: &PacketRecord) {
         let victim = self.victims.meta[slot].key;
         let tick_start = tick_time(self.now_tick.unwrap_or(0));
         let mut found = 0;
         let mut counts = [(0u32, 0u32); Class::COUNT];
-        for p in self.recent.newest_first().take(ADMISSION_SEARCH_RECORDS) {
-            // Late packets count in the current tick: allow one tick of reordering.
-            if found == before || p.ts_ns < tick_start - TICK_NS {
-                break;
-            }
-            if p.dst != victim {
-                continue;
-            }
-            found += 1;
+        // Byte counts saturate: `wire_len` comes from the capture file.
+        let mut count = |r: &PacketRecord| {
             // ACKs are counted only from their own admission on (see `ack_gate`).
-            let class = Class::of(&p).into_iter().filter(|c| *c != Class::Ack);
-            let fragment = (p.fragment != Fragment::Whole).then_some(Class::Frag);
+            let class = Class::of(r).into_iter().filter(|c| *c != Class::Ack);
+            let fragment = (r.fragment != Fragment::Whole).then_some(Class::Frag);
             for c in class.chain(fragment) {
                 counts[c as usize].0 += 1;
-                counts[c as usize].1 += p.wire_len;
+                counts[c as usize].1 = counts[c as usize].1.saturating_add(r.wire_len);
             }
+        };
+        for r in self.recent.newest_first().take(ADMISSION_SEARCH_RECORDS) {
+            // Late packets count in the current tick: allow one tick of reordering.
+            if found == before || r.ts_ns < tick_start - TICK_NS {
+                break;
+            }
+            if r.dst == victim {
+                found += 1;
+                count(&r);
+            }
+        }
+        for _ in found..before {
+            count(p);
         }
         for (ci, (packets, bytes)) in counts.into_iter().enumerate().filter(|(_, (packets, _))| *packets > 0) {
             self.victims.add(slot, ci, packets);
@@ -860,6 +873,7 @@ impl Analyzer {
     /// A peer completed a handshake with the host `p.dst`.
     fn count_completion(&mut self, p: &PacketRecord, now: i64) {
         self.acquaintances.completed(self.hasher.hash_pair(p.dst, p.src));
+        self.acquaintances.talking(self.hasher.hash_connection((p.dst, p.dst_port), (p.src, p.src_port)));
         let Some(slot) = self.victims.find(p.dst) else {
             return;
         };
@@ -871,16 +885,31 @@ impl Analyzer {
         }
     }
 
-    /// A host that may be watched for a TCP flood sent a peer a segment of an established
-    /// connection: the peer is one of its users.
+    /// A host that may be watched for a TCP flood (`p.src`) sent a peer a segment of an
+    /// established connection: the peer is one of its users, and the connection is known.
     #[inline(never)]
-    fn note_talking(&mut self, host: IpKey, peer: IpKey) {
-        let Some(slot) = self.victims.find(host) else {
+    fn note_talking(&mut self, p: &PacketRecord) {
+        let Some(slot) = self.victims.find(p.src) else {
             return;
         };
         if TCP_CLASSES.iter().any(|c| self.victims.meta[slot].watch[*c as usize] != NO_WATCH) {
-            self.acquaintances.talking(self.hasher.hash_pair(host, peer));
+            self.acquaintances.talking(self.hasher.hash_pair(p.src, p.dst));
+            self.acquaintances.talking(self.hasher.hash_connection((p.src, p.src_port), (p.dst, p.dst_port)));
         }
+    }
+
+    /// Whether `p`, a segment toward its victim, belongs to a connection the victim is known
+    /// to be in.
+    #[inline]
+    fn in_known_connection(&self, p: &PacketRecord) -> bool {
+        self.acquaintances.lookup(self.hasher.hash_connection((p.dst, p.dst_port), (p.src, p.src_port))).is_some()
+    }
+
+    /// Whether the tracker of a class-`c` watch records `p`: for ACKs and RSTs only those of
+    /// no known connection (a flood's), so a user's own segments name no source.
+    #[inline]
+    fn tracked(&self, c: Class, p: &PacketRecord) -> bool {
+        c.strangers_cell().is_none() || !self.in_known_connection(p)
     }
 
     /// The watch bits of the victims watched for a TCP flood, after a watch began or ended.
@@ -945,7 +974,7 @@ impl Analyzer {
         if w != NO_WATCH {
             let mut from_user = false;
             if let Some(strangers) = c.strangers_cell() {
-                from_user = self.acquaintances.lookup(self.hasher.hash_pair(p.dst, p.src)).is_some();
+                from_user = self.in_known_connection(p);
                 if !from_user {
                     self.victims.add(slot, strangers, 1);
                 }
@@ -956,7 +985,7 @@ impl Analyzer {
                 watch.packets += 1;
                 watch.bytes += p.wire_len as u64;
                 watch.last_ts = ts;
-                if let Some(t) = watch.tracker.as_mut() {
+                if let Some(t) = watch.tracker.as_mut().filter(|_| !from_user) {
                     t.record(p, services, &self.s.bogons);
                 }
             }
@@ -1040,13 +1069,13 @@ impl Analyzer {
             watch.bytes += p.wire_len as u64;
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
-            if let Some(t) = watch.tracker.as_mut() {
+            let tracked = self.tracked(c, &p);
+            if let Some(t) = watch.tracker.as_mut().filter(|_| tracked) {
                 t.record(&p, &self.services, &self.s.bogons);
             }
             if c.strangers_cell().is_some() {
-                let known = self.acquaintances.lookup(self.hasher.hash_pair(victim, p.src)).is_some();
-                watch.user_packets += known as u64;
-                strangers += !known as u32;
+                watch.user_packets += !tracked as u64;
+                strangers += tracked as u32;
             }
         }
         if let Some(cell) = c.strangers_cell().filter(|_| strangers > 0) {
@@ -1108,7 +1137,7 @@ impl Analyzer {
             return;
         };
         let (victim, c) = (self.watch(w).victim, self.watch(w).class);
-        for p in self.recent_of(victim, c) {
+        for p in self.recent_of(victim, c).filter(|p| self.tracked(c, p)) {
             t.record(&p, &self.services, &self.s.bogons);
         }
         self.watch_mut(w).tracker = Some(t);
@@ -1423,7 +1452,7 @@ impl Analyzer {
             };
         };
         let distinct = t.distinct_sources();
-        let per_source = watch.packets as f64 / distinct.max(1) as f64;
+        let per_source = t.packets() as f64 / distinct.max(1) as f64;
         let ttls = t.distinct_ttls();
         let impossible = t.impossible_share();
         let spread = t.network_spread(distinct);
@@ -1474,25 +1503,26 @@ impl Analyzer {
         };
         let reflection = watch.attack.as_ref().is_some_and(|a| a.kind.is_reflection());
         let min = if reflection { 1 } else { self.s.min_offender_packets };
-        let tcp = TCP_CLASSES.contains(&watch.class) && !reflection;
+        let syn = watch.class == Class::Syn;
         t.sources
             .top(t.sources.capacity())
             .into_iter()
             .filter(|c| c.count - c.error >= min)
             .filter(|c| !tracker::impossible_source(c.key, watch.victim, &self.s.bogons))
-            .filter(|c| !(tcp && self.is_user(watch.victim, c.key, watch.class, c.count - c.error)))
+            .filter(|c| !(syn && self.is_user(watch.victim, c.key, c.count - c.error)))
             .map(|c| c.key.to_ip())
             .collect()
     }
 
-    /// Whether `source`, which sent at least `packets` packets of a TCP flood of class `c`
-    /// toward `victim`, is one of the victim's users: the victim talks with it and, for a SYN
-    /// flood, it sent no more than `client_unanswered_syns` SYNs beyond the handshakes it
-    /// completed (its other segments belong to connections the victim serves).
-    fn is_user(&self, victim: IpKey, source: IpKey, c: Class, packets: u64) -> bool {
-        self.acquaintances.lookup(self.hasher.hash_pair(victim, source)).is_some_and(|completed| {
-            c != Class::Syn || packets.saturating_sub(completed) <= self.s.client_unanswered_syns
-        })
+    /// Whether `source`, which sent at least `syns` SYNs of a SYN flood toward `victim`, is one
+    /// of the victim's users: the victim talks with it, and it sent no more than
+    /// `client_unanswered_syns` SYNs beyond the handshakes it completed. (An ACK or RST
+    /// flood's tracker records only segments of no known connection: a user's own segments
+    /// name no source there, and its flood on other connections does.)
+    fn is_user(&self, victim: IpKey, source: IpKey, syns: u64) -> bool {
+        self.acquaintances
+            .lookup(self.hasher.hash_pair(victim, source))
+            .is_some_and(|completed| syns.saturating_sub(completed) <= self.s.client_unanswered_syns)
     }
 
     fn event(&self, w: u16, event: EventKind, ts: i64, end: Option<EndReport>) -> AttackEvent {

@@ -5,7 +5,8 @@
 //! of the analyzers' keyed hash (one key for all shards) are dealt out to the workers, so a
 //! shard's doorkeeper counters see exactly the destinations they see in one analyzer. The
 //! caller's thread routes each packet to the destination's shard (traffic toward a victim) and, for
-//! the packets that show a host talking back (SYN-ACKs, RSTs, SYNs, echo requests), to the
+//! the packets that show a host talking back (SYN-ACKs, RSTs, SYNs, echo requests, and its
+//! established TCP segments, which show whom it talks with), to the
 //! source's shard too ([`Roles`]). Clock moves are broadcast: whenever a packet takes the
 //! stream to another 100 ms tick, every shard moves its clock with that packet's time, and
 //! every step carries the stream's latest packet time, so an attack ticks, updates and ends

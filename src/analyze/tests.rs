@@ -531,7 +531,9 @@ fn a_flood_from_a_multicast_source_is_forged_and_lists_no_one() {
 }
 
 /// `n` ICMPv6 echo requests toward `victim` within 8 ms, among other traffic: UDP from one
-/// host to 300 others, spread over the same time and the second before.
+/// host to 30,000 others, 3,000 packets over the second before and 40,000 within the burst's
+/// 8 ms (more than admission reads back: some of the burst's earlier packets are counted from
+/// the doorkeeper's count alone).
 fn icmpv6_burst(n: u32, victim: IpKey) -> Vec<PacketRecord> {
     let attacker = IpKey::from_ip("2001:db8:ffff::7".parse().unwrap());
     let mut packets: Vec<PacketRecord> = (0..n)
@@ -542,11 +544,12 @@ fn icmpv6_burst(n: u32, victim: IpKey) -> Vec<PacketRecord> {
         })
         .collect();
     let talker = v4(100, 64, 0, 1);
-    packets.extend(
-        (0..3_000u32).map(|i| {
-            udp(T0 + i as i64 * 336_000, (talker, 5_000), (v4(192, 0, 2, (i % 300) as u8), 53), Fragment::Whole)
-        }),
-    );
+    let other = |ts: i64, i: u32| {
+        let dst = IpKey::from_v4((0xc000_0000 + i % 30_000).to_be_bytes());
+        udp(ts, (talker, 5_000), (dst, 53), Fragment::Whole)
+    };
+    packets.extend((0..3_000u32).map(|i| other(T0 + i as i64 * 333_000, i)));
+    packets.extend((0..40_000u32).map(|i| other(T0 + 1_000_000_000 + i as i64 * 200, i)));
     packets.sort_by_key(|p| p.ts_ns);
     packets
 }
@@ -561,4 +564,65 @@ fn a_burst_of_exactly_the_thresholds_count_is_flagged_and_one_less_is_not() {
     };
     assert!(flagged(threshold), "{threshold} packets in one window not flagged");
     assert!(!flagged(threshold - 1), "{} packets in one window flagged", threshold - 1);
+}
+
+/// `n` segments with `flags` from `src(i)` (port `1024 + i`) to `(victim, 443)`, 20,000/s from `start`.
+fn segments(start: i64, n: u32, flags: u8, victim: IpKey, src: impl Fn(u32) -> IpKey) -> Vec<PacketRecord> {
+    (0..n)
+        .map(|i| tcp(start + i as i64 * 50_000, (src(i), 1024 + (i % 60_000) as u16), (victim, 443), flags, (i, i)))
+        .collect()
+}
+
+#[test]
+fn acks_of_known_connections_are_no_flood_and_a_users_acks_on_other_connections_are() {
+    let server = v4(198, 51, 100, 40);
+    let downloader = v4(100, 64, 3, 1);
+    let (ack, psh) = (PacketRecord::TCP_ACK, 0x08);
+    // A bulk download: 20,000 ACKs/s for 8 s from the client of one connection, which the
+    // server feeds with data, and whose handshake the capture shows.
+    let mut packets: Vec<PacketRecord> = connection(T0, downloader, 40_000, server, 9).to_vec();
+    for i in 0..160_000u32 {
+        let ts = T0 + 30_000_000 + i as i64 * 50_000;
+        packets.push(tcp(ts, (server, 443), (downloader, 40_000), ack | psh, (i, 7)));
+        packets.push(tcp(ts + 10_000, (downloader, 40_000), (server, 443), ack, (7, i)));
+    }
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets.clone());
+    assert!(events.is_empty(), "a bulk download raised {events:?}");
+
+    // 100 bots send 20,000 ACKs/s of no connection, and so does a user of the server on
+    // ports of no connection it has: both are the flood's sources, the download is not.
+    let flooding_user = v4(100, 64, 3, 2);
+    packets.extend(connection(T0 + 1_000_000, flooding_user, 50_000, server, 11));
+    packets.extend(segments(T0 + 500_000_000, 30_000, ack, server, |i| {
+        if i % 101 == 0 {
+            flooding_user
+        } else {
+            v4(198, 18, 4, (i % 100) as u8 + 1)
+        }
+    }));
+    packets.sort_by_key(|p| p.ts_ns);
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let end = events.iter().find(|e| e.event == EventKind::End && e.kind == AttackKind::AckFlood).expect("flagged");
+    assert!(end.reason.contains("% from peers the victim has no connection with"), "{}", end.reason);
+    assert!(end.offending_ips.contains(&flooding_user.to_ip()), "{:?}", end.offending_ips);
+    assert!(!end.offending_ips.contains(&downloader.to_ip()), "the downloader is listed");
+    assert_eq!(end.offending_ips.len(), 101);
+    // The download's ACKs go on after the flood: the attack ends on its strangers' rate.
+    assert_eq!(end.end.as_ref().unwrap().reason, EndReason::Quiet, "{end:?}");
+    assert!(events.iter().all(|e| e.kind == AttackKind::AckFlood), "{events:?}");
+}
+
+#[test]
+fn null_fin_and_xmas_segments_are_a_tcp_flood_even_from_a_user() {
+    let server = v4(198, 51, 100, 42);
+    let user = v4(100, 64, 5, 1);
+    let mut packets: Vec<PacketRecord> = connection(T0, user, 40_000, server, 3).to_vec();
+    packets.extend(segments(T0 + 100_000_000, 20_000, PacketRecord::TCP_FIN, server, |_| user));
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let end = events.iter().find(|e| e.event == EventKind::End).expect("flagged");
+    assert_eq!(end.kind, AttackKind::TcpFlood);
+    assert_eq!(end.offending_ips, vec![user.to_ip()]);
 }

@@ -98,6 +98,11 @@ impl AttackTracker {
         self.ttls_seen.iter().map(|w| w.count_ones()).sum()
     }
 
+    /// Packets recorded.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
     /// Share of the recorded packets that came from impossible sources.
     pub fn impossible_share(&self) -> f64 {
         self.impossible as f64 / self.packets.max(1) as f64

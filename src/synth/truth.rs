@@ -75,8 +75,9 @@ pub struct AttackPlan {
     /// Nominal packets per second toward the victim.
     pub rate_pps: u64,
     pub spoofed: bool,
-    /// Real users of the victim that send it traffic of the attack's kind too (a server's
-    /// clients opening connections during a SYN flood); 0 when none.
+    /// Real users of the victim whose packets are of the attack's kind and cannot be told
+    /// apart when they arrive (a server's clients opening connections during a SYN flood: a
+    /// SYN's handshake completes only later); 0 when none.
     pub users: u64,
 }
 
