@@ -53,6 +53,8 @@ const IMPOSSIBLE_SHARE_SPOOFED: f64 = 0.05;
 /// this share of the /16 networks that as many random addresses would cover (see
 /// `AttackTracker::network_spread`): real hosts cluster in their providers' networks.
 const NETWORK_SPREAD_SPOOFED: f64 = 0.5;
+/// A watch that is no attack renews its tracker after this many windows.
+const TRACKER_HORIZON_WINDOWS: i64 = 10;
 /// Trackers made when the analyzer is: the watches of a few busy victims take no allocation.
 const TRACKERS_UP_FRONT: usize = 16;
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
@@ -402,6 +404,8 @@ struct Watch {
     /// handshake completed with the victim (a SYN watch), the ACKs of peers it talks with (an
     /// ACK or RST watch).
     user_packets: u64,
+    /// Tick since which the tracker records (back-filled with the window before it).
+    tracker_since: i64,
     /// Time of the latest packet counted.
     last_ts: i64,
     /// Time of the earliest packet counted (back-filled ones included).
@@ -1057,6 +1061,7 @@ impl Analyzer {
             packets: 0,
             bytes: 0,
             user_packets: 0,
+            tracker_since: self.now_tick.unwrap_or(0),
             last_ts: i64::MIN,
             first_ts: i64::MAX,
             calm_since: None,
@@ -1140,7 +1145,26 @@ impl Analyzer {
         for p in self.recent_of(victim, c).filter(|p| self.tracked(c, p)) {
             t.record(&p, &self.services, &self.s.bogons);
         }
-        self.watch_mut(w).tracker = Some(t);
+        let now = self.now_tick.unwrap_or(0);
+        let watch = self.watch_mut(w);
+        watch.tracker = Some(t);
+        watch.tracker_since = now;
+    }
+
+    /// A watch that is no attack keeps its tracker to the last few windows: a busy server's
+    /// sources must not pile up for hours before a flood is judged by them.
+    fn renew_tracker(&mut self, w: u16, now: i64) {
+        let (victim, c) = (self.watch(w).victim, self.watch(w).class);
+        let Some(mut t) = self.watch_mut(w).tracker.take() else {
+            return;
+        };
+        t.clear();
+        for p in self.recent_of(victim, c).filter(|p| self.tracked(c, p)) {
+            t.record(&p, &self.services, &self.s.bogons);
+        }
+        let watch = self.watch_mut(w);
+        watch.tracker = Some(t);
+        watch.tracker_since = now;
     }
 
     fn release_watch(&mut self, w: u16) {
@@ -1366,6 +1390,10 @@ impl Analyzer {
             let window_ticks = self.s.window_ticks as i64;
             let (quiet_ticks, update_ticks) = (self.s.quiet_ticks as i64, self.s.update_ticks as i64);
             let released_before = self.live.len();
+            let horizon = window_ticks * TRACKER_HORIZON_WINDOWS;
+            if self.watch(w).state != WatchState::Active && now - self.watch(w).tracker_since >= horizon {
+                self.renew_tracker(w, now);
+            }
             match self.watch(w).state {
                 WatchState::Watching => {
                     let watch = self.watch_mut(w);

@@ -626,3 +626,43 @@ fn null_fin_and_xmas_segments_are_a_tcp_flood_even_from_a_user() {
     assert_eq!(end.kind, AttackKind::TcpFlood);
     assert_eq!(end.offending_ips, vec![user.to_ip()]);
 }
+
+#[test]
+fn a_busy_servers_earlier_users_do_not_make_a_later_flood_look_forged() {
+    // 60 s of 1,500 completed connections/s from 45,000 users spread over the whole address
+    // space (2 each), then 300 bots flooding at 12,000 SYN/s for 2 s. Judged on a minute of
+    // users, the flood's sources would average fewer than 3 packets each over networks as
+    // spread as random addresses: a forged verdict, no offenders.
+    let server = v4(198, 51, 100, 30);
+    let mut rng = crate::synth::rng::Rng::new(5);
+    let users: Vec<IpKey> = (0..45_000)
+        .map(|_| {
+            let x = rng.next_u32();
+            let first = (x >> 24) % 200 + 1;
+            IpKey::from_v4((if first == 127 { 128 } else { first } << 24 | (x & 0xff_ffff)).to_be_bytes())
+        })
+        .collect();
+    let mut packets: Vec<PacketRecord> = Vec::new();
+    for i in 0..90_000u32 {
+        let ts = T0 + i as i64 * 666_667;
+        let [syn, syn_ack, ack, _] =
+            connection(ts, users[i as usize % users.len()], 40_000 + (i / 45_000) as u16, server, i);
+        packets.extend([syn, syn_ack, ack]);
+    }
+    let bots: Vec<IpKey> = (0..300).map(|i| v4(198, 18, 9 + (i / 250) as u8, (i % 250) as u8 + 1)).collect();
+    for i in 0..24_000u32 {
+        let ts = T0 + 60_000_000_000 + i as i64 * 83_333;
+        let bot = bots[i as usize % bots.len()];
+        packets.push(tcp(ts, (bot, 1024 + (i % 60_000) as u16), (server, 443), PacketRecord::TCP_SYN, (i, 0)));
+    }
+    packets.sort_by_key(|p| p.ts_ns);
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, packets);
+    let end = events.iter().find(|e| e.event == EventKind::End && e.kind == AttackKind::SynFlood).expect("flagged");
+    assert!(!end.sources.spoofed_likely, "{}", end.sources.verdict);
+    let mut listed = end.offending_ips.clone();
+    listed.sort();
+    let mut expected: Vec<IpAddr> = bots.iter().map(|b| b.to_ip()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+}
