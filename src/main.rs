@@ -289,10 +289,11 @@ fn run_daemon(args: RunArgs) -> u8 {
     };
     if let Some(b) = &args.backend {
         config.capture.backend = match b.as_str() {
+            "tpacket" => CaptureBackend::Tpacket,
             "af_packet" => CaptureBackend::AfPacket,
             "libpcap" => CaptureBackend::Libpcap,
             other => {
-                eprintln!("floodwatch: --backend {other}: expected af_packet or libpcap");
+                eprintln!("floodwatch: --backend {other}: expected tpacket, af_packet or libpcap");
                 return exit::BAD_CONFIG;
             }
         };

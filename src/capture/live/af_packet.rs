@@ -19,15 +19,34 @@ pub struct AfPacketCapture {
     dropped: u64,
 }
 
+/// The interface called `name`, or the error that lists those there are.
+fn find_interface(name: &str) -> Result<datalink::NetworkInterface, LiveError> {
+    let interfaces = datalink::interfaces();
+    let available = || interfaces.iter().map(|i| i.name.clone()).collect();
+    interfaces
+        .iter()
+        .find(|i| i.name == name)
+        .cloned()
+        .ok_or_else(|| LiveError::NoSuchInterface { name: name.to_string(), available: available() })
+}
+
+/// Interfaces without a link-layer header (tun, WireGuard) deliver bare IP.
+fn link_of(iface: &datalink::NetworkInterface) -> LinkType {
+    if iface.mac.is_none() && !iface.is_loopback() {
+        LinkType::RAW
+    } else {
+        LinkType::ETHERNET
+    }
+}
+
+/// The link type of the frames captured on interface `name`.
+pub fn link_type(name: &str) -> Result<LinkType, LiveError> {
+    find_interface(name).map(|iface| link_of(&iface))
+}
+
 impl AfPacketCapture {
     pub fn open(name: &str) -> Result<AfPacketCapture, LiveError> {
-        let interfaces = datalink::interfaces();
-        let Some(iface) = interfaces.iter().find(|i| i.name == name) else {
-            return Err(LiveError::NoSuchInterface {
-                name: name.to_string(),
-                available: interfaces.iter().map(|i| i.name.clone()).collect(),
-            });
-        };
+        let iface = find_interface(name)?;
         // SAFETY: plain socket(2) call; the descriptor is owned by pnet's receiver afterwards.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32) };
         if fd < 0 {
@@ -44,7 +63,7 @@ impl AfPacketCapture {
             socket_fd: Some(fd),
             ..Default::default()
         };
-        let rx = match datalink::channel(iface, config) {
+        let rx = match datalink::channel(&iface, config) {
             Ok(Channel::Ethernet(_tx, rx)) => rx,
             Ok(_) => {
                 return Err(LiveError::Io { interface: name.to_string(), message: "unexpected channel type".into() })
@@ -54,9 +73,7 @@ impl AfPacketCapture {
             }
             Err(e) => return Err(LiveError::Io { interface: name.to_string(), message: e.to_string() }),
         };
-        // Interfaces without a link-layer header (tun, WireGuard) deliver bare IP.
-        let link = if iface.mac.is_none() && !iface.is_loopback() { LinkType::RAW } else { LinkType::ETHERNET };
-        Ok(AfPacketCapture { rx, fd, link, interface: name.to_string(), received: 0, dropped: 0 })
+        Ok(AfPacketCapture { rx, fd, link: link_of(&iface), interface: name.to_string(), received: 0, dropped: 0 })
     }
 
     /// Reads and accumulates PACKET_STATISTICS (the kernel resets them on every read).

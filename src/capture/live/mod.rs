@@ -7,6 +7,7 @@
 mod af_packet;
 #[cfg(feature = "libpcap")]
 mod libpcap;
+mod tpacket;
 
 use super::Frame;
 use crate::config::{CaptureBackend, CaptureSettings};
@@ -82,14 +83,16 @@ impl std::error::Error for LiveError {}
 /// Opens the configured backend on `interface`.
 pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Box<dyn LiveCapture>, LiveError> {
     match settings.backend {
-        CaptureBackend::AfPacket => {
-            if settings.filter.is_some() {
-                return Err(LiveError::BackendUnavailable(
-                    "capture filters need the libpcap backend ([capture] backend = \"libpcap\")",
-                ));
-            }
-            Ok(Box::new(af_packet::AfPacketCapture::open(interface)?))
+        CaptureBackend::Tpacket | CaptureBackend::AfPacket if settings.filter.is_some() => {
+            Err(LiveError::BackendUnavailable(
+                "capture filters need the libpcap backend ([capture] backend = \"libpcap\")",
+            ))
         }
+        CaptureBackend::Tpacket => {
+            let link = af_packet::link_type(interface)?;
+            Ok(Box::new(tpacket::TpacketCapture::open(interface, settings, link)?))
+        }
+        CaptureBackend::AfPacket => Ok(Box::new(af_packet::AfPacketCapture::open(interface)?)),
         #[cfg(feature = "libpcap")]
         CaptureBackend::Libpcap => Ok(Box::new(libpcap::PcapCapture::open(interface, settings)?)),
         #[cfg(not(feature = "libpcap"))]
