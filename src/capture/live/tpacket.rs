@@ -31,14 +31,19 @@ mod packet {
     pub const READ_LEN: usize = 38;
 }
 
-/// Default ring: 64 blocks of 1 MiB. A 60-byte frame takes 128 bytes of a block (header and
-/// alignment), so the ring holds ~500,000 of them: a quarter of a second at 2 Mpps.
+/// Default ring: 64 blocks of 1 MiB. A 60-byte frame takes 144 bytes of a block (header,
+/// link-layer address and alignment), so the ring holds ~466,000 of them: 0.23 s at 2 Mpps.
+/// A block is handed over after at most its timeout, so at low rates the ring covers
+/// `blocks × timeout` (640 ms) of a reader that stalls.
 pub const DEFAULT_BLOCK_KIB: u32 = 1024;
 pub const DEFAULT_BLOCKS: u32 = 64;
 /// A block that is not full goes to the reader after this long.
 pub const DEFAULT_BLOCK_TIMEOUT_MS: u32 = 10;
 /// Slot size the kernel wants in the request (V3 packs frames of any size into blocks).
 const FRAME_SLOT: u32 = 2048;
+/// Limits of the ring settings: 64 MiB blocks, 4,096 of them.
+const MAX_BLOCK_KIB: u32 = 64 * 1024;
+const MAX_BLOCKS: u32 = 4096;
 
 pub struct TpacketCapture {
     fd: i32,
@@ -81,9 +86,18 @@ fn set_packet_option<T>(fd: i32, option: i32, value: &T) -> bool {
 
 impl TpacketCapture {
     pub fn open(name: &str, settings: &CaptureSettings, link: LinkType) -> Result<TpacketCapture, LiveError> {
-        let block_size = settings.ring_block_kib.unwrap_or(DEFAULT_BLOCK_KIB) as usize * 1024;
-        let blocks = settings.ring_blocks.unwrap_or(DEFAULT_BLOCKS) as usize;
+        let block_kib = settings.ring_block_kib.unwrap_or(DEFAULT_BLOCK_KIB);
+        let blocks = settings.ring_blocks.unwrap_or(DEFAULT_BLOCKS);
         let timeout_ms = settings.ring_block_timeout_ms.unwrap_or(DEFAULT_BLOCK_TIMEOUT_MS);
+        if !(4..=MAX_BLOCK_KIB).contains(&block_kib) || block_kib % 4 != 0 || !(1..=MAX_BLOCKS).contains(&blocks) {
+            return Err(LiveError::Io {
+                interface: name.to_string(),
+                message: format!(
+                    "[capture] ring_block_kib must be a multiple of 4 from 4 to {MAX_BLOCK_KIB} (got {block_kib}) and ring_blocks from 1 to {MAX_BLOCKS} (got {blocks})"
+                ),
+            });
+        }
+        let (block_size, blocks) = (block_kib as usize * 1024, blocks as usize);
         let c_name = std::ffi::CString::new(name)
             .map_err(|_| LiveError::NoSuchInterface { name: name.to_string(), available: Vec::new() })?;
         // SAFETY: `c_name` is a NUL-terminated string.
@@ -92,9 +106,11 @@ impl TpacketCapture {
             return Err(io_error(name, "if_nametoindex"));
         }
         let protocol = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call; the descriptor is owned by the value built below (or
-        // closed on the error paths by `Cleanup`).
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, protocol as i32) };
+        // Protocol 0: the socket receives nothing until it is bound to the interface (with
+        // ETH_P_ALL), so no other interface's packets reach the ring while it is set up.
+        // SAFETY: plain socket(2) call; the descriptor is owned by the value built below,
+        // whose `Drop` also closes it on the error paths.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         if fd < 0 {
             return Err(io_error(name, "socket"));
         }
@@ -135,7 +151,7 @@ impl TpacketCapture {
                 std::ptr::null_mut(),
                 block_size * blocks,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 fd,
                 0,
             )
@@ -208,7 +224,8 @@ impl TpacketCapture {
         true
     }
 
-    /// Waits up to [`READ_TIMEOUT`] for the kernel to hand over a block.
+    /// Waits up to [`READ_TIMEOUT`] for the kernel to hand over a block. The link going
+    /// down (ENETDOWN) is no error: the kernel hooks the socket up again when it comes back.
     fn wait(&self) -> Result<(), LiveError> {
         let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLERR, revents: 0 };
         // SAFETY: one valid pollfd.
@@ -216,15 +233,20 @@ impl TpacketCapture {
         if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return Err(io_error(&self.interface, "poll"));
         }
-        if rc > 0 && pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        if rc > 0 && pfd.revents & libc::POLLNVAL != 0 {
+            return Err(LiveError::Io { interface: self.interface.clone(), message: "capture socket closed".into() });
+        }
+        if rc > 0 && pfd.revents & libc::POLLERR != 0 {
             let mut err: i32 = 0;
             let mut len = std::mem::size_of::<i32>() as u32;
-            // SAFETY: SO_ERROR writes one int.
+            // SAFETY: SO_ERROR writes one int (and clears the socket's error).
             unsafe {
                 libc::getsockopt(self.fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len)
             };
-            let message = std::io::Error::from_raw_os_error(err).to_string();
-            return Err(LiveError::Io { interface: self.interface.clone(), message });
+            if err != 0 && err != libc::ENETDOWN {
+                let message = std::io::Error::from_raw_os_error(err).to_string();
+                return Err(LiveError::Io { interface: self.interface.clone(), message });
+            }
         }
         Ok(())
     }
