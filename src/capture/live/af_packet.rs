@@ -3,7 +3,7 @@
 //! The socket is created here and handed to pnet so that the kernel's drop counters
 //! (PACKET_STATISTICS) can be read from it; pnet binds it to the interface and reads.
 
-use super::{wall_clock_ns, CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
+use super::{packet_statistics, wall_clock_ns, CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
 use crate::capture::{Frame, LinkType};
 use pnet::datalink::{self, Channel, DataLinkReceiver};
 
@@ -75,26 +75,6 @@ impl AfPacketCapture {
         };
         Ok(AfPacketCapture { rx, fd, link: link_of(&iface), interface: name.to_string(), received: 0, dropped: 0 })
     }
-
-    /// Reads and accumulates PACKET_STATISTICS (the kernel resets them on every read).
-    fn poll_kernel_stats(&mut self) {
-        let mut stats = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
-        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `stats`, which is that size.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd,
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut stats as *mut libc::tpacket_stats).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            self.received += stats.tp_packets as u64;
-            self.dropped += stats.tp_drops as u64;
-        }
-    }
 }
 
 impl LiveCapture for AfPacketCapture {
@@ -107,7 +87,10 @@ impl LiveCapture for AfPacketCapture {
     }
 
     fn stats(&mut self) -> CaptureStats {
-        self.poll_kernel_stats();
+        if let Some((received, dropped)) = packet_statistics(self.fd) {
+            self.received += received;
+            self.dropped += dropped;
+        }
         CaptureStats { received: Some(self.received), kernel_dropped: Some(self.dropped), interface_dropped: None }
     }
 

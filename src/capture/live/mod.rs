@@ -102,6 +102,26 @@ pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Box<dyn LiveC
     }
 }
 
+/// Packets the kernel received and dropped for an AF_PACKET socket (of any TPACKET version)
+/// since the last call: PACKET_STATISTICS resets on every read.
+fn packet_statistics(fd: i32) -> Option<(u64, u64)> {
+    // The v3 layout starts with the older one's two counters; the kernel writes what the
+    // socket's version has.
+    let mut stats = libc::tpacket_stats_v3 { tp_packets: 0, tp_drops: 0, tp_freeze_q_cnt: 0 };
+    let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `stats`, which is that size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut stats as *mut libc::tpacket_stats_v3).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some((u64::from(stats.tp_packets), u64::from(stats.tp_drops)))
+}
+
 /// Nanoseconds since the epoch, now.
 pub fn wall_clock_ns() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {

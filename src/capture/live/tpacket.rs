@@ -4,7 +4,7 @@
 //! Frames are read in place from the ring; a block goes back to the kernel when the next
 //! frame is asked for after its last one. Needs only `libc` and CAP_NET_RAW.
 
-use super::{CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
+use super::{packet_statistics, CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
 use crate::capture::{Frame, LinkType};
 use crate::config::CaptureSettings;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -250,26 +250,6 @@ impl TpacketCapture {
         }
         Ok(())
     }
-
-    /// Reads and accumulates PACKET_STATISTICS (the kernel resets them on every read).
-    fn poll_kernel_stats(&mut self) {
-        let mut stats = libc::tpacket_stats_v3 { tp_packets: 0, tp_drops: 0, tp_freeze_q_cnt: 0 };
-        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `stats`, which is that size.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd,
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut stats as *mut libc::tpacket_stats_v3).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            self.received += stats.tp_packets as u64;
-            self.dropped += stats.tp_drops as u64;
-        }
-    }
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -361,7 +341,10 @@ impl LiveCapture for TpacketCapture {
     }
 
     fn stats(&mut self) -> CaptureStats {
-        self.poll_kernel_stats();
+        if let Some((received, dropped)) = packet_statistics(self.fd) {
+            self.received += received;
+            self.dropped += dropped;
+        }
         CaptureStats { received: Some(self.received), kernel_dropped: Some(self.dropped), interface_dropped: None }
     }
 
