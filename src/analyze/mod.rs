@@ -617,17 +617,13 @@ impl Analyzer {
                     self.recent.push(p);
                     return;
                 }
-                Some(counted) => match self.victims.insert_hashed(p.dst, hash, now) {
-                    Some(s) => {
-                        self.init_victim(s);
-                        self.count_before_admission(s, counted - 1, p);
-                        s
-                    }
-                    None => {
-                        self.stats.victim_table_full += 1;
+                Some(counted) => {
+                    let Some(s) = self.insert_victim(p.dst, hash, now) else {
                         return;
-                    }
-                },
+                    };
+                    self.count_before_admission(s, counted - 1, p);
+                    s
+                }
             },
         };
         if self.victims.meta[slot].ignored {
@@ -800,18 +796,8 @@ impl Analyzer {
     /// on its ACKs are counted, those earlier ones included.
     #[cold]
     fn start_counting_acks(&mut self, p: &PacketRecord, hash: u64, now: i64, before: u32) -> bool {
-        let slot = match self.victims.find_hashed(p.dst, hash) {
-            Some(s) => s,
-            None => match self.victims.insert_hashed(p.dst, hash, now) {
-                Some(s) => {
-                    self.init_victim(s);
-                    s
-                }
-                None => {
-                    self.stats.victim_table_full += 1;
-                    return false;
-                }
-            },
+        let Some(slot) = self.victims.find_hashed(p.dst, hash).or_else(|| self.insert_victim(p.dst, hash, now)) else {
+            return false;
         };
         self.touch(slot, now);
         self.victims.meta[slot].counts_acks = true;
@@ -821,6 +807,16 @@ impl Analyzer {
         self.victims.add(slot, ci, before);
         self.victims.add(slot, cell::BYTES + ci, before.saturating_mul(p.wire_len));
         true
+    }
+
+    /// A new victim entry for `dst` (keyed hash `hash`), or `None` counted as a full table.
+    fn insert_victim(&mut self, dst: IpKey, hash: u64, now: i64) -> Option<usize> {
+        let slot = self.victims.insert_hashed(dst, hash, now);
+        match slot {
+            Some(s) => self.init_victim(s),
+            None => self.stats.victim_table_full += 1,
+        }
+        slot
     }
 
     /// Clears the filter bits of victims that no longer count ACKs (evicted since).

@@ -3,7 +3,7 @@
 //! The socket is created here and handed to pnet so that the kernel's drop counters
 //! (PACKET_STATISTICS) can be read from it; pnet binds it to the interface and reads.
 
-use super::{packet_statistics, wall_clock_ns, CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
+use super::{wall_clock_ns, CaptureStats, KernelCounters, LiveCapture, LiveError, READ_TIMEOUT};
 use crate::capture::{Frame, LinkType};
 use pnet::datalink::{self, Channel, DataLinkReceiver};
 
@@ -15,8 +15,7 @@ pub struct AfPacketCapture {
     fd: i32,
     link: LinkType,
     interface: String,
-    received: u64,
-    dropped: u64,
+    kernel: KernelCounters,
 }
 
 /// The interface called `name`, or the error that lists those there are.
@@ -73,7 +72,13 @@ impl AfPacketCapture {
             }
             Err(e) => return Err(LiveError::Io { interface: name.to_string(), message: e.to_string() }),
         };
-        Ok(AfPacketCapture { rx, fd, link: link_of(&iface), interface: name.to_string(), received: 0, dropped: 0 })
+        Ok(AfPacketCapture {
+            rx,
+            fd,
+            link: link_of(&iface),
+            interface: name.to_string(),
+            kernel: KernelCounters::default(),
+        })
     }
 }
 
@@ -87,11 +92,7 @@ impl LiveCapture for AfPacketCapture {
     }
 
     fn stats(&mut self) -> CaptureStats {
-        if let Some((received, dropped)) = packet_statistics(self.fd) {
-            self.received += received;
-            self.dropped += dropped;
-        }
-        CaptureStats { received: Some(self.received), kernel_dropped: Some(self.dropped), interface_dropped: None }
+        self.kernel.read(self.fd)
     }
 
     fn backend(&self) -> &'static str {

@@ -102,8 +102,27 @@ pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Box<dyn LiveC
     }
 }
 
+/// What the kernel counted for an AF_PACKET socket since it opened.
+#[derive(Default)]
+struct KernelCounters {
+    received: u64,
+    dropped: u64,
+}
+
+impl KernelCounters {
+    /// Adds what the kernel counted since the last read (PACKET_STATISTICS resets on every
+    /// read) and returns the totals.
+    fn read(&mut self, fd: i32) -> CaptureStats {
+        if let Some((received, dropped)) = packet_statistics(fd) {
+            self.received += received;
+            self.dropped += dropped;
+        }
+        CaptureStats { received: Some(self.received), kernel_dropped: Some(self.dropped), interface_dropped: None }
+    }
+}
+
 /// Packets the kernel received and dropped for an AF_PACKET socket (of any TPACKET version)
-/// since the last call: PACKET_STATISTICS resets on every read.
+/// since the last call.
 fn packet_statistics(fd: i32) -> Option<(u64, u64)> {
     // The v3 layout starts with the older one's two counters; the kernel writes what the
     // socket's version has.

@@ -4,7 +4,7 @@
 //! Frames are read in place from the ring; a block goes back to the kernel when the next
 //! frame is asked for after its last one. Needs only `libc` and CAP_NET_RAW.
 
-use super::{packet_statistics, CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
+use super::{CaptureStats, KernelCounters, LiveCapture, LiveError, READ_TIMEOUT};
 use crate::capture::{Frame, LinkType};
 use crate::config::CaptureSettings;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -60,8 +60,7 @@ pub struct TpacketCapture {
     interface: String,
     /// A frame whose VLAN tag the kernel moved into the header, with the tag put back.
     tagged: Vec<u8>,
-    received: u64,
-    dropped: u64,
+    kernel: KernelCounters,
 }
 
 // SAFETY: the ring mapping and the descriptor are owned by this value alone; moving it to
@@ -126,8 +125,7 @@ impl TpacketCapture {
             link,
             interface: name.to_string(),
             tagged: Vec::with_capacity(block_size.min(1 << 18)),
-            received: 0,
-            dropped: 0,
+            kernel: KernelCounters::default(),
         };
         let version = libc::tpacket_versions::TPACKET_V3 as i32;
         if !set_packet_option(fd, libc::PACKET_VERSION, &version) {
@@ -341,11 +339,7 @@ impl LiveCapture for TpacketCapture {
     }
 
     fn stats(&mut self) -> CaptureStats {
-        if let Some((received, dropped)) = packet_statistics(self.fd) {
-            self.received += received;
-            self.dropped += dropped;
-        }
-        CaptureStats { received: Some(self.received), kernel_dropped: Some(self.dropped), interface_dropped: None }
+        self.kernel.read(self.fd)
     }
 
     fn backend(&self) -> &'static str {
