@@ -84,6 +84,54 @@ impl Prefix {
     pub fn bits(&self) -> u8 {
         self.len
     }
+
+    /// The length as written (an IPv4 /24 is 24), and the family's longest.
+    pub fn family_len(&self) -> (u8, u8) {
+        if IpKey(self.network).is_v4() && self.len >= 96 {
+            (self.len - 96, 32)
+        } else {
+            (self.len, 128)
+        }
+    }
+
+    /// The prefix of `len` bits (in `ip`'s family) that holds `ip`.
+    pub fn of(ip: IpAddr, len: u8) -> Prefix {
+        let (max, offset) = if ip.is_ipv4() { (32u8, 96u8) } else { (128u8, 0u8) };
+        let len = len.min(max) + offset;
+        Prefix { network: IpKey::from_ip(ip).0 & Self::mask(len), len }
+    }
+
+    /// Bits of `len` (in the family of `ip`) in the 128-bit key space.
+    pub fn key_bits(ip: IpKey, len: u8) -> u8 {
+        if ip.is_v4() {
+            len.min(32) + 96
+        } else {
+            len.min(128)
+        }
+    }
+
+    /// The network of `ip` under a mask of `bits` key-space bits.
+    #[inline]
+    pub fn network_of(ip: IpKey, bits: u8) -> IpKey {
+        IpKey(ip.0 & Self::mask(bits))
+    }
+}
+
+/// Carpet bombing: a flood spread over a prefix so that no single address crosses its
+/// threshold is flagged against the prefix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CarpetSettings {
+    /// A prefix's threshold for a kind is this many times a host's; 0 turns carpet detection off.
+    pub factor: f32,
+    /// Length of the prefixes floods are summed over, IPv4 and IPv6.
+    pub v4_len: u8,
+    pub v6_len: u8,
+}
+
+impl Default for CarpetSettings {
+    fn default() -> Self {
+        CarpetSettings { factor: 10.0, v4_len: 24, v6_len: 64 }
+    }
 }
 
 /// Thresholds that apply to destinations inside one prefix.
@@ -91,6 +139,10 @@ impl Prefix {
 pub struct PrefixPolicy {
     pub prefix: Prefix,
     pub thresholds: KindThresholds,
+    /// Carpet bombing inside this prefix: the length of the prefixes summed over (at least the
+    /// policy's own) and the factor, when they differ from `[detection]`'s.
+    pub carpet_len: Option<u8>,
+    pub carpet_factor: Option<f32>,
 }
 
 /// Everything the analyzer needs to decide, with defaults that work without a config file.
@@ -135,6 +187,7 @@ pub struct DetectionSettings {
     pub spoofed_min_sources: u64,
     /// ... sending at most this many packets each on average.
     pub spoofed_max_packets_per_source: f64,
+    pub carpet: CarpetSettings,
     pub max_victims: usize,
     pub max_trackers: usize,
     pub prefixes: Vec<PrefixPolicy>,
@@ -164,6 +217,7 @@ impl Default for DetectionSettings {
             bogons: Vec::new(),
             spoofed_min_sources: 1000,
             spoofed_max_packets_per_source: 3.0,
+            carpet: CarpetSettings::default(),
             max_victims: 16_384,
             max_trackers: 256,
             prefixes: Vec::new(),
@@ -233,6 +287,13 @@ impl DetectionSettings {
                 }
                 s.spoofed_max_packets_per_source = x;
             }
+            set_in_range(&mut s.carpet.factor, d.carpet_factor, "detection.carpet_factor", 0.0, 1.0e6)?;
+            if let Some(l) = d.carpet_prefix_v4 {
+                s.carpet.v4_len = carpet_len("detection.carpet_prefix_v4", l, 8, 32)?;
+            }
+            if let Some(l) = d.carpet_prefix_v6 {
+                s.carpet.v6_len = carpet_len("detection.carpet_prefix_v6", l, 16, 128)?;
+            }
         }
         if let Some(l) = &file.limits {
             if let Some(n) = l.max_victims {
@@ -252,7 +313,18 @@ impl DetectionSettings {
             let prefix = Prefix::parse(&p.prefix).map_err(|e| format!("prefix[{i}].prefix: {e}"))?;
             let mut thresholds = s.thresholds;
             p.thresholds.apply(&format!("prefix[{i}]"), &mut thresholds)?;
-            s.prefixes.push(PrefixPolicy { prefix, thresholds });
+            let (own_len, max) = prefix.family_len();
+            let carpet_len = p
+                .carpet_prefix
+                .map(|l| carpet_len(&format!("prefix[{i}].carpet_prefix"), l, own_len, max))
+                .transpose()?;
+            let mut factor = None;
+            if p.carpet_factor.is_some() {
+                let mut f = s.carpet.factor;
+                set_in_range(&mut f, p.carpet_factor, &format!("prefix[{i}].carpet_factor"), 0.0, 1.0e6)?;
+                factor = Some(f);
+            }
+            s.prefixes.push(PrefixPolicy { prefix, thresholds, carpet_len, carpet_factor: factor });
         }
         if let Some(a) = &file.allowlist {
             s.allow_sources = parse_prefixes("allowlist.sources", &a.sources)?;
@@ -318,6 +390,14 @@ fn in_range_usize(key: &str, n: usize, min: usize, max: usize) -> Result<usize, 
         return Err(format!("{key} = {n}: must be between {min} and {max}"));
     }
     Ok(n)
+}
+
+/// A carpet prefix length for `key`, between `min` and `max`.
+fn carpet_len(key: &str, len: u8, min: u8, max: u8) -> Result<u8, String> {
+    if !(min..=max).contains(&len) {
+        return Err(format!("{key} = {len}: must be between {min} and {max}"));
+    }
+    Ok(len)
 }
 
 fn parse_prefixes(key: &str, texts: &[String]) -> Result<Vec<Prefix>, String> {
@@ -595,6 +675,9 @@ struct DetectionSection {
     bogons: Vec<String>,
     spoofed_min_sources: Option<u64>,
     spoofed_max_packets_per_source: Option<f64>,
+    carpet_factor: Option<f64>,
+    carpet_prefix_v4: Option<u8>,
+    carpet_prefix_v6: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -652,6 +735,8 @@ impl ThresholdSection {
 #[serde(deny_unknown_fields)]
 struct PrefixSection {
     prefix: String,
+    carpet_prefix: Option<u8>,
+    carpet_factor: Option<f64>,
     #[serde(flatten)]
     thresholds: ThresholdSection,
 }

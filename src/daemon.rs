@@ -324,7 +324,7 @@ fn analyzer_loop(
             let now = wall_clock_ns() - WALL_CLOCK_SLACK_NS;
             analyzer.advance_to(now, &mut events);
             outputs.advance(now);
-            outputs.metrics.set_analyzer(&analyzer.stats, analyzer.active_attacks());
+            outputs.metrics.set_analyzer(&analyzer.stats(), analyzer.active_attacks());
         }
         while let Ok(c) = control.try_recv() {
             match c {

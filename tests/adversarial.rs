@@ -139,7 +139,7 @@ fn check_clean(outcome: &ReplayOutcome, written: &Written) {
 /// The attacks flagged are exactly `expected`, each started once, within the first window of
 /// its first packet, and ended once, between its start and its last packet.
 fn check_attacks<'a>(events: &'a [AttackEvent], expected: &[ExpectedAttack]) -> Vec<&'a AttackEvent> {
-    let want: BTreeSet<_> = expected.iter().map(|a| (a.victim, kind_named(a.kind))).collect();
+    let want: BTreeSet<_> = expected.iter().map(|a| (a.victim.to_string(), kind_named(a.kind))).collect();
     assert_eq!(attacked(events), want, "attacks flagged");
     let mut attack_ends = Vec::new();
     for a in expected {

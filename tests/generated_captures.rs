@@ -58,15 +58,18 @@ fn generated_captures_give_their_ground_truth() {
             assert!(events.is_empty(), "{name}: benign capture raised {:?}", attacked(&events));
             continue;
         }
-        let expected: std::collections::BTreeSet<(IpAddr, _)> = attacks
-            .iter()
-            .map(|a| (a["victim"].as_str().unwrap().parse().unwrap(), kind_named(a["kind"].as_str().unwrap())))
-            .collect();
+        // A host, or a prefix (carpet bombing): as alerts write it.
+        let victim_of = |a: &Value| match a["victim_prefix"].as_u64() {
+            Some(len) => format!("{}/{len}", a["victim"].as_str().unwrap()),
+            None => a["victim"].as_str().unwrap().to_string(),
+        };
+        let expected: std::collections::BTreeSet<(String, _)> =
+            attacks.iter().map(|a| (victim_of(a), kind_named(a["kind"].as_str().unwrap()))).collect();
         assert_eq!(attacked(&events), expected, "{name}: flagged (victim, kind) pairs");
         for a in attacks {
-            let victim: IpAddr = a["victim"].as_str().unwrap().parse().unwrap();
+            let victim = victim_of(a);
             let kind = kind_named(a["kind"].as_str().unwrap());
-            let start = starts(&events).into_iter().find(|e| e.victim == victim && e.kind == kind).unwrap();
+            let start = starts(&events).into_iter().find(|e| e.victim_text() == victim && e.kind == kind).unwrap();
             let end = ends(&events).into_iter().find(|e| e.attack_id == start.attack_id).expect("attack ended");
             let report = end.end.as_ref().unwrap();
             let t_start = parse_time(a["start"].as_str().unwrap(), start.started_at_ns);
@@ -85,6 +88,9 @@ fn generated_captures_give_their_ground_truth() {
             );
             if let Some(service) = a["service"].as_str() {
                 assert_eq!(start.service, Some(service), "{name}");
+            }
+            if let Some(hosts) = a["victim_hosts"].as_u64() {
+                assert_eq!(end.victim_hosts, Some(hosts), "{name}: hosts of the prefix reached");
             }
             let packets = a["packets"].as_u64().unwrap() as f64;
             assert!(

@@ -153,7 +153,7 @@ fn the_output_stage_allocates_nothing_per_packet() {
         }
         if i % 512 == 0 {
             outputs.metrics.set_traffic(&traffic);
-            outputs.metrics.set_analyzer(&analyzer.stats, analyzer.active_attacks());
+            outputs.metrics.set_analyzer(&analyzer.stats(), analyzer.active_attacks());
             outputs.metrics.record_batch_latency(1_000);
             outputs.advance(*ts_ns);
         }

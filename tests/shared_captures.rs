@@ -104,7 +104,7 @@ fn floods_are_flagged_with_the_right_victim_kind_and_sources() {
         let victim: IpAddr = x.victim.parse().unwrap();
         assert_eq!(
             attacked(&events).into_iter().collect::<Vec<_>>(),
-            vec![(victim, x.kind)],
+            vec![(victim.to_string(), x.kind)],
             "{}: expected exactly one {:?} on {victim}",
             x.file,
             x.kind
@@ -171,7 +171,7 @@ fn small_dns_amplification_respects_the_floor_and_is_classified_when_lowered() {
     lowered.thresholds[AttackKind::UdpFlood as usize] = 100;
     let (events, _) = replay_files(&[file], lowered);
     let victim: IpAddr = "10.10.10.10".parse().unwrap();
-    assert!(attacked(&events).contains(&(victim, AttackKind::Amplification)), "{:?}", attacked(&events));
+    assert!(attacked(&events).contains(&(victim.to_string(), AttackKind::Amplification)), "{:?}", attacked(&events));
     let amp = starts(&events).into_iter().find(|e| e.kind == AttackKind::Amplification).unwrap();
     assert_eq!(amp.service, Some("dns"));
     // The top resolver of the manifest is among the offenders.

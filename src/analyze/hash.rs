@@ -41,6 +41,12 @@ impl KeyedHasher {
         folded_multiply(a ^ self.k[2], self.k[3])
     }
 
+    /// One multiply: for keys already folded to 64 bits on a per-packet path.
+    #[inline(always)]
+    pub fn hash_u64(&self, x: u64) -> u64 {
+        folded_multiply(x ^ self.k[0], self.k[3])
+    }
+
     #[inline(always)]
     pub fn hash_ip(&self, ip: IpKey) -> u64 {
         self.hash_u128(ip.0)

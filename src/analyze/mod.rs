@@ -7,8 +7,9 @@
 //! tick passes. See ARCHITECTURE.md for the invariants.
 
 mod acquaintances;
+mod carpet;
 mod doorkeeper;
-mod echo;
+mod filter;
 mod handshake;
 pub mod hash;
 mod recent;
@@ -23,8 +24,9 @@ mod victims;
 use crate::config::{DetectionSettings, KindThresholds, DEFAULT_ACK_THRESHOLD_PPS};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
 use acquaintances::Acquaintances;
+use carpet::{HostsHit, PrefixScope};
 use doorkeeper::Doorkeeper;
-use echo::EchoFilter;
+use filter::AlertFilter;
 use handshake::HandshakeTable;
 use hash::KeyedHasher;
 use recent::RecentPackets;
@@ -57,6 +59,8 @@ const NETWORK_SPREAD_SPOOFED: f64 = 0.5;
 const TRACKER_HORIZON_WINDOWS: i64 = 10;
 /// Trackers made when the analyzer is: the watches of a few busy victims take no allocation.
 const TRACKERS_UP_FRONT: usize = 16;
+/// Classes counted toward prefixes (see `Analyzer::classes`).
+const CARPET_CLASSES: u16 = !(1 << Class::Ack as u8 | 1 << Class::Rst as u8);
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
 const WATCHES_PER_TRACKER: usize = 4;
 /// A destination port is "main" when it carries at least this share of an attack.
@@ -266,7 +270,12 @@ pub struct AttackEvent {
     pub event: EventKind,
     pub attack_id: String,
     pub kind: AttackKind,
+    /// The host attacked, or the network address of the prefix attacked (carpet bombing).
     pub victim: IpAddr,
+    /// For a prefix: its length (24 for an IPv4 /24); `None` for a host.
+    pub victim_prefix: Option<u8>,
+    /// For a prefix: distinct hosts of it the flood reached (among the sampled flows).
+    pub victim_hosts: Option<u64>,
     pub victim_ports: Vec<u16>,
     pub protocol: &'static str,
     pub service: Option<&'static str>,
@@ -290,6 +299,24 @@ pub struct AttackEvent {
 }
 
 impl AttackEvent {
+    /// The victim as written in alerts: an address, or a prefix such as `198.51.100.0/24`.
+    pub fn victim_text(&self) -> String {
+        match self.victim_prefix {
+            Some(len) => format!("{}/{len}", self.victim),
+            None => self.victim.to_string(),
+        }
+    }
+
+    /// The addresses attacked: the victim's alone, or its prefix's.
+    pub fn victim_range(&self) -> crate::config::Prefix {
+        crate::config::Prefix::of(self.victim, self.victim_prefix.unwrap_or(128))
+    }
+
+    /// Whether `ip` is the victim or, for a prefix, inside it.
+    pub fn covers(&self, ip: IpAddr) -> bool {
+        self.victim_range().contains(IpKey::from_ip(ip))
+    }
+
     /// Packet time from the flood's first packet seen to this event (for `attack_start`:
     /// the detection delay).
     pub fn detection_delay_ns(&self) -> u64 {
@@ -306,12 +333,16 @@ impl AttackEvent {
 pub struct Roles {
     pub toward_dst: bool,
     pub from_src: bool,
+    /// The same two for the prefixes of the destination and the source, when the packet is
+    /// in the carpet sample (see `carpet`): with `--threads`, a prefix's shard is its own.
+    pub toward_dst_prefix: bool,
+    pub from_src_prefix: bool,
 }
 
 impl Roles {
-    pub const BOTH: Roles = Roles { toward_dst: true, from_src: true };
-    pub const DST: Roles = Roles { toward_dst: true, from_src: false };
-    pub const SRC: Roles = Roles { toward_dst: false, from_src: true };
+    pub const ALL: Roles = Roles { toward_dst: true, from_src: true, toward_dst_prefix: true, from_src_prefix: true };
+    pub const NONE: Roles =
+        Roles { toward_dst: false, from_src: false, toward_dst_prefix: false, from_src_prefix: false };
 
     /// Whether the source's side of `p` counts for anything: what `process_as` and
     /// `tcp_bookkeeping` do with `from_src` (SYN-ACKs, SYNs and RSTs it sent, its established
@@ -346,8 +377,10 @@ pub struct AnalyzerStats {
     pub attacks_started: u64,
     /// Times packet time stepped back by more than 2 s and analysis restarted.
     pub timeline_restarts: u64,
-    /// Attacks not reported: a victim answering its attacker (see `echo`).
+    /// Attacks not reported: a victim answering its attacker (see `filter`).
     pub echoes_dropped: u64,
+    /// Attacks on prefixes not reported: an attack on one of their hosts covered them.
+    pub carpets_covered: u64,
 }
 
 impl AnalyzerStats {
@@ -363,6 +396,7 @@ impl AnalyzerStats {
             attacks_started: a.attacks_started + b.attacks_started,
             timeline_restarts: a.timeline_restarts.max(b.timeline_restarts),
             echoes_dropped: a.echoes_dropped + b.echoes_dropped,
+            carpets_covered: a.carpets_covered + b.carpets_covered,
         })
     }
 }
@@ -412,6 +446,10 @@ struct Watch {
     first_ts: i64,
     calm_since: Option<i64>,
     attack: Option<Attack>,
+    /// Hosts the watched traffic reached, when the victim is a prefix.
+    hosts: HostsHit,
+    /// Whether `hosts` counts exactly (a prefix of at most 256 addresses).
+    hosts_exact: bool,
 }
 
 pub struct Analyzer {
@@ -447,23 +485,67 @@ pub struct Analyzer {
     /// Latest packet time seen: event times never go backwards.
     last_ts: i64,
     /// Drops the alerts of echoes; `None` in a shard, whose alerts are checked after merging.
-    echoes: Option<EchoFilter>,
+    echoes: Option<AlertFilter>,
+    /// Victims are the prefixes of this scope (the nested carpet analyzer), not hosts.
+    scope: Option<PrefixScope>,
+    /// Packets each packet counts for: [`carpet::SAMPLING`] in the carpet analyzer, else 1.
+    weight: u32,
+    /// The carpet analyzer, fed the sampled flows; `None` in itself or when turned off.
+    carpets: Option<Box<Analyzer>>,
+    /// The classes counted toward victims, a bit each: all for hosts; for prefixes, all but
+    /// ACKs and RSTs, whose floods are told from a host's own connections (and ACKs, most of
+    /// any traffic, would double the carpet analyzer's cost).
+    classes: u16,
     pub stats: AnalyzerStats,
 }
 
+/// Table sizes of an analyzer: the hosts' one, or the carpet one, which sees a flow in
+/// [`carpet::SAMPLING`] and needs less.
+struct Sizes {
+    victims: usize,
+    trackers_up_front: usize,
+    handshake_slots_log2: u32,
+    acquaintance_buckets_log2: u32,
+    recent: usize,
+}
+
 impl Analyzer {
-    pub fn new(settings: DetectionSettings) -> Analyzer {
+    pub fn new(mut settings: DetectionSettings) -> Analyzer {
+        // One key for both analyzers: a shard's lanes hold the same prefixes in each.
+        let seed = *settings.hash_seed.get_or_insert_with(hash::random_seed);
+        let hasher = KeyedHasher::new(Some(seed));
+        let carpets = PrefixScope::new(&settings, hasher).map(|scope| {
+            let sizes = Sizes {
+                victims: (settings.max_victims / 16).max(64),
+                trackers_up_front: 0,
+                handshake_slots_log2: HANDSHAKE_SLOTS_LOG2 - 3,
+                acquaintance_buckets_log2: ACQUAINTANCE_BUCKETS_LOG2 - 3,
+                recent: RECENT_PACKETS / 8,
+            };
+            Box::new(Analyzer::build(settings.clone(), Some(scope), sizes))
+        });
+        let sizes = Sizes {
+            victims: settings.max_victims,
+            trackers_up_front: TRACKERS_UP_FRONT,
+            handshake_slots_log2: HANDSHAKE_SLOTS_LOG2,
+            acquaintance_buckets_log2: ACQUAINTANCE_BUCKETS_LOG2,
+            recent: RECENT_PACKETS,
+        };
+        Analyzer { carpets, ..Analyzer::build(settings, None, sizes) }
+    }
+
+    fn build(settings: DetectionSettings, scope: Option<PrefixScope>, sizes: Sizes) -> Analyzer {
         let hasher = KeyedHasher::new(settings.hash_seed);
-        let mut policies = vec![settings.thresholds];
-        policies.extend(settings.prefixes.iter().map(|p| p.thresholds));
+        let policies = policies(&settings, scope.is_some());
+        let weight = if scope.is_some() { carpet::SAMPLING } else { 1 };
         let max_watches = (settings.max_trackers * WATCHES_PER_TRACKER).min(NO_WATCH as usize);
         Analyzer {
             window_secs: settings.window_secs(),
             alpha: (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32,
-            doorkeeper: Doorkeeper::new(admit_per_tick(&policies)),
-            ack_doorkeeper: Doorkeeper::new(ack_admit_per_tick(&policies)),
+            doorkeeper: Doorkeeper::new(admit_per_tick(&policies) / weight),
+            ack_doorkeeper: Doorkeeper::new(ack_admit_per_tick(&policies) / weight),
             ack_filter: Box::new([0; ACK_FILTER_WORDS]),
-            victims: VictimTable::new(settings.max_victims, settings.window_ticks, hasher),
+            victims: VictimTable::new(sizes.victims, settings.window_ticks, hasher),
             watches: (0..max_watches).map(|_| None).collect(),
             free_watches: (0..max_watches as u16).rev().collect(),
             live: Vec::with_capacity(max_watches),
@@ -471,22 +553,26 @@ impl Analyzer {
             // ACKs, RSTs) then start without allocating, and untouched pages cost nothing.
             spare_trackers: {
                 let mut spares = Vec::with_capacity(settings.max_trackers);
-                let made = settings.max_trackers.min(TRACKERS_UP_FRONT);
+                let made = settings.max_trackers.min(sizes.trackers_up_front);
                 spares.extend((0..made).map(|_| AttackTracker::new(settings.tracked_sources, hasher)));
                 spares
             },
-            trackers_made: settings.max_trackers.min(TRACKERS_UP_FRONT),
-            handshakes: HandshakeTable::new(HANDSHAKE_SLOTS_LOG2),
-            acquaintances: Acquaintances::new(ACQUAINTANCE_BUCKETS_LOG2),
+            trackers_made: settings.max_trackers.min(sizes.trackers_up_front),
+            handshakes: HandshakeTable::new(sizes.handshake_slots_log2),
+            acquaintances: Acquaintances::new(sizes.acquaintance_buckets_log2),
             tcp_watched: 0,
-            recent: RecentPackets::new(RECENT_PACKETS),
+            recent: RecentPackets::new(sizes.recent),
             services: ServiceTable::new(),
             policies,
             hasher,
             s: settings,
             now_tick: None,
             last_ts: i64::MIN,
-            echoes: Some(EchoFilter::default()),
+            echoes: Some(AlertFilter::default()),
+            scope,
+            weight,
+            carpets: None,
+            classes: if weight > 1 { CARPET_CLASSES } else { u16::MAX },
             stats: AnalyzerStats::default(),
         }
     }
@@ -496,16 +582,68 @@ impl Analyzer {
         Analyzer { echoes: None, ..Analyzer::new(settings) }
     }
 
+    /// The victim an address counts toward: itself, or its prefix in the carpet analyzer.
+    #[inline(always)]
+    fn victim_of(&self, ip: IpKey) -> IpKey {
+        match &self.scope {
+            None => ip,
+            Some(scope) => scope.network_of(ip),
+        }
+    }
+
+    /// Whether the carpet analyzer has no use for `p`: a segment of an established TCP
+    /// connection (an ACK without SYN or RST: most of any traffic) while no prefix is watched
+    /// for a TCP flood. It counts no ACKs, and needs them as handshake completions and as a
+    /// host's talk with its peers only for a TCP watch.
+    #[inline]
+    fn ignores(&self, p: &PacketRecord) -> bool {
+        const SYN_ACK_RST: u8 = PacketRecord::TCP_SYN | PacketRecord::TCP_ACK | PacketRecord::TCP_RST;
+        self.tcp_watched == 0
+            && p.protocol == PacketRecord::PROTO_TCP
+            && p.l4 == L4State::Present
+            && p.tcp_flags & SYN_ACK_RST == PacketRecord::TCP_ACK
+            && p.fragment == Fragment::Whole
+    }
+
+    /// The counters of this analyzer and its carpet analyzer as one.
+    pub fn stats(&self) -> AnalyzerStats {
+        let mut stats = self.stats;
+        if let Some(c) = &self.carpets {
+            stats.victim_table_full += c.stats.victim_table_full;
+            stats.watch_pool_exhausted += c.stats.watch_pool_exhausted;
+            stats.tracker_pool_exhausted += c.stats.tracker_pool_exhausted;
+            stats.attacks_started += c.stats.attacks_started;
+        }
+        stats
+    }
+
+    /// The carpet analyzer's part of one packet: the sampled flows are counted toward their
+    /// prefixes. (Its clock follows the hosts' one at every tick: see `step_clock`.)
+    #[inline]
+    fn count_toward_prefixes(&mut self, p: &PacketRecord, roles: Roles, out: &mut Vec<AttackEvent>) {
+        let Some(scope) = &self.scope else {
+            return;
+        };
+        if !(roles.toward_dst_prefix || roles.from_src_prefix) || self.ignores(p) || !scope.sampled(p) {
+            return;
+        }
+        // Allowlisted destinations count toward no prefix either.
+        let toward = roles.toward_dst_prefix && !self.s.allow_destinations.iter().any(|a| a.contains(p.dst));
+        let roles = Roles { toward_dst: toward, from_src: roles.from_src_prefix, ..Roles::NONE };
+        self.count_packet(p, roles, out);
+    }
+
     /// Puts the alerts of one step (`out[from..]`) in the one order and drops those of echoes.
     /// A shard does neither: the merged alerts of all shards are, in the same way.
     #[cold]
     fn drop_echoes(&mut self, out: &mut Vec<AttackEvent>, from: usize) {
         if let Some(f) = self.echoes.as_mut() {
             if let Some(step) = out.get_mut(from..) {
-                echo::in_canonical_order(step);
+                filter::in_canonical_order(step);
             }
             f.filter(out, from);
             self.stats.echoes_dropped = f.dropped;
+            self.stats.carpets_covered = f.covered;
         }
     }
 
@@ -531,10 +669,12 @@ impl Analyzer {
                 (old.max_victims, old.max_trackers, old.tracked_sources);
         }
         settings.hash_seed = old.hash_seed;
-        self.policies =
-            std::iter::once(settings.thresholds).chain(settings.prefixes.iter().map(|p| p.thresholds)).collect();
-        self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies));
-        self.ack_doorkeeper.set_admit_per_tick(ack_admit_per_tick(&self.policies));
+        if let Some(c) = self.carpets.as_deref_mut() {
+            c.reload(settings.clone());
+        }
+        self.policies = policies(&settings, self.scope.is_some());
+        self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies) / self.weight);
+        self.ack_doorkeeper.set_admit_per_tick(ack_admit_per_tick(&self.policies) / self.weight);
         self.alpha = (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32;
         self.s = settings;
         for slot in 0..self.victims.meta.len() {
@@ -547,7 +687,8 @@ impl Analyzer {
 
     /// Attacks in progress (echoes, whose alerts are dropped, not included).
     pub fn active_attacks(&self) -> usize {
-        let all = self.live.iter().filter(|&&w| self.watch(w).attack.is_some()).count();
+        let carpets = self.carpets.as_ref().map_or(0, |c| c.active_attacks());
+        let all = carpets + self.live.iter().filter(|&&w| self.watch(w).attack.is_some()).count();
         all.saturating_sub(self.echoes.as_ref().map_or(0, |f| f.suppressed()))
     }
 
@@ -562,7 +703,7 @@ impl Analyzer {
     /// Feeds one packet. Events it causes (and any from ticks it moves past) go to `out`.
     #[inline]
     pub fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>) {
-        self.process_as(p, Roles::BOTH, out)
+        self.process_as(p, Roles::ALL, out)
     }
 
     /// One packet, in the given roles (see [`Roles`]; a single analyzer plays both).
@@ -579,6 +720,9 @@ impl Analyzer {
     fn count_packet(&mut self, p: &PacketRecord, roles: Roles, out: &mut Vec<AttackEvent>) {
         if roles.toward_dst {
             self.stats.packets += 1;
+        }
+        if let Some(c) = self.carpets.as_deref_mut() {
+            c.count_toward_prefixes(p, roles, out);
         }
         let now = self.move_clock(p.ts_ns, out);
         let ts = p.ts_ns.max(self.last_ts);
@@ -601,16 +745,17 @@ impl Analyzer {
         if !roles.toward_dst {
             return;
         }
-        let class = Class::of(p);
+        let class = Class::of(p).filter(|c| self.classes & (1 << *c as u8) != 0);
         let fragment = p.fragment != Fragment::Whole;
         if class.is_none() && !fragment {
             return;
         }
-        let hash = self.hasher.hash_ip(p.dst);
-        if class == Some(Class::Ack) && !fragment && !self.ack_gate(p, hash, now) {
+        let victim = self.victim_of(p.dst);
+        let hash = self.hasher.hash_ip(victim);
+        if class == Some(Class::Ack) && !fragment && !self.ack_gate(p, victim, hash, now) {
             return;
         }
-        let slot = match self.victims.find_hashed(p.dst, hash) {
+        let slot = match self.victims.find_hashed(victim, hash) {
             Some(s) => s,
             None => match self.doorkeeper.admit(hash, now) {
                 None => {
@@ -618,7 +763,7 @@ impl Analyzer {
                     return;
                 }
                 Some(counted) => {
-                    let Some(s) = self.insert_victim(p.dst, hash, now) else {
+                    let Some(s) = self.insert_victim(victim, hash, now) else {
                         return;
                     };
                     self.count_before_admission(s, counted - 1, p);
@@ -633,7 +778,7 @@ impl Analyzer {
         self.touch(slot, now);
         if let Some(c) = class {
             if is_echo_reply(p) {
-                self.victims.add(slot, cell::ECHO_REPLIES, 1);
+                self.victims.add(slot, cell::ECHO_REPLIES, self.weight);
             }
             self.count(slot, c, p, ts, out);
         }
@@ -650,6 +795,10 @@ impl Analyzer {
     /// tick, moves this shard's clock as it moved the stream's, so attacks tick, update and end
     /// at the same packets whether or not this shard saw one.
     pub fn sync(&mut self, tick_ts: Option<i64>, stream_last_ts: i64, out: &mut Vec<AttackEvent>) {
+        // The carpet analyzer's clock moves with this one's (see `step_clock`).
+        if let Some(c) = self.carpets.as_deref_mut() {
+            c.last_ts = c.last_ts.max(stream_last_ts);
+        }
         self.last_ts = self.last_ts.max(stream_last_ts);
         if let (Some(ts), Some(_)) = (tick_ts, self.now_tick) {
             self.move_clock(ts, out);
@@ -659,6 +808,9 @@ impl Analyzer {
     pub fn advance_to(&mut self, ts_ns: i64, out: &mut Vec<AttackEvent>) {
         if self.now_tick.is_some() {
             let before = out.len();
+            if let Some(c) = self.carpets.as_deref_mut() {
+                c.advance_to(ts_ns, out);
+            }
             self.move_clock(ts_ns, out);
             self.last_ts = self.last_ts.max(ts_ns);
             self.drop_echoes(out, before);
@@ -668,6 +820,11 @@ impl Analyzer {
     /// Ends every attack in progress (end of input or shutdown).
     pub fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
         let before = out.len();
+        if let Some(c) = self.carpets.as_deref_mut() {
+            // It saw the sampled packets only: its attacks end at the stream's last one.
+            c.sync(None, self.last_ts, out);
+            c.finish(reason, out);
+        }
         self.end_all(reason, out);
         self.drop_echoes(out, before);
     }
@@ -699,6 +856,9 @@ impl Analyzer {
     /// [`move_clock`](Self::move_clock) off its fast path: a new tick, or a late packet.
     #[inline(never)]
     fn step_clock(&mut self, tick: i64, out: &mut Vec<AttackEvent>) -> i64 {
+        if let Some(c) = self.carpets.as_deref_mut() {
+            c.sync(Some(tick_time(tick)), self.last_ts, out);
+        }
         let Some(mut now) = self.now_tick else {
             self.now_tick = Some(tick);
             return tick;
@@ -745,14 +905,19 @@ impl Analyzer {
         // the source's shard; the ACK that completes a handshake toward the destination to
         // the destination's.
         if flags & (SYN | RST) == 0 {
-            if flags == ACK && roles.toward_dst {
+            // A prefix's completions are looked up only while it is watched for a TCP flood:
+            // ACKs are most of any traffic, and its SYN verdict needs them only then.
+            if flags == ACK
+                && roles.toward_dst
+                && (self.scope.is_none() || self.tcp_watched & watch_bit(self.victim_of(p.dst)) != 0)
+            {
                 let ports = ((p.dst_port as u32) << 16) | p.src_port as u32;
-                let h = self.hasher.hash_handshake(p.dst, p.src, ports, p.tcp_ack);
+                let h = self.hasher.hash_handshake(self.victim_of(p.dst), p.src, ports, p.tcp_ack);
                 if self.handshakes.complete(h) {
                     self.count_completion(p, now);
                 }
             }
-            if flags & ACK != 0 && roles.from_src && self.tcp_watched & watch_bit(p.src) != 0 {
+            if flags & ACK != 0 && roles.from_src && self.tcp_watched & watch_bit(self.victim_of(p.src)) != 0 {
                 self.note_talking(p);
             }
             return;
@@ -763,7 +928,7 @@ impl Analyzer {
         if flags & (SYN | ACK) == SYN | ACK {
             self.count_on_known(p.src, cell::ANSWERS, now);
             let ports = ((p.src_port as u32) << 16) | p.dst_port as u32;
-            let h = self.hasher.hash_handshake(p.src, p.dst, ports, p.tcp_seq.wrapping_add(1));
+            let h = self.hasher.hash_handshake(self.victim_of(p.src), p.dst, ports, p.tcp_seq.wrapping_add(1));
             self.handshakes.expect(h);
         } else if flags & SYN != 0 {
             self.count_on_known(p.src, cell::SYNS_SENT, now);
@@ -777,10 +942,10 @@ impl Analyzer {
     /// back-fill ring: at admission, the doorkeeper's count of the tick's earlier ACKs is
     /// credited instead).
     #[inline]
-    fn ack_gate(&mut self, p: &PacketRecord, hash: u64, now: i64) -> bool {
+    fn ack_gate(&mut self, p: &PacketRecord, victim: IpKey, hash: u64, now: i64) -> bool {
         let (word, bit) = ack_filter_bit(hash);
         if self.ack_filter[word] & bit != 0 {
-            if let Some(slot) = self.victims.find_hashed(p.dst, hash) {
+            if let Some(slot) = self.victims.find_hashed(victim, hash) {
                 if self.victims.meta[slot].counts_acks {
                     return true;
                 }
@@ -788,17 +953,19 @@ impl Analyzer {
         }
         match self.ack_doorkeeper.admit(hash, now) {
             None => false,
-            Some(counted) => self.start_counting_acks(p, hash, now, counted - 1),
+            Some(counted) => self.start_counting_acks(p, victim, hash, now, counted - 1),
         }
     }
 
-    /// The ACK doorkeeper admitted `p.dst` after `before` earlier ACKs in this tick: from now
+    /// The ACK doorkeeper admitted `victim` (`p`'s) after `before` earlier ACKs in this tick: from now
     /// on its ACKs are counted, those earlier ones included.
     #[cold]
-    fn start_counting_acks(&mut self, p: &PacketRecord, hash: u64, now: i64, before: u32) -> bool {
-        let Some(slot) = self.victims.find_hashed(p.dst, hash).or_else(|| self.insert_victim(p.dst, hash, now)) else {
+    fn start_counting_acks(&mut self, p: &PacketRecord, victim: IpKey, hash: u64, now: i64, before: u32) -> bool {
+        let Some(slot) = self.victims.find_hashed(victim, hash).or_else(|| self.insert_victim(victim, hash, now))
+        else {
             return false;
         };
+        let before = before.saturating_mul(self.weight);
         self.touch(slot, now);
         self.victims.meta[slot].counts_acks = true;
         let (word, bit) = ack_filter_bit(hash);
@@ -856,7 +1023,7 @@ impl Analyzer {
             if found == before || r.ts_ns < tick_start - TICK_NS {
                 break;
             }
-            if r.dst == victim {
+            if self.victim_of(r.dst) == victim {
                 found += 1;
                 count(&r);
             }
@@ -865,23 +1032,25 @@ impl Analyzer {
             count(p);
         }
         for (ci, (packets, bytes)) in counts.into_iter().enumerate().filter(|(_, (packets, _))| *packets > 0) {
-            self.victims.add(slot, ci, packets);
-            self.victims.add(slot, cell::BYTES + ci, bytes);
+            self.victims.add(slot, ci, packets.saturating_mul(self.weight));
+            self.victims.add(slot, cell::BYTES + ci, bytes.saturating_mul(self.weight));
         }
     }
 
     /// A peer completed a handshake with the host `p.dst`.
     fn count_completion(&mut self, p: &PacketRecord, now: i64) {
-        self.acquaintances.completed(self.hasher.hash_pair(p.dst, p.src));
-        self.acquaintances.talking(self.hasher.hash_connection((p.dst, p.dst_port), (p.src, p.src_port)));
-        let Some(slot) = self.victims.find(p.dst) else {
+        let victim = self.victim_of(p.dst);
+        self.acquaintances.completed(self.hasher.hash_pair(victim, p.src));
+        self.acquaintances.talking(self.hasher.hash_connection((victim, p.dst_port), (p.src, p.src_port)));
+        let Some(slot) = self.victims.find(victim) else {
             return;
         };
         self.touch(slot, now);
-        self.victims.add(slot, cell::COMPLETIONS, 1);
+        self.victims.add(slot, cell::COMPLETIONS, self.weight);
         let w = self.victims.meta[slot].watch[Class::Syn as usize];
         if w != NO_WATCH {
-            self.watch_mut(w).user_packets += 1;
+            let weight = self.weight as u64;
+            self.watch_mut(w).user_packets += weight;
         }
     }
 
@@ -889,12 +1058,13 @@ impl Analyzer {
     /// established connection: the peer is one of its users, and the connection is known.
     #[inline(never)]
     fn note_talking(&mut self, p: &PacketRecord) {
-        let Some(slot) = self.victims.find(p.src) else {
+        let host = self.victim_of(p.src);
+        let Some(slot) = self.victims.find(host) else {
             return;
         };
         if TCP_CLASSES.iter().any(|c| self.victims.meta[slot].watch[*c as usize] != NO_WATCH) {
-            self.acquaintances.talking(self.hasher.hash_pair(p.src, p.dst));
-            self.acquaintances.talking(self.hasher.hash_connection((p.src, p.src_port), (p.dst, p.dst_port)));
+            self.acquaintances.talking(self.hasher.hash_pair(host, p.dst));
+            self.acquaintances.talking(self.hasher.hash_connection((host, p.src_port), (p.dst, p.dst_port)));
         }
     }
 
@@ -902,7 +1072,8 @@ impl Analyzer {
     /// to be in.
     #[inline]
     fn in_known_connection(&self, p: &PacketRecord) -> bool {
-        self.acquaintances.lookup(self.hasher.hash_connection((p.dst, p.dst_port), (p.src, p.src_port))).is_some()
+        let victim = self.victim_of(p.dst);
+        self.acquaintances.lookup(self.hasher.hash_connection((victim, p.dst_port), (p.src, p.src_port))).is_some()
     }
 
     /// Whether the tracker of a class-`c` watch records `p`: for ACKs and RSTs only those of
@@ -924,9 +1095,9 @@ impl Analyzer {
 
     /// Counts toward a victim already in the table (answers are interesting only for those).
     fn count_on_known(&mut self, ip: IpKey, counter: usize, now: i64) {
-        if let Some(slot) = self.victims.find(ip) {
+        if let Some(slot) = self.victims.find(self.victim_of(ip)) {
             self.touch(slot, now);
-            self.victims.add(slot, counter, 1);
+            self.victims.add(slot, counter, self.weight);
         }
     }
 
@@ -965,8 +1136,9 @@ impl Analyzer {
     #[inline]
     fn count(&mut self, slot: usize, c: Class, p: &PacketRecord, ts: i64, out: &mut Vec<AttackEvent>) {
         let ci = c as usize;
-        self.victims.add(slot, ci, 1);
-        self.victims.add(slot, cell::BYTES + ci, p.wire_len);
+        let weight = self.weight;
+        self.victims.add(slot, ci, weight);
+        self.victims.add(slot, cell::BYTES + ci, p.wire_len.saturating_mul(weight));
         if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
             self.on_level(slot, c, ts, out);
         }
@@ -976,15 +1148,20 @@ impl Analyzer {
             if let Some(strangers) = c.strangers_cell() {
                 from_user = self.in_known_connection(p);
                 if !from_user {
-                    self.victims.add(slot, strangers, 1);
+                    self.victims.add(slot, strangers, weight);
                 }
             }
             let services = &self.services;
+            let host = self.scope.as_ref().map(|s| carpet::host_index(p.dst, s.bits_of(p.dst), &self.hasher).0);
             if let Some(watch) = self.watches[w as usize].as_mut() {
-                watch.user_packets += from_user as u64;
-                watch.packets += 1;
-                watch.bytes += p.wire_len as u64;
+                let weight = weight as u64;
+                watch.user_packets += from_user as u64 * weight;
+                watch.packets += weight;
+                watch.bytes += p.wire_len as u64 * weight;
                 watch.last_ts = ts;
+                if let Some(bit) = host {
+                    watch.hosts.add(bit);
+                }
                 if let Some(t) = watch.tracker.as_mut().filter(|_| !from_user) {
                     t.record(p, services, &self.s.bogons);
                 }
@@ -1046,8 +1223,13 @@ impl Analyzer {
         let Some(w) = self.free_watches.pop() else {
             return false;
         };
-        let tracker = self.take_tracker();
+        // A prefix's watch takes a tracker only once it is an attack (`ensure_tracker`, from the
+        // back-fill ring): a busy prefix is watched most of the time, and tracking the sources
+        // of every sampled packet to it would double the cost of analysis.
+        let tracker = if self.scope.is_some() { None } else { self.take_tracker() };
         let victim = self.victims.meta[slot].key;
+        let weight = self.weight as u64;
+        let hosts_exact = self.scope.as_ref().is_some_and(|s| s.bits_of(victim) >= 120);
         let mut watch = Watch {
             slot,
             victim,
@@ -1062,21 +1244,26 @@ impl Analyzer {
             first_ts: i64::MAX,
             calm_since: None,
             attack: None,
+            hosts: HostsHit::default(),
+            hosts_exact,
         };
         // Back-fill from the packets of the current window that came before this one.
         let mut strangers = 0;
         for p in self.recent_of(victim, c) {
-            watch.packets += 1;
-            watch.bytes += p.wire_len as u64;
+            watch.packets += weight;
+            watch.bytes += p.wire_len as u64 * weight;
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
+            if let Some(scope) = &self.scope {
+                watch.hosts.add(carpet::host_index(p.dst, scope.bits_of(p.dst), &self.hasher).0);
+            }
             let tracked = self.tracked(c, &p);
             if let Some(t) = watch.tracker.as_mut().filter(|_| tracked) {
                 t.record(&p, &self.services, &self.s.bogons);
             }
             if c.strangers_cell().is_some() {
-                watch.user_packets += !tracked as u64;
-                strangers += tracked as u32;
+                watch.user_packets += !tracked as u64 * weight;
+                strangers += tracked as u32 * self.weight;
             }
         }
         if let Some(cell) = c.strangers_cell().filter(|_| strangers > 0) {
@@ -1098,7 +1285,9 @@ impl Analyzer {
     fn recent_of(&self, victim: IpKey, c: Class) -> impl Iterator<Item = PacketRecord> + '_ {
         let now = self.now_tick.unwrap_or(0);
         let window = tick_time(now - self.s.window_ticks as i64 + 1)..tick_time(now + 1);
-        self.recent.iter().filter(move |p| p.dst == victim && window.contains(&p.ts_ns) && in_class(p, c))
+        self.recent
+            .iter()
+            .filter(move |p| self.victim_of(p.dst) == victim && window.contains(&p.ts_ns) && in_class(p, c))
     }
 
     /// A cleared tracker from the spares, or a new one while under the limit.
@@ -1340,6 +1529,7 @@ impl Analyzer {
                 }
                 let threshold = self.threshold_pps(&self.victims.meta[slot], kind).round() as u32;
                 let victim = self.watch(w).victim;
+                let prefix_len = self.scope.as_ref().map(|s| s.family_len(victim));
                 let window_start = tick_time(now - self.s.window_ticks as i64 + 1);
                 let sums = self.victims.sums(slot);
                 let users = sums[c as usize] - self.flood_count(slot, c).min(sums[c as usize]);
@@ -1354,7 +1544,7 @@ impl Analyzer {
                 watch.state = WatchState::Active;
                 watch.calm_since = None;
                 watch.attack = Some(Attack {
-                    id: attack_id(victim, kind, ts),
+                    id: attack_id(victim, prefix_len, kind, ts),
                     kind,
                     started_at_ns: ts,
                     threshold_pps: threshold,
@@ -1513,7 +1703,13 @@ impl Analyzer {
                 ),
             )
         };
-        let top = t.sources.top(self.s.top_sources).into_iter().map(|c| (c.key.to_ip(), c.count)).collect();
+        let verdict = if self.scope.is_some() {
+            format!("{verdict} (sources counted in the sample of one flow in {})", carpet::SAMPLING)
+        } else {
+            verdict
+        };
+        let weight = self.weight as u64;
+        let top = t.sources.top(self.s.top_sources).into_iter().map(|c| (c.key.to_ip(), c.count * weight)).collect();
         SourceReport { distinct_estimate: distinct, spoofed_likely: spoofed, verdict, top }
     }
 
@@ -1544,9 +1740,9 @@ impl Analyzer {
     /// flood's tracker records only segments of no known connection: a user's own segments
     /// name no source there, and its flood on other connections does.)
     fn is_user(&self, victim: IpKey, source: IpKey, syns: u64) -> bool {
-        self.acquaintances
-            .lookup(self.hasher.hash_pair(victim, source))
-            .is_some_and(|completed| syns.saturating_sub(completed) <= self.s.client_unanswered_syns)
+        self.acquaintances.lookup(self.hasher.hash_pair(victim, source)).is_some_and(|completed| {
+            syns.saturating_sub(completed) <= self.s.client_unanswered_syns / self.weight as u64
+        })
     }
 
     fn event(&self, w: u16, event: EventKind, ts: i64, end: Option<EndReport>) -> AttackEvent {
@@ -1571,6 +1767,8 @@ impl Analyzer {
             attack_id: a.id.clone(),
             kind: a.kind,
             victim: watch.victim.to_ip(),
+            victim_prefix: self.scope.as_ref().map(|s| s.family_len(watch.victim)),
+            victim_hosts: self.scope.as_ref().map(|_| watch.hosts.count(watch.hosts_exact)),
             victim_ports: watch
                 .tracker
                 .as_ref()
@@ -1657,6 +1855,15 @@ fn ack_filter_bit(hash: u64) -> (usize, u64) {
 }
 
 /// Packets in one tick that earn a destination a victim entry (see [`doorkeeper`]).
+/// Thresholds per policy (index 0: the global ones, i + 1: `[[prefix]]` i): the hosts', or
+/// the prefixes' of the carpet analyzer.
+fn policies(s: &DetectionSettings, prefixes: bool) -> Vec<KindThresholds> {
+    if prefixes {
+        return carpet::thresholds(s);
+    }
+    std::iter::once(s.thresholds).chain(s.prefixes.iter().map(|p| p.thresholds)).collect()
+}
+
 fn admit_per_tick(policies: &[KindThresholds]) -> u32 {
     let lowest = policies.iter().flatten().copied().min().unwrap_or(crate::config::DEFAULT_THRESHOLD_PPS);
     (lowest / TICKS_PER_SEC as u32 / ADMIT_FRACTION_OF_THRESHOLD).max(1)
@@ -1666,11 +1873,13 @@ fn tick_time(tick: i64) -> i64 {
     tick.saturating_mul(TICK_NS)
 }
 
-/// A stable id from what identifies an attack: victim, kind, start time.
-fn attack_id(victim: IpKey, kind: AttackKind, started_at_ns: i64) -> String {
+/// A stable id from what identifies an attack: victim (and its prefix length, for a prefix),
+/// kind, start time.
+fn attack_id(victim: IpKey, prefix_len: Option<u8>, kind: AttackKind, started_at_ns: i64) -> String {
     // FNV-1a: unkeyed on purpose, so replays of the same capture give the same ids.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = victim.0.to_be_bytes().into_iter().chain([kind as u8]).chain(started_at_ns.to_be_bytes());
+    let bytes =
+        victim.0.to_be_bytes().into_iter().chain(prefix_len).chain([kind as u8]).chain(started_at_ns.to_be_bytes());
     for b in bytes {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);

@@ -20,8 +20,9 @@
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
 
+use super::carpet::PrefixScope;
 use super::doorkeeper::{lane, LANES};
-use super::echo::{order_key, EchoFilter};
+use super::filter::{order_key, AlertFilter};
 use super::hash::{random_seed, KeyedHasher};
 use super::{Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS};
 use crate::config::DetectionSettings;
@@ -52,7 +53,7 @@ impl Analysis for Analyzer {
         Analyzer::finish(self, reason, out)
     }
     fn stats(&self) -> AnalyzerStats {
-        self.stats
+        Analyzer::stats(self)
     }
     fn active_attacks(&self) -> usize {
         Analyzer::active_attacks(self)
@@ -105,6 +106,11 @@ pub struct ShardedAnalyzer {
     workers: Vec<Worker>,
     /// The analyzers' own hasher: shards take whole lanes of it (see `doorkeeper`).
     hasher: KeyedHasher,
+    /// Prefixes of the carpet analyzers: a sampled packet also goes to the shards of its
+    /// destination's and source's prefixes.
+    carpet_scope: Option<PrefixScope>,
+    /// This packet's shards and their roles (at most four).
+    routes: Vec<(usize, Roles)>,
     /// Lane → shard.
     shard_of_lane: [u8; LANES],
     seq: u64,
@@ -116,7 +122,7 @@ pub struct ShardedAnalyzer {
     rounds_in_flight: usize,
     merged: Vec<(u64, AttackEvent)>,
     /// The shards' alerts, merged, are checked for echoes here (they need every shard's view).
-    echoes: EchoFilter,
+    echoes: AlertFilter,
 }
 
 impl ShardedAnalyzer {
@@ -144,16 +150,19 @@ impl ShardedAnalyzer {
                 active: 0,
             });
         }
+        let hasher = KeyedHasher::new(Some(seed));
         Ok(ShardedAnalyzer {
             workers,
-            hasher: KeyedHasher::new(Some(seed)),
+            carpet_scope: PrefixScope::new(&settings, hasher),
+            routes: Vec::with_capacity(4),
+            hasher,
             shard_of_lane: std::array::from_fn(|l| (l % threads) as u8),
             seq: 0,
             now_tick: None,
             stream_last_ts: i64::MIN,
             rounds_in_flight: 0,
             merged: Vec::new(),
-            echoes: EchoFilter::default(),
+            echoes: AlertFilter::default(),
         })
     }
 
@@ -223,16 +232,32 @@ impl Analysis for ShardedAnalyzer {
                 w.steps.push(step);
             }
         }
-        let (dst, src) = (self.shard_of(p.dst), self.shard_of(p.src));
-        let stream_last_ts = self.stream_last_ts;
-        if dst == src {
-            self.workers[dst].steps.push(Step::Packet { record: *p, roles: Roles::BOTH, stream_last_ts, seq });
-        } else {
-            self.workers[dst].steps.push(Step::Packet { record: *p, roles: Roles::DST, stream_last_ts, seq });
-            if Roles::source_side_matters(p) {
-                self.workers[src].steps.push(Step::Packet { record: *p, roles: Roles::SRC, stream_last_ts, seq });
+        let source_side = Roles::source_side_matters(p);
+        let mut routes = std::mem::take(&mut self.routes);
+        let mut route = |shard: usize, set: fn(&mut Roles)| match routes.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, roles)) => set(roles),
+            None => {
+                let mut roles = Roles::NONE;
+                set(&mut roles);
+                routes.push((shard, roles));
+            }
+        };
+        route(self.shard_of(p.dst), |r| r.toward_dst = true);
+        if source_side {
+            route(self.shard_of(p.src), |r| r.from_src = true);
+        }
+        if let Some(scope) = self.carpet_scope.as_ref().filter(|scope| scope.sampled(p)) {
+            let shard_of = |ip| self.shard_of_lane[lane(self.hasher.hash_ip(scope.network_of(ip)))] as usize;
+            route(shard_of(p.dst), |r| r.toward_dst_prefix = true);
+            if source_side {
+                route(shard_of(p.src), |r| r.from_src_prefix = true);
             }
         }
+        let stream_last_ts = self.stream_last_ts;
+        for (shard, roles) in routes.drain(..) {
+            self.workers[shard].steps.push(Step::Packet { record: *p, roles, stream_last_ts, seq });
+        }
+        self.routes = routes;
         self.stream_last_ts = self.stream_last_ts.max(p.ts_ns);
         if self.seq % ROUND == 0 {
             self.end_round(out);
@@ -260,6 +285,7 @@ impl Analysis for ShardedAnalyzer {
     fn stats(&self) -> AnalyzerStats {
         let mut stats = AnalyzerStats::merge(self.workers.iter().map(|w| w.stats));
         stats.echoes_dropped = self.echoes.dropped;
+        stats.carpets_covered = self.echoes.covered;
         stats
     }
 
@@ -309,7 +335,7 @@ fn run_worker(mut analyzer: Analyzer, work: Receiver<Work>, done: SyncSender<Don
                 None
             }
         };
-        let result = Done { steps, events: tagged, stats: analyzer.stats, active: analyzer.active_attacks() };
+        let result = Done { steps, events: tagged, stats: analyzer.stats(), active: analyzer.active_attacks() };
         if done.send(result).is_err() {
             return;
         }

@@ -666,3 +666,90 @@ fn a_busy_servers_earlier_users_do_not_make_a_later_flood_look_forged() {
     expected.sort();
     assert_eq!(listed, expected);
 }
+
+/// `rate` packets per second for `secs` from 100 bots to the hosts of 198.51.100.0/24 in
+/// turn, each made by `packet(ts, bot, port, host)`.
+fn spread_over_a_slash_24(
+    rate: u64,
+    secs: u64,
+    packet: impl Fn(i64, IpKey, u16, IpKey) -> PacketRecord,
+) -> impl Iterator<Item = PacketRecord> {
+    let gap = 1_000_000_000 / rate as i64;
+    (0..rate * secs).map(move |i| {
+        let bot = v4(100, 72, (i % 100) as u8, 9);
+        packet(T0 + i as i64 * gap, bot, 1024 + (i % 60_000) as u16, v4(198, 51, 100, (i % 254) as u8 + 1))
+    })
+}
+
+#[test]
+fn a_syn_flood_spread_over_a_prefix_is_flagged_against_the_prefix() {
+    let mut a = Analyzer::new(settings());
+    // 20,000 SYN/s over 254 hosts: 79 each, far under a host's 1,000.
+    let syns = spread_over_a_slash_24(20_000, 2, |ts, bot, port, host| {
+        tcp(ts, (bot, port), (host, 80), PacketRecord::TCP_SYN, (port as u32, 0))
+    });
+    let events = run(&mut a, syns);
+    let starts: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).collect();
+    assert_eq!(starts.len(), 1, "{events:#?}");
+    let (start, end) = (starts[0], events.last().unwrap());
+    assert_eq!((start.kind, start.victim_text().as_str()), (AttackKind::SynFlood, "198.51.100.0/24"));
+    assert_eq!(start.threshold_pps, 10_000);
+    assert!(start.reason.contains("no answers"), "{}", start.reason);
+    assert!(end.victim_hosts.is_some_and(|n| n >= 250), "{:?} hosts", end.victim_hosts);
+    // Each sampled packet stands for 32: the total is an estimate.
+    assert!((36_000..44_000).contains(&end.packets), "{} packets of 40,000", end.packets);
+    assert_eq!(end.offending_ips.len(), 100);
+    assert!(end.offending_ips.iter().all(|ip| ip.to_string().starts_with("100.72.")));
+}
+
+#[test]
+fn a_web_farm_completing_its_handshakes_is_no_carpet_bombing() {
+    let mut a = Analyzer::new(settings());
+    // The same 20,000 SYN/s over the /24, each answered and completed: a busy farm.
+    let handshakes = spread_over_a_slash_24(20_000, 2, |ts, client, port, server| {
+        tcp(ts, (client, port), (server, 443), PacketRecord::TCP_SYN, (port as u32, 0))
+    })
+    .flat_map(|syn| {
+        let (client, server, port) = (syn.src, syn.dst, syn.src_port);
+        let answer = tcp(
+            syn.ts_ns + 10_000,
+            (server, 443),
+            (client, port),
+            PacketRecord::TCP_SYN | PacketRecord::TCP_ACK,
+            (9, syn.tcp_seq + 1),
+        );
+        let ack = tcp(syn.ts_ns + 20_000, (client, port), (server, 443), PacketRecord::TCP_ACK, (syn.tcp_seq + 1, 10));
+        [syn, answer, ack]
+    });
+    let events = run(&mut a, handshakes);
+    assert!(events.is_empty(), "{events:#?}");
+}
+
+#[test]
+fn a_flood_on_one_host_is_not_reported_again_against_its_prefix() {
+    let mut a = Analyzer::new(settings());
+    let victim = v4(198, 51, 100, 7);
+    let flood = (0..40_000u64).map(|i| {
+        udp(
+            T0 + i as i64 * 50_000,
+            (v4(100, 72, (i % 100) as u8, 9), 1024 + (i % 60_000) as u16),
+            (victim, 9),
+            Fragment::Whole,
+        )
+    });
+    let events = run(&mut a, flood);
+    let attacked: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).map(|e| e.victim_text()).collect();
+    assert_eq!(attacked, ["198.51.100.7"]);
+    // The prefix's own attack was found, and held back because the host's covers it.
+    assert_eq!(a.stats().carpets_covered, 1);
+}
+
+#[test]
+fn carpet_factor_zero_turns_prefix_detection_off() {
+    let settings =
+        DetectionSettings { carpet: crate::config::CarpetSettings { factor: 0.0, ..Default::default() }, ..settings() };
+    let mut a = Analyzer::new(settings);
+    let flood =
+        spread_over_a_slash_24(20_000, 2, |ts, bot, port, host| udp(ts, (bot, port), (host, 9), Fragment::Whole));
+    assert!(run(&mut a, flood).is_empty());
+}

@@ -55,7 +55,8 @@ struct Entry {
     expires_ns: i64,
     attack_id: String,
     kind: &'static str,
-    victim: IpAddr,
+    /// An address, or a prefix.
+    victim: String,
 }
 
 pub struct BlocklistWriter {
@@ -96,7 +97,8 @@ impl BlocklistWriter {
             if self.allow.iter().any(|p| p.contains(key)) {
                 continue;
             }
-            let entry = Entry { expires_ns, attack_id: e.attack_id.clone(), kind: e.kind.name(), victim: e.victim };
+            let entry =
+                Entry { expires_ns, attack_id: e.attack_id.clone(), kind: e.kind.name(), victim: e.victim_text() };
             match self.entries.get_mut(&ip) {
                 Some(old) if old.expires_ns >= expires_ns => continue,
                 Some(old) => *old = entry,
@@ -260,6 +262,8 @@ mod tests {
             attack_id: "a1".into(),
             kind: AttackKind::SynFlood,
             victim: "192.0.2.1".parse().unwrap(),
+            victim_prefix: None,
+            victim_hosts: None,
             victim_ports: vec![],
             protocol: "tcp",
             service: None,

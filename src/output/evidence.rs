@@ -8,7 +8,8 @@
 
 use crate::analyze::{AttackEvent, AttackKind, EventKind};
 use crate::capture::Frame;
-use crate::decode::{IpKey, PacketRecord};
+use crate::config::Prefix;
+use crate::decode::PacketRecord;
 use crate::output::alert::EvidenceFile;
 use crate::output::pcap_writer::{PcapWriter, TsResolution};
 use sha2::{Digest, Sha256};
@@ -103,7 +104,8 @@ impl Write for HashingWriter {
 
 struct Recording {
     attack_id: String,
-    victim: IpKey,
+    /// The victim's address, or its prefix's.
+    victim: Prefix,
     kind: AttackKind,
     link: u16,
     path: PathBuf,
@@ -116,7 +118,7 @@ impl Recording {
     fn wants(&self, record: &PacketRecord, link: u16, max: u64) -> bool {
         self.writer.is_some()
             && self.packets < max
-            && record.dst == self.victim
+            && self.victim.contains(record.dst)
             && link == self.link
             && self.kind.matches(record)
     }
@@ -216,13 +218,13 @@ impl EvidenceRecorder {
             return;
         }
         self.enforce_cap(None);
-        let victim = IpKey::from_ip(e.victim);
+        let victim = e.victim_range();
         let from = e.started_at_ns.saturating_sub(LEAD_NS);
         // The link type of the attack's first frame in the ring sets the file's.
         let link = self
             .ring
             .iter()
-            .find(|(s, _)| s.record.ts_ns >= from && s.record.dst == victim && e.kind.matches(&s.record))
+            .find(|(s, _)| s.record.ts_ns >= from && victim.contains(s.record.dst) && e.kind.matches(&s.record))
             .map(|(s, _)| s.link)
             .unwrap_or(1);
         let path = self.opts.dir.join(format!("{FILE_PREFIX}{}-{}.pcap", e.attack_id, e.kind.name()));
@@ -292,6 +294,7 @@ impl EvidenceRecorder {
 mod tests {
     use super::*;
     use crate::capture::LinkType;
+    use crate::decode::IpKey;
 
     fn rec(ts: i64, dst: u8) -> PacketRecord {
         PacketRecord { ts_ns: ts, dst: IpKey::from_v4([192, 0, 2, dst]), ..Default::default() }

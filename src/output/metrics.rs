@@ -145,6 +145,12 @@ impl Metrics {
             "Attacks not reported: a victim under attack answering its attacker.",
             &one(a.echoes_dropped),
         );
+        family(
+            "carpets_covered_total",
+            "counter",
+            "Attacks on prefixes not reported: an attack on one of their hosts covers them.",
+            &one(a.carpets_covered),
+        );
         family("active_attacks", "gauge", "Attacks in progress.", &one(self.active_attacks.load(Ordering::Relaxed)));
         let alerts: Vec<(String, u64)> = [EventKind::Start, EventKind::Update, EventKind::End]
             .iter()

@@ -122,7 +122,7 @@ impl AttackLine {
         let end = e.end.as_ref().filter(|_| e.event == EventKind::End)?;
         Some(AttackLine {
             kind: e.kind.name(),
-            victim: e.victim.to_string(),
+            victim: e.victim_text(),
             service: e.service,
             peak_pps: e.peak_pps,
             duration_s: (end.ended_at_ns.saturating_sub(e.started_at_ns)).max(0) as f64 / 1e9,
@@ -197,6 +197,7 @@ impl fmt::Display for Summary<'_> {
             (a.watch_pool_exhausted, "watches refused (pool full)"),
             (a.tracker_pool_exhausted, "attacks without source tracking (pool full)"),
             (a.echoes_dropped, "attacks not reported (a victim answering its attacker)"),
+            (a.carpets_covered, "prefix attacks not reported (an attack on one of their hosts covers them)"),
         ] {
             if n > 0 {
                 let _ = write!(limits, ", {} {what}", fmt_int(n as f64));

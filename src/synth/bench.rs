@@ -118,8 +118,10 @@ fn pool_v4(base: [u8; 4], n: u64) -> Ipv4Addr {
     Ipv4Addr::from(u32::from_be_bytes(base).wrapping_add(n as u32 + 1))
 }
 
+/// The `n`-th host of an IPv6 pool: each in a /64 of its own, as a home's or a customer's is
+/// (the pool's whole traffic toward one /64 would look like a flood spread over it).
 fn pool_v6(prefix: u16, n: u64) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 0xdb8, prefix, 0, 0, 0, (n >> 16) as u16, n as u16 + 1)
+    Ipv6Addr::new(0x2001, 0xdb8, prefix, n as u16, 0, 0, 0, 1)
 }
 
 /// Header bytes in front of the payload, to size the payload for a frame length.

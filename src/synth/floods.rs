@@ -268,9 +268,12 @@ impl TrafficSource for SpoofedSynFlood {
 }
 
 /// A UDP flood from bots: random destination ports, random source ports outside the reflector
-/// table, 0 to 64 bytes of random payload, per-bot counting IP IDs.
+/// table, 0 to 64 bytes of random payload, per-bot counting IP IDs; toward the victim, or
+/// spread over many hosts (carpet bombing).
 pub struct UdpFlood {
     config: FloodConfig,
+    /// The hosts flooded, each packet toward one at random: the victim alone, or a prefix's.
+    targets: Vec<Host>,
     rng: Rng,
     /// Arrivals of the next packet.
     queue: EventQueue<()>,
@@ -279,10 +282,16 @@ pub struct UdpFlood {
 }
 
 impl UdpFlood {
-    pub fn new(config: FloodConfig, mut rng: Rng) -> Self {
+    pub fn new(config: FloodConfig, rng: Rng) -> Self {
+        let targets = vec![config.victim];
+        UdpFlood::spread_over(config, targets, rng)
+    }
+
+    /// A flood spread over `targets` (`config.victim` names the attack, not a target).
+    pub fn spread_over(config: FloodConfig, targets: Vec<Host>, mut rng: Rng) -> Self {
         let queue = first_arrival(&config, ());
         let ip_ids = config.sources.iter().map(|_| rng.next_u16()).collect();
-        UdpFlood { config, rng, queue, ip_ids, payload: Vec::new() }
+        UdpFlood { config, targets, rng, queue, ip_ids, payload: Vec::new() }
     }
 }
 
@@ -311,9 +320,14 @@ impl TrafficSource for UdpFlood {
         let payload_len = self.rng.below(65) as usize;
         self.payload.clear();
         self.payload.extend((0..payload_len).map(|_| self.rng.next_u16() as u8));
+        // One target draws nothing: the single-victim captures stay as they were.
+        let target = match self.targets.len() {
+            1 => self.targets[0],
+            n => self.targets[self.rng.index(n)],
+        };
         frame.clear();
-        if let Some(ip) = Ip::between(bot.addr, self.config.victim.addr, bot.ttl, ip_id) {
-            let ethernet = ethernet_between(bot.addr, self.config.victim.addr);
+        if let Some(ip) = Ip::between(bot.addr, target.addr, bot.ttl, ip_id) {
+            let ethernet = ethernet_between(bot.addr, target.addr);
             build_ip_frame(frame, &ethernet, &ip, &Transport::Udp(udp), &self.payload);
         }
         Some((now, Role::Attack(self.config.attack)))

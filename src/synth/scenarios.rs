@@ -37,7 +37,7 @@ pub struct Traffic {
 }
 
 /// Every scenario, in the order `capgen all` writes them.
-pub const SCENARIOS: [Scenario; 12] = [
+pub const SCENARIOS: [Scenario; 13] = [
     Scenario {
         name: "syn_flood_real_sources",
         description: "SYN flood against 198.51.100.10 tcp/443 at 5,000 SYN/s for 2 s from 300 real (non-spoofed) \
@@ -122,6 +122,16 @@ pub const SCENARIOS: [Scenario; 12] = [
         container: Container::PcapGz,
         vlan_tagged: false,
         build: busy_server_acks,
+    },
+    Scenario {
+        name: "carpet_bombing",
+        description: "Carpet bombing: a UDP flood of 20,000 packets/s for 2 s from 200 real bots in two /16 \
+                      networks, spread over the 254 hosts of 203.0.113.0/24 (about 80 packets/s each, far under \
+                      a host's 1,000 packets/s threshold, twice the prefix's 10,000). Light benign background, \
+                      with the web server 203.0.113.80 inside the prefix, before, during and after.",
+        container: Container::PcapGz,
+        vlan_tagged: false,
+        build: carpet_bombing,
     },
     Scenario {
         name: "flash_crowd",
@@ -296,6 +306,28 @@ fn dns_query_flood() -> Traffic {
     }
 }
 
+fn carpet_bombing() -> Traffic {
+    let mut rng = stream("carpet_bombing");
+    let network = Ipv4Addr::new(203, 0, 113, 0);
+    let hosts: Vec<Host> = (1..=254u8).map(|last| Host::local(Ipv4Addr::new(203, 0, 113, last))).collect();
+    let networks = [Ipv4Addr::new(100, 72, 0, 0), Ipv4Addr::new(100, 91, 0, 0)];
+    let bots = networks.iter().flat_map(|&n| distinct_hosts(&mut rng, Prefix::v4(n, 16), 100)).collect();
+    let config = FloodConfig {
+        attack: 0,
+        victim: Host::local(network),
+        sources: bots,
+        rate: 20_000,
+        window: Window::ms(3_000, 5_000),
+    };
+    let flood = UdpFlood::spread_over(config, hosts, rng.fork());
+    let mut attack = plan(AttackKind::UdpFlood, Host::local(network), Protocol::Udp, vec![], 20_000, false);
+    attack.victim_prefix = Some(24);
+    Traffic {
+        sources: with_background(&mut rng, BenignMix::light(), Window::ms(0, 8_000), vec![Box::new(flood)]),
+        attacks: vec![attack],
+    }
+}
+
 /// Null, FIN and xmas (FIN, PSH, URG) segments, in turn.
 const SCAN_FLAGS: [u8; 3] = [0, TCP_FIN, TCP_FIN | TCP_PSH | 0x20];
 
@@ -414,5 +446,5 @@ fn plan(
     spoofed: bool,
 ) -> AttackPlan {
     let victim: IpAddr = victim.addr;
-    AttackPlan { kind, victim, protocol, service: None, victim_ports, rate_pps, spoofed, users: 0 }
+    AttackPlan { kind, victim, victim_prefix: None, protocol, service: None, victim_ports, rate_pps, spoofed, users: 0 }
 }

@@ -228,7 +228,17 @@ fn completed_connections(victim: IpAddr, packets: &[Packet]) -> BTreeSet<(IpAddr
 /// Whether `packet` belongs to `attack`, judged from the packet and, for a SYN flood, from
 /// whether its connection ever completed (`completed`, see [`completed_connections`]).
 fn is_attack_packet(attack: &AttackTruth, packet: &Packet, completed: &BTreeSet<(IpAddr, u16)>) -> bool {
-    if packet.dst != Some(attack.victim) {
+    let toward_victim = match (attack.victim_prefix, packet.dst) {
+        (None, dst) => dst == Some(attack.victim),
+        (Some(len), Some(IpAddr::V4(dst))) => {
+            let IpAddr::V4(network) = attack.victim else { return false };
+            let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
+            u32::from(dst) & mask == u32::from(network)
+        }
+        // Every prefix flooded is IPv4.
+        (Some(_), _) => false,
+    };
+    if !toward_victim {
         return false;
     }
     let non_first_fragment = packet.fragment && !packet.first_fragment;
@@ -280,6 +290,10 @@ fn check_capture_against_truth(dir: &Path, name: &str) -> Vec<Packet> {
         assert_eq!(attack.start, rfc3339_micros(frames[first].ts_ns), "{name}: start");
         assert_eq!(attack.end, rfc3339_micros(frames[last].ts_ns), "{name}: end");
         assert_eq!(attack.distinct_sources, sources.len() as u64, "{name}: distinct sources");
+        if attack.victim_prefix.is_some() {
+            let hosts: BTreeSet<IpAddr> = matching.iter().filter_map(|&i| packets[i].dst).collect();
+            assert_eq!(attack.victim_hosts, hosts.len() as u64, "{name}: hosts of the prefix reached");
+        }
         if attack.spoofed {
             assert!(attack.sources.is_empty());
         } else {

@@ -68,7 +68,10 @@ impl Container {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttackPlan {
     pub kind: AttackKind,
+    /// The host attacked, or the network address of the prefix attacked.
     pub victim: IpAddr,
+    /// The prefix's length when a prefix is attacked (carpet bombing).
+    pub victim_prefix: Option<u8>,
     pub protocol: Protocol,
     pub service: Option<&'static str>,
     pub victim_ports: Vec<u16>,
@@ -86,6 +89,12 @@ pub struct AttackPlan {
 pub struct AttackTruth {
     pub kind: AttackKind,
     pub victim: IpAddr,
+    /// See [`AttackPlan::victim_prefix`]; omitted for a host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_prefix: Option<u8>,
+    /// Distinct hosts of the prefix the attack reached; omitted for a host.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub victim_hosts: u64,
     pub protocol: Protocol,
     pub service: Option<String>,
     /// The main destination ports, or empty when they are random.
@@ -144,6 +153,8 @@ impl GroundTruth {
             .map(|(plan, counted)| AttackTruth {
                 kind: plan.kind,
                 victim: plan.victim,
+                victim_prefix: plan.victim_prefix,
+                victim_hosts: if plan.victim_prefix.is_some() { counted.destinations.len() as u64 } else { 0 },
                 protocol: plan.protocol,
                 service: plan.service.map(str::to_owned),
                 victim_ports: plan.victim_ports.clone(),
@@ -182,6 +193,7 @@ struct AttackCount {
     first_ns: i64,
     last_ns: i64,
     sources: BTreeSet<IpAddr>,
+    destinations: BTreeSet<IpAddr>,
 }
 
 /// Counts the frames of a capture as they are written.
@@ -212,8 +224,9 @@ impl Tally {
         }
         attack.packets += 1;
         attack.last_ns = time_ns;
-        if let Some((source, _)) = ip_addresses(frame) {
+        if let Some((source, destination)) = ip_addresses(frame) {
             attack.sources.insert(source);
+            attack.destinations.insert(destination);
         }
     }
 }
@@ -229,6 +242,7 @@ mod tests {
         let plan = AttackPlan {
             kind: AttackKind::SynFlood,
             victim: IpAddr::from([192, 0, 2, 1]),
+            victim_prefix: None,
             protocol: Protocol::Tcp,
             service: None,
             victim_ports: vec![80],

@@ -60,9 +60,10 @@ pub fn ends(events: &[AttackEvent]) -> Vec<&AttackEvent> {
     events.iter().filter(|e| e.event == EventKind::End).collect()
 }
 
-/// (victim, kind) pairs that started, deduplicated and sorted.
-pub fn attacked(events: &[AttackEvent]) -> BTreeSet<(IpAddr, AttackKind)> {
-    starts(events).into_iter().map(|e| (e.victim, e.kind)).collect()
+/// (victim, kind) pairs that started, deduplicated and sorted; the victim as alerts write it
+/// (an address, or a prefix such as `203.0.113.0/24`).
+pub fn attacked(events: &[AttackEvent]) -> BTreeSet<(String, AttackKind)> {
+    starts(events).into_iter().map(|e| (e.victim_text(), e.kind)).collect()
 }
 
 /// Precision and recall of `found` against `truth`.

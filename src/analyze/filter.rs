@@ -1,4 +1,5 @@
-//! Alerts about a flood's echo: a victim answering its attacker is no second attack.
+//! Alerts that are no attack of their own: a flood's echo, and a prefix's flood that one of
+//! its hosts' alerts already covers.
 //!
 //! A victim under a UDP or ICMP flood often answers each packet (port unreachables, echo
 //! replies, UDP answers), so its main attacker receives a flood of its own, from the victim.
@@ -15,6 +16,10 @@
 //!
 //! An echo is dropped while the attack it answers lasts. When that attack ends and the echo
 //! goes on, it is an attack of its own: its next update is reported as its start.
+//!
+//! Carpet bombing is a flood over a prefix that no single host of it crosses a threshold
+//! with: an attack on a prefix (see `carpet`) that starts while an attack of the same class on
+//! one of its hosts is in progress is held the same way, until that attack ends.
 
 use super::{AttackEvent, AttackKind, EventKind};
 use std::net::IpAddr;
@@ -22,22 +27,28 @@ use std::net::IpAddr;
 /// An attack whose alerts pass, with its main source (one sending at least half its packets).
 struct Reported {
     id: String,
+    kind: AttackKind,
     victim: IpAddr,
+    /// A host's attack (not a prefix's).
+    on_host: bool,
     main_source: Option<IpAddr>,
 }
 
-/// An attack whose alerts are dropped, and the attack it answers (`None` once that ended).
+/// An attack whose alerts are dropped, and the attack it answers or that covers it (`None`
+/// once that ended).
 struct Echo {
     id: String,
     answers: Option<String>,
 }
 
 #[derive(Default)]
-pub struct EchoFilter {
+pub struct AlertFilter {
     reported: Vec<Reported>,
     echoes: Vec<Echo>,
     /// Echoes found so far.
     pub dropped: u64,
+    /// Attacks on prefixes held because an attack on one of their hosts covered them.
+    pub covered: u64,
 }
 
 /// The one order for the alerts raised at one packet: by time, then attack id, then start,
@@ -57,7 +68,7 @@ fn main_source(e: &AttackEvent) -> Option<IpAddr> {
     (count.saturating_mul(2) >= e.packets).then_some(ip)
 }
 
-impl EchoFilter {
+impl AlertFilter {
     /// Drops the echoes' alerts from `events[from..]` (alerts in stream order).
     pub fn filter(&mut self, events: &mut Vec<AttackEvent>, from: usize) {
         let mut i = from;
@@ -88,18 +99,25 @@ impl EchoFilter {
             e.event = EventKind::Start;
         }
         match e.event {
-            EventKind::Start => match self.answered(e) {
-                Some(answers) => {
+            EventKind::Start => {
+                if let Some(host_attack) = self.covering(e) {
+                    self.echoes.push(Echo { id: e.attack_id.clone(), answers: Some(host_attack) });
+                    self.covered += 1;
+                    return false;
+                }
+                if let Some(answers) = self.answered(e) {
                     self.echoes.push(Echo { id: e.attack_id.clone(), answers: Some(answers) });
                     self.dropped += 1;
                     return false;
                 }
-                None => self.reported.push(Reported {
+                self.reported.push(Reported {
                     id: e.attack_id.clone(),
+                    kind: e.kind,
                     victim: e.victim,
+                    on_host: e.victim_prefix.is_none(),
                     main_source: main_source(e),
-                }),
-            },
+                });
+            }
             EventKind::Update => {
                 if let Some(r) = self.reported.iter_mut().find(|r| r.id == e.attack_id) {
                     r.main_source = main_source(e);
@@ -115,6 +133,14 @@ impl EchoFilter {
             }
         }
         true
+    }
+
+    /// The attack on a host of `e`'s prefix (`e` a start on a prefix) of the same class, if one
+    /// is in progress.
+    fn covering(&self, e: &AttackEvent) -> Option<String> {
+        e.victim_prefix?;
+        let class = e.kind.class();
+        self.reported.iter().find(|r| r.on_host && r.kind.class() == class && e.covers(r.victim)).map(|r| r.id.clone())
     }
 
     /// The attack `e` (a start) answers, if it is an echo.
@@ -160,7 +186,7 @@ mod tests {
 
     #[test]
     fn the_victim_answering_its_attacker_is_not_a_second_attack() {
-        let mut f = EchoFilter::default();
+        let mut f = AlertFilter::default();
         let mut events = vec![
             flood(EventKind::Start),
             // The attacker receives the victim's answers: every alert of that is dropped.
@@ -192,7 +218,7 @@ mod tests {
 
     #[test]
     fn an_echo_that_outlasts_the_attack_it_answered_is_reported_from_its_next_update() {
-        let mut f = EchoFilter::default();
+        let mut f = AlertFilter::default();
         let mut events = vec![flood(EventKind::Start), echo(EventKind::Start), flood(EventKind::End)];
         f.filter(&mut events, 0);
         assert_eq!(f.suppressed(), 1);
@@ -218,7 +244,7 @@ mod tests {
 
     #[test]
     fn an_attack_without_a_main_source_or_on_syn_is_never_an_echo() {
-        let mut f = EchoFilter::default();
+        let mut f = AlertFilter::default();
         let mut spread = alert(EventKind::Start, "b", "192.0.2.3", "192.0.2.2", 40);
         spread.sources.top.push(("192.0.2.4".parse().unwrap(), 40));
         let mut syn = alert(EventKind::Start, "c", "192.0.2.3", "192.0.2.2", 95);
@@ -226,5 +252,42 @@ mod tests {
         let mut events = vec![alert(EventKind::Start, "a", "192.0.2.2", "192.0.2.3", 90), spread, syn];
         f.filter(&mut events, 0);
         assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn a_prefix_flood_is_held_while_a_flood_of_the_same_class_on_one_of_its_hosts_lasts() {
+        let mut f = AlertFilter::default();
+        let carpet = |kind, id: &str, prefix: &str| {
+            let mut e = alert(kind, id, prefix, "203.0.113.5", 10);
+            e.victim_prefix = Some(24);
+            e
+        };
+        let mut icmp_host = alert(EventKind::Start, "icmp", "198.51.100.9", "203.0.113.7", 10);
+        icmp_host.kind = AttackKind::IcmpFlood;
+        let mut events = vec![
+            alert(EventKind::Start, "host", "198.51.100.7", "203.0.113.5", 10),
+            icmp_host,
+            // Same class (UDP), a host inside: held.
+            carpet(EventKind::Start, "carpet", "198.51.100.0"),
+            // Another prefix: reported.
+            carpet(EventKind::Start, "elsewhere", "198.51.101.0"),
+            carpet(EventKind::Update, "carpet", "198.51.100.0"),
+            alert(EventKind::End, "host", "198.51.100.7", "203.0.113.5", 10),
+        ];
+        f.filter(&mut events, 0);
+        assert_eq!(
+            ids(&events),
+            [
+                ("host", EventKind::Start),
+                ("icmp", EventKind::Start),
+                ("elsewhere", EventKind::Start),
+                ("host", EventKind::End)
+            ]
+        );
+        assert_eq!((f.covered, f.dropped), (1, 0));
+        // The host's flood is over and the prefix's goes on: reported from its next update.
+        let mut later = vec![carpet(EventKind::Update, "carpet", "198.51.100.0")];
+        f.filter(&mut later, 0);
+        assert_eq!(ids(&later), [("carpet", EventKind::Start)]);
     }
 }
