@@ -167,3 +167,74 @@ fn the_output_stage_allocates_nothing_per_packet() {
     );
     outputs.finish();
 }
+
+/// The live path: frames read in place from the tpacket backend's ring, decoded and analyzed,
+/// allocate nothing either. The test's thread enters a network namespace of its own (the
+/// capture sees only what it sends itself on that namespace's loopback) and alternates bursts
+/// of UDP datagrams with reading them back.
+#[test]
+fn the_tpacket_ring_allocates_nothing_per_packet() {
+    use std::process::Command;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return common::skip("the tpacket allocation test needs root (a network namespace, a packet socket)");
+    }
+    if !common::on_path("ip") {
+        return common::skip("the tpacket allocation test needs ip on PATH");
+    }
+    let ns = format!("fw-noalloc-{}", std::process::id());
+    let ip = |args: &[&str]| Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+    let _ = ip(&["netns", "del", &ns]);
+    if !ip(&["netns", "add", &ns]) || !ip(&["-n", &ns, "link", "set", "lo", "up"]) {
+        let _ = ip(&["netns", "del", &ns]);
+        return common::skip("cannot create a network namespace");
+    }
+    // Enter it in a thread of its own: namespaces are per thread, and this one is thrown away.
+    let result = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("the namespace is mounted");
+                // SAFETY: setns on an open namespace file; it changes this thread's namespace only.
+                let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                read_bursts_from_the_ring()
+            })
+            .join()
+    });
+    let _ = ip(&["netns", "del", &ns]);
+    let (frames, allocations) = result.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(frames >= 10_000, "only {frames} frames read back");
+    assert_eq!(allocations, 0, "{allocations} allocations over {frames} frames read from the ring");
+}
+
+/// Sends bursts of datagrams on loopback and reads them back through the ring; returns the
+/// frames read after the first burst and the allocations meanwhile.
+fn read_bursts_from_the_ring() -> (u64, u64) {
+    use floodwatch::capture::live;
+    use floodwatch::config::CaptureSettings;
+    use std::net::UdpSocket;
+    let mut capture = live::open("lo", &CaptureSettings::default()).expect("tpacket opens on lo");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut analyzer = Analyzer::new(common::settings());
+    let mut events = Vec::with_capacity(1024);
+    let mut record = PacketRecord::default();
+    let payload = [0x41u8; 18];
+    let (mut frames, mut before) = (0, 0);
+    for burst in 0..12 {
+        if burst == 1 {
+            (frames, before) = (0, allocations());
+        }
+        for _ in 0..1_000 {
+            let _ = socket.send_to(&payload, target);
+        }
+        // Until the ring has nothing more within the read timeout.
+        while let Some(frame) = capture.next_frame().expect("the ring reads") {
+            frames += 1;
+            if let Ok(Decoded::Ip) = decode(&frame, &mut record) {
+                analyzer.process(&record, &mut events);
+            }
+        }
+    }
+    (frames, allocations() - before)
+}
