@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Live capture side by side with tcpdump: a veth between two namespaces flooded by trafgen.
 #
-#   sudo bash benches/live_capture_rate.sh                       # everything (about 8 min)
+#   sudo bash benches/live_capture_rate.sh                       # everything (about 10 min)
 #   sudo FW_LIVE_RATES="300000 max" FW_LIVE_LOADS=calm bash benches/live_capture_rate.sh
 #
 # For each load (`calm`; `busy`: one core kept busy by a shell loop), flood (60-byte UDP
 # datagrams, 60-byte SYNs, random source ports), offered rate (pps, or `max`: trafgen's
-# fastest) and tool (floodwatch with its default backend, floodwatch --backend af_packet,
-# tcpdump -B 65536 -w /dev/null), trafgen sends for 3 s. Each row: what the veth sent (its tx
+# fastest) and tool (floodwatch with its default backend, the same with --capture-threads 2,
+# floodwatch --backend af_packet, tcpdump -B 65536 -w /dev/null), trafgen sends for 3 s. Each row: what the veth sent (its tx
 # counter), what the tool captured, what the kernel dropped, the share captured.
 # Then, on a calm machine: the whole daemon (alerts, blocklist, evidence) under a UDP flood
 # at 1 Mpps (share, and the flood's detection delay from the daemon's metrics); the daemon's
@@ -108,6 +108,12 @@ measure() {
         sleep 0.5
         floodwatch_stop "$log"
         ;;
+    floodwatch-2-threads)
+        floodwatch_run "$log" --alerts /dev/null --capture-threads 2
+        sent=$(flood "$cfg" "$rate" "$seconds")
+        sleep 0.5
+        floodwatch_stop "$log"
+        ;;
     floodwatch-af_packet)
         floodwatch_run "$log" --alerts /dev/null --backend af_packet
         sent=$(flood "$cfg" "$rate" "$seconds")
@@ -129,7 +135,7 @@ for load in "${loads[@]}"; do
     fi
     for kind in udp syn; do
         for rate in "${rates[@]}"; do
-            for tool in floodwatch tcpdump floodwatch-af_packet; do
+            for tool in floodwatch floodwatch-2-threads tcpdump floodwatch-af_packet; do
                 read -r sent captured dropped < <(measure "$tool" "$work/$kind.cfg" "$rate")
                 share=$(awk -v c="$captured" -v s="$sent" 'BEGIN { printf "%.4f", s ? c / s : 0 }')
                 echo "| $load | $kind | $rate | $tool | $sent | $captured | $dropped | $share |"

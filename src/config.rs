@@ -437,6 +437,9 @@ pub struct CaptureSettings {
     pub ring_block_timeout_ms: Option<u32>,
     /// Promiscuous mode (tpacket backend; default on).
     pub promiscuous: Option<bool>,
+    /// Capture threads, each with its own ring in one PACKET_FANOUT group (tpacket backend;
+    /// default 1).
+    pub threads: Option<u16>,
 }
 
 /// Operational log format (the alert stream is separate).

@@ -1,6 +1,7 @@
-//! The live pipeline: a capture thread decodes frames into batches of records, an analyzer
-//! thread consumes them and writes alerts, and the main thread (a small tokio runtime)
-//! handles signals, the systemd watchdog and status.
+//! The live pipeline: capture threads (one by default; with `[capture] threads`, each reads
+//! its own ring of one PACKET_FANOUT group) decode frames into batches of records, an
+//! analyzer thread consumes them and writes alerts, and the main thread (a small tokio
+//! runtime) handles signals, the systemd watchdog and status.
 //!
 //! Batches travel through a bounded channel and come back empty through another, so the
 //! capture thread hands packets over without a per-packet allocation or lock. The analyzer
@@ -10,7 +11,7 @@
 use crate::analyze::{Analyzer, AttackEvent, EndReason};
 use crate::capture::live::{self, wall_clock_ns, LiveCapture, LiveError};
 use crate::config::{Config, DetectionSettings};
-use crate::output::metrics::Metrics;
+use crate::output::metrics::{CaptureCounts, Metrics};
 use crate::output::notify::Notifier;
 use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
@@ -74,7 +75,7 @@ enum Control {
 
 /// Runs until SIGTERM/SIGINT (Ok) or a capture or output failure (Err).
 pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
-    let capture = live::open(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
+    let captures = live::open_all(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
     let outputs = Outputs::open(&opts.outputs).map_err(DaemonError::Output)?;
     let keep_frames = outputs.wants_frames();
     let metrics = outputs.metrics.clone();
@@ -82,16 +83,20 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     shared.heartbeat_ns.store(wall_clock_ns(), Ordering::Relaxed);
     let (batches_tx, batches_rx) = batch_channel(BATCHES_IN_FLIGHT, || Batch::with_capacity(BATCH));
     let (control_tx, control_rx) = mpsc::channel::<Control>();
-    tracing::info!(interface = %opts.interface, backend = capture.backend(), "capture started");
+    let backend = captures.first().map_or("none", |c| c.backend());
+    tracing::info!(interface = %opts.interface, backend, threads = captures.len(), "capture started");
 
-    let capture_thread = {
-        let shared = shared.clone();
-        let metrics = metrics.clone();
-        std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || capture_loop(capture, batches_tx, &shared, &metrics, keep_frames))
-            .map_err(|e| DaemonError::Output(format!("cannot start the capture thread: {e}")))?
-    };
+    let mut capture_threads = Vec::with_capacity(captures.len());
+    for (i, capture) in captures.into_iter().enumerate() {
+        let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{i}"))
+            .spawn(move || capture_loop(i, capture, batches, &shared, &metrics, keep_frames))
+            .map_err(|e| DaemonError::Output(format!("cannot start capture thread {i}: {e}")))?;
+        capture_threads.push(thread);
+    }
+    // The analyzer sees the channel close once every capture thread is done.
+    drop(batches_tx);
     let analyzer = Analyzer::new(opts.config.detection.clone());
     let analyzer_thread = {
         let shared = shared.clone();
@@ -110,12 +115,25 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     shared.stop.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + SHUTDOWN_GRACE + opts.outputs.drain;
     let result = join_by(analyzer_thread, deadline);
-    let _ = join_by(capture_thread, deadline);
+    for thread in capture_threads {
+        let _ = join_by(thread, deadline);
+    }
+    let per_thread = metrics.captures();
+    if per_thread.len() > 1 {
+        for (thread, c) in per_thread.iter().enumerate() {
+            tracing::info!(
+                thread,
+                packets = c.traffic.ip_packets,
+                kernel_dropped = c.kernel_dropped,
+                "capture thread stopped"
+            );
+        }
+    }
     let traffic = metrics.traffic();
     tracing::info!(
         packets = traffic.ip_packets,
         decode_issues = traffic.issues.iter().sum::<u64>(),
-        kernel_dropped = metrics.kernel_dropped.load(Ordering::Relaxed),
+        kernel_dropped = metrics.kernel_dropped(),
         "capture stopped"
     );
     match result {
@@ -159,7 +177,7 @@ async fn control_loop(
     let mut watchdog_tick = tokio::time::interval(watchdog.map(|w| w / 2).unwrap_or(Duration::from_secs(3600)));
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
     let mut liveness_tick = tokio::time::interval(TICK);
-    let mut last_status = (Instant::now(), 0u64, 0u64);
+    let mut last_status = (Instant::now(), Vec::<CaptureCounts>::new());
     let mut last_report = Instant::now();
     notifier.send("READY=1");
     loop {
@@ -177,15 +195,29 @@ async fn control_loop(
                 }
             }
             _ = status_tick.tick() => {
-                let (then, packets_then, drops_then) = last_status;
+                let (then, before) = &last_status;
+                let now = metrics.captures();
+                let secs = then.elapsed().as_secs_f64().max(1e-3);
+                let rate = |i: usize| {
+                    let earlier = before.get(i).map_or(0, |c| c.traffic.ip_packets);
+                    now[i].traffic.ip_packets.saturating_sub(earlier) as f64 / secs
+                };
                 let traffic = metrics.traffic();
                 let packets = traffic.ip_packets;
-                let drops = metrics.kernel_dropped.load(Ordering::Relaxed);
-                let secs = then.elapsed().as_secs_f64().max(1e-3);
-                let pps = packets.saturating_sub(packets_then) as f64 / secs;
+                let drops = metrics.kernel_dropped();
+                let drops_then: u64 = before.iter().map(|c| c.kernel_dropped).sum();
+                let pps: f64 = (0..now.len()).map(rate).sum();
                 let active = metrics.active_attacks.load(Ordering::Relaxed);
+                let per_thread = if now.len() > 1 {
+                    let each: Vec<String> = (0..now.len())
+                        .map(|i| format!("{:.0} packets/s, {} drops", rate(i), now[i].kernel_dropped))
+                        .collect();
+                    format!(" (capture threads: {})", each.join("; "))
+                } else {
+                    String::new()
+                };
                 notifier.send(&format!(
-                    "STATUS=capturing on {}: {:.0} packets/s, {active} active attacks, {drops} kernel drops",
+                    "STATUS=capturing on {}: {:.0} packets/s, {active} active attacks, {drops} kernel drops{per_thread}",
                     opts.interface, pps
                 ));
                 if drops > drops_then {
@@ -202,7 +234,7 @@ async fn control_loop(
                         "capture statistics"
                     );
                 }
-                last_status = (Instant::now(), packets, drops);
+                last_status = (Instant::now(), now);
             }
             _ = liveness_tick.tick() => {
                 if analyzer.is_finished() || shared.capture_failed.load(Ordering::Relaxed) {
@@ -232,40 +264,42 @@ fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
     }
 }
 
+/// Capture thread `thread`: reads its capture into batches until told to stop.
 fn capture_loop(
+    thread: usize,
     mut capture: Box<dyn LiveCapture>,
     batches: BatchSender<Batch>,
     shared: &Shared,
     metrics: &Metrics,
     keep_frames: bool,
 ) {
-    read_frames(capture.as_mut(), batches, shared, metrics, keep_frames);
-    if let Some(d) = capture.stats().kernel_dropped {
-        metrics.kernel_dropped.store(d, Ordering::Relaxed);
-    }
+    let mut traffic = TrafficStats::default();
+    read_frames(thread, capture.as_mut(), batches, shared, metrics, keep_frames, &mut traffic);
+    // After the last batch, the kernel's final count.
+    let kernel_dropped = capture.stats().kernel_dropped.unwrap_or(0);
+    metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped });
 }
 
 fn read_frames(
+    thread: usize,
     capture: &mut dyn LiveCapture,
     batches: BatchSender<Batch>,
     shared: &Shared,
     metrics: &Metrics,
     keep_frames: bool,
+    traffic: &mut TrafficStats,
 ) {
     let Some(mut batch) = batches.empty() else { return };
     let mut batch_started = Instant::now();
-    let mut traffic = TrafficStats::default();
     let mut last_stats = Instant::now();
     let publish = |traffic: &TrafficStats, capture: &mut dyn LiveCapture| {
-        metrics.set_traffic(traffic);
-        if let Some(d) = capture.stats().kernel_dropped {
-            metrics.kernel_dropped.store(d, Ordering::Relaxed);
-        }
+        let kernel_dropped = capture.stats().kernel_dropped.unwrap_or(0);
+        metrics.set_capture(thread, CaptureCounts { traffic: *traffic, kernel_dropped });
     };
     while !shared.stop.load(Ordering::Relaxed) {
         let got = match capture.next_frame() {
             Ok(Some(frame)) => {
-                batch.add(&frame, &mut traffic, keep_frames);
+                batch.add(&frame, traffic, keep_frames);
                 true
             }
             Ok(None) => false,
@@ -285,10 +319,10 @@ fn read_frames(
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             last_stats = Instant::now();
-            publish(&traffic, capture);
+            publish(traffic, capture);
         }
     }
-    publish(&traffic, capture);
+    publish(traffic, capture);
 }
 
 fn analyzer_loop(

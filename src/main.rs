@@ -81,9 +81,13 @@ struct RunArgs {
     detection: DetectionArgs,
     #[command(flatten)]
     output: OutputArgs,
-    /// Capture backend: af_packet (default build) or libpcap (build with --features libpcap).
+    /// Capture backend: tpacket (default: a memory-mapped ring), af_packet (pnet) or libpcap
+    /// (build with --features libpcap).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
+    /// Capture threads, each with its own ring, sharing the packets by flow (tpacket; default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    capture_threads: Option<u16>,
     /// Kernel BPF capture filter, e.g. "udp or tcp" (libpcap backend).
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
@@ -303,6 +307,9 @@ fn run_daemon(args: RunArgs) -> u8 {
     }
     if args.buffer_mb.is_some() {
         config.capture.buffer_mb = args.buffer_mb;
+    }
+    if args.capture_threads.is_some() {
+        config.capture.threads = args.capture_threads;
     }
     if let Some(f) = &args.log_format {
         config.log.format = match f.as_str() {

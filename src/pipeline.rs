@@ -9,6 +9,7 @@ use crate::decode::{decode, Decoded, PacketRecord};
 use crate::output::summary::TrafficStats;
 use crate::prefetch::prefetch;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Records per batch: the unit the daemon hands from thread to thread, and the unit of the
@@ -132,19 +133,27 @@ pub fn batch_channel<T: Send>(in_flight: usize, new: impl Fn() -> T) -> (BatchSe
     for _ in 0..in_flight {
         let _ = empty_tx.send(new());
     }
-    (BatchSender { full: full_tx, empty: empty_rx }, BatchReceiver { full: full_rx, empty: empty_tx })
+    let empty = Arc::new(Mutex::new(empty_rx));
+    (BatchSender { full: full_tx, empty }, BatchReceiver { full: full_rx, empty: empty_tx })
 }
 
-/// The capture thread's end.
+/// The capture threads' end (one clone each: they share the empty batches, a lock per batch).
 pub struct BatchSender<T> {
     full: SyncSender<T>,
-    empty: Receiver<T>,
+    empty: Arc<Mutex<Receiver<T>>>,
+}
+
+impl<T> Clone for BatchSender<T> {
+    fn clone(&self) -> Self {
+        BatchSender { full: self.full.clone(), empty: self.empty.clone() }
+    }
 }
 
 impl<T> BatchSender<T> {
     /// An empty batch to fill; None once the analyzer is gone.
     pub fn empty(&self) -> Option<T> {
-        spin_then_recv(&self.empty)
+        let empty = self.empty.lock().ok()?;
+        spin_then_recv(&empty)
     }
 
     /// Hands `batch` over and takes the next empty one; None once the analyzer is gone.

@@ -4,7 +4,7 @@
 use crate::analyze::{Analysis, AnalyzerStats, AttackEvent, EndReason, EventKind};
 use crate::capture::{CaptureError, FileSource, Frame};
 use crate::decode::PacketRecord;
-use crate::output::metrics::latency_histogram;
+use crate::output::metrics::{latency_histogram, CaptureCounts};
 use crate::output::summary::{AttackLine, Progress, TrafficStats};
 use crate::output::Outputs;
 use crate::pipeline::{batch_channel, Batch, BatchSender, BATCH};
@@ -52,7 +52,7 @@ impl Stage for Outputs {
     fn publish(&mut self, traffic: &TrafficStats, analysis: &dyn Analysis) {
         // The analyzer first: a scrape that sees the frames counted sees their analysis.
         self.metrics.set_analyzer(&analysis.stats(), analysis.active_attacks());
-        self.metrics.set_traffic(traffic);
+        self.metrics.set_capture(0, CaptureCounts { traffic: *traffic, kernel_dropped: 0 });
     }
     fn batch_latency(&mut self, ns: u64) {
         self.metrics.record_batch_latency(ns);

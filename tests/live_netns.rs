@@ -612,35 +612,94 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
         ),
     )
     .unwrap();
-    let daemon_args = [env!("CARGO_BIN_EXE_floodwatch"), "run", "--interface", &net.victim_if, "--alerts", "/dev/null"];
-    let mut daemon = Proc::spawn(&net.victim, &daemon_args, &scratch.0.join("floodwatch.log"));
-    daemon.wait_for_output("capture started", "floodwatch");
+    // One capture thread (the default), then two sharing the packets by flow: the same counts
+    // and the same alert.
+    let mut failures = Vec::new();
+    for threads in [1, 2] {
+        let alerts = scratch.0.join(format!("alerts-{threads}.jsonl"));
+        let threads_arg = threads.to_string();
+        let daemon_args = [
+            env!("CARGO_BIN_EXE_floodwatch"),
+            "run",
+            "--interface",
+            &net.victim_if,
+            "--capture-threads",
+            &threads_arg,
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ];
+        let mut daemon = Proc::spawn(&net.victim, &daemon_args, &scratch.0.join(format!("floodwatch-{threads}.log")));
+        daemon.wait_for_output("capture started", "floodwatch");
 
-    let tx = || sys_net(&net.attacker, &net.attacker_if, "statistics/tx_packets").parse::<u64>().unwrap_or(0);
-    let before = tx();
-    let (rate, count) = (format!("{TRAFGEN_PPS}pps"), (TRAFGEN_PPS * TRAFGEN_SECONDS).to_string());
-    let args =
-        ["trafgen", "-o", &net.attacker_if, "-i", frames.to_str().unwrap(), "-q", "-P", "1", "-b", &rate, "-n", &count];
-    let mut trafgen = Proc::spawn(&net.attacker, &args, &scratch.0.join("trafgen.log"));
-    let status = trafgen.wait_for(Duration::from_secs(TRAFGEN_SECONDS * 5));
-    assert!(status.is_some_and(|s| s.success()), "trafgen failed ({status:?}):\n{}", trafgen.output());
-    let sent = tx() - before;
-    // Everything sent has arrived by now; the daemon reports its counts as it stops.
-    std::thread::sleep(Duration::from_millis(500));
-    daemon.signal(libc::SIGTERM);
-    assert!(daemon.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", daemon.output());
-    let log = daemon.output();
-    let counter = |name: &str| {
-        log.lines().filter(|l| l.contains("capture stopped")).find_map(|l| {
-            l.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
-        })
-    };
-    let (Some(captured), Some(dropped)) = (counter("packets"), counter("kernel_dropped")) else {
-        panic!("no \"capture stopped\" counts in the log:\n{log}");
-    };
-    eprintln!("trafgen: veth sent {sent} frames at {TRAFGEN_PPS} pps; floodwatch captured {captured}, kernel dropped {dropped}");
-    assert!(sent >= TRAFGEN_PPS * TRAFGEN_SECONDS, "the veth sent only {sent} frames");
-    assert_eq!(dropped, 0, "kernel drops; log:\n{log}");
-    // The victim's end may also see a frame or two of its own (IPv6 neighbour discovery).
-    assert!((sent..=sent + 20).contains(&captured), "sent {sent}, captured {captured}; log:\n{log}");
+        let tx = || sys_net(&net.attacker, &net.attacker_if, "statistics/tx_packets").parse::<u64>().unwrap_or(0);
+        let before = tx();
+        let (rate, count) = (format!("{TRAFGEN_PPS}pps"), (TRAFGEN_PPS * TRAFGEN_SECONDS).to_string());
+        let args = [
+            "trafgen",
+            "-o",
+            &net.attacker_if,
+            "-i",
+            frames.to_str().unwrap(),
+            "-q",
+            "-P",
+            "1",
+            "-b",
+            &rate,
+            "-n",
+            &count,
+        ];
+        let mut trafgen = Proc::spawn(&net.attacker, &args, &scratch.0.join("trafgen.log"));
+        let status = trafgen.wait_for(Duration::from_secs(TRAFGEN_SECONDS * 5));
+        assert!(status.is_some_and(|s| s.success()), "trafgen failed ({status:?}):\n{}", trafgen.output());
+        let sent = tx() - before;
+        // Everything sent has arrived by now; the daemon reports its counts as it stops.
+        std::thread::sleep(Duration::from_millis(500));
+        daemon.signal(libc::SIGTERM);
+        assert!(daemon.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", daemon.output());
+        let log = daemon.output();
+        // "capture stopped packets=600017 decode_issues=0 kernel_dropped=0", and with several
+        // threads one "capture thread stopped thread=0 packets=... kernel_dropped=0" each.
+        let counts = |line: &str| {
+            let field = |name: &str| {
+                line.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            (field("packets"), field("kernel_dropped"))
+        };
+        let Some((Some(captured), Some(dropped))) = log.lines().find(|l| l.contains("capture stopped")).map(counts)
+        else {
+            panic!("no \"capture stopped\" counts in the log:\n{log}");
+        };
+        let per_thread: Vec<_> = log.lines().filter(|l| l.contains("capture thread stopped")).map(counts).collect();
+        eprintln!(
+            "trafgen, {threads} capture threads: veth sent {sent} frames at {TRAFGEN_PPS} pps; floodwatch captured {captured} ({per_thread:?}), kernel dropped {dropped}"
+        );
+        let what = format!("{threads} capture threads");
+        if sent < TRAFGEN_PPS * TRAFGEN_SECONDS {
+            failures.push(format!("{what}: the veth sent only {sent} frames"));
+        }
+        if dropped != 0 {
+            failures.push(format!("{what}: {dropped} kernel drops; log:\n{log}"));
+        }
+        // The victim's end may also see a frame or two of its own (IPv6 neighbour discovery).
+        if !(sent..=sent + 20).contains(&captured) {
+            failures.push(format!("{what}: sent {sent}, captured {captured}; log:\n{log}"));
+        }
+        if threads > 1 {
+            let shares: Vec<u64> = per_thread.iter().filter_map(|c| c.0).collect();
+            if per_thread.len() != threads || shares.iter().sum::<u64>() != captured || shares.contains(&0) {
+                failures.push(format!("{what}: per-thread counts {per_thread:?} do not share the {captured} packets"));
+            }
+        }
+        let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+        let starts: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| field(e, "event") == "attack_start")
+            .map(|e| (field(&e, "kind").to_string(), field(&e, "victim").to_string()))
+            .collect();
+        if starts != [("udp_flood".to_string(), VICTIM_ADDR.to_string())] {
+            failures.push(format!("{what}: attack starts {starts:?}, expected one udp_flood on {VICTIM_ADDR}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

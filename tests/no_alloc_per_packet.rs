@@ -118,6 +118,7 @@ fn floods_allocate_per_attack_event_not_per_packet() {
 fn the_output_stage_allocates_nothing_per_packet() {
     use floodwatch::output::blocklist::BlocklistFormat;
     use floodwatch::output::evidence::EvidenceOptions;
+    use floodwatch::output::metrics::CaptureCounts;
     use floodwatch::output::summary::TrafficStats;
     use floodwatch::output::{BlocklistOptions, OutputOptions, Outputs};
     let dir = common::Scratch::new("no-alloc-outputs");
@@ -152,7 +153,7 @@ fn the_output_stage_allocates_nothing_per_packet() {
             outputs.deliver(&mut events).unwrap();
         }
         if i % 512 == 0 {
-            outputs.metrics.set_traffic(&traffic);
+            outputs.metrics.set_capture(0, CaptureCounts { traffic, kernel_dropped: 0 });
             outputs.metrics.set_analyzer(&analyzer.stats(), analyzer.active_attacks());
             outputs.metrics.record_batch_latency(1_000);
             outputs.advance(*ts_ns);

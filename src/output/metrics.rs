@@ -22,11 +22,19 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("constant bounds are valid")
 }
 
+/// What one capture thread (or the replay reader) last published.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureCounts {
+    pub traffic: TrafficStats,
+    /// Packets the kernel dropped for this thread's socket (live only).
+    pub kernel_dropped: u64,
+}
+
 /// What the pipeline last published.
 pub struct Metrics {
-    traffic: Mutex<TrafficStats>,
+    /// Per capture thread.
+    captures: Mutex<Vec<CaptureCounts>>,
     analyzer: Mutex<AnalyzerStats>,
-    pub kernel_dropped: AtomicU64,
     pub active_attacks: AtomicU64,
     alerts: [AtomicU64; 3],
     pub blocklist_entries: AtomicU64,
@@ -44,9 +52,8 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics {
-            traffic: Mutex::default(),
+            captures: Mutex::default(),
             analyzer: Mutex::default(),
-            kernel_dropped: AtomicU64::new(0),
             active_attacks: AtomicU64::new(0),
             alerts: Default::default(),
             blocklist_entries: AtomicU64::new(0),
@@ -62,15 +69,33 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn set_traffic(&self, t: &TrafficStats) {
-        if let Ok(mut g) = self.traffic.lock() {
-            *g = *t;
+    /// What capture thread `thread` (0 for replay) counted so far.
+    pub fn set_capture(&self, thread: usize, counts: CaptureCounts) {
+        if let Ok(mut g) = self.captures.lock() {
+            if g.len() <= thread {
+                g.resize(thread + 1, CaptureCounts::default());
+            }
+            g[thread] = counts;
         }
     }
 
-    /// The traffic counters last published.
+    /// The counts of each capture thread, last published.
+    pub fn captures(&self) -> Vec<CaptureCounts> {
+        self.captures.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// The traffic counters of all capture threads.
     pub fn traffic(&self) -> TrafficStats {
-        self.traffic.lock().map(|g| *g).unwrap_or_default()
+        let mut total = TrafficStats::default();
+        for c in self.captures() {
+            total.add(&c.traffic);
+        }
+        total
+    }
+
+    /// Kernel drops of all capture sockets.
+    pub fn kernel_dropped(&self) -> u64 {
+        self.captures().iter().map(|c| c.kernel_dropped).sum()
     }
 
     pub fn set_analyzer(&self, a: &AnalyzerStats, active_attacks: usize) {
@@ -126,11 +151,17 @@ impl Metrics {
         let issues: Vec<(String, u64)> =
             DecodeIssue::ALL.iter().map(|i| (format!("{{reason=\"{}\"}}", i.name()), t.issues[*i as usize])).collect();
         family("decode_issues_total", "counter", "Frames that could not be decoded, by reason.", &issues);
+        let drops: Vec<(String, u64)> = self
+            .captures()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{{socket=\"{i}\"}}"), c.kernel_dropped))
+            .collect();
         family(
             "kernel_dropped_total",
             "counter",
-            "Packets the kernel dropped before capture (live only).",
-            &one(self.kernel_dropped.load(Ordering::Relaxed)),
+            "Packets the kernel dropped before capture, by socket (live only).",
+            &drops,
         );
         let skipped = [
             ("victim_table_full", a.victim_table_full),

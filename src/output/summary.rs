@@ -24,6 +24,22 @@ pub struct TrafficStats {
 }
 
 impl TrafficStats {
+    /// Adds another reader's counts (several capture threads).
+    pub fn add(&mut self, other: &TrafficStats) {
+        self.frames += other.frames;
+        self.wire_bytes += other.wire_bytes;
+        self.ip_packets += other.ip_packets;
+        self.non_ip += other.non_ip;
+        let pairs = [
+            (&mut self.issues[..], &other.issues[..]),
+            (&mut self.class_packets[..], &other.class_packets[..]),
+            (&mut self.class_bytes[..], &other.class_bytes[..]),
+        ];
+        for (mine, theirs) in pairs {
+            mine.iter_mut().zip(theirs).for_each(|(a, b)| *a += b);
+        }
+    }
+
     #[inline]
     pub fn count_ip(&mut self, r: &PacketRecord) {
         self.ip_packets += 1;

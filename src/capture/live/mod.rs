@@ -14,6 +14,9 @@ use crate::config::{CaptureBackend, CaptureSettings};
 use std::fmt;
 use std::time::Duration;
 
+/// Most capture threads (sockets of one fanout group, each with its own ring).
+pub const MAX_CAPTURE_THREADS: u16 = 64;
+
 /// How long a read waits for a packet before returning `Ok(None)`.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -80,7 +83,34 @@ impl fmt::Display for LiveError {
 
 impl std::error::Error for LiveError {}
 
-/// Opens the configured backend on `interface`.
+/// Opens the configured backend on `interface`: `[capture] threads` captures (default 1),
+/// which share the interface's packets by flow (tpacket only).
+pub fn open_all(interface: &str, settings: &CaptureSettings) -> Result<Vec<Box<dyn LiveCapture>>, LiveError> {
+    let threads = settings.threads.unwrap_or(1);
+    if !(1..=MAX_CAPTURE_THREADS).contains(&threads) {
+        return Err(LiveError::Io {
+            interface: interface.to_string(),
+            message: format!("[capture] threads must be 1 to {MAX_CAPTURE_THREADS} (got {threads})"),
+        });
+    }
+    if threads == 1 {
+        return open(interface, settings).map(|c| vec![c]);
+    }
+    if settings.backend != CaptureBackend::Tpacket {
+        return Err(LiveError::BackendUnavailable("several capture threads need the tpacket backend"));
+    }
+    let link = af_packet::link_type(interface)?;
+    // One group per process: two daemons on one interface each see every packet.
+    let group = std::process::id() as u16;
+    (0..threads)
+        .map(|_| {
+            tpacket::TpacketCapture::open(interface, settings, link, Some(group))
+                .map(|c| Box::new(c) as Box<dyn LiveCapture>)
+        })
+        .collect()
+}
+
+/// Opens the configured backend on `interface`, one capture.
 pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Box<dyn LiveCapture>, LiveError> {
     match settings.backend {
         CaptureBackend::Tpacket | CaptureBackend::AfPacket if settings.filter.is_some() => {
@@ -90,7 +120,7 @@ pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Box<dyn LiveC
         }
         CaptureBackend::Tpacket => {
             let link = af_packet::link_type(interface)?;
-            Ok(Box::new(tpacket::TpacketCapture::open(interface, settings, link)?))
+            Ok(Box::new(tpacket::TpacketCapture::open(interface, settings, link, None)?))
         }
         CaptureBackend::AfPacket => Ok(Box::new(af_packet::AfPacketCapture::open(interface)?)),
         #[cfg(feature = "libpcap")]

@@ -84,7 +84,15 @@ fn set_packet_option<T>(fd: i32, option: i32, value: &T) -> bool {
 }
 
 impl TpacketCapture {
-    pub fn open(name: &str, settings: &CaptureSettings, link: LinkType) -> Result<TpacketCapture, LiveError> {
+    /// Opens a ring on interface `name`; with `fanout`, joins that PACKET_FANOUT group, whose
+    /// sockets share the interface's packets by flow (IP fragments reassembled for the hash
+    /// first, so a datagram's fragments go to one socket).
+    pub fn open(
+        name: &str,
+        settings: &CaptureSettings,
+        link: LinkType,
+        fanout: Option<u16>,
+    ) -> Result<TpacketCapture, LiveError> {
         let block_kib = settings.ring_block_kib.unwrap_or(DEFAULT_BLOCK_KIB);
         let blocks = settings.ring_blocks.unwrap_or(DEFAULT_BLOCKS);
         let timeout_ms = settings.ring_block_timeout_ms.unwrap_or(DEFAULT_BLOCK_TIMEOUT_MS);
@@ -173,6 +181,13 @@ impl TpacketCapture {
         };
         if bound != 0 {
             return Err(io_error(name, "bind"));
+        }
+        if let Some(group) = fanout {
+            let mode = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+            let option = u32::from(group) | mode << 16;
+            if !set_packet_option(fd, libc::PACKET_FANOUT, &option) {
+                return Err(io_error(name, "PACKET_FANOUT"));
+            }
         }
         if settings.promiscuous.unwrap_or(true) {
             let membership = libc::packet_mreq {
