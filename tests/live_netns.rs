@@ -594,7 +594,7 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
         return common::skip("the trafgen test needs root (network namespaces, raw sockets)");
     }
     if let Some(tool) = ["ip", "trafgen"].into_iter().find(|t| !on_path(t)) {
-        return common::skip(&format!("the trafgen test needs {tool} on PATH (Debian: netsniff-ng)"));
+        return common::skip(&format!("the trafgen test needs {tool} on PATH (trafgen: Debian package netsniff-ng)"));
     }
     let _turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let net = match Netns::create('t') {
@@ -614,6 +614,7 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
     .unwrap();
     // One capture thread (the default), then two sharing the packets by flow: the same counts
     // and the same alert.
+    let blocklist = scratch.0.join("blocklist");
     let mut failures = Vec::new();
     for threads in [1, 2] {
         let alerts = scratch.0.join(format!("alerts-{threads}.jsonl"));
@@ -627,6 +628,8 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
             &threads_arg,
             "--alerts",
             alerts.to_str().unwrap(),
+            "--blocklist",
+            blocklist.to_str().unwrap(),
         ];
         let mut daemon = Proc::spawn(&net.victim, &daemon_args, &scratch.0.join(format!("floodwatch-{threads}.log")));
         daemon.wait_for_output("capture started", "floodwatch");
@@ -701,5 +704,28 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
             failures.push(format!("{what}: attack starts {starts:?}, expected one udp_flood on {VICTIM_ADDR}"));
         }
     }
+    // A restart keeps the attacker blocked: the first list the new daemon writes, before any
+    // packet, still holds it.
+    let listed = |path: &Path| std::fs::read_to_string(path).unwrap_or_default().lines().any(|l| l == ATTACKER_ADDR);
+    if !listed(&blocklist) {
+        failures.push(format!("the flood's source {ATTACKER_ADDR} is not in the blocklist before the restart"));
+    }
+    let args = [
+        env!("CARGO_BIN_EXE_floodwatch"),
+        "run",
+        "--interface",
+        &net.victim_if,
+        "--alerts",
+        "/dev/null",
+        "--blocklist",
+        blocklist.to_str().unwrap(),
+    ];
+    let mut restarted = Proc::spawn(&net.victim, &args, &scratch.0.join("floodwatch-restarted.log"));
+    restarted.wait_for_output("capture started", "floodwatch");
+    if !listed(&blocklist) {
+        failures.push(format!("after a restart the blocklist lost {ATTACKER_ADDR}:\n{}", restarted.output()));
+    }
+    restarted.signal(libc::SIGTERM);
+    let _ = restarted.wait_for(Duration::from_secs(5));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

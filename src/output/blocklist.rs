@@ -6,8 +6,14 @@
 //! Time is packet time, like the analyzer's: a replay writes the lists live capture would.
 //! Allowlisted sources are never listed; spoofed floods bring no sources (the analyzer
 //! withholds them and its verdict says why).
+//!
+//! The entries survive a restart: each write of the list also writes them, with their expiry,
+//! to `.NAME.state` beside it (atomically too), and a new writer reads them back before it
+//! writes its first list. Those expired by the wall clock, or allowlisted since, are dropped:
+//! a daemon restarted during an attack keeps its attackers blocked.
 
-use crate::analyze::AttackEvent;
+use crate::analyze::{AttackEvent, AttackKind};
+use crate::capture::live::wall_clock_ns;
 use crate::config::Prefix;
 use crate::decode::IpKey;
 use crate::output::time::rfc3339_micros;
@@ -17,6 +23,26 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// Version of the state file's layout.
+const STATE_VERSION: u32 = 1;
+
+/// An entry as the state file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedEntry {
+    ip: IpAddr,
+    /// Packet time (live: the wall clock) at which it expires, ns since the epoch.
+    expires_ns: i64,
+    attack_id: String,
+    kind: String,
+    victim: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedList {
+    version: u32,
+    entries: Vec<SavedEntry>,
+}
 
 /// Default time-to-live of an entry after its attack last reported it.
 pub const DEFAULT_TTL_S: u64 = 3600;
@@ -72,7 +98,8 @@ pub struct BlocklistWriter {
 }
 
 impl BlocklistWriter {
-    /// Writes an empty list at once, so the path exists (and a bad path fails) at start-up.
+    /// Writes the list at once, so the path exists (and a bad path fails) at start-up: the
+    /// entries kept by the last run that have not expired, or none.
     pub fn create(path: &Path, format: BlocklistFormat, ttl_s: u64, allow: Vec<Prefix>) -> io::Result<BlocklistWriter> {
         let mut w = BlocklistWriter {
             path: path.to_path_buf(),
@@ -84,8 +111,67 @@ impl BlocklistWriter {
             dirty: true,
             now_ns: 0,
         };
+        w.restore(wall_clock_ns());
         w.flush()?;
         Ok(w)
+    }
+
+    /// `.NAME.state` beside the list.
+    fn state_path(&self) -> PathBuf {
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.path.with_file_name(format!(".{name}.state"))
+    }
+
+    /// Reads back the entries the last run kept, but those expired by `now_ns` or allowlisted.
+    /// A missing state file is a first start; an unreadable one is logged and ignored.
+    fn restore(&mut self, now_ns: i64) {
+        let path = self.state_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot read the blocklist's state: {e}; starting empty");
+                return;
+            }
+        };
+        let saved = match serde_json::from_str::<SavedList>(&text) {
+            Ok(saved) if saved.version == STATE_VERSION => saved,
+            Ok(saved) => {
+                tracing::warn!(path = %path.display(), version = saved.version, "unknown blocklist state version; starting empty");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "blocklist state is not valid ({e}); starting empty");
+                return;
+            }
+        };
+        let (mut expired, mut allowed) = (0, 0);
+        for s in saved.entries {
+            let Some(kind) = AttackKind::ALL.iter().find(|k| k.name() == s.kind).map(|k| k.name()) else {
+                continue;
+            };
+            if s.expires_ns <= now_ns {
+                expired += 1;
+            } else if self.allow.iter().any(|p| p.contains(IpKey::from_ip(s.ip))) {
+                allowed += 1;
+            } else {
+                self.entries
+                    .insert(s.ip, Entry { expires_ns: s.expires_ns, attack_id: s.attack_id, kind, victim: s.victim });
+            }
+        }
+        if !self.entries.is_empty() {
+            // The list's clock starts at the restart: the entries' remaining times count from it.
+            self.now_ns = now_ns;
+            self.next_expiry_ns = self.entries.values().map(|e| e.expires_ns).min().unwrap_or(i64::MAX);
+            self.evict_over_limit();
+        }
+        tracing::info!(
+            restored = self.entries.len(),
+            expired,
+            allowlisted = allowed,
+            path = %path.display(),
+            "blocklist entries kept from the last run"
+        );
     }
 
     /// Lists (or refreshes) the event's offending sources.
@@ -150,22 +236,28 @@ impl BlocklistWriter {
         if !self.dirty {
             return Ok(());
         }
-        let text = self.render();
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let write = || -> io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_data()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io::Error::new(e.kind(), format!("cannot write blocklist {}: {e}", self.path.display())));
-        }
+        // The state first: a list on disk is never ahead of what a restart would restore.
+        write_atomically(&self.state_path(), &self.render_state())?;
+        write_atomically(&self.path, &self.render())?;
         self.dirty = false;
         Ok(())
+    }
+
+    fn render_state(&self) -> String {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(ip, e)| SavedEntry {
+                ip: *ip,
+                expires_ns: e.expires_ns,
+                attack_id: e.attack_id.clone(),
+                kind: e.kind.to_string(),
+                victim: e.victim.clone(),
+            })
+            .collect();
+        let mut text = serde_json::to_string(&SavedList { version: STATE_VERSION, entries }).unwrap_or_default();
+        text.push('\n');
+        text
     }
 
     /// Seconds an entry has left at the list's current time (at least 1).
@@ -248,10 +340,28 @@ impl BlocklistWriter {
     }
 }
 
+/// Writes `text` to a temporary file beside `path`, then renames it over `path`: a reader sees
+/// the old file or the new one, never half of one.
+fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io::Error::new(e.kind(), format!("cannot write blocklist {}: {e}", path.display()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::{AttackKind, EventKind, SourceReport};
+    use crate::analyze::{EventKind, SourceReport};
 
     const S: i64 = 1_000_000_000;
 
@@ -310,8 +420,10 @@ mod tests {
         assert!(w.is_empty());
         w.flush().unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("list")).unwrap(), "");
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).collect();
-        assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+        let mut files: Vec<_> =
+            std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        files.sort();
+        assert_eq!(files, [".list.state", "list"], "no temporary files left behind");
     }
 
     #[test]
@@ -328,5 +440,36 @@ mod tests {
             let text = std::fs::read_to_string(dir.join("list")).unwrap();
             assert!(text.contains(want), "{format:?}: {text}");
         }
+    }
+
+    #[test]
+    fn entries_survive_a_restart_with_their_remaining_time_but_not_expired_or_newly_allowed_ones() {
+        let dir = tmpdir("restart");
+        let now = wall_clock_ns();
+        let mut w = writer(&dir, BlocklistFormat::Nft);
+        // Listed 10 s ago with a 60 s TTL: 50 s left. Listed 2 minutes ago: expired.
+        w.record(&event(now - 10 * S, &["198.51.100.7", "198.51.100.8"]));
+        w.record(&event(now - 120 * S, &["203.0.113.9"]));
+        w.flush().unwrap();
+        drop(w);
+        // The new run allowlists 198.51.100.8 besides 10/8.
+        let allow = vec![Prefix::parse("10.0.0.0/8").unwrap(), Prefix::parse("198.51.100.8").unwrap()];
+        let w = BlocklistWriter::create(&dir.join("list"), BlocklistFormat::Nft, 60, allow).unwrap();
+        assert_eq!(w.entries.keys().map(|ip| ip.to_string()).collect::<Vec<_>>(), ["198.51.100.7"]);
+        // Its first list, written at start-up, holds it with the time it had left.
+        let text = std::fs::read_to_string(dir.join("list")).unwrap();
+        let timeout = text.split("198.51.100.7 timeout ").nth(1).and_then(|t| t.split('s').next()).unwrap();
+        let left: i64 = timeout.parse().unwrap();
+        assert!((45..=50).contains(&left), "{left} s left: {text}");
+        assert!(!text.contains("198.51.100.8") && !text.contains("203.0.113.9"), "{text}");
+    }
+
+    #[test]
+    fn a_damaged_state_file_starts_an_empty_list() {
+        let dir = tmpdir("damaged");
+        std::fs::write(dir.join(".list.state"), "{\"version\":1,\"entries\":[{\"ip\":").unwrap();
+        let w = writer(&dir, BlocklistFormat::Plain);
+        assert!(w.is_empty());
+        assert_eq!(std::fs::read_to_string(dir.join("list")).unwrap(), "");
     }
 }
