@@ -3,13 +3,18 @@
 //! analyzer thread consumes them and writes alerts, and the main thread (a small tokio
 //! runtime) handles signals, the systemd watchdog and status.
 //!
+//! A capture that fails once running (the interface deleted, a driver reset) does not stop
+//! the daemon: its thread logs it, polls for the interface with backoff and opens it again,
+//! while the analyzer keeps its windows, baselines and attacks and the watchdog stays fed.
+//! Only an interface missing at start-up is an error.
+//!
 //! Batches travel through a bounded channel and come back empty through another, so the
 //! capture thread hands packets over without a per-packet allocation or lock. The analyzer
 //! waits at most [`TICK`] for a batch and otherwise advances on the wall clock, so attacks
 //! end on a silent link and shutdown never waits for a packet.
 
 use crate::analyze::{Analyzer, AttackEvent, EndReason};
-use crate::capture::live::{self, wall_clock_ns, LiveCapture, LiveError};
+use crate::capture::live::{wall_clock_ns, LiveCapture, LiveError, Opener};
 use crate::config::{Config, DetectionSettings};
 use crate::output::metrics::{CaptureCounts, Metrics};
 use crate::output::notify::Notifier;
@@ -17,7 +22,7 @@ use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
 use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -33,6 +38,9 @@ const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Capture statistics go to the operational log this often.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Polling for a lost interface: from this often, doubling, to at most every 5 s.
+const REOPEN_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What `floodwatch run` needs.
 pub struct DaemonOptions {
@@ -65,7 +73,8 @@ struct Shared {
     stop: AtomicBool,
     /// Wall time (ns) the analyzer last went round its loop: the watchdog's proof of life.
     heartbeat_ns: AtomicI64,
-    capture_failed: AtomicBool,
+    /// Capture threads waiting for their interface to come back.
+    waiting: AtomicU32,
 }
 
 enum Control {
@@ -73,9 +82,10 @@ enum Control {
     ReopenOutputs,
 }
 
-/// Runs until SIGTERM/SIGINT (Ok) or a capture or output failure (Err).
+/// Runs until SIGTERM/SIGINT (Ok), or an output failure or a capture that cannot start (Err).
 pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
-    let captures = live::open_all(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
+    let opener = Opener::new(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
+    let captures = opener.open_all().map_err(DaemonError::Capture)?;
     let outputs = Outputs::open(&opts.outputs).map_err(DaemonError::Output)?;
     let keep_frames = outputs.wants_frames();
     let metrics = outputs.metrics.clone();
@@ -88,10 +98,10 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
 
     let mut capture_threads = Vec::with_capacity(captures.len());
     for (i, capture) in captures.into_iter().enumerate() {
-        let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
+        let (shared, metrics, batches, opener) = (shared.clone(), metrics.clone(), batches_tx.clone(), opener.clone());
         let thread = std::thread::Builder::new()
             .name(format!("capture-{i}"))
-            .spawn(move || capture_loop(i, capture, batches, &shared, &metrics, keep_frames))
+            .spawn(move || capture_loop(i, capture, &opener, &batches, &shared, &metrics, keep_frames))
             .map_err(|e| DaemonError::Output(format!("cannot start capture thread {i}: {e}")))?;
         capture_threads.push(thread);
     }
@@ -138,10 +148,6 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     );
     match result {
         Some(Err(e)) => Err(DaemonError::Output(e)),
-        _ if shared.capture_failed.load(Ordering::Relaxed) => Err(DaemonError::Capture(LiveError::Io {
-            interface: opts.interface.clone(),
-            message: "capture stopped (see the log above)".into(),
-        })),
         _ => Ok(()),
     }
 }
@@ -216,9 +222,12 @@ async fn control_loop(
                 } else {
                     String::new()
                 };
+                let doing = match shared.waiting.load(Ordering::Relaxed) {
+                    0 => format!("capturing on {}", opts.interface),
+                    _ => format!("waiting for {} (capture lost; polling for it)", opts.interface),
+                };
                 notifier.send(&format!(
-                    "STATUS=capturing on {}: {:.0} packets/s, {active} active attacks, {drops} kernel drops{per_thread}",
-                    opts.interface, pps
+                    "STATUS={doing}: {pps:.0} packets/s, {active} active attacks, {drops} kernel drops{per_thread}"
                 ));
                 if drops > drops_then {
                     tracing::warn!(dropped = drops - drops_then, total = drops, "kernel dropped packets: capture is not keeping up");
@@ -237,7 +246,7 @@ async fn control_loop(
                 last_status = (Instant::now(), now);
             }
             _ = liveness_tick.tick() => {
-                if analyzer.is_finished() || shared.capture_failed.load(Ordering::Relaxed) {
+                if analyzer.is_finished() {
                     break;
                 }
             }
@@ -264,38 +273,79 @@ fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
     }
 }
 
-/// Capture thread `thread`: reads its capture into batches until told to stop.
+/// Capture thread `thread`: reads its capture into batches until told to stop, opening it
+/// again whenever it fails (the interface deleted and made again, a driver reset).
 fn capture_loop(
     thread: usize,
     mut capture: Box<dyn LiveCapture>,
-    batches: BatchSender<Batch>,
+    opener: &Opener,
+    batches: &BatchSender<Batch>,
     shared: &Shared,
     metrics: &Metrics,
     keep_frames: bool,
 ) {
     let mut traffic = TrafficStats::default();
-    read_frames(thread, capture.as_mut(), batches, shared, metrics, keep_frames, &mut traffic);
-    // After the last batch, the kernel's final count.
-    let kernel_dropped = capture.stats().kernel_dropped.unwrap_or(0);
-    metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped });
-}
-
-fn read_frames(
-    thread: usize,
-    capture: &mut dyn LiveCapture,
-    batches: BatchSender<Batch>,
-    shared: &Shared,
-    metrics: &Metrics,
-    keep_frames: bool,
-    traffic: &mut TrafficStats,
-) {
-    let Some(mut batch) = batches.empty() else { return };
-    let mut batch_started = Instant::now();
-    let mut last_stats = Instant::now();
-    let publish = |traffic: &TrafficStats, capture: &mut dyn LiveCapture| {
-        let kernel_dropped = capture.stats().kernel_dropped.unwrap_or(0);
+    // Kernel drops of the sockets this thread had before the current one.
+    let mut dropped_before = 0;
+    let publish = |traffic: &TrafficStats, capture: &mut dyn LiveCapture, dropped_before: u64| {
+        let kernel_dropped = dropped_before + capture.stats().kernel_dropped.unwrap_or(0);
         metrics.set_capture(thread, CaptureCounts { traffic: *traffic, kernel_dropped });
     };
+    loop {
+        let failure = read_frames(capture.as_mut(), batches, shared, keep_frames, &mut traffic, &mut |t, c| {
+            publish(t, c, dropped_before)
+        });
+        publish(&traffic, capture.as_mut(), dropped_before);
+        let Some(e) = failure else { return };
+        dropped_before += capture.stats().kernel_dropped.unwrap_or(0);
+        drop(capture);
+        tracing::error!(thread, "{e}; waiting for {} to come back", opener.interface());
+        shared.waiting.fetch_add(1, Ordering::Relaxed);
+        let lost_at = Instant::now();
+        let reopened = reopen(opener, shared);
+        shared.waiting.fetch_sub(1, Ordering::Relaxed);
+        metrics.capture_down_ns.fetch_add(lost_at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let Some(c) = reopened else { return };
+        capture = c;
+        metrics.capture_restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(thread, down_s = lost_at.elapsed().as_secs_f64(), "capture resumed on {}", opener.interface());
+    }
+}
+
+/// Opens the capture again once its interface is back, polling with backoff; `None` when the
+/// daemon stops first.
+fn reopen(opener: &Opener, shared: &Shared) -> Option<Box<dyn LiveCapture>> {
+    let mut backoff = REOPEN_BACKOFF_MIN;
+    loop {
+        let until = Instant::now() + backoff;
+        while Instant::now() < until {
+            if shared.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(REOPEN_BACKOFF_MIN);
+        }
+        match opener.open_one() {
+            Ok(capture) => return Some(capture),
+            Err(e) => tracing::debug!("{e}"),
+        }
+        backoff = (backoff * 2).min(REOPEN_BACKOFF_MAX);
+    }
+}
+
+/// Reads `capture` into batches until told to stop (`None`) or the capture fails. Publishes
+/// the counts once a second.
+fn read_frames(
+    capture: &mut dyn LiveCapture,
+    batches: &BatchSender<Batch>,
+    shared: &Shared,
+    keep_frames: bool,
+    traffic: &mut TrafficStats,
+    publish: &mut dyn FnMut(&TrafficStats, &mut dyn LiveCapture),
+) -> Option<LiveError> {
+    let mut batch = batches.empty()?;
+    let mut batch_started = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut failure = None;
     while !shared.stop.load(Ordering::Relaxed) {
         let got = match capture.next_frame() {
             Ok(Some(frame)) => {
@@ -304,13 +354,12 @@ fn read_frames(
             }
             Ok(None) => false,
             Err(e) => {
-                tracing::error!("{e}");
-                shared.capture_failed.store(true, Ordering::Relaxed);
+                failure = Some(e);
                 break;
             }
         };
         if batch.is_full() || (!batch.is_empty() && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
-            let Some(next) = batches.swap(batch) else { break };
+            let next = batches.swap(batch)?;
             batch = next;
             batch_started = Instant::now();
         }
@@ -322,7 +371,11 @@ fn read_frames(
             publish(traffic, capture);
         }
     }
-    publish(traffic, capture);
+    // What was read before the stop or the failure still goes to the analyzer.
+    if !batch.is_empty() {
+        batches.hand_over(batch)?;
+    }
+    failure
 }
 
 fn analyzer_loop(

@@ -419,7 +419,11 @@ fn run_replay(args: ReplayArgs) -> u8 {
             );
         }
     }
-    if outcome.errors.iter().any(|e| !e.is_truncation()) {
+    let lost: u64 = report.sinks.iter().map(|s| s.dropped_queue_full + s.dropped_failed).sum();
+    if lost > 0 {
+        // Alerts that reached no one are the worst outcome of a replay: said first.
+        exit::RUNTIME
+    } else if outcome.errors.iter().any(|e| !e.is_truncation()) {
         exit::BAD_INPUT
     } else if !outcome.errors.is_empty() {
         exit::TRUNCATED_INPUT

@@ -158,8 +158,14 @@ impl<T> BatchSender<T> {
 
     /// Hands `batch` over and takes the next empty one; None once the analyzer is gone.
     pub fn swap(&self, batch: T) -> Option<T> {
-        self.full.send(batch).ok()?;
+        self.hand_over(batch)?;
         self.empty()
+    }
+
+    /// Hands `batch` over without taking another (the last of a capture); None once the
+    /// analyzer is gone.
+    pub fn hand_over(&self, batch: T) -> Option<()> {
+        self.full.send(batch).ok()
     }
 }
 

@@ -93,9 +93,17 @@ impl Netns {
         let net = Netns::names(tag);
         net.remove();
         ip(&["netns", "add", &net.victim])?; // from here on, Drop cleans up
-        let (v, a, vif, aif) = (&net.victim, &net.attacker, &net.victim_if, &net.attacker_if);
+        if let Err(e) = ip(&["netns", "add", &net.attacker]) {
+            panic!("setting up the namespaces failed: {e}");
+        }
+        net.link();
+        Ok(net)
+    }
+
+    /// Makes the veth pair between the namespaces, addressed and up.
+    fn link(&self) {
+        let (v, a, vif, aif) = (&self.victim, &self.attacker, &self.victim_if, &self.attacker_if);
         let steps: Vec<Vec<&str>> = vec![
-            vec!["netns", "add", a],
             vec!["link", "add", vif, "netns", v, "type", "veth", "peer", "name", aif, "netns", a],
             vec!["-n", v, "addr", "add", "192.0.2.1/24", "dev", vif],
             vec!["-n", a, "addr", "add", "192.0.2.2/24", "dev", aif],
@@ -109,7 +117,6 @@ impl Netns {
                 panic!("setting up the namespaces failed: {e}");
             }
         }
-        Ok(net)
     }
 }
 
@@ -581,6 +588,29 @@ fn sys_net(ns: &str, interface: &str, file: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Sends `count` 60-byte UDP frames (random source ports, as in a flood) from the attacker's
+/// end at [`TRAFGEN_PPS`] with trafgen; returns how many the veth sent (its tx counter).
+fn trafgen_flood(net: &Netns, dir: &Path, count: u64) -> u64 {
+    let mac = sys_net(&net.victim, &net.victim_if, "address");
+    let frames = dir.join("udp.cfg");
+    std::fs::write(
+        &frames,
+        format!(
+            "{{ eth(da={mac}, type=0x0800), ipv4(sa={ATTACKER_ADDR}, da={VICTIM_ADDR}), udp(sp=drnd(), dp=9), fill(0x41, 18) }}\n"
+        ),
+    )
+    .unwrap();
+    let tx = || sys_net(&net.attacker, &net.attacker_if, "statistics/tx_packets").parse::<u64>().unwrap_or(0);
+    let before = tx();
+    let (rate, count) = (format!("{TRAFGEN_PPS}pps"), count.to_string());
+    let args =
+        ["trafgen", "-o", &net.attacker_if, "-i", frames.to_str().unwrap(), "-q", "-P", "1", "-b", &rate, "-n", &count];
+    let mut trafgen = Proc::spawn(&net.attacker, &args, &dir.join("trafgen.log"));
+    let status = trafgen.wait_for(Duration::from_secs(TRAFGEN_SECONDS * 5));
+    assert!(status.is_some_and(|s| s.success()), "trafgen failed ({status:?}):\n{}", trafgen.output());
+    tx() - before
+}
+
 /// Frames trafgen sends per second, and for how long: real floods come in bursts from
 /// PACKET_MMAP senders like this one, which today's pnet backend (a `recvfrom` per frame)
 /// does not keep up with.
@@ -602,16 +632,6 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
         Err(e) => return common::skip(&format!("cannot create network namespaces: {e}")),
     };
     let scratch = Scratch::new("trafgen");
-    let mac = sys_net(&net.victim, &net.victim_if, "address");
-    let frames = scratch.0.join("udp.cfg");
-    // 60-byte UDP frames with random source ports, as in a flood.
-    std::fs::write(
-        &frames,
-        format!(
-            "{{ eth(da={mac}, type=0x0800), ipv4(sa={ATTACKER_ADDR}, da={VICTIM_ADDR}), udp(sp=drnd(), dp=9), fill(0x41, 18) }}\n"
-        ),
-    )
-    .unwrap();
     // One capture thread (the default), then two sharing the packets by flow: the same counts
     // and the same alert.
     let blocklist = scratch.0.join("blocklist");
@@ -634,27 +654,7 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
         let mut daemon = Proc::spawn(&net.victim, &daemon_args, &scratch.0.join(format!("floodwatch-{threads}.log")));
         daemon.wait_for_output("capture started", "floodwatch");
 
-        let tx = || sys_net(&net.attacker, &net.attacker_if, "statistics/tx_packets").parse::<u64>().unwrap_or(0);
-        let before = tx();
-        let (rate, count) = (format!("{TRAFGEN_PPS}pps"), (TRAFGEN_PPS * TRAFGEN_SECONDS).to_string());
-        let args = [
-            "trafgen",
-            "-o",
-            &net.attacker_if,
-            "-i",
-            frames.to_str().unwrap(),
-            "-q",
-            "-P",
-            "1",
-            "-b",
-            &rate,
-            "-n",
-            &count,
-        ];
-        let mut trafgen = Proc::spawn(&net.attacker, &args, &scratch.0.join("trafgen.log"));
-        let status = trafgen.wait_for(Duration::from_secs(TRAFGEN_SECONDS * 5));
-        assert!(status.is_some_and(|s| s.success()), "trafgen failed ({status:?}):\n{}", trafgen.output());
-        let sent = tx() - before;
+        let sent = trafgen_flood(&net, &scratch.0, TRAFGEN_PPS * TRAFGEN_SECONDS);
         // Everything sent has arrived by now; the daemon reports its counts as it stops.
         std::thread::sleep(Duration::from_millis(500));
         daemon.signal(libc::SIGTERM);
@@ -728,4 +728,67 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
     restarted.signal(libc::SIGTERM);
     let _ = restarted.wait_for(Duration::from_secs(5));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The victim's interface deleted under the daemon and made again: the daemon waits for it,
+/// opens it again, keeps what it knew, and detects a flood sent after it came back.
+#[test]
+fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return common::skip("the interface-loss test needs root (network namespaces, raw sockets)");
+    }
+    if let Some(tool) = ["ip", "trafgen"].into_iter().find(|t| !on_path(t)) {
+        return common::skip(&format!(
+            "the interface-loss test needs {tool} on PATH (trafgen: Debian package netsniff-ng)"
+        ));
+    }
+    let _turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let net = match Netns::create('f') {
+        Ok(net) => net,
+        Err(e) => return common::skip(&format!("cannot create network namespaces: {e}")),
+    };
+    let scratch = Scratch::new("interface-loss");
+    let alerts = scratch.0.join("alerts.jsonl");
+    let args =
+        [env!("CARGO_BIN_EXE_floodwatch"), "run", "--interface", &net.victim_if, "--alerts", alerts.to_str().unwrap()];
+    let mut daemon = Proc::spawn(&net.victim, &args, &scratch.0.join("floodwatch.log"));
+    daemon.wait_for_output("capture started", "floodwatch");
+
+    // Deleting one end of a veth deletes the pair.
+    ip(&["-n", &net.victim, "link", "del", &net.victim_if]).unwrap();
+    daemon.wait_for_output("waiting for", "floodwatch");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "floodwatch exited without its interface:\n{}",
+        daemon.output()
+    );
+    net.link();
+    daemon.wait_for_output("capture resumed", "floodwatch");
+
+    let sent = trafgen_flood(&net, &scratch.0, TRAFGEN_PPS);
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", daemon.output());
+    let log = daemon.output();
+    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+    let starts: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| field(e, "event") == "attack_start")
+        .map(|e| (field(&e, "kind").to_string(), field(&e, "victim").to_string()))
+        .collect();
+    assert_eq!(starts, [("udp_flood".to_string(), VICTIM_ADDR.to_string())], "log:\n{log}");
+    let captured = log
+        .lines()
+        .filter(|l| l.contains("capture stopped"))
+        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("packets=")?.parse::<u64>().ok()));
+    assert!(
+        captured.is_some_and(|c| c >= sent),
+        "sent {sent} after the interface came back, captured {captured:?}:\n{log}"
+    );
+    eprintln!(
+        "interface loss: the daemon waited, resumed, and captured {captured:?} packets, {sent} of them sent after"
+    );
 }

@@ -114,7 +114,7 @@ fn one_replay_feeds_a_file_a_tcp_and_a_unix_collector_in_three_formats() {
 
 #[test]
 fn a_collector_that_is_down_costs_counted_alerts_not_the_replay() {
-    // A port nobody listens on: the replay finishes, and says what it lost.
+    // A port nobody listens on: the replay finishes, says what it lost, and exits 1 for it.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = floodwatch(&[
         "replay",
@@ -126,7 +126,7 @@ fn a_collector_that_is_down_costs_counted_alerts_not_the_replay() {
         "--drain-timeout",
         "0.5",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains(&format!("tcp://127.0.0.1:{port}: 0 delivered")) && err.contains("LOST"), "{err}");
 }

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub active_attacks: AtomicU64,
     alerts: [AtomicU64; 3],
     pub blocklist_entries: AtomicU64,
+    /// Times a capture was opened again after it failed, and the time spent without it, ns.
+    pub capture_restarts: AtomicU64,
+    pub capture_down_ns: AtomicU64,
     pub evidence_files: AtomicU64,
     pub hook_runs: AtomicU64,
     pub hook_failures: AtomicU64,
@@ -57,6 +60,8 @@ impl Default for Metrics {
             active_attacks: AtomicU64::new(0),
             alerts: Default::default(),
             blocklist_entries: AtomicU64::new(0),
+            capture_restarts: AtomicU64::new(0),
+            capture_down_ns: AtomicU64::new(0),
             evidence_files: AtomicU64::new(0),
             hook_runs: AtomicU64::new(0),
             hook_failures: AtomicU64::new(0),
@@ -163,6 +168,12 @@ impl Metrics {
             "Packets the kernel dropped before capture, by socket (live only).",
             &drops,
         );
+        family(
+            "capture_restarts_total",
+            "counter",
+            "Times a capture was opened again after its interface went away (live only).",
+            &one(self.capture_restarts.load(Ordering::Relaxed)),
+        );
         let skipped = [
             ("victim_table_full", a.victim_table_full),
             ("watch_pool_exhausted", a.watch_pool_exhausted),
@@ -253,6 +264,12 @@ impl Metrics {
             let _ = writeln!(out, "floodwatch_{name}_sum {}", h.mean() * h.len() as f64 / 1e9);
             let _ = writeln!(out, "floodwatch_{name}_count {}", h.len());
         }
+        let down_s = self.capture_down_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "# HELP floodwatch_capture_down_seconds_total Time captures spent waiting for their interface (live only).\n\
+             # TYPE floodwatch_capture_down_seconds_total counter\nfloodwatch_capture_down_seconds_total {down_s}"
+        );
         out
     }
 }

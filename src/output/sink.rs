@@ -365,7 +365,16 @@ impl Connection {
                 let mut lock = s.lock();
                 stream(lock.write_all(msg).and_then(|_| lock.flush()))
             }
-            Connection::File(f) => stream(f.write_all(msg)),
+            Connection::File(f) => {
+                // A write cut short (a full disk) is taken back to the last whole line, so the
+                // retry appends to whole lines: a collector tailing the file never reads half.
+                let before = f.metadata().map(|m| m.len());
+                let written = f.write_all(msg);
+                if let (Err(_), Ok(len)) = (&written, before) {
+                    let _ = f.set_len(len);
+                }
+                stream(written)
+            }
             Connection::Tcp(s) => stream(s.write_all(msg)),
             Connection::Unix(s) => stream(s.write_all(msg)),
             Connection::Udp(s) => datagram(s.send(msg), || s.take_error()),

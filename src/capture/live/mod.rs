@@ -83,31 +83,55 @@ impl fmt::Display for LiveError {
 
 impl std::error::Error for LiveError {}
 
-/// Opens the configured backend on `interface`: `[capture] threads` captures (default 1),
-/// which share the interface's packets by flow (tpacket only).
-pub fn open_all(interface: &str, settings: &CaptureSettings) -> Result<Vec<Box<dyn LiveCapture>>, LiveError> {
-    let threads = settings.threads.unwrap_or(1);
-    if !(1..=MAX_CAPTURE_THREADS).contains(&threads) {
-        return Err(LiveError::Io {
-            interface: interface.to_string(),
-            message: format!("[capture] threads must be 1 to {MAX_CAPTURE_THREADS} (got {threads})"),
-        });
+/// How to open the configured captures on an interface, at start-up and again after the
+/// interface went away: `[capture] threads` captures (default 1), which share the interface's
+/// packets by flow (tpacket only).
+#[derive(Clone, Debug)]
+pub struct Opener {
+    interface: String,
+    settings: CaptureSettings,
+    threads: u16,
+    /// The PACKET_FANOUT group of several captures: one per process, so two daemons on one
+    /// interface each see every packet.
+    group: Option<u16>,
+}
+
+impl Opener {
+    pub fn new(interface: &str, settings: &CaptureSettings) -> Result<Opener, LiveError> {
+        let threads = settings.threads.unwrap_or(1);
+        if !(1..=MAX_CAPTURE_THREADS).contains(&threads) {
+            return Err(LiveError::Io {
+                interface: interface.to_string(),
+                message: format!("[capture] threads must be 1 to {MAX_CAPTURE_THREADS} (got {threads})"),
+            });
+        }
+        if threads > 1 && settings.backend != CaptureBackend::Tpacket {
+            return Err(LiveError::BackendUnavailable("several capture threads need the tpacket backend"));
+        }
+        let group = (threads > 1).then(|| std::process::id() as u16);
+        Ok(Opener { interface: interface.to_string(), settings: settings.clone(), threads, group })
     }
-    if threads == 1 {
-        return open(interface, settings).map(|c| vec![c]);
+
+    pub fn interface(&self) -> &str {
+        &self.interface
     }
-    if settings.backend != CaptureBackend::Tpacket {
-        return Err(LiveError::BackendUnavailable("several capture threads need the tpacket backend"));
+
+    /// Every capture, one per thread.
+    pub fn open_all(&self) -> Result<Vec<Box<dyn LiveCapture>>, LiveError> {
+        (0..self.threads).map(|_| self.open_one()).collect()
     }
-    let link = af_packet::link_type(interface)?;
-    // One group per process: two daemons on one interface each see every packet.
-    let group = std::process::id() as u16;
-    (0..threads)
-        .map(|_| {
-            tpacket::TpacketCapture::open(interface, settings, link, Some(group))
-                .map(|c| Box::new(c) as Box<dyn LiveCapture>)
-        })
-        .collect()
+
+    /// One capture (of the group, with several threads).
+    pub fn open_one(&self) -> Result<Box<dyn LiveCapture>, LiveError> {
+        match self.group {
+            None => open(&self.interface, &self.settings),
+            Some(group) => {
+                let link = af_packet::link_type(&self.interface)?;
+                let capture = tpacket::TpacketCapture::open(&self.interface, &self.settings, link, Some(group))?;
+                Ok(Box::new(capture))
+            }
+        }
+    }
 }
 
 /// Opens the configured backend on `interface`, one capture.

@@ -58,6 +58,9 @@ pub struct TpacketCapture {
     next: usize,
     link: LinkType,
     interface: String,
+    /// The interface's index when the socket was bound: a link going down keeps it, an
+    /// interface deleted (and perhaps made again) does not.
+    ifindex: u32,
     /// A frame whose VLAN tag the kernel moved into the header, with the tag put back.
     tagged: Vec<u8>,
     kernel: KernelCounters,
@@ -132,6 +135,7 @@ impl TpacketCapture {
             next: 0,
             link,
             interface: name.to_string(),
+            ifindex,
             tagged: Vec::with_capacity(block_size.min(1 << 18)),
             kernel: KernelCounters::default(),
         };
@@ -237,8 +241,17 @@ impl TpacketCapture {
         true
     }
 
+    /// Whether the interface this socket is bound to still exists (same name, same index).
+    fn interface_is_there(&self) -> bool {
+        let Ok(name) = std::ffi::CString::new(self.interface.as_str()) else { return false };
+        // SAFETY: `name` is a NUL-terminated string.
+        unsafe { libc::if_nametoindex(name.as_ptr()) == self.ifindex }
+    }
+
     /// Waits up to [`READ_TIMEOUT`] for the kernel to hand over a block. The link going
     /// down (ENETDOWN) is no error: the kernel hooks the socket up again when it comes back.
+    /// The interface deleted (ENETDOWN too, but its index is gone) is: this socket will never
+    /// see it again, even if one of the same name comes back.
     fn wait(&self) -> Result<(), LiveError> {
         let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLERR, revents: 0 };
         // SAFETY: one valid pollfd.
@@ -256,6 +269,12 @@ impl TpacketCapture {
             unsafe {
                 libc::getsockopt(self.fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len)
             };
+            if err == libc::ENETDOWN && !self.interface_is_there() {
+                return Err(LiveError::Io {
+                    interface: self.interface.clone(),
+                    message: "the interface is gone".into(),
+                });
+            }
             if err != 0 && err != libc::ENETDOWN {
                 let message = std::io::Error::from_raw_os_error(err).to_string();
                 return Err(LiveError::Io { interface: self.interface.clone(), message });
