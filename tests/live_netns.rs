@@ -455,13 +455,7 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
         ));
     }
     failures.extend(check_outputs(end, &blocklist));
-    // "capture stopped packets=1396787 decode_issues=0 kernel_dropped=5500"
-    let counter = |name: &str| {
-        log.lines().filter(|l| l.contains("capture stopped")).find_map(|l| {
-            l.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
-        })
-    };
-    let captured = match (counter("packets"), counter("kernel_dropped")) {
+    let captured = match stopped_counts(&log) {
         (Some(p), Some(d)) => format!(", floodwatch captured {p} packets, kernel dropped {d}"),
         _ => String::new(),
     };
@@ -522,17 +516,8 @@ fn check_outputs(end: &Value, blocklist: &Path) -> Vec<String> {
 
 #[test]
 fn floods_between_namespaces_are_detected_and_end_quietly() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return common::skip("live_netns needs root (network namespaces, raw sockets)");
-    }
-    if let Some(tool) = ["ip", "hping3", "tcpreplay", "tcpdump", "timeout"].into_iter().find(|t| !on_path(t)) {
-        return common::skip(&format!("live_netns needs {tool} on PATH"));
-    }
-    let _turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let net = match Netns::create('d') {
-        Ok(net) => net,
-        Err(e) => return common::skip(&format!("cannot create network namespaces: {e}")),
+    let Some((_turn, net)) = namespaces("live_netns", &["ip", "hping3", "tcpreplay", "tcpdump", "timeout"], 'd') else {
+        return;
     };
     let scratch = Scratch::new("netns");
     let config = scratch.0.join("floodwatch.toml");
@@ -579,6 +564,52 @@ fn floods_between_namespaces_are_detected_and_end_quietly() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The namespaces for test `what`, made once it holds its turn; `None` (having skipped with
+/// the reason) without root, one of `tools`, or the namespaces.
+fn namespaces(what: &str, tools: &[&str], tag: char) -> Option<(std::sync::MutexGuard<'static, ()>, Netns)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip(&format!("{what} needs root (network namespaces, raw sockets)"));
+        return None;
+    }
+    if let Some(tool) = tools.iter().find(|t| !on_path(t)) {
+        common::skip(&format!("{what} needs {tool} on PATH (trafgen: Debian package netsniff-ng)"));
+        return None;
+    }
+    let turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    match Netns::create(tag) {
+        Ok(net) => Some((turn, net)),
+        Err(e) => {
+            common::skip(&format!("cannot create network namespaces: {e}"));
+            None
+        }
+    }
+}
+
+/// (kind, victim) of each `attack_start` in an alert file.
+fn attack_starts(alerts: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(alerts)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| field(e, "event") == "attack_start")
+        .map(|e| (field(&e, "kind").to_string(), field(&e, "victim").to_string()))
+        .collect()
+}
+
+/// (packets, kernel_dropped) of a daemon log line such as `capture stopped packets=600017
+/// decode_issues=0 kernel_dropped=0`, or `capture thread stopped thread=0 packets=…`.
+fn capture_counts(line: &str) -> (Option<u64>, Option<u64>) {
+    let count =
+        |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok());
+    (count("packets"), count("kernel_dropped"))
+}
+
+/// The counts of the daemon's last line, `capture stopped …`.
+fn stopped_counts(log: &str) -> (Option<u64>, Option<u64>) {
+    log.lines().find(|l| l.contains("capture stopped")).map(capture_counts).unwrap_or_default()
+}
+
 /// Reads `/sys/class/net/IF/FILE` inside namespace `ns`.
 fn sys_net(ns: &str, interface: &str, file: &str) -> String {
     let out = Command::new("ip")
@@ -619,17 +650,8 @@ const TRAFGEN_SECONDS: u64 = 2;
 
 #[test]
 fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return common::skip("the trafgen test needs root (network namespaces, raw sockets)");
-    }
-    if let Some(tool) = ["ip", "trafgen"].into_iter().find(|t| !on_path(t)) {
-        return common::skip(&format!("the trafgen test needs {tool} on PATH (trafgen: Debian package netsniff-ng)"));
-    }
-    let _turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let net = match Netns::create('t') {
-        Ok(net) => net,
-        Err(e) => return common::skip(&format!("cannot create network namespaces: {e}")),
+    let Some((_turn, net)) = namespaces("the trafgen test", &["ip", "trafgen"], 't') else {
+        return;
     };
     let scratch = Scratch::new("trafgen");
     // One capture thread (the default), then two sharing the packets by flow: the same counts
@@ -660,19 +682,12 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
         daemon.signal(libc::SIGTERM);
         assert!(daemon.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", daemon.output());
         let log = daemon.output();
-        // "capture stopped packets=600017 decode_issues=0 kernel_dropped=0", and with several
-        // threads one "capture thread stopped thread=0 packets=... kernel_dropped=0" each.
-        let counts = |line: &str| {
-            let field = |name: &str| {
-                line.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
-            };
-            (field("packets"), field("kernel_dropped"))
-        };
-        let Some((Some(captured), Some(dropped))) = log.lines().find(|l| l.contains("capture stopped")).map(counts)
-        else {
+        let (Some(captured), Some(dropped)) = stopped_counts(&log) else {
             panic!("no \"capture stopped\" counts in the log:\n{log}");
         };
-        let per_thread: Vec<_> = log.lines().filter(|l| l.contains("capture thread stopped")).map(counts).collect();
+        // With several threads, also one "capture thread stopped thread=I packets=…" each.
+        let per_thread: Vec<_> =
+            log.lines().filter(|l| l.contains("capture thread stopped")).map(capture_counts).collect();
         eprintln!(
             "trafgen, {threads} capture threads: veth sent {sent} frames at {TRAFGEN_PPS} pps; floodwatch captured {captured} ({per_thread:?}), kernel dropped {dropped}"
         );
@@ -693,13 +708,7 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
                 failures.push(format!("{what}: per-thread counts {per_thread:?} do not share the {captured} packets"));
             }
         }
-        let text = std::fs::read_to_string(&alerts).unwrap_or_default();
-        let starts: Vec<(String, String)> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| field(e, "event") == "attack_start")
-            .map(|e| (field(&e, "kind").to_string(), field(&e, "victim").to_string()))
-            .collect();
+        let starts = attack_starts(&alerts);
         if starts != [("udp_flood".to_string(), VICTIM_ADDR.to_string())] {
             failures.push(format!("{what}: attack starts {starts:?}, expected one udp_flood on {VICTIM_ADDR}"));
         }
@@ -734,19 +743,8 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
 /// opens it again, keeps what it knew, and detects a flood sent after it came back.
 #[test]
 fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return common::skip("the interface-loss test needs root (network namespaces, raw sockets)");
-    }
-    if let Some(tool) = ["ip", "trafgen"].into_iter().find(|t| !on_path(t)) {
-        return common::skip(&format!(
-            "the interface-loss test needs {tool} on PATH (trafgen: Debian package netsniff-ng)"
-        ));
-    }
-    let _turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let net = match Netns::create('f') {
-        Ok(net) => net,
-        Err(e) => return common::skip(&format!("cannot create network namespaces: {e}")),
+    let Some((_turn, net)) = namespaces("the interface-loss test", &["ip", "trafgen"], 'f') else {
+        return;
     };
     let scratch = Scratch::new("interface-loss");
     let alerts = scratch.0.join("alerts.jsonl");
@@ -772,18 +770,9 @@ fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", daemon.output());
     let log = daemon.output();
-    let text = std::fs::read_to_string(&alerts).unwrap_or_default();
-    let starts: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| field(e, "event") == "attack_start")
-        .map(|e| (field(&e, "kind").to_string(), field(&e, "victim").to_string()))
-        .collect();
+    let starts = attack_starts(&alerts);
     assert_eq!(starts, [("udp_flood".to_string(), VICTIM_ADDR.to_string())], "log:\n{log}");
-    let captured = log
-        .lines()
-        .filter(|l| l.contains("capture stopped"))
-        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("packets=")?.parse::<u64>().ok()));
+    let (captured, _) = stopped_counts(&log);
     assert!(
         captured.is_some_and(|c| c >= sent),
         "sent {sent} after the interface came back, captured {captured:?}:\n{log}"
