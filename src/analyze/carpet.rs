@@ -95,24 +95,52 @@ pub fn thresholds(s: &DetectionSettings) -> Vec<KindThresholds> {
         .collect()
 }
 
-/// Hosts of a prefix that a flood reached, one bit each among 256: exact for prefixes of at
-/// most 256 addresses (the bit is the address's last octet), estimated by linear counting over
-/// hashed bits for larger ones.
+/// Counters kept for the busiest hosts of a prefix's flood (Space-Saving).
+const TOP_HOSTS: usize = 8;
+
+/// The hosts of a prefix a watched flood reached: which (one bit each among 256: exact for
+/// prefixes of at most 256 addresses, the bit being the address's last octet; estimated by
+/// linear counting over hashed bits for larger ones), and how much of it the busiest one took
+/// (a flood on one host is that host's, not the prefix's).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct HostsHit {
+pub struct Hosts {
     bits: [u64; 4],
+    exact: bool,
+    /// Space-Saving over destinations: (host, packets, overcount at most).
+    top: [(IpKey, u32, u32); TOP_HOSTS],
+    packets: u32,
 }
 
-impl HostsHit {
+impl Hosts {
+    /// The hosts of a prefix of `bits` key-space bits.
+    pub fn new(bits: u8) -> Hosts {
+        Hosts { exact: bits >= 120, ..Hosts::default() }
+    }
+
     #[inline]
-    pub fn add(&mut self, index: u8) {
+    pub fn add(&mut self, dst: IpKey, hasher: &KeyedHasher) {
+        let index = if self.exact { dst.0 as u8 } else { (hasher.hash_ip(dst) >> 56) as u8 };
         self.bits[(index >> 6) as usize] |= 1 << (index & 63);
+        self.packets = self.packets.saturating_add(1);
+        if let Some(slot) = self.top.iter_mut().find(|(h, n, _)| *h == dst && *n > 0) {
+            slot.1 += 1;
+        } else if let Some(least) = self.top.iter_mut().min_by_key(|(_, n, _)| *n) {
+            *least = (dst, least.1 + 1, least.1);
+        }
+    }
+
+    /// The share of the packets the busiest host surely took (its count less what it may
+    /// have inherited): near its true share for a host that takes much, near 0 when many
+    /// hosts share evenly.
+    pub fn top_share(&self) -> f64 {
+        let top = self.top.iter().map(|(_, n, over)| n - over).max().unwrap_or(0);
+        top as f64 / self.packets.max(1) as f64
     }
 
     /// Distinct hosts: the bits set when exact, else the linear-counting estimate.
-    pub fn count(&self, exact: bool) -> u64 {
+    pub fn count(&self) -> u64 {
         let set: u32 = self.bits.iter().map(|w| w.count_ones()).sum();
-        if exact {
+        if self.exact {
             return set as u64;
         }
         let zeros = 256 - set;
@@ -121,17 +149,6 @@ impl HostsHit {
             return (256.0 * 256f64.ln()).round() as u64;
         }
         (-256.0 * (zeros as f64 / 256.0).ln()).round() as u64
-    }
-}
-
-/// The bit of host `dst` in a prefix of `bits` key-space bits: its last octet when the prefix
-/// holds at most 256 addresses, else a hashed one.
-#[inline]
-pub fn host_index(dst: IpKey, bits: u8, hasher: &KeyedHasher) -> (u8, bool) {
-    if bits >= 120 {
-        (dst.0 as u8, true)
-    } else {
-        ((hasher.hash_ip(dst) >> 56) as u8, false)
     }
 }
 
@@ -192,19 +209,31 @@ mod tests {
 
     #[test]
     fn hosts_hit_are_exact_in_a_slash_24_and_estimated_beyond() {
-        let mut h = HostsHit::default();
-        for octet in 1..=254u8 {
-            h.add(octet);
-        }
-        assert_eq!(h.count(true), 254);
         let hasher = KeyedHasher::new(Some(9));
-        let mut wide = HostsHit::default();
-        for i in 0..150u32 {
-            let (bit, exact) = host_index(IpKey::from_v4([10, 1, (i >> 8) as u8, i as u8]), 96 + 16, &hasher);
-            assert!(!exact);
-            wide.add(bit);
+        let mut h = Hosts::new(96 + 24);
+        for octet in 1..=254u8 {
+            h.add(IpKey::from_v4([198, 51, 100, octet]), &hasher);
         }
-        let estimate = wide.count(false);
+        assert_eq!(h.count(), 254);
+        assert!(h.top_share() < 0.01, "{}", h.top_share());
+        let mut wide = Hosts::new(96 + 16);
+        for i in 0..150u32 {
+            wide.add(IpKey::from_v4([10, 1, (i >> 8) as u8, i as u8]), &hasher);
+        }
+        let estimate = wide.count();
         assert!((120..=180).contains(&estimate), "{estimate} hosts estimated for 150");
+    }
+
+    #[test]
+    fn one_busy_host_among_many_takes_its_share() {
+        let hasher = KeyedHasher::new(Some(9));
+        let mut h = Hosts::new(96 + 24);
+        for i in 0..10_000u32 {
+            // Every other packet to .7, the rest spread over 200 hosts.
+            let octet = if i % 2 == 0 { 7 } else { (i % 200) as u8 + 20 };
+            h.add(IpKey::from_v4([198, 51, 100, octet]), &hasher);
+        }
+        let share = h.top_share();
+        assert!((0.45..=0.5).contains(&share), "{share}");
     }
 }

@@ -24,7 +24,7 @@ mod victims;
 use crate::config::{DetectionSettings, KindThresholds, DEFAULT_ACK_THRESHOLD_PPS};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
 use acquaintances::Acquaintances;
-use carpet::{HostsHit, PrefixScope};
+use carpet::{Hosts, PrefixScope};
 use doorkeeper::Doorkeeper;
 use filter::AlertFilter;
 use handshake::HandshakeTable;
@@ -447,9 +447,7 @@ struct Watch {
     calm_since: Option<i64>,
     attack: Option<Attack>,
     /// Hosts the watched traffic reached, when the victim is a prefix.
-    hosts: HostsHit,
-    /// Whether `hosts` counts exactly (a prefix of at most 256 addresses).
-    hosts_exact: bool,
+    hosts: Hosts,
 }
 
 pub struct Analyzer {
@@ -492,6 +490,8 @@ pub struct Analyzer {
     weight: u32,
     /// The carpet analyzer, fed the sampled flows; `None` in itself or when turned off.
     carpets: Option<Box<Analyzer>>,
+    /// The carpet analyzer's hosts' thresholds, per policy (empty in the hosts' analyzer).
+    host_policies: Vec<KindThresholds>,
     /// The classes counted toward victims, a bit each: all for hosts; for prefixes, all but
     /// ACKs and RSTs, whose floods are told from a host's own connections (and ACKs, most of
     /// any traffic, would double the carpet analyzer's cost).
@@ -537,6 +537,7 @@ impl Analyzer {
     fn build(settings: DetectionSettings, scope: Option<PrefixScope>, sizes: Sizes) -> Analyzer {
         let hasher = KeyedHasher::new(settings.hash_seed);
         let policies = policies(&settings, scope.is_some());
+        let host_policies = if scope.is_some() { self::policies(&settings, false) } else { Vec::new() };
         let weight = if scope.is_some() { carpet::SAMPLING } else { 1 };
         let max_watches = (settings.max_trackers * WATCHES_PER_TRACKER).min(NO_WATCH as usize);
         Analyzer {
@@ -573,6 +574,7 @@ impl Analyzer {
             weight,
             carpets: None,
             classes: if weight > 1 { CARPET_CLASSES } else { u16::MAX },
+            host_policies,
             stats: AnalyzerStats::default(),
         }
     }
@@ -673,6 +675,9 @@ impl Analyzer {
             c.reload(settings.clone());
         }
         self.policies = policies(&settings, self.scope.is_some());
+        if self.scope.is_some() {
+            self.host_policies = policies(&settings, false);
+        }
         self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies) / self.weight);
         self.ack_doorkeeper.set_admit_per_tick(ack_admit_per_tick(&self.policies) / self.weight);
         self.alpha = (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32;
@@ -1152,15 +1157,15 @@ impl Analyzer {
                 }
             }
             let services = &self.services;
-            let host = self.scope.as_ref().map(|s| carpet::host_index(p.dst, s.bits_of(p.dst), &self.hasher).0);
+            let prefix = self.scope.is_some();
             if let Some(watch) = self.watches[w as usize].as_mut() {
                 let weight = weight as u64;
                 watch.user_packets += from_user as u64 * weight;
                 watch.packets += weight;
                 watch.bytes += p.wire_len as u64 * weight;
                 watch.last_ts = ts;
-                if let Some(bit) = host {
-                    watch.hosts.add(bit);
+                if prefix {
+                    watch.hosts.add(p.dst, &self.hasher);
                 }
                 if let Some(t) = watch.tracker.as_mut().filter(|_| !from_user) {
                     t.record(p, services, &self.s.bogons);
@@ -1229,7 +1234,7 @@ impl Analyzer {
         let tracker = if self.scope.is_some() { None } else { self.take_tracker() };
         let victim = self.victims.meta[slot].key;
         let weight = self.weight as u64;
-        let hosts_exact = self.scope.as_ref().is_some_and(|s| s.bits_of(victim) >= 120);
+        let hosts = Hosts::new(self.scope.as_ref().map_or(128, |s| s.bits_of(victim)));
         let mut watch = Watch {
             slot,
             victim,
@@ -1244,8 +1249,7 @@ impl Analyzer {
             first_ts: i64::MAX,
             calm_since: None,
             attack: None,
-            hosts: HostsHit::default(),
-            hosts_exact,
+            hosts,
         };
         // Back-fill from the packets of the current window that came before this one.
         let mut strangers = 0;
@@ -1254,8 +1258,8 @@ impl Analyzer {
             watch.bytes += p.wire_len as u64 * weight;
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
-            if let Some(scope) = &self.scope {
-                watch.hosts.add(carpet::host_index(p.dst, scope.bits_of(p.dst), &self.hasher).0);
+            if self.scope.is_some() {
+                watch.hosts.add(p.dst, &self.hasher);
             }
             let tracked = self.tracked(c, &p);
             if let Some(t) = watch.tracker.as_mut().filter(|_| tracked) {
@@ -1387,6 +1391,18 @@ impl Analyzer {
         let count = sums[c as usize];
         let pps = count as f64 / self.window_secs;
         let window = self.window_secs;
+        // A prefix's flood that one of its hosts takes enough of to cross that host's own
+        // threshold is the host's flood, which the host's alert reports: carpet bombing is the
+        // flood no single host crosses. (The sample can show a one-flow flood before the host
+        // has counted its threshold's worth.)
+        if let Some(floors) = self.host_policies.get(meta.policy as usize) {
+            let host_floor = c.kinds().iter().map(|k| floors[*k as usize]).min().unwrap_or(u32::MAX) as f64;
+            if watch.hosts.top_share() * pps >= host_floor {
+                self.watch_mut(w).state = WatchState::Declined;
+                self.refresh_levels(slot);
+                return;
+            }
+        }
         let verdict: Option<(AttackKind, String, Option<u8>)> = match c {
             Class::Syn => {
                 let th = self.threshold_pps(meta, AttackKind::SynFlood);
@@ -1768,7 +1784,7 @@ impl Analyzer {
             kind: a.kind,
             victim: watch.victim.to_ip(),
             victim_prefix: self.scope.as_ref().map(|s| s.family_len(watch.victim)),
-            victim_hosts: self.scope.as_ref().map(|_| watch.hosts.count(watch.hosts_exact)),
+            victim_hosts: self.scope.as_ref().map(|_| watch.hosts.count()),
             victim_ports: watch
                 .tracker
                 .as_ref()

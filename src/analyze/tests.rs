@@ -740,8 +740,8 @@ fn a_flood_on_one_host_is_not_reported_again_against_its_prefix() {
     let events = run(&mut a, flood);
     let attacked: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).map(|e| e.victim_text()).collect();
     assert_eq!(attacked, ["198.51.100.7"]);
-    // The prefix's own attack was found, and held back because the host's covers it.
-    assert_eq!(a.stats().carpets_covered, 1);
+    // The prefix saw its threshold's worth, but all of it on one host: the host's flood.
+    assert_eq!(a.stats().attacks_started, 1);
 }
 
 #[test]
@@ -752,4 +752,18 @@ fn carpet_factor_zero_turns_prefix_detection_off() {
     let flood =
         spread_over_a_slash_24(20_000, 2, |ts, bot, port, host| udp(ts, (bot, port), (host, 9), Fragment::Whole));
     assert!(run(&mut a, flood).is_empty());
+}
+
+#[test]
+fn a_one_flow_flood_on_one_host_that_the_sample_takes_whole_is_the_host_s_alone() {
+    // A ping flood is one flow: the sample takes all of it or none, each packet counting 32,
+    // so the prefix reaches its threshold's worth after 313 packets, before the host reaches
+    // its own 1,000. Find a pair whose flow is in the sample.
+    let scope = carpet::PrefixScope::new(&settings(), KeyedHasher::new(settings().hash_seed)).unwrap();
+    let ping = |ts: i64, attacker: IpKey| icmp(ts, attacker, v4(192, 0, 2, 1), ICMP_ECHO_REQUEST);
+    let attacker = (2..=254).map(|d| v4(192, 0, 2, d)).find(|a| scope.sampled(&ping(T0, *a))).expect("a sampled flow");
+    let mut a = Analyzer::new(settings());
+    let events = run(&mut a, (0..20_000).map(|i| ping(T0 + i * 50_000, attacker)));
+    let attacked: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).map(|e| e.victim_text()).collect();
+    assert_eq!(attacked, ["192.0.2.1"]);
 }

@@ -22,12 +22,18 @@ impl Alert {
     }
 }
 
-/// A finished evidence capture.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A finished evidence capture: a valid pcap of `packets` frames, or (`error`) what went
+/// wrong: a file cut short at its last whole frame, or none (removed: it could not get even
+/// its header).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EvidenceFile {
-    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub packets: u64,
-    pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The JSON shape an alert stream uses.
@@ -397,7 +403,8 @@ pub(crate) mod tests {
     #[test]
     fn native_carries_evidence_on_end() {
         let mut a = Alert::new(event(EventKind::End));
-        a.evidence = Some(EvidenceFile { path: "/x.pcap".into(), packets: 3, sha256: "ab".into() });
+        a.evidence =
+            Some(EvidenceFile { path: Some("/x.pcap".into()), packets: 3, sha256: Some("ab".into()), error: None });
         let v = parse(&a, AlertFormat::Native);
         assert_eq!(v["evidence"]["packets"], 3);
         assert_eq!(v["duration_s"], 1.25);

@@ -5,6 +5,11 @@
 //!
 //! Per packet the recorder copies the frame into the ring (one memcpy into preallocated
 //! memory) and compares it with the attacks being recorded; nothing is allocated.
+//!
+//! A file is never left invalid: its header is written (and must reach the disk) when the
+//! recording starts, else the file is removed; frames go to disk in whole records, 64 KiB at a
+//! time, and a write that fails (a full disk) is cut back to the last whole record and ends the
+//! recording. Either way `attack_end` says what happened in `evidence.error`.
 
 use crate::analyze::{AttackEvent, AttackKind, EventKind};
 use crate::capture::Frame;
@@ -15,7 +20,7 @@ use crate::output::pcap_writer::{PcapWriter, TsResolution};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -85,20 +90,45 @@ impl FrameRing {
     }
 }
 
-/// Writes through, hashing what it writes.
-struct HashingWriter {
-    file: BufWriter<File>,
+/// Whole pcap records gathered in memory and written to the file 64 KiB at a time
+/// ([`commit`](Self::commit)), hashing what reached it: the file always ends at a record's end.
+struct RecordWriter {
+    file: File,
+    pending: Vec<u8>,
+    /// Bytes of the file that were written whole.
+    committed: u64,
     hash: Sha256,
 }
 
-impl Write for HashingWriter {
+/// Pending bytes that make a write to the file.
+const COMMIT_BYTES: usize = 64 << 10;
+
+impl Write for RecordWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
     }
+    /// Nothing: records reach the file in [`commit`](Self::commit), at record boundaries.
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        Ok(())
+    }
+}
+
+impl RecordWriter {
+    /// Writes the pending records; a failed write is cut back to the last whole record.
+    fn commit(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all(&self.pending) {
+            let _ = self.file.set_len(self.committed);
+            self.pending.clear();
+            return Err(e);
+        }
+        self.hash.update(&self.pending);
+        self.committed += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
     }
 }
 
@@ -109,15 +139,20 @@ struct Recording {
     kind: AttackKind,
     link: u16,
     path: PathBuf,
-    writer: Option<PcapWriter<HashingWriter>>,
+    writer: Option<PcapWriter<RecordWriter>>,
+    /// Frames in the file, and those pending with them.
     packets: u64,
+    pending_packets: u64,
+    /// Why the recording stopped early, if it did.
+    error: Option<String>,
 }
 
 impl Recording {
     #[inline]
     fn wants(&self, record: &PacketRecord, link: u16, max: u64) -> bool {
         self.writer.is_some()
-            && self.packets < max
+            && self.error.is_none()
+            && self.packets + self.pending_packets < max
             && self.victim.contains(record.dst)
             && link == self.link
             && self.kind.matches(record)
@@ -126,32 +161,52 @@ impl Recording {
     fn write(&mut self, ts_ns: i64, data: &[u8], wire_len: u32) {
         let Some(w) = self.writer.as_mut() else { return };
         match w.write_frame(ts_ns, data, wire_len) {
-            Ok(()) => self.packets += 1,
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {} // a time pcap cannot hold
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), "evidence write failed: {e}; recording stopped");
-                self.writer = None;
-            }
+            Ok(()) => self.pending_packets += 1,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => return, // a time pcap cannot hold
+            Err(e) => return self.stop(e),
+        }
+        if w.get_mut().pending.len() >= COMMIT_BYTES {
+            self.commit();
         }
     }
 
-    fn finish(mut self) -> Option<EvidenceFile> {
-        let w = self.writer.take()?;
-        let finished = w.into_inner().and_then(|mut h| {
-            h.file.flush()?;
-            h.file.get_ref().sync_data()?;
-            Ok(h.hash.finalize())
-        });
-        match finished {
-            Ok(digest) => Some(EvidenceFile {
-                path: self.path.display().to_string(),
-                packets: self.packets,
-                sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-            }),
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), "evidence file could not be finished: {e}");
-                None
+    /// Writes the pending records to the file (stopping the recording if that fails).
+    fn commit(&mut self) {
+        let Some(w) = self.writer.as_mut().filter(|_| self.error.is_none()) else { return };
+        match w.get_mut().commit() {
+            Ok(()) => {
+                self.packets += self.pending_packets;
+                self.pending_packets = 0;
             }
+            Err(e) => self.stop(e),
+        }
+    }
+
+    /// The file cannot grow: it keeps what it has, and the recording ends.
+    fn stop(&mut self, e: io::Error) {
+        tracing::error!(path = %self.path.display(), packets = self.packets, "evidence write failed: {e}; recording stopped");
+        self.error = Some(format!("writing failed after {} packets: {e}", self.packets));
+        self.pending_packets = 0;
+    }
+
+    fn finish(mut self) -> EvidenceFile {
+        self.commit();
+        let Some(w) = self.writer.take() else {
+            // It never got its header: no file.
+            return EvidenceFile { error: self.error, ..EvidenceFile::default() };
+        };
+        let out = match w.into_inner() {
+            Ok(out) => out,
+            Err(e) => return EvidenceFile { error: Some(e.to_string()), ..EvidenceFile::default() },
+        };
+        if let Err(e) = out.file.sync_data() {
+            self.error.get_or_insert_with(|| format!("the file could not be synced to disk: {e}"));
+        }
+        EvidenceFile {
+            path: Some(self.path.display().to_string()),
+            packets: self.packets,
+            sha256: Some(out.hash.finalize().iter().map(|b| format!("{b:02x}")).collect()),
+            error: self.error,
         }
     }
 }
@@ -198,9 +253,9 @@ impl EvidenceRecorder {
             EventKind::End => {
                 let i = self.recordings.iter().position(|r| r.attack_id == e.attack_id)?;
                 let file = self.recordings.swap_remove(i).finish();
-                self.files_written += file.is_some() as u64;
-                self.enforce_cap(file.as_ref().map(|f| Path::new(&f.path)));
-                file
+                self.files_written += file.path.is_some() as u64;
+                self.enforce_cap(file.path.as_deref().map(Path::new));
+                Some(file)
             }
         }
     }
@@ -228,16 +283,27 @@ impl EvidenceRecorder {
             .map(|(s, _)| s.link)
             .unwrap_or(1);
         let path = self.opts.dir.join(format!("{FILE_PREFIX}{}-{}.pcap", e.attack_id, e.kind.name()));
+        // The header goes to disk at once: a file that cannot hold it is no evidence at all.
         let writer =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o640).open(&path).and_then(|f| {
-                let out = HashingWriter { file: BufWriter::with_capacity(1 << 16, f), hash: Sha256::new() };
-                PcapWriter::new(out, link, SNAPLEN, TsResolution::Nano)
-            });
-        let writer = match writer {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(path = %path.display(), "cannot create evidence file: {e}");
-                return;
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o640).open(&path).and_then(
+                |file| {
+                    let out = RecordWriter {
+                        file,
+                        pending: Vec::with_capacity(COMMIT_BYTES + SNAPLEN as usize + 16),
+                        committed: 0,
+                        hash: Sha256::new(),
+                    };
+                    let mut w = PcapWriter::new(out, link, SNAPLEN, TsResolution::Nano)?;
+                    w.get_mut().commit()?;
+                    Ok(w)
+                },
+            );
+        let (writer, error) = match writer {
+            Ok(w) => (Some(w), None),
+            Err(err) => {
+                tracing::error!(path = %path.display(), "cannot create evidence file: {err}");
+                let _ = std::fs::remove_file(&path);
+                (None, Some(format!("no evidence file: {err}")))
             }
         };
         let mut r = Recording {
@@ -246,8 +312,10 @@ impl EvidenceRecorder {
             kind: e.kind,
             link,
             path,
-            writer: Some(writer),
+            writer,
             packets: 0,
+            pending_packets: 0,
+            error,
         };
         for (s, data) in self.ring.iter() {
             if s.record.ts_ns >= from && r.wants(&s.record, s.link, self.opts.max_packets) {

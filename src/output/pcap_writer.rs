@@ -86,6 +86,11 @@ impl<W: Write> PcapWriter<W> {
         self.out.write_all(&data[..stored])
     }
 
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Flushes the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
