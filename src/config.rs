@@ -101,15 +101,6 @@ impl Prefix {
         Prefix { network: IpKey::from_ip(ip).0 & Self::mask(len), len }
     }
 
-    /// Bits of `len` (in the family of `ip`) in the 128-bit key space.
-    pub fn key_bits(ip: IpKey, len: u8) -> u8 {
-        if ip.is_v4() {
-            len.min(32) + 96
-        } else {
-            len.min(128)
-        }
-    }
-
     /// The network of `ip` under a mask of `bits` key-space bits.
     #[inline]
     pub fn network_of(ip: IpKey, bits: u8) -> IpKey {
@@ -289,21 +280,21 @@ impl DetectionSettings {
             }
             set_in_range(&mut s.carpet.factor, d.carpet_factor, "detection.carpet_factor", 0.0, 1.0e6)?;
             if let Some(l) = d.carpet_prefix_v4 {
-                s.carpet.v4_len = carpet_len("detection.carpet_prefix_v4", l, 8, 32)?;
+                s.carpet.v4_len = in_range("detection.carpet_prefix_v4", l, 8, 32)?;
             }
             if let Some(l) = d.carpet_prefix_v6 {
-                s.carpet.v6_len = carpet_len("detection.carpet_prefix_v6", l, 16, 128)?;
+                s.carpet.v6_len = in_range("detection.carpet_prefix_v6", l, 16, 128)?;
             }
         }
         if let Some(l) = &file.limits {
             if let Some(n) = l.max_victims {
-                s.max_victims = in_range_usize("limits.max_victims", n, 64, 16 << 20)?;
+                s.max_victims = in_range("limits.max_victims", n, 64, 16 << 20)?;
             }
             if let Some(n) = l.max_trackers {
-                s.max_trackers = in_range_usize("limits.max_trackers", n, 1, 65_000)?;
+                s.max_trackers = in_range("limits.max_trackers", n, 1, 65_000)?;
             }
             if let Some(n) = l.tracked_sources {
-                s.tracked_sources = in_range_usize("limits.tracked_sources", n, 16, 1 << 20)?;
+                s.tracked_sources = in_range("limits.tracked_sources", n, 16, 1 << 20)?;
             }
         }
         if let Some(t) = &file.thresholds {
@@ -316,7 +307,7 @@ impl DetectionSettings {
             let (own_len, max) = prefix.family_len();
             let carpet_len = p
                 .carpet_prefix
-                .map(|l| carpet_len(&format!("prefix[{i}].carpet_prefix"), l, own_len, max))
+                .map(|l| in_range(&format!("prefix[{i}].carpet_prefix"), l, own_len, max))
                 .transpose()?;
             let mut factor = None;
             if p.carpet_factor.is_some() {
@@ -385,19 +376,12 @@ fn set_in_range(target: &mut f32, value: Option<f64>, key: &str, min: f64, max: 
     Ok(())
 }
 
-fn in_range_usize(key: &str, n: usize, min: usize, max: usize) -> Result<usize, String> {
+/// `n` for `key` if it is between `min` and `max`.
+fn in_range<T: PartialOrd + Copy + std::fmt::Display>(key: &str, n: T, min: T, max: T) -> Result<T, String> {
     if !(min..=max).contains(&n) {
         return Err(format!("{key} = {n}: must be between {min} and {max}"));
     }
     Ok(n)
-}
-
-/// A carpet prefix length for `key`, between `min` and `max`.
-fn carpet_len(key: &str, len: u8, min: u8, max: u8) -> Result<u8, String> {
-    if !(min..=max).contains(&len) {
-        return Err(format!("{key} = {len}: must be between {min} and {max}"));
-    }
-    Ok(len)
 }
 
 fn parse_prefixes(key: &str, texts: &[String]) -> Result<Vec<Prefix>, String> {

@@ -8,10 +8,13 @@
 //! flow in [`SAMPLING`], chosen by a keyed hash of both endpoints and ports that is the same
 //! in both directions (a sampled connection's SYN, SYN-ACK and ACK are all seen, so handshake
 //! and answer checks hold), each sampled packet counting [`SAMPLING`] packets. The sample keeps
-//! its cost to a hash per packet. A prefix alert is dropped while an attack of the same class
-//! on one of its hosts is in progress (see `filter`): the host's own alert covers that flood.
+//! its cost to a hash per packet. "No single host crosses its threshold" holds twice: a
+//! prefix's flood one of its hosts surely took enough of to cross that host's threshold is
+//! declined (see [`Hosts`]), and a prefix alert is dropped while an attack of the same class on
+//! one of its hosts is in progress (see `filter`): the host's own alert covers that flood.
 
 use super::hash::KeyedHasher;
+use super::sketch::Tally;
 use crate::config::{DetectionSettings, KindThresholds, Prefix};
 use crate::decode::{IpKey, PacketRecord};
 
@@ -106,9 +109,8 @@ const TOP_HOSTS: usize = 8;
 pub struct Hosts {
     bits: [u64; 4],
     exact: bool,
-    /// Space-Saving over destinations: (host, packets, overcount at most).
-    top: [(IpKey, u32, u32); TOP_HOSTS],
-    packets: u32,
+    busiest: Tally<IpKey, TOP_HOSTS>,
+    packets: u64,
 }
 
 impl Hosts {
@@ -121,20 +123,15 @@ impl Hosts {
     pub fn add(&mut self, dst: IpKey, hasher: &KeyedHasher) {
         let index = if self.exact { dst.0 as u8 } else { (hasher.hash_ip(dst) >> 56) as u8 };
         self.bits[(index >> 6) as usize] |= 1 << (index & 63);
-        self.packets = self.packets.saturating_add(1);
-        if let Some(slot) = self.top.iter_mut().find(|(h, n, _)| *h == dst && *n > 0) {
-            slot.1 += 1;
-        } else if let Some(least) = self.top.iter_mut().min_by_key(|(_, n, _)| *n) {
-            *least = (dst, least.1 + 1, least.1);
-        }
+        self.packets += 1;
+        self.busiest.add(dst);
     }
 
     /// The share of the packets the busiest host surely took (its count less what it may
     /// have inherited): near its true share for a host that takes much, near 0 when many
     /// hosts share evenly.
     pub fn top_share(&self) -> f64 {
-        let top = self.top.iter().map(|(_, n, over)| n - over).max().unwrap_or(0);
-        top as f64 / self.packets.max(1) as f64
+        self.busiest.largest_sure() as f64 / self.packets.max(1) as f64
     }
 
     /// Distinct hosts: the bits set when exact, else the linear-counting estimate.

@@ -34,17 +34,17 @@ struct Reported {
     main_source: Option<IpAddr>,
 }
 
-/// An attack whose alerts are dropped, and the attack it answers or that covers it (`None`
-/// once that ended).
-struct Echo {
+/// An attack whose alerts are held back (an echo, or a covered prefix's flood), and the
+/// attack it answers or that covers it (`None` once that ended).
+struct Held {
     id: String,
-    answers: Option<String>,
+    behind: Option<String>,
 }
 
 #[derive(Default)]
 pub struct AlertFilter {
     reported: Vec<Reported>,
-    echoes: Vec<Echo>,
+    held: Vec<Held>,
     /// Echoes found so far.
     pub dropped: u64,
     /// Attacks on prefixes held because an attack on one of their hosts covered them.
@@ -69,7 +69,8 @@ fn main_source(e: &AttackEvent) -> Option<IpAddr> {
 }
 
 impl AlertFilter {
-    /// Drops the echoes' alerts from `events[from..]` (alerts in stream order).
+    /// Drops the held alerts (echoes, covered prefixes) from `events[from..]` (alerts in stream
+    /// order).
     pub fn filter(&mut self, events: &mut Vec<AttackEvent>, from: usize) {
         let mut i = from;
         while i < events.len() {
@@ -83,14 +84,14 @@ impl AlertFilter {
 
     /// Attacks in progress whose alerts are dropped (not to be counted as active).
     pub fn suppressed(&self) -> usize {
-        self.echoes.len()
+        self.held.len()
     }
 
     fn passes(&mut self, e: &mut AttackEvent) -> bool {
-        if let Some(at) = self.echoes.iter().position(|echo| echo.id == e.attack_id) {
-            let released = self.echoes[at].answers.is_none();
+        if let Some(at) = self.held.iter().position(|held| held.id == e.attack_id) {
+            let released = self.held[at].behind.is_none();
             if e.event == EventKind::End || released {
-                self.echoes.swap_remove(at);
+                self.held.swap_remove(at);
             }
             if !(released && e.event == EventKind::Update) {
                 return false;
@@ -101,12 +102,12 @@ impl AlertFilter {
         match e.event {
             EventKind::Start => {
                 if let Some(host_attack) = self.covering(e) {
-                    self.echoes.push(Echo { id: e.attack_id.clone(), answers: Some(host_attack) });
+                    self.held.push(Held { id: e.attack_id.clone(), behind: Some(host_attack) });
                     self.covered += 1;
                     return false;
                 }
                 if let Some(answers) = self.answered(e) {
-                    self.echoes.push(Echo { id: e.attack_id.clone(), answers: Some(answers) });
+                    self.held.push(Held { id: e.attack_id.clone(), behind: Some(answers) });
                     self.dropped += 1;
                     return false;
                 }
@@ -125,9 +126,9 @@ impl AlertFilter {
             }
             EventKind::End => {
                 self.reported.retain(|r| r.id != e.attack_id);
-                for echo in &mut self.echoes {
-                    if echo.answers.as_deref() == Some(e.attack_id.as_str()) {
-                        echo.answers = None;
+                for held in &mut self.held {
+                    if held.behind.as_deref() == Some(e.attack_id.as_str()) {
+                        held.behind = None;
                     }
                 }
             }

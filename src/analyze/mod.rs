@@ -1870,7 +1870,6 @@ fn ack_filter_bit(hash: u64) -> (usize, u64) {
     (((hash >> 32) as usize) % ACK_FILTER_WORDS, 1 << ((hash >> 26) & 63))
 }
 
-/// Packets in one tick that earn a destination a victim entry (see [`doorkeeper`]).
 /// Thresholds per policy (index 0: the global ones, i + 1: `[[prefix]]` i): the hosts', or
 /// the prefixes' of the carpet analyzer.
 fn policies(s: &DetectionSettings, prefixes: bool) -> Vec<KindThresholds> {
@@ -1880,6 +1879,7 @@ fn policies(s: &DetectionSettings, prefixes: bool) -> Vec<KindThresholds> {
     std::iter::once(s.thresholds).chain(s.prefixes.iter().map(|p| p.thresholds)).collect()
 }
 
+/// Packets in one tick that earn a destination a victim entry (see [`doorkeeper`]).
 fn admit_per_tick(policies: &[KindThresholds]) -> u32 {
     let lowest = policies.iter().flatten().copied().min().unwrap_or(crate::config::DEFAULT_THRESHOLD_PPS);
     (lowest / TICKS_PER_SEC as u32 / ADMIT_FRACTION_OF_THRESHOLD).max(1)

@@ -247,10 +247,9 @@ impl Analysis for ShardedAnalyzer {
             route(self.shard_of(p.src), |r| r.from_src = true);
         }
         if let Some(scope) = self.carpet_scope.as_ref().filter(|scope| scope.sampled(p)) {
-            let shard_of = |ip| self.shard_of_lane[lane(self.hasher.hash_ip(scope.network_of(ip)))] as usize;
-            route(shard_of(p.dst), |r| r.toward_dst_prefix = true);
+            route(self.shard_of(scope.network_of(p.dst)), |r| r.toward_dst_prefix = true);
             if source_side {
-                route(shard_of(p.src), |r| r.from_src_prefix = true);
+                route(self.shard_of(scope.network_of(p.src)), |r| r.from_src_prefix = true);
             }
         }
         let stream_last_ts = self.stream_last_ts;

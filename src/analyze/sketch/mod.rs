@@ -1,12 +1,12 @@
 //! Bounded-memory summaries of attacker-controlled streams.
 
 mod hyperloglog;
-mod port_tally;
 mod space_saving;
+mod tally;
 
 pub use hyperloglog::HyperLogLog;
-pub use port_tally::PortTally;
 pub use space_saving::{Counted, SpaceSaving};
+pub use tally::{PortTally, Tally};
 
 /// What the Space-Saving property tests of both sketches share.
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The busiest destination ports of an attack: Space-Saving (see [`super::SpaceSaving`])
-//! over 16-bit keys with [`PORT_COUNTERS`] counters, laid out for a linear scan.
+//! The busiest of a few keys: Space-Saving (see [`super::SpaceSaving`]) with at most 32
+//! counters, laid out for a linear scan, inline (no allocation). An attack's destination
+//! ports ([`PortTally`]) and a prefix flood's busiest hosts use it.
 //!
 //! A flood to random ports misses on nearly every packet, and each miss replaces a counter
 //! with the smallest count. The heap of the general sketch paid a sift through its levels
@@ -13,55 +14,68 @@
 
 use super::Counted;
 
-/// Counters per tally: enough for every port above a 1/32 share of the packets to stay.
+/// Counters per port tally: enough for every port above a 1/32 share of the packets to stay.
 pub const PORT_COUNTERS: usize = 32;
-const ALL_USED: u32 = u32::MAX;
-const _: () = assert!(PORT_COUNTERS == u32::BITS as usize);
 
-/// `ports` first and the whole aligned to a cache line: the ports are the one line every
-/// packet reads.
-#[derive(Clone, Debug, Default)]
+/// An attack's destination ports.
+pub type PortTally = Tally<u16, PORT_COUNTERS>;
+
+/// `keys` first and the whole aligned to a cache line: for ports, the keys are the one line
+/// every packet reads.
+#[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
-pub struct PortTally {
-    ports: [u16; PORT_COUNTERS],
-    /// Bit `i` set when counter `i` holds a port.
+pub struct Tally<K, const N: usize> {
+    keys: [K; N],
+    /// Bit `i` set when counter `i` holds a key.
     used: u32,
-    counts: [u64; PORT_COUNTERS],
-    /// How much each count may overestimate: the count the port took over.
-    errors: [u64; PORT_COUNTERS],
+    counts: [u64; N],
+    /// How much each count may overestimate: the count the key took over.
+    errors: [u64; N],
     /// Once every counter is used: at most the smallest count.
     floor: u64,
     /// Where the search for a counter at `floor` resumes.
     cursor: usize,
 }
 
-impl PortTally {
+impl<K: Copy + Default, const N: usize> Default for Tally<K, N> {
+    fn default() -> Self {
+        Tally { keys: [K::default(); N], used: 0, counts: [0; N], errors: [0; N], floor: 0, cursor: 0 }
+    }
+}
+
+impl<K: Copy + Default + PartialEq + Ord, const N: usize> Tally<K, N> {
+    /// `used` with every counter's bit set.
+    const ALL_USED: u32 = {
+        assert!(N >= 1 && N <= u32::BITS as usize, "a tally has 1 to 32 counters");
+        u32::MAX >> (u32::BITS as usize - N)
+    };
+
     pub fn clear(&mut self) {
-        *self = PortTally::default();
+        *self = Tally::default();
     }
 
     #[inline]
-    pub fn add(&mut self, port: u16) {
-        // Without early exit, so the compiler compares all ports at once.
+    pub fn add(&mut self, key: K) {
+        // Without early exit, so the compiler compares all keys at once.
         let mut hits = 0u32;
-        for (i, p) in self.ports.iter().enumerate() {
-            hits |= u32::from(*p == port) << i;
+        for (i, k) in self.keys.iter().enumerate() {
+            hits |= u32::from(*k == key) << i;
         }
         let hits = hits & self.used;
         if hits != 0 {
             self.counts[hits.trailing_zeros() as usize] += 1;
             return;
         }
-        if self.used != ALL_USED {
+        if self.used != Self::ALL_USED {
             let i = (!self.used).trailing_zeros() as usize;
             self.used |= 1 << i;
-            (self.ports[i], self.counts[i], self.errors[i]) = (port, 1, 0);
+            (self.keys[i], self.counts[i], self.errors[i]) = (key, 1, 0);
             return;
         }
         let i = self.smallest();
         self.errors[i] = self.counts[i];
         self.counts[i] += 1;
-        self.ports[i] = port;
+        self.keys[i] = key;
     }
 
     /// A counter with the smallest count (every counter is used).
@@ -79,13 +93,19 @@ impl PortTally {
         }
     }
 
-    /// The tracked ports, largest count first (ties broken by port for stable output).
-    pub fn top(&self, n: usize) -> Vec<Counted<u16>> {
-        let all = (0..PORT_COUNTERS)
+    /// The tracked keys, largest count first (ties broken by key for stable output).
+    pub fn top(&self, n: usize) -> Vec<Counted<K>> {
+        let all = (0..N)
             .filter(|i| self.used & (1 << i) != 0)
-            .map(|i| Counted { key: self.ports[i], count: self.counts[i], error: self.errors[i] })
+            .map(|i| Counted { key: self.keys[i], count: self.counts[i], error: self.errors[i] })
             .collect();
         Counted::busiest(all, n)
+    }
+
+    /// The most packets any one key surely had: the largest count less what it may have
+    /// inherited (no allocation).
+    pub fn largest_sure(&self) -> u64 {
+        (0..N).filter(|i| self.used & (1 << i) != 0).map(|i| self.counts[i] - self.errors[i]).max().unwrap_or(0)
     }
 }
 
