@@ -442,7 +442,7 @@ pub struct OutputSettings {
     /// Alert sinks (see `SinkSpec`): "-", a file path, unix:, tcp://, syslog+udp://, ...
     #[serde(default)]
     pub alerts: Vec<String>,
-    /// Seconds network sinks keep trying to deliver at exit (default 5).
+    /// Seconds alert sinks (files too) keep trying to deliver at exit (default 5).
     pub drain_timeout_s: Option<f64>,
     pub blocklist: Option<PathBuf>,
     /// plain (default), nft, ipset or json.

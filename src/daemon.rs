@@ -6,7 +6,9 @@
 //! A capture that fails once running (the interface deleted, a driver reset) does not stop
 //! the daemon: its thread logs it, polls for the interface with backoff and opens it again,
 //! while the analyzer keeps its windows, baselines and attacks and the watchdog stays fed.
-//! Only an interface missing at start-up is an error.
+//! Only an interface missing at start-up is an error. The link going down is no failure
+//! (the kernel hooks the capture up again when it comes back); the control loop notices it,
+//! logs it, and counts the time without packets.
 //!
 //! Batches travel through a bounded channel and come back empty through another, so the
 //! capture thread hands packets over without a per-packet allocation or lock. The analyzer
@@ -14,7 +16,7 @@
 //! end on a silent link and shutdown never waits for a packet.
 
 use crate::analyze::{Analyzer, AttackEvent, EndReason};
-use crate::capture::live::{wall_clock_ns, LiveCapture, LiveError, Opener};
+use crate::capture::live::{link_is_up, wall_clock_ns, LiveCapture, LiveError, Opener};
 use crate::config::{Config, DetectionSettings};
 use crate::output::metrics::{CaptureCounts, Metrics};
 use crate::output::notify::Notifier;
@@ -27,6 +29,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 const BATCHES_IN_FLIGHT: usize = 64;
 /// A partly filled batch is handed over after this long, so alerts are never held back.
@@ -41,6 +44,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Polling for a lost interface: from this often, doubling, to at most every 5 s.
 const REOPEN_BACKOFF_MIN: Duration = Duration::from_millis(100);
 const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The link's state is looked at this often.
+const LINK_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// What `floodwatch run` needs.
 pub struct DaemonOptions {
@@ -84,6 +89,16 @@ enum Control {
 
 /// Runs until SIGTERM/SIGINT (Ok), or an output failure or a capture that cannot start (Err).
 pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    // Signals are ours before anything starts: a SIGTERM right after start-up stops the
+    // daemon cleanly rather than killing it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Output(format!("cannot start the control loop: {e}")))?;
+    let signals = {
+        let _context = runtime.enter();
+        Signals::install().map_err(|e| DaemonError::Output(format!("cannot install signal handlers: {e}")))?
+    };
     let opener = Opener::new(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
     let captures = opener.open_all().map_err(DaemonError::Capture)?;
     let outputs = Outputs::open(&opts.outputs).map_err(DaemonError::Output)?;
@@ -116,11 +131,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             .map_err(|e| DaemonError::Output(format!("cannot start the analyzer thread: {e}")))?
     };
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| DaemonError::Output(format!("cannot start the control loop: {e}")))?;
-    runtime.block_on(control_loop(&opts, &shared, &metrics, &control_tx, &analyzer_thread));
+    runtime.block_on(control_loop(&opts, signals, &shared, &metrics, &control_tx, &analyzer_thread));
 
     shared.stop.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + SHUTDOWN_GRACE + opts.outputs.drain;
@@ -163,34 +174,47 @@ fn join_by<T>(handle: JoinHandle<T>, deadline: Instant) -> Option<T> {
     }
 }
 
+/// The signals the daemon answers; installed in a tokio runtime's context.
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
 /// Signals, watchdog and status; returns when it is time to stop.
 async fn control_loop(
     opts: &DaemonOptions,
+    mut signals: Signals,
     shared: &Shared,
     metrics: &Metrics,
     control: &mpsc::Sender<Control>,
     analyzer: &JoinHandle<Result<(), String>>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
     let notifier = Notifier::from_env();
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
     let watchdog = Notifier::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.map(|w| w / 2).unwrap_or(Duration::from_secs(3600)));
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
     let mut liveness_tick = tokio::time::interval(TICK);
+    let mut link_tick = tokio::time::interval(LINK_CHECK_EVERY);
+    let mut link = LinkWatch::default();
     let mut last_status = (Instant::now(), Vec::<CaptureCounts>::new());
     let mut last_report = Instant::now();
     notifier.send("READY=1");
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(opts, control),
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = signals.hup.recv() => reload(opts, control),
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
             _ = watchdog_tick.tick() => {
                 // Ping only while the analyzer is alive and turning: a wedged daemon gets restarted.
                 let age = wall_clock_ns() - shared.heartbeat_ns.load(Ordering::Relaxed);
@@ -222,8 +246,9 @@ async fn control_loop(
                 } else {
                     String::new()
                 };
-                let doing = match shared.waiting.load(Ordering::Relaxed) {
-                    0 => format!("capturing on {}", opts.interface),
+                let doing = match (shared.waiting.load(Ordering::Relaxed), link.is_down()) {
+                    (0, false) => format!("capturing on {}", opts.interface),
+                    (0, true) => format!("waiting for {} (link down)", opts.interface),
                     _ => format!("waiting for {} (capture lost; polling for it)", opts.interface),
                 };
                 notifier.send(&format!(
@@ -250,9 +275,59 @@ async fn control_loop(
                     break;
                 }
             }
+            _ = link_tick.tick() => link.check(&opts.interface, metrics),
         }
     }
+    link.stop(metrics);
     notifier.send("STOPPING=1");
+}
+
+/// The capture interface's link going down and coming back: logged, and counted as time
+/// without capture (as it passes) and a capture restart.
+#[derive(Default)]
+struct LinkWatch {
+    /// Since when the link is down, and up to when that time is counted.
+    down: Option<(Instant, Instant)>,
+}
+
+impl LinkWatch {
+    fn check(&mut self, interface: &str, metrics: &Metrics) {
+        match (link_is_up(interface), self.down) {
+            (Some(false), None) => {
+                tracing::warn!("link {interface} is down: no packets until it is back");
+                let now = Instant::now();
+                self.down = Some((now, now));
+            }
+            (Some(false), Some(_)) => self.count(metrics),
+            (Some(true), Some((since, _))) => {
+                self.stop(metrics);
+                metrics.capture_restarts.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(down_s = since.elapsed().as_secs_f64(), "link {interface} is up again; capture goes on");
+            }
+            // Gone: the capture threads wait for it and count that time.
+            (None, Some(_)) => self.down = None,
+            _ => {}
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.is_some()
+    }
+
+    /// Adds the time down since it was last counted.
+    fn count(&mut self, metrics: &Metrics) {
+        if let Some((_, counted)) = &mut self.down {
+            let now = Instant::now();
+            metrics.capture_down_ns.fetch_add((now - *counted).as_nanos() as u64, Ordering::Relaxed);
+            *counted = now;
+        }
+    }
+
+    /// Counts the time down so far, and forgets it.
+    fn stop(&mut self, metrics: &Metrics) {
+        self.count(metrics);
+        self.down = None;
+    }
 }
 
 /// SIGHUP: re-read the config; a bad one is logged and the running one kept.
@@ -430,14 +505,24 @@ fn analyzer_loop(
     };
     analyzer.finish(EndReason::Shutdown, &mut events);
     let last = outputs.deliver(&mut events);
+    let raised = outputs.metrics.alerts_raised();
     let report = outputs.finish();
-    for s in report.sinks.iter().filter(|s| s.dropped_queue_full + s.dropped_failed > 0) {
-        tracing::warn!(
-            sink = %s.name,
-            queue_full = s.dropped_queue_full,
-            failed = s.dropped_failed,
-            "alert sink lost alerts"
-        );
+    // Each alert raised was delivered or lost, by every sink: the operator can add it up.
+    for s in &report.sinks {
+        let lost = s.dropped_queue_full + s.dropped_failed;
+        let (name, delivered) = (&s.name, s.delivered);
+        if lost > 0 {
+            tracing::warn!(
+                raised,
+                delivered,
+                lost,
+                queue_full = s.dropped_queue_full,
+                failed = s.dropped_failed,
+                "alert sink {name} stopped, having lost alerts"
+            );
+        } else {
+            tracing::info!(raised, delivered, lost, "alert sink {name} stopped");
+        }
     }
     result.and(last)
 }

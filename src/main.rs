@@ -108,7 +108,7 @@ struct OutputArgs {
     /// Elastic Common Schema or Suricata EVE, &facility=local0 for syslog. Default: stdout.
     #[arg(long, value_name = "SINK")]
     alerts: Vec<String>,
-    /// Seconds network sinks keep trying to deliver at exit (default 5).
+    /// Seconds alert sinks (files too) keep trying to deliver at exit (default 5).
     #[arg(long, value_name = "SECONDS")]
     drain_timeout: Option<f64>,
     /// Blocklist file of offending sources, rewritten atomically as attacks start, update, end.

@@ -10,29 +10,27 @@
 //!
 //! A second test sends a bursty flood with `trafgen` (netsniff-ng's PACKET_MMAP sender) and
 //! requires the default capture backend to count every frame the veth sent, with no kernel
-//! drop. The two tests take turns: floods side by side would starve each other.
+//! drop, and a restart to keep the flood's source in the blocklist. The tests take turns
+//! (floods side by side would starve each other); `tests/faults.rs` has the link's faults.
 
 mod common;
 
-use common::{on_path, Scratch};
+use common::netns::{
+    attack_starts, capture_counts, field, namespaces, stopped_counts, trafgen_flood, Netns, Proc, ATTACKER_ADDR,
+    TRAFGEN_PPS, VICTIM_ADDR,
+};
+use common::Scratch;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Held by each test while it floods the link.
-static ONE_FLOOD_AT_A_TIME: Mutex<()> = Mutex::new(());
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const NS: i64 = 1_000_000_000;
+/// How long the trafgen test floods.
+const TRAFGEN_SECONDS: u64 = 2;
 /// `[detection] quiet_s` of the daemon under test.
 const QUIET_S: i64 = 2;
-const VICTIM_ADDR: &str = "192.0.2.1";
-const ATTACKER_ADDR: &str = "192.0.2.2";
 /// hping3 floods for this long (`timeout`).
 const HPING_SECONDS: u64 = 3;
 /// The bound on `attack_end` after the flood stops: quiet_s + 1 s (the 1 s window draining),
@@ -48,150 +46,6 @@ fn wall_ns() -> i64 {
 
 fn secs(ns: i64) -> f64 {
     ns as f64 / NS as f64
-}
-
-/// Runs `ip ARGS`, returning its stderr on failure.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// The two namespaces and the veth between them; deleted on drop, panic or not.
-struct Netns {
-    victim: String,
-    attacker: String,
-    victim_if: String,
-    attacker_if: String,
-}
-
-impl Netns {
-    /// Names of this process's pair `tag` (one letter: interface names have 15 bytes).
-    fn names(tag: char) -> Netns {
-        let pid = std::process::id();
-        Netns {
-            victim: format!("fw-victim-{pid}{tag}"),
-            attacker: format!("fw-attacker-{pid}{tag}"),
-            victim_if: format!("fwv{pid}{tag}"),
-            attacker_if: format!("fwa{pid}{tag}"),
-        }
-    }
-
-    fn remove(&self) {
-        let _ = ip(&["netns", "del", &self.victim]);
-        let _ = ip(&["netns", "del", &self.attacker]);
-        // A crashed run may have left the pair in the root namespace.
-        let _ = ip(&["link", "del", &self.victim_if]);
-        let _ = ip(&["link", "del", &self.attacker_if]);
-    }
-
-    /// Creates both namespaces; Err when the kernel or container refuses the first one.
-    fn create(tag: char) -> Result<Netns, String> {
-        let net = Netns::names(tag);
-        net.remove();
-        ip(&["netns", "add", &net.victim])?; // from here on, Drop cleans up
-        if let Err(e) = ip(&["netns", "add", &net.attacker]) {
-            panic!("setting up the namespaces failed: {e}");
-        }
-        net.link();
-        Ok(net)
-    }
-
-    /// Makes the veth pair between the namespaces, addressed and up.
-    fn link(&self) {
-        let (v, a, vif, aif) = (&self.victim, &self.attacker, &self.victim_if, &self.attacker_if);
-        let steps: Vec<Vec<&str>> = vec![
-            vec!["link", "add", vif, "netns", v, "type", "veth", "peer", "name", aif, "netns", a],
-            vec!["-n", v, "addr", "add", "192.0.2.1/24", "dev", vif],
-            vec!["-n", a, "addr", "add", "192.0.2.2/24", "dev", aif],
-            vec!["-n", v, "link", "set", "lo", "up"],
-            vec!["-n", a, "link", "set", "lo", "up"],
-            vec!["-n", v, "link", "set", vif, "up"],
-            vec!["-n", a, "link", "set", aif, "up"],
-        ];
-        for step in steps {
-            if let Err(e) = ip(&step) {
-                panic!("setting up the namespaces failed: {e}");
-            }
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
-
-/// A child run through `ip netns exec` (which execs it: same pid) in its own process group;
-/// the whole group is killed on drop unless it has exited, so nothing outlives a failure.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(ns: &str, args: &[&str], log: &Path) -> Proc {
-        let out = File::create(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
-        Proc { child, log: log.to_path_buf() }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child, which has not been reaped (callers wait afterwards).
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// Polls every millisecond, so the return is within ~1 ms of the exit.
-    fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the child's output contains `needle`; panics if it exits or takes > 10 s.
-    fn wait_for_output(&mut self, needle: &str, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.output().contains(needle) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("{what} exited ({status}) before \"{needle}\":\n{}", self.output());
-            }
-            assert!(Instant::now() < deadline, "{what}: no \"{needle}\" within 10 s:\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: the group is the one we created for this child, which is still running.
-            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// Parses "2026-01-15T12:00:03.000100Z" (RFC 3339 UTC, optional fraction) to ns since 1970.
@@ -340,10 +194,6 @@ fn replay(net: &Netns, dir: &Path, sc: &Scenario, capture: &str) -> Flood {
         secs(capture_last - capture_first),
     );
     Flood { first_ns, last_ns, note }
-}
-
-fn field<'a>(e: &'a Value, name: &str) -> &'a str {
-    e[name].as_str().unwrap_or("")
 }
 
 fn short(line: &str) -> &str {
@@ -564,90 +414,6 @@ fn floods_between_namespaces_are_detected_and_end_quietly() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The namespaces for test `what`, made once it holds its turn; `None` (having skipped with
-/// the reason) without root, one of `tools`, or the namespaces.
-fn namespaces(what: &str, tools: &[&str], tag: char) -> Option<(std::sync::MutexGuard<'static, ()>, Netns)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        common::skip(&format!("{what} needs root (network namespaces, raw sockets)"));
-        return None;
-    }
-    if let Some(tool) = tools.iter().find(|t| !on_path(t)) {
-        common::skip(&format!("{what} needs {tool} on PATH (trafgen: Debian package netsniff-ng)"));
-        return None;
-    }
-    let turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    match Netns::create(tag) {
-        Ok(net) => Some((turn, net)),
-        Err(e) => {
-            common::skip(&format!("cannot create network namespaces: {e}"));
-            None
-        }
-    }
-}
-
-/// (kind, victim) of each `attack_start` in an alert file.
-fn attack_starts(alerts: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(alerts)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| field(e, "event") == "attack_start")
-        .map(|e| (field(&e, "kind").to_string(), field(&e, "victim").to_string()))
-        .collect()
-}
-
-/// (packets, kernel_dropped) of a daemon log line such as `capture stopped packets=600017
-/// decode_issues=0 kernel_dropped=0`, or `capture thread stopped thread=0 packets=…`.
-fn capture_counts(line: &str) -> (Option<u64>, Option<u64>) {
-    let count =
-        |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok());
-    (count("packets"), count("kernel_dropped"))
-}
-
-/// The counts of the daemon's last line, `capture stopped …`.
-fn stopped_counts(log: &str) -> (Option<u64>, Option<u64>) {
-    log.lines().find(|l| l.contains("capture stopped")).map(capture_counts).unwrap_or_default()
-}
-
-/// Reads `/sys/class/net/IF/FILE` inside namespace `ns`.
-fn sys_net(ns: &str, interface: &str, file: &str) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "cat", &format!("/sys/class/net/{interface}/{file}")])
-        .output()
-        .expect("ip netns exec runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Sends `count` 60-byte UDP frames (random source ports, as in a flood) from the attacker's
-/// end at [`TRAFGEN_PPS`] with trafgen; returns how many the veth sent (its tx counter).
-fn trafgen_flood(net: &Netns, dir: &Path, count: u64) -> u64 {
-    let mac = sys_net(&net.victim, &net.victim_if, "address");
-    let frames = dir.join("udp.cfg");
-    std::fs::write(
-        &frames,
-        format!(
-            "{{ eth(da={mac}, type=0x0800), ipv4(sa={ATTACKER_ADDR}, da={VICTIM_ADDR}), udp(sp=drnd(), dp=9), fill(0x41, 18) }}\n"
-        ),
-    )
-    .unwrap();
-    let tx = || sys_net(&net.attacker, &net.attacker_if, "statistics/tx_packets").parse::<u64>().unwrap_or(0);
-    let before = tx();
-    let (rate, count) = (format!("{TRAFGEN_PPS}pps"), count.to_string());
-    let args =
-        ["trafgen", "-o", &net.attacker_if, "-i", frames.to_str().unwrap(), "-q", "-P", "1", "-b", &rate, "-n", &count];
-    let mut trafgen = Proc::spawn(&net.attacker, &args, &dir.join("trafgen.log"));
-    let status = trafgen.wait_for(Duration::from_secs(TRAFGEN_SECONDS * 5));
-    assert!(status.is_some_and(|s| s.success()), "trafgen failed ({status:?}):\n{}", trafgen.output());
-    tx() - before
-}
-
-/// Frames trafgen sends per second, and for how long: real floods come in bursts from
-/// PACKET_MMAP senders like this one, which today's pnet backend (a `recvfrom` per frame)
-/// does not keep up with.
-const TRAFGEN_PPS: u64 = 300_000;
-const TRAFGEN_SECONDS: u64 = 2;
-
 #[test]
 fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
     let Some((_turn, net)) = namespaces("the trafgen test", &["ip", "trafgen"], 't') else {
@@ -735,49 +501,8 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
         failures.push(format!("after a restart the blocklist lost {ATTACKER_ADDR}:\n{}", restarted.output()));
     }
     restarted.signal(libc::SIGTERM);
-    let _ = restarted.wait_for(Duration::from_secs(5));
+    if !restarted.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()) {
+        failures.push(format!("the restarted daemon did not stop cleanly:\n{}", restarted.output()));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// The victim's interface deleted under the daemon and made again: the daemon waits for it,
-/// opens it again, keeps what it knew, and detects a flood sent after it came back.
-#[test]
-fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
-    let Some((_turn, net)) = namespaces("the interface-loss test", &["ip", "trafgen"], 'f') else {
-        return;
-    };
-    let scratch = Scratch::new("interface-loss");
-    let alerts = scratch.0.join("alerts.jsonl");
-    let args =
-        [env!("CARGO_BIN_EXE_floodwatch"), "run", "--interface", &net.victim_if, "--alerts", alerts.to_str().unwrap()];
-    let mut daemon = Proc::spawn(&net.victim, &args, &scratch.0.join("floodwatch.log"));
-    daemon.wait_for_output("capture started", "floodwatch");
-
-    // Deleting one end of a veth deletes the pair.
-    ip(&["-n", &net.victim, "link", "del", &net.victim_if]).unwrap();
-    daemon.wait_for_output("waiting for", "floodwatch");
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(
-        daemon.child.try_wait().unwrap().is_none(),
-        "floodwatch exited without its interface:\n{}",
-        daemon.output()
-    );
-    net.link();
-    daemon.wait_for_output("capture resumed", "floodwatch");
-
-    let sent = trafgen_flood(&net, &scratch.0, TRAFGEN_PPS);
-    std::thread::sleep(Duration::from_millis(500));
-    daemon.signal(libc::SIGTERM);
-    assert!(daemon.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", daemon.output());
-    let log = daemon.output();
-    let starts = attack_starts(&alerts);
-    assert_eq!(starts, [("udp_flood".to_string(), VICTIM_ADDR.to_string())], "log:\n{log}");
-    let (captured, _) = stopped_counts(&log);
-    assert!(
-        captured.is_some_and(|c| c >= sent),
-        "sent {sent} after the interface came back, captured {captured:?}:\n{log}"
-    );
-    eprintln!(
-        "interface loss: the daemon waited, resumed, and captured {captured:?} packets, {sent} of them sent after"
-    );
 }

@@ -120,6 +120,11 @@ impl Metrics {
         self.alerts[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Alerts raised so far, of every event.
+    pub fn alerts_raised(&self) -> u64 {
+        self.alerts.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+    }
+
     /// One batch's processing time (called per batch, never per packet).
     pub fn record_batch_latency(&self, ns: u64) {
         if let Ok(mut g) = self.batch_latency.lock() {
@@ -171,7 +176,7 @@ impl Metrics {
         family(
             "capture_restarts_total",
             "counter",
-            "Times a capture was opened again after its interface went away (live only).",
+            "Times capture resumed: the link back up, or the capture opened again after its interface went away (live only).",
             &one(self.capture_restarts.load(Ordering::Relaxed)),
         );
         let skipped = [
@@ -267,7 +272,7 @@ impl Metrics {
         let down_s = self.capture_down_ns.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(
             out,
-            "# HELP floodwatch_capture_down_seconds_total Time captures spent waiting for their interface (live only).\n\
+            "# HELP floodwatch_capture_down_seconds_total Time without capture: the link down, or captures waiting for their interface (live only).\n\
              # TYPE floodwatch_capture_down_seconds_total counter\nfloodwatch_capture_down_seconds_total {down_s}"
         );
         out

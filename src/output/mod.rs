@@ -38,7 +38,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OutputOptions {
     pub sinks: Vec<SinkSpec>,
-    /// How long network sinks keep trying to deliver at exit.
+    /// How long alert sinks keep trying to deliver at exit.
     pub drain: Duration,
     pub blocklist: Option<BlocklistOptions>,
     pub evidence: Option<EvidenceOptions>,

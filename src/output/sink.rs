@@ -473,7 +473,7 @@ impl Worker {
         let mut recent: VecDeque<(Instant, Arc<[u8]>)> = VecDeque::new();
         let mut backoff = BACKOFF_MIN;
         let mut retry_at: Option<Instant> = None;
-        let mut outage_logged = false;
+        let mut outage_logged: Option<String> = None;
         let mut closed = false;
         loop {
             // Take in what has arrived; wait for more only when there is nothing to do.
@@ -531,7 +531,7 @@ impl Worker {
             if self.conn.is_none() {
                 match Connection::open(&self.spec.target) {
                     Ok(c) => {
-                        if outage_logged {
+                        if outage_logged.is_some() {
                             self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                             tracing::info!(sink = %self.spec.name, "alert sink reconnected");
                         }
@@ -550,7 +550,7 @@ impl Worker {
                     pending.pop_front();
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     backoff = BACKOFF_MIN;
-                    outage_logged = false;
+                    outage_logged = None;
                     if !self.spec.is_datagram() && !self.spec.lossless() {
                         let now = Instant::now();
                         while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > RESEND_WINDOW)
@@ -615,10 +615,19 @@ impl Worker {
         }
     }
 
-    fn outage(&self, e: &io::Error, logged: &mut bool, backoff: &mut Duration, retry_at: &mut Option<Instant>) {
-        if !*logged {
-            tracing::warn!(sink = %self.spec.name, "alert sink unavailable: {e}; retrying with backoff");
-            *logged = true;
+    /// Logs an outage once, and again when its cause changes (a disk made read-only, then a
+    /// directory made unwritable).
+    fn outage(
+        &self,
+        e: &io::Error,
+        logged: &mut Option<String>,
+        backoff: &mut Duration,
+        retry_at: &mut Option<Instant>,
+    ) {
+        let cause = e.to_string();
+        if logged.as_deref() != Some(cause.as_str()) {
+            tracing::warn!(sink = %self.spec.name, "alert sink unavailable: {cause}; retrying with backoff");
+            *logged = Some(cause);
         }
         *retry_at = Some(Instant::now() + *backoff);
         *backoff = (*backoff * 2).min(BACKOFF_MAX);

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod netns;
+
 use floodwatch::analyze::{Analyzer, AttackEvent, AttackKind, EventKind};
 use floodwatch::config::DetectionSettings;
 use floodwatch::replay::{replay, ReplayOutcome};

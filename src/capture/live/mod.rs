@@ -195,10 +195,53 @@ fn packet_statistics(fd: i32) -> Option<(u64, u64)> {
     (rc == 0).then_some((u64::from(stats.tp_packets), u64::from(stats.tp_drops)))
 }
 
+/// Whether `interface` can carry packets now (administratively up, with a carrier); `None`
+/// when there is no such interface in this network namespace. An ioctl rather than
+/// `/sys/class/net`: sysfs may show another namespace's interfaces.
+pub fn link_is_up(interface: &str) -> Option<bool> {
+    let name = interface.as_bytes();
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.is_empty() || name.len() >= request.ifr_name.len() || name.contains(&0) {
+        return None;
+    }
+    for (to, from) in request.ifr_name.iter_mut().zip(name) {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: a plain socket call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes the flags into `request`.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut request) };
+    // SAFETY: `fd` is ours and open.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return None;
+    }
+    // SAFETY: after SIOCGIFFLAGS the union holds the flags.
+    let flags = i32::from(unsafe { request.ifr_ifru.ifru_flags });
+    Some(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
+}
+
 /// Nanoseconds since the epoch, now.
 pub fn wall_clock_ns() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
         Err(e) => -(e.duration().as_nanos().min(i64::MAX as u128) as i64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loopback_link_is_up_and_a_missing_interface_is_none() {
+        assert_eq!(link_is_up("lo"), Some(true));
+        assert_eq!(link_is_up("fw-no-such0"), None);
+        assert_eq!(link_is_up(""), None);
+        assert_eq!(link_is_up("a-name-far-too-long-for-linux"), None);
     }
 }
