@@ -207,6 +207,7 @@ async fn control_loop(
     let mut liveness_tick = tokio::time::interval(TICK);
     let mut link_tick = tokio::time::interval(LINK_CHECK_EVERY);
     let mut link = LinkWatch::default();
+    let mut last_activity = activity(&opts.interface, shared, &link);
     let mut last_status = (Instant::now(), Vec::<CaptureCounts>::new());
     let mut last_report = Instant::now();
     notifier.send("READY=1");
@@ -246,11 +247,7 @@ async fn control_loop(
                 } else {
                     String::new()
                 };
-                let doing = match (shared.waiting.load(Ordering::Relaxed), link.is_down()) {
-                    (0, false) => format!("capturing on {}", opts.interface),
-                    (0, true) => format!("waiting for {} (link down)", opts.interface),
-                    _ => format!("waiting for {} (capture lost; polling for it)", opts.interface),
-                };
+                let doing = activity(&opts.interface, shared, &link);
                 notifier.send(&format!(
                     "STATUS={doing}: {pps:.0} packets/s, {active} active attacks, {drops} kernel drops{per_thread}"
                 ));
@@ -275,11 +272,28 @@ async fn control_loop(
                     break;
                 }
             }
-            _ = link_tick.tick() => link.check(&opts.interface, metrics),
+            _ = link_tick.tick() => {
+                link.check(&opts.interface, metrics);
+                // A capture lost or back is in `systemctl status` at once, not at the next tick.
+                let doing = activity(&opts.interface, shared, &link);
+                if doing != last_activity {
+                    notifier.send(&format!("STATUS={doing}"));
+                    last_activity = doing;
+                }
+            }
         }
     }
     link.stop(metrics);
     notifier.send("STOPPING=1");
+}
+
+/// What the capture is doing, for `STATUS=`.
+fn activity(interface: &str, shared: &Shared, link: &LinkWatch) -> String {
+    match (shared.waiting.load(Ordering::Relaxed), link.is_down()) {
+        (0, false) => format!("capturing on {interface}"),
+        (0, true) => format!("waiting for {interface} (link down)"),
+        _ => format!("waiting for {interface} (capture lost; polling for it)"),
+    }
 }
 
 /// The capture interface's link going down and coming back: logged, and counted as time

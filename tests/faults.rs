@@ -15,7 +15,8 @@ use common::netns::{
 use common::{on_path, repo_path, skip, Scratch};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -165,14 +166,16 @@ fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
     };
     let scratch = Scratch::new("interface-loss");
     let alerts = scratch.0.join("alerts.jsonl");
+    let mut systemd = Systemd::listen(&scratch);
     let args = [DAEMON, "run", "--interface", &net.victim_if, "--alerts", alerts.to_str().unwrap()];
-    let mut daemon = Proc::spawn(&net.victim, &args, &scratch.0.join("floodwatch.log"));
+    let mut daemon = systemd.spawn(&net.victim, &args, &scratch.0.join("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
 
     // Deleting one end of a veth deletes the pair.
     ip(&["-n", &net.victim, "link", "del", &net.victim_if]).unwrap();
     daemon.wait_for_output("waiting for", "floodwatch");
-    std::thread::sleep(Duration::from_secs(1));
+    systemd.wait_for(&format!("STATUS=waiting for {} (capture lost", net.victim_if), &daemon);
+    systemd.watchdog_goes_on(&daemon);
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "floodwatch exited without its interface:\n{}",
@@ -180,6 +183,7 @@ fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
     );
     net.link();
     daemon.wait_for_output("capture resumed", "floodwatch");
+    systemd.wait_for(&format!("STATUS=capturing on {}", net.victim_if), &daemon);
 
     let sent = trafgen_flood(&net, &scratch.0, TRAFGEN_PPS);
     std::thread::sleep(Duration::from_millis(500));
@@ -208,8 +212,9 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
     };
     let scratch = Scratch::new("link-flap");
     let alerts = scratch.path("alerts.jsonl");
+    let mut systemd = Systemd::listen(&scratch);
     let args = [DAEMON, "run", "--interface", &net.victim_if, "--alerts", alerts.to_str().unwrap()];
-    let mut daemon = Proc::spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
+    let mut daemon = systemd.spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
     let received = || sys_net(&net.victim, &net.victim_if, "statistics/rx_packets").parse::<u64>().unwrap_or(0);
     let before = received();
@@ -217,11 +222,13 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
     let link = |state: &str| ip(&["-n", &net.victim, "link", "set", &net.victim_if, state]).unwrap();
     link("down");
     daemon.wait_for_output("is down", "floodwatch");
+    systemd.wait_for(&format!("STATUS=waiting for {} (link down)", net.victim_if), &daemon);
     let count = 3 * TRAFGEN_PPS;
     let flood = trafgen(&net, &scratch.0, count);
-    std::thread::sleep(Duration::from_secs(1));
+    systemd.watchdog_goes_on(&daemon);
     link("up");
     daemon.wait_for_output("is up again", "floodwatch");
+    systemd.wait_for(&format!("STATUS=capturing on {}", net.victim_if), &daemon);
     trafgen_done(flood, count);
     std::thread::sleep(Duration::from_millis(500));
     let delivered = received() - before;
@@ -237,6 +244,64 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
         "received {delivered}, captured {captured:?}, kernel dropped {dropped:?}:\n{log}"
     );
     assert_eq!(attack_starts(&alerts), [("udp_flood".to_string(), VICTIM_ADDR.to_string())], "log:\n{log}");
+}
+
+/// systemd's side of `sd_notify`: a datagram socket the daemon is told of (NOTIFY_SOCKET), with
+/// a watchdog of 1 s (WATCHDOG_USEC), and what it has said so far.
+struct Systemd {
+    socket: UnixDatagram,
+    path: PathBuf,
+    said: Vec<String>,
+}
+
+impl Systemd {
+    fn listen(scratch: &Scratch) -> Systemd {
+        let path = scratch.path("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        Systemd { socket, path, said: Vec::new() }
+    }
+
+    /// Starts the daemon `args` in namespace `ns` as systemd would, with this socket.
+    fn spawn(&self, ns: &str, args: &[&str], log: &Path) -> Proc {
+        let socket = format!("NOTIFY_SOCKET={}", self.path.display());
+        let with_env: Vec<&str> =
+            ["env", socket.as_str(), "WATCHDOG_USEC=1000000"].into_iter().chain(args.iter().copied()).collect();
+        Proc::spawn(ns, &with_env, log)
+    }
+
+    /// Reads what has arrived.
+    fn read(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            self.said.extend(String::from_utf8_lossy(&buf[..n]).lines().map(String::from));
+        }
+    }
+
+    /// Waits up to 15 s for a message starting with `message`.
+    fn wait_for(&mut self, message: &str, daemon: &Proc) {
+        wait_until(
+            &format!("\"{message}\" from the daemon"),
+            || {
+                self.read();
+                self.said.iter().any(|m| m.starts_with(message))
+            },
+            daemon,
+        );
+    }
+
+    /// Checks that the daemon keeps pinging the watchdog: two pings within 2 s.
+    fn watchdog_goes_on(&mut self, daemon: &Proc) {
+        self.read();
+        let before = self.pings();
+        std::thread::sleep(Duration::from_secs(2));
+        self.read();
+        assert!(self.pings() >= before + 2, "the watchdog was not fed while the capture waited:\n{}", daemon.output());
+    }
+
+    fn pings(&self) -> usize {
+        self.said.iter().filter(|m| *m == "WATCHDOG=1").count()
+    }
 }
 
 /// Waits up to 15 s for `ready`, checking every 50 ms.
