@@ -102,7 +102,9 @@ mod properties {
 
         /// Distinct counts of random sets, with random repeats, stay within 4 standard errors:
         /// 1.04/sqrt(2^15) = 0.57 % for the raw estimate, so 2.3 %, and up to 0.85 % for linear
-        /// counting near its limit (3.5 * 2^15), so 3.4 %; within 1 for tiny sets.
+        /// counting near its limit (3.5 * 2^15), so 3.4 %; within 1 for tiny sets. Just above
+        /// the limit linear counting still answers when it comes out low (as it may: 3.1 % low
+        /// for one key at 114,689), so its bound holds up to 10 % beyond.
         #[test]
         fn estimate_within_stated_error(distinct in 0u32..300_000, repeats in 1u32..3, seed in any::<u64>(), offset in any::<u32>()) {
             let h = KeyedHasher::new(Some(seed));
@@ -115,7 +117,7 @@ mod properties {
             }
             let estimate = hll.estimate() as f64;
             let n = distinct as f64;
-            let sigma = if n > LINEAR_COUNTING_LIMIT * 32768.0 { 1.04 / 32768f64.sqrt() } else { 0.0085 };
+            let sigma = if n > 1.1 * LINEAR_COUNTING_LIMIT * 32768.0 { 1.04 / 32768f64.sqrt() } else { 0.0085 };
             prop_assert!((estimate - n).abs() <= (4.0 * sigma * n).max(1.0), "{} for {}", estimate, n);
         }
     }
