@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DAEMON: &str = env!("CARGO_BIN_EXE_floodwatch");
@@ -157,22 +159,37 @@ fn number_of_alerts(captures: &[String]) -> u64 {
     String::from_utf8_lossy(&out.stdout).lines().count() as u64
 }
 
-/// The victim's interface deleted under the daemon and made again: the daemon waits for it,
-/// opens it again, keeps what it knew, and detects a flood sent after it came back.
+/// The victim's interface deleted under the daemon during a flood and made again: the daemon
+/// waits for it, opens it again, keeps what it knew (the attack goes on: one attack from
+/// before the loss to after), and counts the flood sent after it came back.
 #[test]
 fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
     let Some((_turn, net)) = namespaces("the interface-loss test", &["ip", "trafgen"], 'f') else {
         return;
     };
     let scratch = Scratch::new("interface-loss");
-    let alerts = scratch.0.join("alerts.jsonl");
-    let mut systemd = Systemd::listen(&scratch);
-    let args = [DAEMON, "run", "--interface", &net.victim_if, "--alerts", alerts.to_str().unwrap()];
-    let mut daemon = systemd.spawn(&net.victim, &args, &scratch.0.join("floodwatch.log"));
+    let (alerts, config) = (scratch.path("alerts.jsonl"), scratch.path("fw.toml"));
+    // Quiet long enough that the attack outlasts the outage, as a real one would.
+    std::fs::write(&config, "[detection]\nquiet_s = 60\n").unwrap();
+    let systemd = Systemd::listen(&scratch);
+    let args = [
+        DAEMON,
+        "run",
+        "--interface",
+        &net.victim_if,
+        "--config",
+        config.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ];
+    let mut daemon = systemd.spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
 
-    // Deleting one end of a veth deletes the pair.
+    let mut flood = trafgen(&net, &scratch.0, 10 * TRAFGEN_PPS);
+    wait_until("attack_start", || !attack_starts(&alerts).is_empty(), &daemon);
+    // Deleting one end of a veth deletes the pair (and trafgen's interface with it).
     ip(&["-n", &net.victim, "link", "del", &net.victim_if]).unwrap();
+    let _ = flood.wait_for(Duration::from_secs(10));
     daemon.wait_for_output("waiting for", "floodwatch");
     systemd.wait_for(&format!("STATUS=waiting for {} (capture lost", net.victim_if), &daemon);
     systemd.watchdog_goes_on(&daemon);
@@ -192,14 +209,16 @@ fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
     let log = daemon.output();
     let starts = attack_starts(&alerts);
     assert_eq!(starts, [("udp_flood".to_string(), VICTIM_ADDR.to_string())], "log:\n{log}");
+    let lines = alert_lines(&alerts);
+    let end = lines.iter().find(|a| a["event"] == "attack_end").unwrap_or_else(|| panic!("no attack_end:\n{log}"));
     let (captured, _) = stopped_counts(&log);
-    assert!(
-        captured.is_some_and(|c| c >= sent),
-        "sent {sent} after the interface came back, captured {captured:?}:\n{log}"
-    );
+    let counted = end["packets"].as_u64().unwrap_or(0);
     eprintln!(
-        "interface loss: the daemon waited, resumed, and captured {captured:?} packets, {sent} of them sent after"
+        "interface loss: the daemon waited and resumed; {sent} frames sent after, {captured:?} captured in all, the one attack counted {counted}"
     );
+    assert!(captured.is_some_and(|c| c >= sent + counted.min(1)), "sent {sent} after, captured {captured:?}:\n{log}");
+    // The attack counted packets from before the loss and every one sent after.
+    assert!(counted > sent, "the attack counted {counted} packets, {sent} sent after the loss alone:\n{log}");
 }
 
 /// The victim's link set down, a flood started while it is down, the link set up under the
@@ -212,7 +231,7 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
     };
     let scratch = Scratch::new("link-flap");
     let alerts = scratch.path("alerts.jsonl");
-    let mut systemd = Systemd::listen(&scratch);
+    let systemd = Systemd::listen(&scratch);
     let args = [DAEMON, "run", "--interface", &net.victim_if, "--alerts", alerts.to_str().unwrap()];
     let mut daemon = systemd.spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
@@ -247,19 +266,31 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
 }
 
 /// systemd's side of `sd_notify`: a datagram socket the daemon is told of (NOTIFY_SOCKET), with
-/// a watchdog of 1 s (WATCHDOG_USEC), and what it has said so far.
+/// a watchdog of 1 s (WATCHDOG_USEC), read at once (as systemd does) by a thread that keeps
+/// what the daemon said.
 struct Systemd {
-    socket: UnixDatagram,
     path: PathBuf,
-    said: Vec<String>,
+    said: Arc<Mutex<Vec<String>>>,
+    done: Arc<AtomicBool>,
 }
 
 impl Systemd {
     fn listen(scratch: &Scratch) -> Systemd {
         let path = scratch.path("notify.sock");
         let socket = UnixDatagram::bind(&path).unwrap();
-        socket.set_nonblocking(true).unwrap();
-        Systemd { socket, path, said: Vec::new() }
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let (said, done) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let (keep, stop) = (said.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let lines = String::from_utf8_lossy(&buf[..n]).lines().map(String::from).collect::<Vec<_>>();
+                    keep.lock().unwrap().extend(lines);
+                }
+            }
+        });
+        Systemd { path, said, done }
     }
 
     /// Starts the daemon `args` in namespace `ns` as systemd would, with this socket.
@@ -270,37 +301,24 @@ impl Systemd {
         Proc::spawn(ns, &with_env, log)
     }
 
-    /// Reads what has arrived.
-    fn read(&mut self) {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            self.said.extend(String::from_utf8_lossy(&buf[..n]).lines().map(String::from));
-        }
-    }
-
     /// Waits up to 15 s for a message starting with `message`.
-    fn wait_for(&mut self, message: &str, daemon: &Proc) {
-        wait_until(
-            &format!("\"{message}\" from the daemon"),
-            || {
-                self.read();
-                self.said.iter().any(|m| m.starts_with(message))
-            },
-            daemon,
-        );
+    fn wait_for(&self, message: &str, daemon: &Proc) {
+        let said = || self.said.lock().unwrap().iter().any(|m| m.starts_with(message));
+        wait_until(&format!("\"{message}\" from the daemon"), said, daemon);
     }
 
-    /// Checks that the daemon keeps pinging the watchdog: two pings within 2 s.
-    fn watchdog_goes_on(&mut self, daemon: &Proc) {
-        self.read();
-        let before = self.pings();
+    /// Checks that the daemon keeps pinging the watchdog: at least two pings in 2 s.
+    fn watchdog_goes_on(&self, daemon: &Proc) {
+        let pings = || self.said.lock().unwrap().iter().filter(|m| *m == "WATCHDOG=1").count();
+        let before = pings();
         std::thread::sleep(Duration::from_secs(2));
-        self.read();
-        assert!(self.pings() >= before + 2, "the watchdog was not fed while the capture waited:\n{}", daemon.output());
+        assert!(pings() >= before + 2, "the watchdog was not fed while the capture waited:\n{}", daemon.output());
     }
+}
 
-    fn pings(&self) -> usize {
-        self.said.iter().filter(|m| *m == "WATCHDOG=1").count()
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
     }
 }
 
