@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::repo_path;
+use common::{repo_path, Scratch};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,12 +32,6 @@ fn alerts(out: &Output) -> Vec<Value> {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("floodwatch-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 /// Offsets of every record header in a little-endian classic pcap.
@@ -102,8 +96,9 @@ fn replay_prints_schema_complete_alerts_and_a_summary() {
 
 #[test]
 fn alerts_can_go_to_a_file_which_is_appended_to() {
+    let scratch = Scratch::new("cli-alerts-file");
     let capture = repo_path(CAPTURE);
-    let file = scratch("alerts.jsonl");
+    let file = scratch.path("alerts.jsonl");
     let _ = std::fs::remove_file(&file);
     for _ in 0..2 {
         let out = floodwatch(&["replay", "--alerts", file.to_str().unwrap(), capture.to_str().unwrap()]);
@@ -136,11 +131,11 @@ fn stdin_and_several_files_replay_as_one_stream() {
     assert_eq!(from_stdin.stdout, from_file.stdout, "stdin and file give the same alerts");
 }
 
-fn damaged(name: &str, edit: impl FnOnce(&mut Vec<u8>, &[usize]) -> usize) -> (PathBuf, usize) {
+fn damaged(scratch: &Scratch, name: &str, edit: impl FnOnce(&mut Vec<u8>, &[usize]) -> usize) -> (PathBuf, usize) {
     let mut bytes = std::fs::read(repo_path(CAPTURE)).unwrap();
     let offsets = record_offsets(&bytes);
     let offset = edit(&mut bytes, &offsets);
-    let path = scratch(name);
+    let path = scratch.path(name);
     std::fs::write(&path, bytes).unwrap();
     (path, offset)
 }
@@ -153,8 +148,9 @@ fn assert_flood_alerts_survive(out: &Output) {
 
 #[test]
 fn truncated_file_names_file_and_offset_keeps_alerts_and_exits_4() {
+    let scratch = Scratch::new("cli-truncated");
     // Cut inside the record at 90 % of the file: the flood lies before it.
-    let (path, offset) = damaged("truncated.pcap", |b, offsets| {
+    let (path, offset) = damaged(&scratch, "truncated.pcap", |b, offsets| {
         let at = offsets[offsets.len() * 9 / 10];
         b.truncate(at + 20);
         at
@@ -168,7 +164,8 @@ fn truncated_file_names_file_and_offset_keeps_alerts_and_exits_4() {
 
 #[test]
 fn corrupt_record_header_names_file_and_offset_keeps_alerts_and_exits_3() {
-    let (path, offset) = damaged("corrupt.pcap", |b, offsets| {
+    let scratch = Scratch::new("cli-corrupt");
+    let (path, offset) = damaged(&scratch, "corrupt.pcap", |b, offsets| {
         let at = offsets[offsets.len() * 9 / 10];
         b[at + 8..at + 12].copy_from_slice(&3_925_868_813u32.to_le_bytes());
         at
@@ -182,13 +179,14 @@ fn corrupt_record_header_names_file_and_offset_keeps_alerts_and_exits_3() {
 
 #[test]
 fn unknown_link_type_garbage_and_missing_files_exit_3_with_one_clear_line() {
-    let (linktype, _) = damaged("linktype.pcap", |b, _| {
+    let scratch = Scratch::new("cli-unreadable");
+    let (linktype, _) = damaged(&scratch, "linktype.pcap", |b, _| {
         b[20..24].copy_from_slice(&147u32.to_le_bytes());
         20
     });
-    let garbage = scratch("garbage.pcap");
+    let garbage = scratch.path("garbage.pcap");
     std::fs::write(&garbage, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n").unwrap();
-    let empty = scratch("empty.pcap");
+    let empty = scratch.path("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
     let missing = Path::new("/nonexistent/floodwatch/missing.pcap");
     for (path, needle) in [
@@ -208,30 +206,32 @@ fn unknown_link_type_garbage_and_missing_files_exit_3_with_one_clear_line() {
 
 #[test]
 fn usage_and_config_errors_have_their_own_exit_codes() {
+    let scratch = Scratch::new("cli-exit-codes");
     assert_eq!(floodwatch_plain(&["replay"]).status.code(), Some(2));
     assert_eq!(floodwatch_plain(&["replay", "--window", "150ms", CAPTURE]).status.code(), Some(5));
-    let bad = scratch("bad.toml");
+    let bad = scratch.path("bad.toml");
     std::fs::write(&bad, "[thresholds]\nsyn_flood = \"many\"\n").unwrap();
     let out = floodwatch_plain(&["check-config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(5));
     let err = stderr(&out);
     assert!(err.contains("syn_flood") && err.contains("line 2"), "{err}");
-    let good = scratch("good.toml");
+    let good = scratch.path("good.toml");
     std::fs::write(&good, "[thresholds]\nsyn_flood = 5000\n[allowlist]\nsources = [\"192.0.2.0/24\"]\n").unwrap();
     assert_eq!(floodwatch_plain(&["check-config", good.to_str().unwrap()]).status.code(), Some(0));
 }
 
 #[test]
 fn thresholds_from_flags_and_config_change_the_verdict() {
+    let scratch = Scratch::new("cli-thresholds");
     let capture = repo_path(CAPTURE);
     let high = floodwatch(&["replay", "--syn-pps", "50000", capture.to_str().unwrap()]);
     assert_eq!(high.status.code(), Some(0));
     assert!(alerts(&high).is_empty(), "a 50,000 pps threshold silences a 5,000 pps flood");
-    let cfg = scratch("prefix.toml");
+    let cfg = scratch.path("prefix.toml");
     std::fs::write(&cfg, "[[prefix]]\nprefix = \"198.51.100.0/24\"\nsyn_flood = 50000\n").unwrap();
     let out = floodwatch(&["replay", "--config", cfg.to_str().unwrap(), capture.to_str().unwrap()]);
     assert!(alerts(&out).is_empty(), "a per-prefix threshold applies to the victim's prefix");
-    let cfg = scratch("allow.toml");
+    let cfg = scratch.path("allow.toml");
     std::fs::write(&cfg, "[allowlist]\ndestinations = [\"198.51.100.10\"]\n").unwrap();
     let out = floodwatch(&["replay", "--config", cfg.to_str().unwrap(), capture.to_str().unwrap()]);
     assert!(alerts(&out).is_empty(), "an allowlisted destination is never a victim");

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Scratch;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
@@ -14,12 +16,6 @@ use std::time::{Duration, Instant};
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("floodwatch-daemon-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 /// Kills the daemon if a test fails before it exits by itself.
@@ -91,14 +87,15 @@ fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>
 
 #[test]
 fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
+    let scratch = Scratch::new("daemon-notify");
     if !is_root() {
         return common::skip("live capture on lo needs root or CAP_NET_RAW");
     }
-    let socket_path = scratch("notify.sock");
+    let socket_path = scratch.path("notify.sock");
     let _ = std::fs::remove_file(&socket_path);
     let notify = UnixDatagram::bind(&socket_path).unwrap();
     notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let config = scratch("floodwatch.toml");
+    let config = scratch.path("floodwatch.toml");
     std::fs::write(&config, "[capture]\ninterface = \"lo\"\n[thresholds]\nsyn_flood = 5000\n").unwrap();
 
     // WATCHDOG_PID is unset: the interval applies to the child itself.
@@ -160,14 +157,15 @@ fn events_in(path: &std::path::Path) -> Vec<(String, String)> {
 
 #[test]
 fn alert_files_are_reopened_on_sighup_after_logrotate_moved_them() {
+    let scratch = Scratch::new("daemon-rotate");
     if !is_root() {
         return common::skip("live capture on lo needs root or CAP_NET_RAW");
     }
-    let alerts = scratch("rotate.jsonl");
-    let rotated = scratch("rotate.jsonl.1");
+    let alerts = scratch.path("rotate.jsonl");
+    let rotated = scratch.path("rotate.jsonl.1");
     let _ = std::fs::remove_file(&alerts);
     let _ = std::fs::remove_file(&rotated);
-    let config = scratch("rotate.toml");
+    let config = scratch.path("rotate.toml");
     // A UDP flood on loopback at ~1,000 pps is an attack at 200 pps; the port unreachables
     // it draws stay far below the ICMP threshold.
     std::fs::write(&config, "[capture]\ninterface = \"lo\"\n[thresholds]\nudp_flood = 200\nicmp_flood = 1000000\n")
@@ -232,6 +230,7 @@ fn capture_errors_name_the_problem_and_exit_6() {
 /// analyzer. Runs in the `--features libpcap` build (CI runs it).
 #[test]
 fn libpcap_backend_applies_its_filter() {
+    let scratch = Scratch::new("daemon-libpcap");
     if !cfg!(feature = "libpcap") {
         eprintln!("SKIPPED: built without --features libpcap (.ci/run tests that build too)");
         return;
@@ -242,9 +241,9 @@ fn libpcap_backend_applies_its_filter() {
     if Command::new("hping3").arg("--version").output().is_err() {
         return common::skip("hping3 is not installed");
     }
-    let alerts = scratch("libpcap-alerts.jsonl");
+    let alerts = scratch.path("libpcap-alerts.jsonl");
     let _ = std::fs::remove_file(&alerts);
-    let config = scratch("libpcap.toml");
+    let config = scratch.path("libpcap.toml");
     // Only UDP passes the filter, so a SYN flood on the same interface must go unseen.
     std::fs::write(&config, "[capture]\ninterface = \"lo\"\nbackend = \"libpcap\"\n[detection]\nquiet_s = 1\n")
         .unwrap();

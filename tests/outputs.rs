@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{on_path, repo_path, skip};
+use common::{on_path, repo_path, skip, Scratch};
 use floodwatch::capture::FileSource;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -20,13 +20,6 @@ use std::time::{Duration, Instant};
 const SYN: &str = "captures/syn_flood_real_sources.pcap";
 const UDP: &str = "captures/udp_flood.pcap";
 const ICMP: &str = "captures/icmp_flood.pcap";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("floodwatch-outputs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn floodwatch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_floodwatch"))
@@ -59,7 +52,7 @@ fn collect_lines(listener: impl FnOnce() -> Box<dyn Read + Send> + Send + 'stati
 
 #[test]
 fn one_replay_feeds_a_file_a_tcp_and_a_unix_collector_in_three_formats() {
-    let dir = scratch("sinks");
+    let dir = Scratch::new("outputs-sinks");
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp_addr = tcp.local_addr().unwrap();
     let sock = dir.join("alerts.sock");
@@ -163,7 +156,7 @@ fn rfc3339_ns(ts: &str) -> i64 {
 
 #[test]
 fn evidence_holds_the_attack_from_the_second_before_it_was_declared() {
-    let dir = scratch("evidence");
+    let dir = Scratch::new("outputs-evidence");
     let evidence = dir.join("evidence");
     let out = floodwatch(&[
         "replay",
@@ -207,7 +200,7 @@ fn evidence_holds_the_attack_from_the_second_before_it_was_declared() {
 
 #[test]
 fn the_evidence_disk_cap_deletes_the_oldest_files_first() {
-    let dir = scratch("evidence-cap");
+    let dir = Scratch::new("outputs-evidence-cap");
     let evidence = dir.join("evidence");
     // Three attacks of 600-800 kB of evidence each, under a 1 MiB cap.
     let out = floodwatch(&[
@@ -326,7 +319,7 @@ fn write_script(path: &Path, body: &str) {
 
 #[test]
 fn the_on_attack_hook_gets_each_start_and_end_on_stdin() {
-    let dir = scratch("hook");
+    let dir = Scratch::new("outputs-hook");
     let hook = dir.join("hook.sh");
     // argv[1] is the operator's; the alert comes on stdin, the event name in the environment.
     write_script(&hook, "cat > \"$1/$FLOODWATCH_ATTACK_ID.$FLOODWATCH_EVENT.json\"");
@@ -359,7 +352,7 @@ fn the_on_attack_hook_gets_each_start_and_end_on_stdin() {
 
 #[test]
 fn a_failing_or_hanging_hook_is_logged_and_never_fatal() {
-    let dir = scratch("hook-fail");
+    let dir = Scratch::new("outputs-hook-fail");
     let fails = dir.join("fails.sh");
     write_script(&fails, "exit 3");
     let hangs = dir.join("hangs.sh");
@@ -392,7 +385,7 @@ fn a_failing_or_hanging_hook_is_logged_and_never_fatal() {
 
 #[test]
 fn bad_output_settings_name_the_key_and_exit_5() {
-    let dir = scratch("bad-config");
+    let dir = Scratch::new("outputs-bad-config");
     for (toml, needle, line) in [
         ("[output]\nalerts = [\"udp://h:1\"]\n", "output.alerts[0]", 2),
         ("[output]\nblocklist = \"x\"\nblocklist_format = \"pf\"\n", "output.blocklist_format", 3),
