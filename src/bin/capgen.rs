@@ -6,6 +6,8 @@
 //! capgen SCENARIO [--out DIR]      one scenario
 //! capgen bench-mix [--packets N] --out FILE
 //!                                  replay benchmark: background with three floods inside
+//! capgen bench-flood [--packets N] --out FILE
+//!                                  replay benchmark: three floods that are most of the traffic
 //! capgen bench-spoofed [--packets N] [--sources M] --out FILE
 //!                                  replay benchmark: SYN flood from M distinct spoofed sources
 //! ```
@@ -14,11 +16,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use floodwatch::synth::bench::{write_bench_mix, write_bench_spoofed, DEFAULT_PACKETS, DEFAULT_SOURCES};
+use floodwatch::synth::bench::{
+    write_bench_mix, write_bench_spoofed, Mix, BENCH_FLOOD, BENCH_MIX, DEFAULT_PACKETS, DEFAULT_SOURCES,
+};
 use floodwatch::synth::{find, write_all, write_scenario, SCENARIOS};
 
 const USAGE: &str = "usage: capgen list | capgen all [--out DIR] | capgen SCENARIO [--out DIR] | \
                      capgen bench-mix [--packets N] --out FILE | \
+                     capgen bench-flood [--packets N] --out FILE | \
                      capgen bench-spoofed [--packets N] [--sources M] --out FILE";
 
 /// What the command line asks for.
@@ -26,11 +31,18 @@ enum Command {
     List,
     All { out: PathBuf },
     One { name: String, out: PathBuf },
-    Bench { spoofed: bool, packets: u64, sources: u64, out: PathBuf },
+    Bench { input: BenchInput, packets: u64, sources: u64, out: PathBuf },
 }
 
-/// Parses the flags of `bench-mix` and `bench-spoofed`.
-fn parse_bench(spoofed: bool, mut rest: &[String]) -> Result<Command, String> {
+/// A benchmark capture: background with floods inside, or the spoofed flood.
+enum BenchInput {
+    Mix(&'static Mix),
+    Spoofed,
+}
+
+/// Parses the flags of `bench-mix`, `bench-flood` and `bench-spoofed`.
+fn parse_bench(input: BenchInput, mut rest: &[String]) -> Result<Command, String> {
+    let spoofed = matches!(input, BenchInput::Spoofed);
     let (mut packets, mut sources, mut out) = (DEFAULT_PACKETS, DEFAULT_SOURCES, None);
     while let [flag, value, tail @ ..] = rest {
         let number = || value.replace('_', "").parse::<u64>().map_err(|e| format!("{flag} {value}: {e}"));
@@ -43,7 +55,7 @@ fn parse_bench(spoofed: bool, mut rest: &[String]) -> Result<Command, String> {
         rest = tail;
     }
     match (rest, out) {
-        ([], Some(out)) => Ok(Command::Bench { spoofed, packets, sources, out }),
+        ([], Some(out)) => Ok(Command::Bench { input, packets, sources, out }),
         _ => Err(USAGE.to_owned()),
     }
 }
@@ -53,8 +65,11 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let Some((what, rest)) = args.split_first() else {
         return Err(USAGE.to_owned());
     };
-    if let name @ ("bench-mix" | "bench-spoofed") = what.as_str() {
-        return parse_bench(name == "bench-spoofed", rest);
+    match what.as_str() {
+        "bench-mix" => return parse_bench(BenchInput::Mix(&BENCH_MIX), rest),
+        "bench-flood" => return parse_bench(BenchInput::Mix(&BENCH_FLOOD), rest),
+        "bench-spoofed" => return parse_bench(BenchInput::Spoofed, rest),
+        _ => {}
     }
     let out = match rest {
         [] => PathBuf::from("captures"),
@@ -89,12 +104,14 @@ fn run(command: Command) -> Result<(), String> {
             std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             (write_scenario(scenario, &out), out)
         }
-        Command::Bench { spoofed, packets, sources, out } => {
+        Command::Bench { input, packets, sources, out } => {
             let file = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             let writer = std::io::BufWriter::with_capacity(1 << 20, file);
-            let facts =
-                if spoofed { write_bench_spoofed(writer, packets, sources) } else { write_bench_mix(writer, packets) }
-                    .map_err(|e| format!("{}: {e}", out.display()))?;
+            let facts = match input {
+                BenchInput::Mix(mix) => write_bench_mix(writer, mix, packets),
+                BenchInput::Spoofed => write_bench_spoofed(writer, packets, sources),
+            }
+            .map_err(|e| format!("{}: {e}", out.display()))?;
             let [a, b, c] = facts.attack_packets;
             writeln!(
                 stdout,

@@ -2,7 +2,8 @@
 //!
 //! * [`write_bench_mix`]: benign background (many IPv4 and some IPv6 clients and servers, TCP,
 //!   UDP and ICMP) with a SYN flood, a UDP flood and a DNS amplification inside, each against
-//!   its own victim at about 7 % of the packets;
+//!   its own victim: in [`BENCH_MIX`] at about 7 % of the packets each, in [`BENCH_FLOOD`]
+//!   78 % together, as in a real attack;
 //! * [`write_bench_spoofed`]: a SYN flood against one victim from an exact number of distinct
 //!   random IPv4 sources.
 //!
@@ -146,24 +147,68 @@ fn build_sized(frame: &mut Vec<u8>, ip: &Ip, transport: &Transport, len: usize, 
     build_ip_frame(frame, &ETH, ip, transport, &payload[..payload_len]);
 }
 
-/// Writes `packets` frames of `bench_mix` into `out` as a pcap stream.
-pub fn write_bench_mix<W: Write>(out: W, packets: u64) -> io::Result<BenchFacts> {
+/// One benchmark mix: three floods against their own victims inside benign background.
+pub struct Mix {
+    /// The name of its random stream.
+    name: &'static str,
+    /// Percent of the packets in the SYN flood, the UDP flood and the DNS amplification; the
+    /// rest is background.
+    shares: [u64; 3],
+    /// Distinct sources of each flood (bots, reflectors), all real: each sends many packets.
+    sources: [u64; 3],
+    /// Shortest and longest frame (Ethernet header included, no FCS) of each flood and of the
+    /// background.
+    lengths: [(usize, usize); 4],
+}
+
+/// `bench_mix`: mostly benign, each flood about 7 % of the packets, small frames.
+pub const BENCH_MIX: Mix = Mix {
+    name: "bench_mix",
+    shares: [7, 7, 7],
+    sources: [SYN_BOTS, UDP_BOTS, DNS_REFLECTORS],
+    lengths: [(MIX_MIN_LEN, MIX_MAX_LEN); 4],
+};
+
+/// `bench_flood`: the floods are the traffic (78 % of the packets), each from thousands of
+/// real sources, in the frame sizes of a real attack: SYNs with options, UDP floods of any
+/// size, DNS answers amplified to hundreds of bytes and more, background of any size.
+pub const BENCH_FLOOD: Mix = Mix {
+    name: "bench_flood",
+    shares: [38, 24, 16],
+    sources: [4_000, 2_000, 3_000],
+    lengths: [(60, 74), (60, 1_514), (512, 1_514), (64, 1_514)],
+};
+
+/// Writes `packets` frames of `mix` into `out` as a pcap stream.
+pub fn write_bench_mix<W: Write>(out: W, mix: &Mix, packets: u64) -> io::Result<BenchFacts> {
     let mut out = Out::new(out)?;
-    let mut rng = Rng::for_stream(SEED, "bench_mix");
-    let mut frame = Vec::with_capacity(256);
-    let payload: Vec<u8> = (0..MIX_MAX_LEN as u32).map(|i| (i * 37 + 11) as u8).collect();
+    let mut rng = Rng::for_stream(SEED, mix.name);
+    let longest = mix.lengths.iter().map(|(_, max)| *max).max().unwrap_or(MIX_MAX_LEN);
+    let mut frame = Vec::with_capacity(longest + 64);
+    let payload: Vec<u8> = (0..longest as u32).map(|i| (i * 37 + 11) as u8).collect();
+    let [syn_share, udp_share, dns_share] = mix.shares;
+    let attacks = syn_share + udp_share + dns_share;
     for index in 0..packets {
         let bits = rng.next_u64();
-        let len = MIX_MIN_LEN + (bits % (MIX_MAX_LEN - MIX_MIN_LEN + 1) as u64) as usize;
         let class = (bits >> 8) % 100;
+        let part = match class {
+            c if c < syn_share => 0,
+            c if c < syn_share + udp_share => 1,
+            c if c < attacks => 2,
+            _ => 3,
+        };
+        let (min_len, max_len) = mix.lengths[part];
+        let len = min_len + (bits % (max_len - min_len + 1) as u64) as usize;
         let ident = (bits >> 16) as u16;
         let port = 1024 + ((bits >> 32) % 64_000) as u16;
         let pick = rng.next_u64();
-        match class {
-            0..=6 => {
+        if part < 3 {
+            out.facts.attack_packets[part] += 1;
+        }
+        match part {
+            0 => {
                 // SYN flood from real bots: random source ports and sequence numbers.
-                out.facts.attack_packets[0] += 1;
-                let src = pool_v4([100, 64, 0, 0], pick % SYN_BOTS);
+                let src = pool_v4([100, 64, 0, 0], pick % mix.sources[0]);
                 let tcp = Tcp {
                     src_port: port,
                     dst_port: 80,
@@ -174,27 +219,29 @@ pub fn write_bench_mix<W: Write>(out: W, packets: u64) -> io::Result<BenchFacts>
                     mss: Some(1460),
                 };
                 build_sized(&mut frame, &v4(src, SYN_VICTIM, 57, ident), &Transport::Tcp(tcp), len, &payload);
-                frame.resize(frame.len().max(MIX_MIN_LEN), 0);
+                frame.resize(frame.len().max(min_len), 0);
             }
-            7..=13 => {
+            1 => {
                 // UDP flood to random ports.
-                out.facts.attack_packets[1] += 1;
-                let src = pool_v4([100, 80, 0, 0], pick % UDP_BOTS);
+                let src = pool_v4([100, 80, 0, 0], pick % mix.sources[1]);
                 let udp = Udp { src_port: port, dst_port: (pick >> 48) as u16 | 1 };
                 build_sized(&mut frame, &v4(src, UDP_VICTIM, 60, ident), &Transport::Udp(udp), len, &payload);
             }
-            14..=20 => {
+            2 => {
                 // DNS answers from open resolvers to the victim whose address was forged.
-                out.facts.attack_packets[2] += 1;
-                let src = pool_v4([100, 96, 0, 0], pick % DNS_REFLECTORS);
+                let src = pool_v4([100, 96, 0, 0], pick % mix.sources[2]);
                 let udp = Udp { src_port: 53, dst_port: port };
                 build_sized(&mut frame, &v4(src, DNS_VICTIM, 52, ident), &Transport::Udp(udp), len, &payload);
             }
-            _ => background(&mut frame, class, len, ident, port, pick, &payload),
+            _ => {
+                // The background's own classes span 21..=99 (those of `bench_mix`).
+                let background_class = 21 + (class - attacks) * 79 / (100 - attacks);
+                background(&mut frame, background_class, len, ident, port, pick, &payload);
+            }
         }
         out.put(index, &frame)?;
     }
-    out.facts.distinct_sources = SYN_BOTS.min(out.facts.attack_packets[0]);
+    out.facts.distinct_sources = mix.sources[0].min(out.facts.attack_packets[0]);
     out.finish()
 }
 
@@ -342,10 +389,32 @@ mod tests {
     }
 
     #[test]
+    fn the_flood_mix_is_mostly_attack_in_real_frame_sizes() {
+        let mut bytes = Vec::new();
+        let facts = write_bench_mix(&mut bytes, &BENCH_FLOOD, 50_000).unwrap();
+        let attack: u64 = facts.attack_packets.iter().sum();
+        assert!(attack * 100 >= 75 * facts.packets, "{facts:?}");
+        assert!(facts.attack_packets.iter().all(|&n| n * 100 >= 15 * facts.packets), "{facts:?}");
+        assert_eq!(facts.distinct_sources, 4_000);
+        // Frame lengths from the records: all within 60..=1514, both ends reached.
+        let (mut at, mut lengths) = (24, Vec::new());
+        while at + 16 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+            lengths.push(len);
+            at += 16 + len;
+        }
+        assert_eq!(lengths.len() as u64, facts.packets);
+        assert_eq!(lengths.iter().min(), Some(&60));
+        assert_eq!(lengths.iter().max(), Some(&1_514));
+        let mean = lengths.iter().sum::<usize>() / lengths.len();
+        assert!((300..=900).contains(&mean), "mean frame {mean} bytes");
+    }
+
+    #[test]
     fn files_are_deterministic_and_sized() {
         let mix = |n| {
             let mut bytes = Vec::new();
-            let facts = write_bench_mix(&mut bytes, n).unwrap();
+            let facts = write_bench_mix(&mut bytes, &BENCH_MIX, n).unwrap();
             (bytes, facts)
         };
         let (a, facts) = mix(20_000);
