@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Replay benchmark: floodwatch against cat, tcpdump and (when installed) suricata on two
-# generated 10M-packet captures.
+# Replay benchmark: floodwatch against cat, tcpdump and (when installed) suricata on three
+# generated 10M-packet captures, then the analyzer alone on the records of each.
 #
 #   bash benches/replay.sh                 # inputs in a temp dir, removed afterwards
 #   FW_BENCH_DIR=/data/fw bash benches/replay.sh   # keep (and reuse) the inputs there
@@ -9,7 +9,10 @@
 # (a) bench_mix: benign IPv4/IPv6 background with a SYN flood, a UDP flood and a DNS
 #     amplification inside (about 7 % of the packets each, ~70,000 pps each in packet time);
 # (b) bench_spoofed: a SYN flood against one victim from exactly FW_BENCH_SOURCES distinct
-#     random IPv4 sources.
+#     random IPv4 sources;
+# (c) bench_flood: the floods are the traffic: a SYN flood (4,000 bots), a UDP flood (2,000)
+#     and a DNS amplification (3,000 reflectors) make 78 % of the packets, frames of 60-1,514
+#     bytes (5.5 GB for 10M packets).
 # Every tool runs 3 times per input after the input is read into the page cache (see below);
 # the best wall time counts.
 set -euo pipefail
@@ -37,6 +40,7 @@ else
 fi
 MIX=$DIR/bench_mix_$PACKETS.pcap
 SPOOFED=$DIR/bench_spoofed_${PACKETS}_$SOURCES.pcap
+FLOOD=$DIR/bench_flood_$PACKETS.pcap
 WORK=$(mktemp -d /tmp/fw-bench-work.XXXXXX)
 trap 'rm -rf "$WORK"; [ -n "${FW_BENCH_DIR:-}" ] || rm -rf "$DIR"' EXIT
 
@@ -57,6 +61,7 @@ gen() { # name file args...
 }
 gen bench-mix "$MIX" --packets "$PACKETS"
 gen bench-spoofed "$SPOOFED" --packets "$PACKETS" --sources "$SOURCES"
+gen bench-flood "$FLOOD" --packets "$PACKETS"
 TRUE_SOURCES=$(sed -n 's/.*distinct attack sources \([0-9]*\).*/\1/p' "$SPOOFED.facts")
 
 # evict FILE: drops FILE's pages from the page cache (clean pages only, hence the sync).
@@ -121,8 +126,12 @@ ROWS=$WORK/rows
 # row TOOL INPUT SECONDS RSS_KIB (after peak_rss_kib, whose run's CPU time it adds)
 row() { echo "$1|$2|$3|$4|$(cat "$WORK/cpu")" >>"$ROWS"; }
 
-for input in mix spoofed; do
-    if [ $input = mix ]; then file=$MIX; else file=$SPOOFED; fi
+for input in mix spoofed flood; do
+    case $input in
+        mix) file=$MIX ;;
+        spoofed) file=$SPOOFED ;;
+        flood) file=$FLOOD ;;
+    esac
     echo "== $input: dropping it from the page cache, then reading it back ($(du -h "$file" | cut -f1))"
     # The same page cache state for every run and every tool: that of a file read from disk.
     # A file just written (by capgen) or faulted in through a mapping sits in 4 KiB pages; one
@@ -217,3 +226,27 @@ for e in ends:
           f"error {100.0 * (est - truth) / truth:+.2f} %, spoofed_likely={e['sources']['spoofed_likely']}, "
           f"offending_ips={len(e.get('offending_ips', []))}")
 EOF
+
+echo
+echo "== floodwatch on (c) bench_flood: attacks and their offending IPs against the true sources"
+python3 - "$WORK/alerts_flood.jsonl" <<'EOF'
+import ipaddress, json, sys
+# capgen's pools (src/synth/bench.rs): victim -> (address before the first source, sources)
+pools = {"198.51.100.10": ("100.64.0.0", 4000), "198.51.100.20": ("100.80.0.0", 2000),
+         "192.0.2.50": ("100.96.0.0", 3000)}
+ends = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ends = [e for e in ends if e.get("event") == "attack_end"]
+for e in ends:
+    found = set(e.get("offending_ips", []))
+    base, n = pools.get(e["victim"], ("0.0.0.0", 0))
+    truth = {str(ipaddress.IPv4Address(int(ipaddress.IPv4Address(base)) + i + 1)) for i in range(n)}
+    hits = len(found & truth)
+    precision = hits / len(found) if found else 1.0
+    recall = hits / len(truth) if truth else 1.0
+    print(f"   {e['kind']} {e['victim']}: {len(found):,} offending IPs, precision {precision:.4f}, "
+          f"recall {recall:.4f}; distinct estimate {e['sources']['distinct_estimate']:,} (true {n:,})")
+EOF
+
+echo
+echo "== the analyzer alone (records decoded in memory first; one analyzer thread, default settings)"
+"${CARGO[@]}" bench --quiet --bench analyzer -- "$MIX" "$SPOOFED" "$FLOOD"

@@ -790,7 +790,22 @@ impl Analyzer {
         if fragment {
             self.count(slot, Class::Frag, p, ts, out);
         }
-        self.recent.push(p);
+        // A packet every class of which its victim's trackers recorded is no watch's back-fill
+        // any more: only the other packets go to the ring (during a flood, most of them).
+        if !self.recorded_by_trackers(slot, class, fragment) {
+            self.recent.push(p);
+        }
+    }
+
+    /// Whether victim `slot` has a watch with a tracker for `class` (if any) and, for a
+    /// fragment, for fragments.
+    #[inline]
+    fn recorded_by_trackers(&self, slot: usize, class: Option<Class>, fragment: bool) -> bool {
+        let tracked = |c: Class| {
+            let w = self.victims.meta[slot].watch[c as usize];
+            w != NO_WATCH && self.watches[w as usize].as_ref().is_some_and(|watch| watch.tracker.is_some())
+        };
+        class.is_none_or(tracked) && (!fragment || tracked(Class::Frag))
     }
 
     /// Moves packet time forward without a packet (live capture on a quiet link).

@@ -41,7 +41,7 @@ pub fn impossible_source(src: IpKey, victim: IpKey, bogons: &[Prefix]) -> bool {
 impl AttackTracker {
     pub fn new(tracked_sources: usize, hasher: KeyedHasher) -> AttackTracker {
         AttackTracker {
-            sources: SpaceSaving::new(tracked_sources, hasher),
+            sources: SpaceSaving::filtered(tracked_sources, hasher),
             distinct: HyperLogLog::new(DISTINCT_PRECISION),
             dst_ports: PortTally::default(),
             services: [0; REFLECTORS.len()],

@@ -1,10 +1,12 @@
 //! Bounded-memory summaries of attacker-controlled streams.
 
 mod hyperloglog;
+mod recent_keys;
 mod space_saving;
 mod tally;
 
 pub use hyperloglog::HyperLogLog;
+pub use recent_keys::RecentKeys;
 pub use space_saving::{Counted, SpaceSaving};
 pub use tally::{PortTally, Tally};
 
