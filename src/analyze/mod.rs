@@ -466,6 +466,8 @@ pub struct Analyzer {
     /// One bit per [`ack_filter_bit`] of each victim that counts ACKs (stale bits are cleared
     /// every minute of packet time): most ACKs are turned away without a victim lookup.
     ack_filter: Box<[u64; ACK_FILTER_WORDS]>,
+    /// The victim the last counted packet went to, and its slot (see `count_packet`).
+    last_victim: (IpKey, usize),
     victims: VictimTable,
     watches: Vec<Option<Watch>>,
     free_watches: Vec<u16>,
@@ -546,6 +548,7 @@ impl Analyzer {
             doorkeeper: Doorkeeper::new(admit_per_tick(&policies) / weight),
             ack_doorkeeper: Doorkeeper::new(ack_admit_per_tick(&policies) / weight),
             ack_filter: Box::new([0; ACK_FILTER_WORDS]),
+            last_victim: (IpKey::default(), usize::MAX),
             victims: VictimTable::new(sizes.victims, settings.window_ticks, hasher),
             watches: (0..max_watches).map(|_| None).collect(),
             free_watches: (0..max_watches as u16).rev().collect(),
@@ -756,25 +759,35 @@ impl Analyzer {
             return;
         }
         let victim = self.victim_of(p.dst);
-        let hash = self.hasher.hash_ip(victim);
-        if class == Some(Class::Ack) && !fragment && !self.ack_gate(p, victim, hash, now) {
-            return;
-        }
-        let slot = match self.victims.find_hashed(victim, hash) {
-            Some(s) => s,
-            None => match self.doorkeeper.admit(hash, now) {
-                None => {
-                    self.recent.push(p);
+        let gated = class == Some(Class::Ack) && !fragment;
+        let slot = match self.last_victim {
+            // A flood sends packet after packet to one victim: the slot of the last packet's,
+            // while it still holds it, spares the hash and the bucket's scan.
+            (key, slot) if key == victim && !gated && self.victims.holds(slot, victim) => slot,
+            _ => {
+                let hash = self.hasher.hash_ip(victim);
+                if gated && !self.ack_gate(p, victim, hash, now) {
                     return;
                 }
-                Some(counted) => {
-                    let Some(s) = self.insert_victim(victim, hash, now) else {
-                        return;
-                    };
-                    self.count_before_admission(s, counted - 1, p);
-                    s
-                }
-            },
+                let slot = match self.victims.find_hashed(victim, hash) {
+                    Some(s) => s,
+                    None => match self.doorkeeper.admit(hash, now) {
+                        None => {
+                            self.recent.push(p);
+                            return;
+                        }
+                        Some(counted) => {
+                            let Some(s) = self.insert_victim(victim, hash, now) else {
+                                return;
+                            };
+                            self.count_before_admission(s, counted - 1, p);
+                            s
+                        }
+                    },
+                };
+                self.last_victim = (victim, slot);
+                slot
+            }
         };
         if self.victims.meta[slot].ignored {
             self.stats.allowlisted_packets += 1;

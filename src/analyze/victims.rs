@@ -138,6 +138,13 @@ impl VictimTable {
         hash as usize & self.bucket_mask
     }
 
+    /// Whether slot `slot` (one found for `key` earlier) still holds `key`.
+    #[inline]
+    pub fn holds(&self, slot: usize, key: IpKey) -> bool {
+        let used = self.used.get(slot / BUCKET_SLOTS).is_some_and(|u| u & (1 << (slot % BUCKET_SLOTS)) != 0);
+        used && self.keys.get(slot) == Some(&key)
+    }
+
     /// Slot of `key` within `bucket`, if present.
     #[inline]
     fn scan(&self, bucket: usize, key: IpKey) -> Option<usize> {
