@@ -466,8 +466,9 @@ pub struct Analyzer {
     /// One bit per [`ack_filter_bit`] of each victim that counts ACKs (stale bits are cleared
     /// every minute of packet time): most ACKs are turned away without a victim lookup.
     ack_filter: Box<[u64; ACK_FILTER_WORDS]>,
-    /// The victim the last counted packet went to, and its slot (see `count_packet`).
-    last_victim: (IpKey, usize),
+    /// The victims the last counted packets went to, and their slots, by [`hot_index`] (see
+    /// `count_packet`).
+    last_victim: [(IpKey, usize); 8],
     victims: VictimTable,
     watches: Vec<Option<Watch>>,
     free_watches: Vec<u16>,
@@ -548,7 +549,7 @@ impl Analyzer {
             doorkeeper: Doorkeeper::new(admit_per_tick(&policies) / weight),
             ack_doorkeeper: Doorkeeper::new(ack_admit_per_tick(&policies) / weight),
             ack_filter: Box::new([0; ACK_FILTER_WORDS]),
-            last_victim: (IpKey::default(), usize::MAX),
+            last_victim: [(IpKey::default(), usize::MAX); 8],
             victims: VictimTable::new(sizes.victims, settings.window_ticks, hasher),
             watches: (0..max_watches).map(|_| None).collect(),
             free_watches: (0..max_watches as u16).rev().collect(),
@@ -760,7 +761,8 @@ impl Analyzer {
         }
         let victim = self.victim_of(p.dst);
         let gated = class == Some(Class::Ack) && !fragment;
-        let slot = match self.last_victim {
+        let hot = hot_index(victim);
+        let slot = match self.last_victim[hot] {
             // A flood sends packet after packet to one victim: the slot of the last packet's,
             // while it still holds it, spares the hash and the bucket's scan.
             (key, slot) if key == victim && !gated && self.victims.holds(slot, victim) => slot,
@@ -785,7 +787,7 @@ impl Analyzer {
                         }
                     },
                 };
-                self.last_victim = (victim, slot);
+                self.last_victim[hot] = (victim, slot);
                 slot
             }
         };
@@ -1890,6 +1892,14 @@ fn learn_baseline(
 fn ack_admit_per_tick(policies: &[KindThresholds]) -> u32 {
     let lowest = policies.iter().map(|t| t[AttackKind::AckFlood as usize]).min().unwrap_or(DEFAULT_ACK_THRESHOLD_PPS);
     (lowest / TICKS_PER_SEC as u32 / ADMIT_FRACTION_OF_THRESHOLD).max(1)
+}
+
+/// Which of [`Analyzer::last_victim`]'s 8 entries a victim uses: floods to two or three
+/// victims at once keep theirs. Unkeyed: victims that collide only take the keyed lookup.
+#[inline(always)]
+fn hot_index(ip: IpKey) -> usize {
+    let folded = (ip.0 as u64) ^ ((ip.0 >> 64) as u64);
+    (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61) as usize
 }
 
 /// The word and bit of a victim's keyed hash in [`Analyzer::ack_filter`].
