@@ -222,8 +222,8 @@ fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
 }
 
 /// The victim's link set down, a flood started while it is down, the link set up under the
-/// flood: the daemon stays, logs both, captures every frame the interface received, and
-/// detects the flood.
+/// flood and a flood sent after: the daemon stays, logs both, captures every frame the
+/// interface received, and detects the flood.
 #[test]
 fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered() {
     let Some((_turn, net)) = namespaces("the link-flap test", &["ip", "trafgen"], 'l') else {
@@ -242,6 +242,8 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
     link("down");
     daemon.wait_for_output("is down", "floodwatch");
     systemd.wait_for(&format!("STATUS=waiting for {} (link down)", net.victim_if), &daemon);
+    // trafgen floods through the flap (how much of it the link drops while down depends on
+    // how trafgen paces what goes nowhere), and once more after it, all of it delivered.
     let count = 3 * TRAFGEN_PPS;
     let flood = trafgen(&net, &scratch.0, count);
     systemd.watchdog_goes_on(&daemon);
@@ -249,14 +251,17 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
     daemon.wait_for_output("is up again", "floodwatch");
     systemd.wait_for(&format!("STATUS=capturing on {}", net.victim_if), &daemon);
     trafgen_done(flood, count);
+    let after = trafgen_flood(&net, &scratch.0, TRAFGEN_PPS);
     std::thread::sleep(Duration::from_millis(500));
     let delivered = received() - before;
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_for(Duration::from_secs(5)).is_some_and(|s| s.success()), "{}", daemon.output());
     let log = daemon.output();
     let (captured, dropped) = stopped_counts(&log);
-    eprintln!("link flap: the veth received {delivered} frames after the flap, floodwatch captured {captured:?}");
-    assert!(delivered > 0 && delivered < count, "the flap should cost some of the flood: {delivered} of {count}");
+    eprintln!(
+        "link flap: the veth received {delivered} frames ({after} of them sent after the flap), floodwatch captured {captured:?}"
+    );
+    assert!(delivered >= after, "received {delivered}, fewer than the {after} sent after the flap");
     // The victim's end may also see a frame or two of its own (IPv6 neighbour discovery).
     assert!(
         captured.is_some_and(|c| (delivered..=delivered + 20).contains(&c)) && dropped == Some(0),
