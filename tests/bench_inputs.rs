@@ -11,27 +11,22 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-/// Writes a benchmark capture to `path` with `write`, and returns its bytes.
-fn made(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>)) -> Vec<u8> {
+/// Writes a benchmark capture to `path` with `write`.
+fn made(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>)) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     write(&mut out);
     out.flush().unwrap();
-    drop(out);
-    std::fs::read(path).unwrap()
 }
 
-/// Packets per destination and source of a little-endian pcap's untagged Ethernet IPv4 frames.
-fn senders(pcap: &[u8]) -> BTreeMap<Ipv4Addr, BTreeMap<Ipv4Addr, u64>> {
+/// Packets per destination and source of a capture's untagged Ethernet IPv4 frames.
+fn senders(path: &Path) -> BTreeMap<Ipv4Addr, BTreeMap<Ipv4Addr, u64>> {
     let mut all: BTreeMap<Ipv4Addr, BTreeMap<Ipv4Addr, u64>> = BTreeMap::new();
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
-        let frame = &pcap[at + 16..at + 16 + caplen];
+    for record in common::Pcap::read(path).records {
+        let frame = &record[16..];
         if frame.len() >= 34 && frame[12..14] == [0x08, 0x00] {
             let address = |from: usize| Ipv4Addr::new(frame[from], frame[from + 1], frame[from + 2], frame[from + 3]);
             *all.entry(address(30)).or_default().entry(address(26)).or_default() += 1;
         }
-        at += 16 + caplen;
     }
     all
 }
@@ -47,11 +42,10 @@ fn ends(events: &[AttackEvent]) -> Vec<&AttackEvent> {
 fn an_attack_dominated_capture_lists_every_heavy_source_and_nobody_else() {
     let scratch = common::Scratch::new("bench-flood");
     let path = scratch.path("flood.pcap");
-    let bytes = made(&path, |out| {
+    made(&path, |out| {
         write_bench_mix(out, &BENCH_FLOOD, 1_000_000).unwrap();
     });
-    let truth = senders(&bytes);
-    drop(bytes);
+    let truth = senders(&path);
     let (events, _) = common::replay_files(&[path], common::settings());
     let ends = ends(&events);
     let kinds: BTreeSet<String> = ends.iter().map(|e| format!("{} {}", e.kind.name(), e.victim)).collect();
@@ -89,11 +83,10 @@ fn an_attack_dominated_capture_lists_every_heavy_source_and_nobody_else() {
 fn a_spoofed_flood_is_counted_within_two_percent_and_blocks_nobody() {
     let scratch = common::Scratch::new("bench-spoofed");
     let path = scratch.path("spoofed.pcap");
-    let bytes = made(&path, |out| {
+    made(&path, |out| {
         write_bench_spoofed(out, 2_000_000, 1_000_000).unwrap();
     });
-    let truth = senders(&bytes);
-    drop(bytes);
+    let truth = senders(&path);
     let (events, _) = common::replay_files(&[path], common::settings());
     let ends = ends(&events);
     assert_eq!(ends.len(), 1, "{ends:?}");

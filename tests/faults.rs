@@ -9,8 +9,8 @@
 mod common;
 
 use common::netns::{
-    attack_starts, ip, namespaces, stopped_counts, sys_net, trafgen, trafgen_done, trafgen_flood, Proc, ATTACKER_ADDR,
-    TRAFGEN_PPS, VICTIM_ADDR,
+    attack_starts, daemon_command, ip, lists_attacker, namespaces, stopped_counts, sys_net, trafgen, trafgen_done,
+    trafgen_flood, Proc, ATTACKER_ADDR, TRAFGEN_PPS, VICTIM_ADDR,
 };
 use common::{on_path, repo_path, skip, Scratch};
 use serde_json::Value;
@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const DAEMON: &str = env!("CARGO_BIN_EXE_floodwatch");
 /// `[detection] quiet_s` of the daemons here: attacks end soon after their flood.
 const CONFIG: &str = "[detection]\nquiet_s = 2\n";
 
@@ -172,16 +171,7 @@ fn the_capture_waits_for_a_deleted_interface_and_resumes_when_it_is_back() {
     // Quiet long enough that the attack outlasts the outage, as a real one would.
     std::fs::write(&config, "[detection]\nquiet_s = 60\n").unwrap();
     let systemd = Systemd::listen(&scratch);
-    let args = [
-        DAEMON,
-        "run",
-        "--interface",
-        &net.victim_if,
-        "--config",
-        config.to_str().unwrap(),
-        "--alerts",
-        alerts.to_str().unwrap(),
-    ];
+    let args = daemon_command(&net, &["--config", config.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()]);
     let mut daemon = systemd.spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
 
@@ -232,7 +222,7 @@ fn a_link_flap_under_a_flood_keeps_the_daemon_and_every_frame_the_link_delivered
     let scratch = Scratch::new("link-flap");
     let alerts = scratch.path("alerts.jsonl");
     let systemd = Systemd::listen(&scratch);
-    let args = [DAEMON, "run", "--interface", &net.victim_if, "--alerts", alerts.to_str().unwrap()];
+    let args = daemon_command(&net, &["--alerts", alerts.to_str().unwrap()]);
     let mut daemon = systemd.spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
     let received = || sys_net(&net.victim, &net.victim_if, "statistics/rx_packets").parse::<u64>().unwrap_or(0);
@@ -345,11 +335,6 @@ fn alert_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Whether the blocklist at `path` lists the flood's source.
-fn lists_attacker(path: &Path) -> bool {
-    std::fs::read_to_string(path).unwrap_or_default().lines().any(|l| l == ATTACKER_ADDR)
-}
-
 /// Killed with SIGKILL during an attack, the daemon leaves whole alert lines and a blocklist
 /// that a restart reads back: the attacker stays listed before any packet arrives.
 #[test]
@@ -361,15 +346,12 @@ fn sigkill_mid_attack_leaves_whole_alerts_and_a_restart_keeps_the_blocklist() {
     let (alerts, blocklist, config) =
         (scratch.path("alerts.jsonl"), scratch.path("blocklist"), scratch.path("fw.toml"));
     std::fs::write(&config, CONFIG).unwrap();
-    let args = |alerts: &Path| {
-        [DAEMON, "run", "--interface", &net.victim_if, "--config", config.to_str().unwrap()]
-            .into_iter()
-            .map(String::from)
-            .chain(["--alerts".into(), alerts.display().to_string()])
-            .chain(["--blocklist".into(), blocklist.display().to_string()])
-            .collect::<Vec<String>>()
+    let (config, blocklist_path) = (config.to_str().unwrap(), blocklist.to_str().unwrap());
+    let args = |alerts: &'_ Path| -> Vec<String> {
+        let options = ["--config", config, "--alerts", alerts.to_str().unwrap(), "--blocklist", blocklist_path];
+        daemon_command(&net, &options).into_iter().map(String::from).collect()
     };
-    let first: Vec<String> = args(&alerts);
+    let first = args(&alerts);
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
     let mut daemon = Proc::spawn(&net.victim, &first, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
@@ -477,22 +459,14 @@ fn a_disk_turned_read_only_keeps_whole_lines_and_the_last_blocklist_and_counts_t
     std::fs::write(&config, CONFIG).unwrap();
     let (alerts, blocklist, evidence) =
         (disk_dir.join("alerts.jsonl"), disk_dir.join("blocklist"), disk_dir.join("evidence"));
-    let args = [
-        DAEMON,
-        "run",
-        "--interface",
-        &net.victim_if,
-        "--config",
-        config.to_str().unwrap(),
-        "--alerts",
-        alerts.to_str().unwrap(),
-        "--blocklist",
-        blocklist.to_str().unwrap(),
-        "--evidence-dir",
-        evidence.to_str().unwrap(),
-        "--drain-timeout",
-        "1",
+    let options = [
+        ["--config", config.to_str().unwrap()],
+        ["--alerts", alerts.to_str().unwrap()],
+        ["--blocklist", blocklist.to_str().unwrap()],
+        ["--evidence-dir", evidence.to_str().unwrap()],
+        ["--drain-timeout", "1"],
     ];
+    let args = daemon_command(&net, options.as_flattened());
     let mut daemon = Proc::spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
 
@@ -559,7 +533,7 @@ fn an_unwritable_directory_after_a_rotation_delays_alerts_but_loses_none() {
     let nobody = "65534";
     let chown = Command::new("chown").arg(format!("{nobody}:{nobody}")).arg(&disk_dir).status();
     assert!(chown.is_ok_and(|s| s.success()));
-    let args = [
+    let unprivileged = [
         "setpriv",
         "--reuid",
         nobody,
@@ -568,15 +542,10 @@ fn an_unwritable_directory_after_a_rotation_delays_alerts_but_loses_none() {
         "--clear-groups",
         "--inh-caps=+net_raw",
         "--ambient-caps=+net_raw",
-        DAEMON,
-        "run",
-        "--interface",
-        &net.victim_if,
-        "--config",
-        config.to_str().unwrap(),
-        "--alerts",
-        alerts.to_str().unwrap(),
     ];
+    let floodwatch =
+        daemon_command(&net, &["--config", config.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()]);
+    let args = [&unprivileged[..], &floodwatch].concat();
     let mut daemon = Proc::spawn(&net.victim, &args, &scratch.path("floodwatch.log"));
     daemon.wait_for_output("capture started", "floodwatch");
 

@@ -16,8 +16,8 @@
 mod common;
 
 use common::netns::{
-    attack_starts, capture_counts, field, namespaces, stopped_counts, trafgen_flood, Netns, Proc, ATTACKER_ADDR,
-    TRAFGEN_PPS, VICTIM_ADDR,
+    attack_starts, capture_counts, daemon_command, field, lists_attacker, namespaces, stopped_counts, trafgen_flood,
+    Netns, Proc, ATTACKER_ADDR, TRAFGEN_PPS, VICTIM_ADDR,
 };
 use common::Scratch;
 
@@ -209,20 +209,13 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
     let _ = std::fs::remove_file(&alerts);
     let evidence = dir.join(format!("{}.evidence", sc.name));
     let blocklist = dir.join(format!("{}.blocklist", sc.name));
-    let daemon_args = [
-        env!("CARGO_BIN_EXE_floodwatch"),
-        "run",
-        "--interface",
-        &net.victim_if,
-        "--config",
-        config.to_str().unwrap(),
-        "--alerts",
-        alerts.to_str().unwrap(),
-        "--evidence-dir",
-        evidence.to_str().unwrap(),
-        "--blocklist",
-        blocklist.to_str().unwrap(),
+    let options = [
+        ["--config", config.to_str().unwrap()],
+        ["--alerts", alerts.to_str().unwrap()],
+        ["--evidence-dir", evidence.to_str().unwrap()],
+        ["--blocklist", blocklist.to_str().unwrap()],
     ];
+    let daemon_args = daemon_command(net, options.as_flattened());
     let mut daemon = Proc::spawn(&net.victim, &daemon_args, &dir.join(format!("{}.floodwatch.log", sc.name)));
     daemon.wait_for_output("capture started", "floodwatch");
 
@@ -427,18 +420,12 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
     for threads in [1, 2] {
         let alerts = scratch.0.join(format!("alerts-{threads}.jsonl"));
         let threads_arg = threads.to_string();
-        let daemon_args = [
-            env!("CARGO_BIN_EXE_floodwatch"),
-            "run",
-            "--interface",
-            &net.victim_if,
-            "--capture-threads",
-            &threads_arg,
-            "--alerts",
-            alerts.to_str().unwrap(),
-            "--blocklist",
-            blocklist.to_str().unwrap(),
+        let options = [
+            ["--capture-threads", &threads_arg],
+            ["--alerts", alerts.to_str().unwrap()],
+            ["--blocklist", blocklist.to_str().unwrap()],
         ];
+        let daemon_args = daemon_command(&net, options.as_flattened());
         let mut daemon = Proc::spawn(&net.victim, &daemon_args, &scratch.0.join(format!("floodwatch-{threads}.log")));
         daemon.wait_for_output("capture started", "floodwatch");
 
@@ -481,23 +468,13 @@ fn a_bursty_trafgen_flood_is_captured_whole_by_the_default_backend() {
     }
     // A restart keeps the attacker blocked: the first list the new daemon writes, before any
     // packet, still holds it.
-    let listed = |path: &Path| std::fs::read_to_string(path).unwrap_or_default().lines().any(|l| l == ATTACKER_ADDR);
-    if !listed(&blocklist) {
+    if !lists_attacker(&blocklist) {
         failures.push(format!("the flood's source {ATTACKER_ADDR} is not in the blocklist before the restart"));
     }
-    let args = [
-        env!("CARGO_BIN_EXE_floodwatch"),
-        "run",
-        "--interface",
-        &net.victim_if,
-        "--alerts",
-        "/dev/null",
-        "--blocklist",
-        blocklist.to_str().unwrap(),
-    ];
+    let args = daemon_command(&net, &["--alerts", "/dev/null", "--blocklist", blocklist.to_str().unwrap()]);
     let mut restarted = Proc::spawn(&net.victim, &args, &scratch.0.join("floodwatch-restarted.log"));
     restarted.wait_for_output("capture started", "floodwatch");
-    if !listed(&blocklist) {
+    if !lists_attacker(&blocklist) {
         failures.push(format!("after a restart the blocklist lost {ATTACKER_ADDR}:\n{}", restarted.output()));
     }
     restarted.signal(libc::SIGTERM);

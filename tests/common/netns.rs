@@ -11,6 +11,20 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The command line of `floodwatch run` capturing on the victim's end of `net`, with
+/// `options` after the interface.
+pub fn daemon_command<'a>(net: &'a Netns, options: &[&'a str]) -> Vec<&'a str> {
+    [env!("CARGO_BIN_EXE_floodwatch"), "run", "--interface", net.victim_if.as_str()]
+        .into_iter()
+        .chain(options.iter().copied())
+        .collect()
+}
+
+/// Whether the plain blocklist at `path` lists the flood's source, [`ATTACKER_ADDR`].
+pub fn lists_attacker(path: &Path) -> bool {
+    std::fs::read_to_string(path).unwrap_or_default().lines().any(|l| l == ATTACKER_ADDR)
+}
+
 /// Held by each test while it floods the link.
 pub static ONE_FLOOD_AT_A_TIME: Mutex<()> = Mutex::new(());
 

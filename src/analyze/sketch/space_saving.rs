@@ -390,9 +390,24 @@ mod properties {
     use crate::analyze::sketch::test_util::{check_guarantees, shuffled_stream};
     use crate::decode::IpKey;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn ip(i: u32) -> IpKey {
         IpKey::from_v4(i.to_be_bytes())
+    }
+
+    /// The stream of noise addresses (offset past the heavy ones) and heavy addresses, each its
+    /// number of times, shuffled by `seed`; with each address's true count.
+    fn address_stream(noise: &[u32], heavy: &[(u32, usize)], seed: u64) -> (Vec<IpKey>, HashMap<IpKey, u64>) {
+        let noise: Vec<IpKey> = noise.iter().map(|n| ip(n + 1000)).collect();
+        let heavy: Vec<(IpKey, usize)> = heavy.iter().map(|(k, times)| (ip(*k), *times)).collect();
+        shuffled_stream(&noise, &heavy, seed)
+    }
+
+    /// `ss` after counting `stream`.
+    fn counted(mut ss: SpaceSaving<IpKey>, stream: &[IpKey]) -> SpaceSaving<IpKey> {
+        stream.iter().for_each(|k| ss.add(*k));
+        ss
     }
 
     proptest! {
@@ -406,13 +421,8 @@ mod properties {
             noise in proptest::collection::vec(0u32..1_000_000, 0..3000),
             seed in any::<u64>(),
         ) {
-            let noise: Vec<IpKey> = noise.iter().map(|n| ip(n + 1000)).collect();
-            let heavy: Vec<(IpKey, usize)> = heavy.iter().map(|(k, times)| (ip(*k), *times)).collect();
-            let (stream, truth) = shuffled_stream(&noise, &heavy, seed);
-            let mut ss = SpaceSaving::new(capacity, KeyedHasher::new(Some(seed)));
-            for k in &stream {
-                ss.add(*k);
-            }
+            let (stream, truth) = address_stream(&noise, &heavy, seed);
+            let ss = counted(SpaceSaving::new(capacity, KeyedHasher::new(Some(seed))), &stream);
             check_guarantees(&ss.top(capacity), &truth, capacity, |k| ss.count_of(k).is_some())?;
         }
 
@@ -426,13 +436,8 @@ mod properties {
             noise in proptest::collection::vec(0u32..1_000_000, 0..3000),
             seed in any::<u64>(),
         ) {
-            let noise: Vec<IpKey> = noise.iter().map(|n| ip(n + 1000)).collect();
-            let heavy: Vec<(IpKey, usize)> = heavy.iter().map(|(k, times)| (ip(*k), *times)).collect();
-            let (stream, truth) = shuffled_stream(&noise, &heavy, seed);
-            let mut ss = SpaceSaving::filtered(capacity, KeyedHasher::new(Some(seed)));
-            for k in &stream {
-                ss.add(*k);
-            }
+            let (stream, truth) = address_stream(&noise, &heavy, seed);
+            let ss = counted(SpaceSaving::filtered(capacity, KeyedHasher::new(Some(seed))), &stream);
             let n = stream.len() as u64;
             for c in ss.top(capacity) {
                 let real = truth[&c.key];
