@@ -4,6 +4,8 @@
 //! [`decode::PacketRecord`]) → `analyze` (sliding windows, sketches, detectors, attack
 //! lifecycle) → `output` (alert sinks, summaries). See ARCHITECTURE.md.
 
+#![deny(unsafe_code)]
+
 pub mod analyze;
 pub mod capture;
 pub mod config;
@@ -11,6 +13,8 @@ pub mod daemon;
 pub mod decode;
 pub mod output;
 pub mod pipeline;
+// unsafe: the prefetch instruction.
+#[allow(unsafe_code)]
 mod prefetch;
 pub mod replay;
 pub mod synth;

@@ -1,5 +1,7 @@
 //! The `floodwatch` command line: argument parsing and wiring only.
 
+#![deny(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
 use floodwatch::analyze::{Analysis, Analyzer, AttackKind, ShardedAnalyzer};
 use floodwatch::config::{CaptureBackend, Config, LogFormat, OutputSettings};

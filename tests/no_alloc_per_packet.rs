@@ -30,13 +30,16 @@ fn counted() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         counted();
+        // SAFETY: the caller's promises about `layout` pass on unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` (every allocation here does) with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted();
+        // SAFETY: as for `dealloc`, and the caller's promises about `new_size` pass on.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

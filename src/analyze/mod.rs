@@ -12,6 +12,8 @@ mod doorkeeper;
 mod filter;
 mod handshake;
 pub mod hash;
+// unsafe: streaming stores.
+#[allow(unsafe_code)]
 mod recent;
 pub mod services;
 mod shards;

@@ -12,6 +12,8 @@
 //!                                  replay benchmark: SYN flood from M distinct spoofed sources
 //! ```
 
+#![deny(unsafe_code)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -61,8 +61,10 @@ struct Guard {
     previous: libc::sigaction,
 }
 
-// SAFETY: `libc::sigaction` is plain data (a handler address, flags and a signal mask).
+// SAFETY: `libc::sigaction` is plain data (a handler address, flags and a signal mask), only
+// read after it is set once.
 unsafe impl Sync for Guard {}
+// SAFETY: as for `Sync`: plain data, nothing tied to the thread that made it.
 unsafe impl Send for Guard {}
 
 static GUARD: OnceLock<Guard> = OnceLock::new();

@@ -5,7 +5,11 @@
 //! a frame borrows the reader's buffer until the next call.
 
 mod file;
+// unsafe: sockets, ioctls and the kernel's mapped receive ring.
+#[allow(unsafe_code)]
 pub mod live;
+// unsafe: mmap and the SIGBUS handler.
+#[allow(unsafe_code)]
 mod mapped;
 mod pcap;
 mod pcapng;

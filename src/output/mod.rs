@@ -13,8 +13,12 @@ pub mod hook;
 pub mod metrics;
 pub mod notify;
 pub mod pcap_writer;
+// unsafe: a non-blocking peek (recv) at a stream's state.
+#[allow(unsafe_code)]
 pub mod sink;
 pub mod summary;
+// unsafe: gethostname.
+#[allow(unsafe_code)]
 pub mod syslog;
 pub mod time;
 
