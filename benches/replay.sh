@@ -231,7 +231,7 @@ echo
 echo "== floodwatch on (c) bench_flood: attacks and their offending IPs against the true sources"
 python3 - "$WORK/alerts_flood.jsonl" <<'EOF'
 import ipaddress, json, sys
-# capgen's pools (src/synth/bench.rs): victim -> (address before the first source, sources)
+# capgen's pools (crates/capgen/src/bench.rs): victim -> (address before the first source, sources)
 pools = {"198.51.100.10": ("100.64.0.0", 4000), "198.51.100.20": ("100.80.0.0", 2000),
          "192.0.2.50": ("100.96.0.0", 3000)}
 ends = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]

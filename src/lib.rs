@@ -17,4 +17,3 @@ pub mod pipeline;
 #[allow(unsafe_code)]
 mod prefetch;
 pub mod replay;
-pub mod synth;

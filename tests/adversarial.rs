@@ -1,5 +1,5 @@
 //! Adversarial traffic (robustness issue, acceptance point 3). Each test generates one capture
-//! with `floodwatch::synth::adversarial`, replays it through the library pipeline
+//! with `capgen::adversarial`, replays it through the library pipeline
 //! (`common::replay_files` with `common::settings()`), and checks the alerts it must give (or
 //! not give) and that the process's peak RSS grew by less than [`RSS_BOUND`] during the replay.
 //!
@@ -27,12 +27,12 @@
 
 mod common;
 
+use capgen::adversarial::{self, ExpectedAttack, Written};
 use common::{attacked, ends, kind_named, replay_files, settings, starts};
 use floodwatch::analyze::{AttackEvent, EndReason, EventKind};
 use floodwatch::decode::DecodeIssue;
 use floodwatch::output::alert::to_json_line;
 use floodwatch::replay::ReplayOutcome;
-use floodwatch::synth::adversarial::{self, ExpectedAttack, Written};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::BufWriter;

@@ -4,8 +4,8 @@
 
 mod common;
 
+use capgen::bench::{write_bench_mix, write_bench_spoofed, BENCH_FLOOD};
 use floodwatch::analyze::{AttackEvent, EventKind};
-use floodwatch::synth::bench::{write_bench_mix, write_bench_spoofed, BENCH_FLOOD};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};

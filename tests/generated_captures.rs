@@ -125,7 +125,7 @@ fn generated_captures_give_their_ground_truth() {
 fn captures_are_reproduced_byte_for_byte_by_the_generator() {
     let dir = std::env::temp_dir().join(format!("floodwatch-capgen-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let written = floodwatch::synth::write_all(&dir).expect("generator runs");
+    let written = capgen::write_all(&dir).expect("generator runs");
     assert!(written.len() >= 16, "captures and their ground truth: {written:?}");
     for path in &written {
         let name = path.file_name().unwrap();

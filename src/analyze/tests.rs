@@ -634,7 +634,7 @@ fn a_busy_servers_earlier_users_do_not_make_a_later_flood_look_forged() {
     // users, the flood's sources would average fewer than 3 packets each over networks as
     // spread as random addresses: a forged verdict, no offenders.
     let server = v4(198, 51, 100, 30);
-    let mut rng = crate::synth::rng::Rng::new(5);
+    let mut rng = capgen::rng::Rng::new(5);
     let users: Vec<IpKey> = (0..45_000)
         .map(|_| {
             let x = rng.next_u32();

@@ -606,186 +606,15 @@ pub(super) mod test_util {
             Ok(n)
         }
     }
-
-    /// Classic pcap writer.
-    pub struct PcapWriter {
-        pub bytes: Vec<u8>,
-        big_endian: bool,
-    }
-
-    impl PcapWriter {
-        /// `nanos` picks the a1b23c4d magic.
-        pub fn new(big_endian: bool, nanos: bool, snaplen: u32, link: u32) -> PcapWriter {
-            let mut w = PcapWriter { bytes: Vec::new(), big_endian };
-            w.u32(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
-            w.u16(2);
-            w.u16(4);
-            w.u32(0);
-            w.u32(0);
-            w.u32(snaplen);
-            w.u32(link);
-            w
-        }
-
-        pub fn u32(&mut self, v: u32) {
-            let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
-            self.bytes.extend_from_slice(&b);
-        }
-
-        pub fn u16(&mut self, v: u16) {
-            let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
-            self.bytes.extend_from_slice(&b);
-        }
-
-        /// A record with explicit header fields (caplen is `data.len()`).
-        pub fn record(&mut self, sec: u32, frac: u32, orig_len: u32, data: &[u8]) {
-            self.u32(sec);
-            self.u32(frac);
-            self.u32(data.len() as u32);
-            self.u32(orig_len);
-            self.bytes.extend_from_slice(data);
-        }
-    }
-
-    /// pcapng writer; each block is written whole.
-    pub struct NgWriter {
-        pub bytes: Vec<u8>,
-        big_endian: bool,
-    }
-
-    impl NgWriter {
-        pub fn new() -> NgWriter {
-            NgWriter { bytes: Vec::new(), big_endian: false }
-        }
-
-        fn u32v(&self, v: u32) -> [u8; 4] {
-            if self.big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            }
-        }
-
-        fn u16v(&self, v: u16) -> [u8; 2] {
-            if self.big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            }
-        }
-
-        /// A block of `btype` with `body` padded to 4 bytes and both length fields.
-        pub fn block(&mut self, btype: u32, body: &[u8]) {
-            let padded = body.len().div_ceil(4) * 4;
-            let total = (12 + padded) as u32;
-            let mut b = Vec::new();
-            b.extend_from_slice(&self.u32v(btype));
-            b.extend_from_slice(&self.u32v(total));
-            b.extend_from_slice(body);
-            b.resize(8 + padded, 0);
-            b.extend_from_slice(&self.u32v(total));
-            self.bytes.extend_from_slice(&b);
-        }
-
-        /// Starts a section in the given byte order.
-        pub fn shb(&mut self, big_endian: bool) {
-            self.big_endian = big_endian;
-            let mut body = Vec::new();
-            body.extend_from_slice(&self.u32v(0x1A2B_3C4D));
-            body.extend_from_slice(&self.u16v(1));
-            body.extend_from_slice(&self.u16v(0));
-            body.extend_from_slice(&[0xff; 8]);
-            self.block(0x0A0D_0D0A, &body);
-        }
-
-        /// An option: code, length, value padded to 4.
-        pub fn option(&self, code: u16, value: &[u8]) -> Vec<u8> {
-            let mut o = Vec::new();
-            o.extend_from_slice(&self.u16v(code));
-            o.extend_from_slice(&self.u16v(value.len() as u16));
-            o.extend_from_slice(value);
-            o.resize(4 + value.len().div_ceil(4) * 4, 0);
-            o
-        }
-
-        /// An interface with optional if_tsresol and if_tsoffset.
-        pub fn idb(&mut self, link: u16, snaplen: u32, tsresol: Option<u8>, tsoffset: Option<i64>) {
-            let mut body = Vec::new();
-            body.extend_from_slice(&self.u16v(link));
-            body.extend_from_slice(&[0, 0]);
-            body.extend_from_slice(&self.u32v(snaplen));
-            if let Some(r) = tsresol {
-                body.extend(self.option(9, &[r]));
-            }
-            if let Some(o) = tsoffset {
-                let v = if self.big_endian { o.to_be_bytes() } else { o.to_le_bytes() };
-                body.extend(self.option(14, &v));
-            }
-            if tsresol.is_some() || tsoffset.is_some() {
-                body.extend(self.option(0, &[]));
-            }
-            self.block(1, &body);
-        }
-
-        /// An Enhanced Packet Block with a comment option behind the data.
-        pub fn epb(&mut self, iface: u32, ts: u64, orig_len: u32, data: &[u8]) {
-            let mut body = Vec::new();
-            body.extend_from_slice(&self.u32v(iface));
-            body.extend_from_slice(&self.u32v((ts >> 32) as u32));
-            body.extend_from_slice(&self.u32v(ts as u32));
-            body.extend_from_slice(&self.u32v(data.len() as u32));
-            body.extend_from_slice(&self.u32v(orig_len));
-            body.extend_from_slice(data);
-            body.resize(20 + data.len().div_ceil(4) * 4, 0);
-            body.extend(self.option(1, b"comment"));
-            body.extend(self.option(0, &[]));
-            self.block(6, &body);
-        }
-
-        /// An obsolete Packet Block.
-        pub fn pb(&mut self, iface: u16, ts: u64, orig_len: u32, data: &[u8]) {
-            let mut body = Vec::new();
-            body.extend_from_slice(&self.u16v(iface));
-            body.extend_from_slice(&self.u16v(0));
-            body.extend_from_slice(&self.u32v((ts >> 32) as u32));
-            body.extend_from_slice(&self.u32v(ts as u32));
-            body.extend_from_slice(&self.u32v(data.len() as u32));
-            body.extend_from_slice(&self.u32v(orig_len));
-            body.extend_from_slice(data);
-            self.block(2, &body);
-        }
-
-        /// A Simple Packet Block.
-        pub fn spb(&mut self, orig_len: u32, data: &[u8]) {
-            let mut body = Vec::new();
-            body.extend_from_slice(&self.u32v(orig_len));
-            body.extend_from_slice(data);
-            self.block(3, &body);
-        }
-    }
-
-    /// Deterministic pseudo-random numbers (xorshift64*), so failures replay.
-    pub struct Rng(pub u64);
-
-    impl Rng {
-        pub fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        pub fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_util::{open, open_with, read_all, read_bytes, NgWriter, Owned, PcapWriter, Rng};
+    use super::test_util::{open, open_with, read_all, read_bytes, Owned};
     use super::FileSource;
     use crate::capture::{CaptureError, CaptureErrorKind, LinkType};
+    use capgen::hand::{PcapBytes, PcapngBytes};
+    use capgen::rng::Rng;
     use flate2::{write::GzEncoder, Compression};
     use std::io::Write;
 
@@ -806,8 +635,8 @@ mod tests {
 
     #[test]
     fn a_stream_hands_on_its_buffered_frames_before_it_waits() {
-        let mut pcap = PcapWriter::new(false, false, 65535, 1);
-        let mut ng = NgWriter::new();
+        let mut pcap = PcapBytes::new(false, false, 65535, 1);
+        let mut ng = PcapngBytes::new();
         ng.shb(false);
         ng.idb(1, 65535, None, None);
         for i in 0..3u8 {
@@ -840,7 +669,7 @@ mod tests {
     }
 
     fn small_pcap(records: u32) -> Vec<u8> {
-        let mut w = PcapWriter::new(false, false, 65535, 1);
+        let mut w = PcapBytes::new(false, false, 65535, 1);
         for i in 0..records {
             let data: Vec<u8> = (0..(i % 200) as u8).collect();
             w.record(1_000 + i, i, 1500, &data);
@@ -849,7 +678,7 @@ mod tests {
     }
 
     fn small_pcapng() -> Vec<u8> {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(1, 0, None, None);
         w.idb(113, 100, Some(9), Some(5));
@@ -967,34 +796,34 @@ mod tests {
     /// Applies a few random edits aimed at lengths and headers.
     fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         const INTERESTING: [u32; 8] = [0, 1, 12, 0x7fff_ffff, 0xffff_ffff, 0x0100_0000, 0x0a0d_0d0a, 65536];
-        for _ in 0..1 + rng.below(4) {
+        for _ in 0..1 + rng.index(4) {
             let len = bytes.len();
-            match rng.below(6) {
+            match rng.index(6) {
                 0 if len > 0 => {
-                    let i = rng.below(len);
-                    bytes[i] ^= 1 << rng.below(8);
+                    let i = rng.index(len);
+                    bytes[i] ^= 1 << rng.index(8);
                 }
                 1 if len > 0 => {
-                    let i = rng.below(len);
-                    bytes[i] = rng.next() as u8;
+                    let i = rng.index(len);
+                    bytes[i] = rng.next_u64() as u8;
                 }
-                2 => bytes.truncate(rng.below(len + 1)),
+                2 => bytes.truncate(rng.index(len + 1)),
                 3 if len >= 4 => {
-                    let i = rng.below(len - 3);
-                    let v = INTERESTING[rng.below(INTERESTING.len())];
-                    let v = if rng.below(2) == 0 { v.to_le_bytes() } else { v.to_be_bytes() };
+                    let i = rng.index(len - 3);
+                    let v = INTERESTING[rng.index(INTERESTING.len())];
+                    let v = if rng.index(2) == 0 { v.to_le_bytes() } else { v.to_be_bytes() };
                     bytes[i..i + 4].copy_from_slice(&v);
                 }
                 4 => {
-                    let i = rng.below(len + 1);
-                    let junk: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+                    let i = rng.index(len + 1);
+                    let junk: Vec<u8> = (0..rng.index(40)).map(|_| rng.next_u64() as u8).collect();
                     bytes.splice(i..i, junk);
                 }
                 _ if len > 0 => {
-                    let a = rng.below(len);
-                    let b = (a + rng.below(200)).min(len);
+                    let a = rng.index(len);
+                    let b = (a + rng.index(200)).min(len);
                     let copy = bytes[a..b].to_vec();
-                    let at = rng.below(len + 1);
+                    let at = rng.index(len + 1);
                     bytes.splice(at..at, copy);
                 }
                 _ => {}
@@ -1016,14 +845,14 @@ mod tests {
 
     #[test]
     fn mutated_inputs_never_panic() {
-        let mut ng_be = NgWriter::new();
+        let mut ng_be = PcapngBytes::new();
         ng_be.shb(true);
         ng_be.idb(276, 0, Some(0x80 | 30), Some(-3));
         ng_be.spb(10, &[1; 10]);
         ng_be.epb(0, 123_456, 40, &[3; 40]);
         let mut seeds = vec![
             small_pcap(20),
-            PcapWriter::new(true, true, 100, 113).bytes,
+            PcapBytes::new(true, true, 100, 113).bytes,
             small_pcapng(),
             ng_be.bytes,
             gzip(&small_pcap(20)),
@@ -1035,11 +864,11 @@ mod tests {
                 seeds.push(bytes[..bytes.len().min(16 << 10)].to_vec());
             }
         }
-        let mut rng = Rng(0x5eed_f100d);
+        let mut rng = Rng::new(0x5eed_f100d);
         for round in 0..20_000 {
             let mut bytes = seeds[round % seeds.len()].clone();
             mutate(&mut rng, &mut bytes);
-            let buffer = [4, 16, 61, 1 << 20][rng.below(4)];
+            let buffer = [4, 16, 61, 1 << 20][rng.index(4)];
             let (frames, _) = read_checked(&bytes, buffer);
             // Each frame consumes at least a 12-byte block or a 16-byte record header.
             if bytes.first() != Some(&0x1f) {

@@ -390,8 +390,9 @@ impl Drop for Mapping {
 
 #[cfg(test)]
 mod tests {
-    use crate::capture::file::test_util::{next_owned, PcapWriter};
+    use crate::capture::file::test_util::next_owned;
     use crate::capture::{CaptureErrorKind, FileSource};
+    use capgen::hand::PcapBytes;
     use std::fs::OpenOptions;
     use std::io::Write;
     use std::path::PathBuf;
@@ -401,7 +402,7 @@ mod tests {
 
     /// A pcap of `n` 84-byte frames, each filled with its index, written to a fresh file.
     fn capture(name: &str, n: u32) -> PathBuf {
-        let mut w = PcapWriter::new(false, false, 65_535, 1);
+        let mut w = PcapBytes::new(false, false, 65_535, 1);
         for i in 0..n {
             w.record(1_700_000_000 + i, 0, 84, &[(i % 251) as u8 + 1; 84]);
         }
@@ -466,7 +467,7 @@ mod tests {
         for _ in 0..100 {
             next_owned(&mut src).unwrap().unwrap();
         }
-        let mut more = PcapWriter::new(false, false, 65_535, 1);
+        let mut more = PcapBytes::new(false, false, 65_535, 1);
         more.record(1_800_000_000, 0, 84, &[7; 84]);
         let appended = more.bytes[HEADER..].to_vec();
         OpenOptions::new().append(true).open(&path).unwrap().write_all(&appended).unwrap();

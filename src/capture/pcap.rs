@@ -148,9 +148,10 @@ impl RecordReader for Reader {
 
 #[cfg(test)]
 mod tests {
-    use crate::capture::file::test_util::{next_owned, open, open_with, read_all, read_bytes, PcapWriter, Trickle};
+    use crate::capture::file::test_util::{next_owned, open, open_with, read_all, read_bytes, Trickle};
     use crate::capture::file::FileSource;
     use crate::capture::{CaptureErrorKind, LinkType};
+    use capgen::hand::PcapBytes;
 
     fn payload(n: usize, seed: u8) -> Vec<u8> {
         (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -160,7 +161,7 @@ mod tests {
     fn both_magics_in_both_byte_orders() {
         for big_endian in [false, true] {
             for nanos in [false, true] {
-                let mut w = PcapWriter::new(big_endian, nanos, 65535, 1);
+                let mut w = PcapBytes::new(big_endian, nanos, 65535, 1);
                 w.record(1_600_000_000, 123_456, 60, &payload(60, 1));
                 w.record(1_600_000_001, 999_999, 1514, &payload(40, 2));
                 w.record(0, 0, 0, &[]);
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn out_of_range_fractions_are_computed_not_rejected() {
         for nanos in [false, true] {
-            let mut w = PcapWriter::new(false, nanos, 65535, 1);
+            let mut w = PcapBytes::new(false, nanos, 65535, 1);
             w.record(u32::MAX, u32::MAX, 4, &[1, 2, 3, 4]);
             w.record(10, 1_000_000_000, 4, &[1, 2, 3, 4]);
             let (frames, err) = read_bytes(&w.bytes, 1 << 20);
@@ -195,7 +196,7 @@ mod tests {
 
     #[test]
     fn link_type_upper_bits_are_fcs_info() {
-        let mut w = PcapWriter::new(true, false, 65535, 0x1400_0000 | 113);
+        let mut w = PcapBytes::new(true, false, 65535, 0x1400_0000 | 113);
         w.record(1, 2, 3, &[9, 9, 9]);
         let (frames, err) = read_bytes(&w.bytes, 1 << 20);
         assert!(err.is_none());
@@ -205,7 +206,7 @@ mod tests {
     #[test]
     fn every_supported_link_type_opens() {
         for link in [0u32, 1, 12, 14, 101, 108, 113, 239, 276] {
-            let w = PcapWriter::new(false, false, 65535, link);
+            let w = PcapBytes::new(false, false, 65535, link);
             let (frames, err) = read_bytes(&w.bytes, 1 << 20);
             assert!(frames.is_empty() && err.is_none(), "link {link}");
         }
@@ -213,7 +214,7 @@ mod tests {
 
     #[test]
     fn unsupported_link_type_fails_at_open() {
-        let mut w = PcapWriter::new(false, false, 65535, 105);
+        let mut w = PcapBytes::new(false, false, 65535, 105);
         w.record(1, 2, 3, &[9, 9, 9]);
         let err = open(&w.bytes).unwrap_err();
         assert_eq!(err.kind, CaptureErrorKind::UnsupportedLinkType(105));
@@ -223,7 +224,7 @@ mod tests {
 
     #[test]
     fn wire_len_is_at_least_caplen() {
-        let mut w = PcapWriter::new(false, false, 65535, 1);
+        let mut w = PcapBytes::new(false, false, 65535, 1);
         w.record(1, 2, 10, &payload(50, 0));
         let (frames, _) = read_bytes(&w.bytes, 1 << 20);
         assert_eq!(frames[0].wire_len, 50);
@@ -231,7 +232,7 @@ mod tests {
 
     #[test]
     fn truncated_last_record() {
-        let mut w = PcapWriter::new(false, false, 65535, 1);
+        let mut w = PcapBytes::new(false, false, 65535, 1);
         w.record(1, 0, 100, &payload(100, 0));
         w.record(2, 0, 100, &payload(100, 1));
         let second = 24 + 16 + 100;
@@ -250,7 +251,7 @@ mod tests {
 
     #[test]
     fn truncated_file_header() {
-        let w = PcapWriter::new(false, false, 65535, 1);
+        let w = PcapBytes::new(false, false, 65535, 1);
         let err = open(&w.bytes[..10]).unwrap_err();
         assert_eq!(err.offset, 0);
         assert_eq!(err.kind, CaptureErrorKind::Truncated { needed: 24, available: 10 });
@@ -258,7 +259,7 @@ mod tests {
 
     #[test]
     fn corrupt_record_length() {
-        let mut w = PcapWriter::new(false, false, 100, 1);
+        let mut w = PcapBytes::new(false, false, 100, 1);
         // Larger than the snap length but within libpcap's 262144: accepted.
         w.record(1, 0, 1000, &payload(1000, 0));
         let bad = w.bytes.len();
@@ -278,7 +279,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // 262144 + 1 with a small snap length is corrupt.
-        let mut w = PcapWriter::new(false, false, 100, 1);
+        let mut w = PcapBytes::new(false, false, 100, 1);
         w.record(1, 0, 0, &payload(262_145, 0));
         let (frames, err) = read_bytes(&w.bytes, 1 << 20);
         assert!(frames.is_empty());
@@ -287,7 +288,7 @@ mod tests {
 
     #[test]
     fn huge_snaplen_still_caps_records_at_16_mib() {
-        let mut w = PcapWriter::new(false, false, u32::MAX, 1);
+        let mut w = PcapBytes::new(false, false, u32::MAX, 1);
         w.u32(1);
         w.u32(0);
         w.u32((16 << 20) + 1);
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn record_larger_than_buffer_grows_it() {
         let big = payload(16 << 20, 7);
-        let mut w = PcapWriter::new(false, true, u32::MAX, 101);
+        let mut w = PcapBytes::new(false, true, u32::MAX, 101);
         w.record(5, 6, 0, &payload(10, 1));
         w.record(7, 8, 0, &big);
         w.record(9, 10, 0, &payload(10, 2));
@@ -319,7 +320,7 @@ mod tests {
     /// straddle it, and exceed it.
     #[test]
     fn buffer_boundaries() {
-        let mut w = PcapWriter::new(true, false, 65535, 1);
+        let mut w = PcapBytes::new(true, false, 65535, 1);
         for i in 0..40u32 {
             w.record(i, i, 1000, &payload((i as usize * 7) % 97, i as u8));
         }
@@ -332,7 +333,7 @@ mod tests {
             assert_eq!(frames, reference, "buffer {buffer}");
         }
         // The first record fills a 24 + 16 + 40 byte buffer exactly.
-        let mut w = PcapWriter::new(false, false, 65535, 1);
+        let mut w = PcapBytes::new(false, false, 65535, 1);
         w.record(1, 0, 40, &payload(40, 1));
         w.record(2, 0, 40, &payload(40, 2));
         let (frames, err) = read_bytes(&w.bytes, 80);
@@ -343,7 +344,7 @@ mod tests {
 
     #[test]
     fn slow_reader_with_interruptions() {
-        let mut w = PcapWriter::new(false, false, 65535, 1);
+        let mut w = PcapBytes::new(false, false, 65535, 1);
         for i in 0..50u32 {
             w.record(i, 0, 300, &payload(i as usize * 5, i as u8));
         }
@@ -359,7 +360,7 @@ mod tests {
 
     #[test]
     fn progress_counts_consumed_bytes() {
-        let mut w = PcapWriter::new(false, false, 65535, 1);
+        let mut w = PcapBytes::new(false, false, 65535, 1);
         w.record(1, 0, 10, &payload(10, 0));
         w.record(2, 0, 10, &payload(10, 0));
         let mut src = open_with(&w.bytes, 1 << 20).unwrap();

@@ -432,8 +432,9 @@ fn scale(res: u8, offset: u64) -> Result<Scale, Fail> {
 
 #[cfg(test)]
 mod tests {
-    use crate::capture::file::test_util::{open, read_bytes, NgWriter, Owned};
+    use crate::capture::file::test_util::{open, read_bytes, Owned};
     use crate::capture::{CaptureError, CaptureErrorKind, LinkType};
+    use capgen::hand::PcapngBytes;
 
     fn payload(n: usize, seed: u8) -> Vec<u8> {
         (0..n).map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed)).collect()
@@ -452,7 +453,7 @@ mod tests {
 
     #[test]
     fn two_sections_of_different_byte_order() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(1, 0, None, None);
         w.idb(1, 0, None, None);
@@ -476,7 +477,7 @@ mod tests {
 
     #[test]
     fn interfaces_with_own_link_types_and_resolutions() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(1, 0, Some(9), None); // ns
         w.idb(101, 0, Some(0x80 | 20), None); // 2^-20 s
@@ -510,7 +511,7 @@ mod tests {
 
     #[test]
     fn timestamps_saturate() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(1, 0, Some(0), None);
         w.idb(1, 0, None, Some(i64::MIN));
@@ -526,7 +527,7 @@ mod tests {
 
     #[test]
     fn simple_packet_blocks() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(true);
         w.idb(1, 64, None, None);
         w.spb(20, &payload(20, 9)); // before any timestamp: 0
@@ -550,14 +551,14 @@ mod tests {
         assert_eq!(frames[2].data, payload(64, 1));
         assert_eq!(frames[3].data, payload(10, 2));
         // Snap length 0 means unlimited.
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(101, 0, None, None);
         w.spb(100, &payload(100, 1));
         let (frames, _) = read(&w.bytes);
         assert_eq!((frames[0].data.len(), frames[0].link), (100, LinkType::RAW));
         // No interface at all.
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.spb(4, &[1, 2, 3, 4]);
         let (frames, err) = read(&w.bytes);
@@ -567,7 +568,7 @@ mod tests {
 
     #[test]
     fn obsolete_packet_block() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(true);
         w.idb(1, 0, None, None);
         w.idb(108, 0, Some(3), None);
@@ -580,7 +581,7 @@ mod tests {
 
     #[test]
     fn other_blocks_are_skipped() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.block(4, &payload(30, 0)); // name resolution
         w.idb(1, 0, None, None);
@@ -601,7 +602,7 @@ mod tests {
 
     #[test]
     fn bad_block_lengths() {
-        let mut base = NgWriter::new();
+        let mut base = PcapngBytes::new();
         base.shb(false);
         base.idb(1, 0, None, None);
         base.epb(0, 1, 10, &payload(10, 0));
@@ -632,7 +633,7 @@ mod tests {
     #[test]
     fn bad_captured_length_and_options() {
         // EPB claiming more captured bytes than its block holds.
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(1, 0, None, None);
         let at = w.bytes.len();
@@ -643,7 +644,7 @@ mod tests {
         assert!(what.contains("1000"), "{what}");
         // Time resolutions out of range, a resolution of the wrong size, an option past the end.
         for option in [w.option(9, &[20]), w.option(9, &[0x80 | 64]), w.option(9, &[6, 0]), w.option(14, &[1])] {
-            let mut w = NgWriter::new();
+            let mut w = PcapngBytes::new();
             w.shb(true);
             w.idb(1, 0, None, None);
             let at = w.bytes.len() as u64;
@@ -654,7 +655,7 @@ mod tests {
             assert!(frames.is_empty());
             assert_eq!(corrupt_text(err).0, at);
         }
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(true);
         let mut body = vec![0, 1, 0, 0, 0, 0, 0, 0];
         body.extend([0, 2, 0, 200]); // option 2 claiming 200 bytes
@@ -664,7 +665,7 @@ mod tests {
 
     #[test]
     fn unsupported_link_type_only_when_used() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(147, 0, None, None);
         w.idb(1, 0, None, None);
@@ -679,7 +680,7 @@ mod tests {
 
     #[test]
     fn truncated_blocks() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(1, 0, None, None);
         w.epb(0, 1, 10, &payload(10, 0));
@@ -710,7 +711,7 @@ mod tests {
 
     #[test]
     fn bad_section_headers() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         let mut bad_magic = w.bytes.clone();
         bad_magic[8..12].copy_from_slice(&[1, 2, 3, 4]);
@@ -732,7 +733,7 @@ mod tests {
 
     #[test]
     fn buffer_boundaries() {
-        let mut w = NgWriter::new();
+        let mut w = PcapngBytes::new();
         w.shb(false);
         w.idb(1, 0, None, None);
         w.idb(113, 32, Some(9), None);

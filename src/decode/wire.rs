@@ -364,7 +364,7 @@ fn read_checked(protocol: u8, fragment: Fragment, transport: &[u8], out: &mut Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::rng::Rng;
+    use capgen::rng::Rng;
 
     fn ipv4_udp(frag_field: u16, payload: &[u8]) -> Vec<u8> {
         let total = 20 + payload.len();

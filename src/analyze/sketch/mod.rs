@@ -14,7 +14,7 @@ pub use tally::{PortTally, Tally};
 #[cfg(test)]
 mod test_util {
     use super::Counted;
-    use crate::synth::rng::Rng;
+    use capgen::rng::Rng;
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::fmt::Debug;

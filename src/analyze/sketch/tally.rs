@@ -112,7 +112,7 @@ impl<K: Copy + Default + PartialEq + Ord, const N: usize> Tally<K, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::rng::Rng;
+    use capgen::rng::Rng;
 
     #[test]
     fn exact_while_under_capacity() {

@@ -21,7 +21,7 @@ use super::frames::{FragmentPosition, TCP_ACK, TCP_PSH, TCP_SYN};
 use super::rng::Rng;
 use super::traffic::BASE_TIME_NS;
 use super::SEED;
-use crate::output::pcap_writer::{PcapWriter, TsResolution};
+use crate::pcap::{PcapWriter, TsResolution};
 
 /// Default number of packets of each benchmark capture.
 pub const DEFAULT_PACKETS: u64 = 10_000_000;

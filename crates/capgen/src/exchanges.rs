@@ -273,8 +273,8 @@ impl TrafficSource for Exchanges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::frames::ip_addresses;
-    use crate::synth::hosts::{GATEWAY_MAC, GATEWAY_V4};
+    use crate::frames::ip_addresses;
+    use crate::hosts::{GATEWAY_MAC, GATEWAY_V4};
     use std::net::Ipv6Addr;
 
     fn collect(config: ExchangesConfig) -> Vec<Vec<u8>> {

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use crate::output::pcap_writer::TsResolution;
+use crate::pcap::TsResolution;
 
 const BLOCK_SECTION_HEADER: u32 = 0x0a0d_0d0a;
 const BLOCK_INTERFACE_DESCRIPTION: u32 = 1;

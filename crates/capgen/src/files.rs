@@ -14,7 +14,7 @@ use super::scenarios::{Scenario, Traffic, SCENARIOS};
 use super::traffic::merge;
 use super::truth::{Container, FileFacts, GroundTruth, Tally};
 use super::SEED;
-use crate::output::pcap_writer::{PcapWriter, TsResolution};
+use crate::pcap::{PcapWriter, TsResolution};
 
 /// LINKTYPE_ETHERNET: every generated frame is Ethernet.
 pub const LINK_ETHERNET: u16 = 1;

@@ -310,8 +310,8 @@ impl TrafficSource for TcpSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::frames::ip_addresses;
-    use crate::synth::traffic::at_ms;
+    use crate::frames::ip_addresses;
+    use crate::traffic::at_ms;
     use std::net::IpAddr;
 
     fn config(arrivals: Arrivals, response_bytes: (u32, u32), rst_per_mille: u32) -> SessionsConfig {

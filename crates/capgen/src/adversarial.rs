@@ -34,7 +34,7 @@ use super::hosts::{distinct_hosts, ethernet_between, Host, BENCHMARK_V4, REMOTE_
 use super::rng::Rng;
 use super::traffic::{EventQueue, Role, TrafficSource, Window, BASE_TIME_NS, NS_PER_SECOND};
 use super::SEED;
-use crate::output::pcap_writer::{PcapWriter, TsResolution};
+use crate::pcap::{PcapWriter, TsResolution};
 
 /// Snap length written into the headers: above the 64 KiB frames of [`odd_frames`].
 const SNAPLEN: u32 = 262_144;

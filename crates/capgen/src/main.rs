@@ -12,16 +12,16 @@
 //!                                  replay benchmark: SYN flood from M distinct spoofed sources
 //! ```
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use floodwatch::synth::bench::{
+use capgen::bench::{
     write_bench_mix, write_bench_spoofed, Mix, BENCH_FLOOD, BENCH_MIX, DEFAULT_PACKETS, DEFAULT_SOURCES,
 };
-use floodwatch::synth::{find, write_all, write_scenario, SCENARIOS};
+use capgen::{find, write_all, write_scenario, SCENARIOS};
 
 const USAGE: &str = "usage: capgen list | capgen all [--out DIR] | capgen SCENARIO [--out DIR] | \
                      capgen bench-mix [--packets N] --out FILE | \

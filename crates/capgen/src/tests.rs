@@ -13,7 +13,7 @@ use super::floods::REFLECTOR_PORTS;
 use super::frames::internet_checksum;
 use super::scenarios::{find, SCENARIOS};
 use super::truth::{AttackKind, AttackTruth, GroundTruth};
-use crate::output::time::rfc3339_micros;
+use crate::time::rfc3339_micros;
 
 /// Files must stay below this size to be committed.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -330,7 +330,8 @@ fn generation_is_deterministic() {
 
 #[test]
 fn committed_captures_are_what_the_generator_writes() {
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    // The workspace root's captures/, two levels above this crate.
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../captures");
     let dir = TempDir::new("committed");
     for path in write_all(&dir).unwrap() {
         let name = path.file_name().unwrap();

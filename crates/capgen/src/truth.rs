@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::frames::ip_addresses;
 use super::traffic::Role;
-use crate::output::time::rfc3339_micros;
+use crate::time::rfc3339_micros;
 
 /// What kind of flood an attack is (the detector's alert kinds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,8 +234,8 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::frames::{build_ip_frame, Ethernet, Ip, Transport, VlanTags};
-    use crate::synth::traffic::{at_ms, BASE_TIME_NS};
+    use crate::frames::{build_ip_frame, Ethernet, Ip, Transport, VlanTags};
+    use crate::traffic::{at_ms, BASE_TIME_NS};
 
     #[test]
     fn attack_times_are_rfc3339_microseconds_of_the_counted_packets() {
