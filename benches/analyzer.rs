@@ -8,9 +8,9 @@
 //! Prints, per capture, the best of three runs of a fresh analyzer (default settings) over
 //! all its records, and the alerts it raised.
 
+use floodwatch::analyze::DetectionSettings;
 use floodwatch::analyze::{Analyzer, EndReason};
 use floodwatch::capture::FileSource;
-use floodwatch::config::DetectionSettings;
 use floodwatch::decode::{decode, Decoded, PacketRecord};
 use std::time::{Duration, Instant};
 

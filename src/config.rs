@@ -4,8 +4,9 @@
 //! override thresholds globally, per attack kind and per destination prefix, and holds the
 //! source and destination allowlists.
 
-use crate::analyze::AttackKind;
-use crate::decode::IpKey;
+use crate::analyze::{AttackKind, DetectionSettings, KindThresholds, PrefixPolicy};
+use crate::capture::live::CaptureSettings;
+use crate::decode::Prefix;
 use crate::output::blocklist::DEFAULT_TTL_S;
 use crate::output::evidence::EvidenceOptions;
 use crate::output::hook::HookOptions;
@@ -14,325 +15,244 @@ use crate::output::sink::SinkSpec;
 use crate::output::{BlocklistOptions, OutputOptions};
 use serde::Deserialize;
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A packet-rate threshold per attack kind, indexed by `AttackKind as usize`.
-pub type KindThresholds = [u32; AttackKind::ALL.len()];
-
-/// The built-in floor: nothing below 1,000 packets/s is ever a flood at defaults.
-pub const DEFAULT_THRESHOLD_PPS: u32 = 1_000;
-/// ACK segments are most of any TCP host's traffic (a 100 Mbit/s download alone receives
-/// ~8,000 data segments/s and sends ~4,000 ACKs/s), so `ack_flood` starts higher.
-pub const DEFAULT_ACK_THRESHOLD_PPS: u32 = 10_000;
-/// Every kind's default threshold.
-pub const DEFAULT_THRESHOLDS: KindThresholds = {
-    let mut t = [DEFAULT_THRESHOLD_PPS; AttackKind::ALL.len()];
-    t[AttackKind::AckFlood as usize] = DEFAULT_ACK_THRESHOLD_PPS;
-    t
-};
-/// A client retrying one connection sends at most 7 SYNs (Linux retries 6 times, Windows
-/// twice); a few parallel attempts stay under this. A bot flooding at a few SYNs per second
-/// passes it within seconds.
-pub const DEFAULT_CLIENT_UNANSWERED_SYNS: u64 = 32;
-
-/// An IP prefix (IPv4 stored v4-mapped, so one comparison serves both families).
+/// A key of the config file as the user writes it: `detection.window`, `prefix[1].udp_flood`,
+/// `allowlist.sources[0]`, `output.alerts[2]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    network: u128,
-    /// Prefix length in the 128-bit key space.
-    len: u8,
+pub struct Key {
+    pub section: &'static str,
+    /// Which table of an array of tables (`[[prefix]]`).
+    pub table: Option<u32>,
+    pub name: &'static str,
+    /// Which element of an array value.
+    pub element: Option<u32>,
 }
 
-impl Prefix {
-    pub fn parse(text: &str) -> Result<Prefix, String> {
-        let (addr, len) = match text.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (text, None),
-        };
-        let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{text}` is not an IP address or prefix"))?;
-        let (max, offset) = if ip.is_ipv4() { (32u8, 96u8) } else { (128u8, 0u8) };
-        let len = match len {
-            Some(l) => l
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("`{text}`: prefix length must be 0..={max}"))?,
-            None => max,
-        };
-        let len = len + offset;
-        let network = IpKey::from_ip(ip).0 & Self::mask(len);
-        Ok(Prefix { network, len })
+impl Key {
+    pub const fn of(section: &'static str, name: &'static str) -> Key {
+        Key { section, table: None, name, element: None }
     }
 
-    fn mask(len: u8) -> u128 {
-        if len == 0 {
-            0
-        } else {
-            u128::MAX << (128 - len as u32)
+    fn in_table(self, table: usize) -> Key {
+        Key { table: Some(table as u32), ..self }
+    }
+
+    fn element(self, element: usize) -> Key {
+        Key { element: Some(element as u32), ..self }
+    }
+
+    /// The key within its section (`alerts[0]`): how an `[output]` key set by a command-line
+    /// flag is named.
+    pub fn name_in_section(&self) -> String {
+        match self.element {
+            Some(i) => format!("{}[{i}]", self.name),
+            None => self.name.to_string(),
         }
     }
+}
 
-    #[inline]
-    pub fn contains(&self, ip: IpKey) -> bool {
-        ip.0 & Self::mask(self.len) == self.network
-    }
-
-    /// Prefix length in the 128-bit key space (an IPv4 /24 is 120).
-    pub fn bits(&self) -> u8 {
-        self.len
-    }
-
-    /// The length as written (an IPv4 /24 is 24), and the family's longest.
-    pub fn family_len(&self) -> (u8, u8) {
-        if IpKey(self.network).is_v4() && self.len >= 96 {
-            (self.len - 96, 32)
-        } else {
-            (self.len, 128)
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.section)?;
+        if let Some(t) = self.table {
+            write!(f, "[{t}]")?;
         }
-    }
-
-    /// The prefix of `len` bits (in `ip`'s family) that holds `ip`.
-    pub fn of(ip: IpAddr, len: u8) -> Prefix {
-        let (max, offset) = if ip.is_ipv4() { (32u8, 96u8) } else { (128u8, 0u8) };
-        let len = len.min(max) + offset;
-        Prefix { network: IpKey::from_ip(ip).0 & Self::mask(len), len }
-    }
-
-    /// The network of `ip` under a mask of `bits` key-space bits.
-    #[inline]
-    pub fn network_of(ip: IpKey, bits: u8) -> IpKey {
-        IpKey(ip.0 & Self::mask(bits))
+        write!(f, ".{}", self.name_in_section())
     }
 }
 
-/// Carpet bombing: a flood spread over a prefix so that no single address crosses its
-/// threshold is flagged against the prefix.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CarpetSettings {
-    /// A prefix's threshold for a kind is this many times a host's; 0 turns carpet detection off.
-    pub factor: f32,
-    /// Length of the prefixes floods are summed over, IPv4 and IPv6.
-    pub v4_len: u8,
-    pub v6_len: u8,
-}
-
-impl Default for CarpetSettings {
-    fn default() -> Self {
-        CarpetSettings { factor: 10.0, v4_len: 24, v6_len: 64 }
-    }
-}
-
-/// Thresholds that apply to destinations inside one prefix.
+/// What is wrong with a setting's value.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PrefixPolicy {
-    pub prefix: Prefix,
-    pub thresholds: KindThresholds,
-    /// Carpet bombing inside this prefix: the length of the prefixes summed over (at least the
-    /// policy's own) and the factor, when they differ from `[detection]`'s.
-    pub carpet_len: Option<u8>,
-    pub carpet_factor: Option<f32>,
+pub enum Problem {
+    /// A number outside the range the setting accepts (`allowed`: "between 1 and 10 seconds").
+    OutOfRange { value: String, allowed: String },
+    /// A number below the least the setting accepts (`least`: "at least 1", "above 0").
+    TooSmall { least: &'static str },
+    /// A value its own parser refused, with the parser's reason.
+    Invalid(String),
 }
 
-/// Everything the analyzer needs to decide, with defaults that work without a config file.
+/// A setting that cannot be used: which key, on which line of the file (when it came from
+/// one), and what is wrong.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DetectionSettings {
-    /// Sliding window length in 100 ms ticks (default 10 = 1 s).
-    pub window_ticks: u32,
-    /// How long a kind's rate must stay below half its threshold before `attack_end`, in ticks.
-    pub quiet_ticks: u32,
-    /// Interval between `attack_update` events, in ticks.
-    pub update_ticks: u32,
-    pub thresholds: KindThresholds,
-    /// A kind is flagged only when its rate is also this many times the victim's baseline.
-    pub baseline_factor: f32,
-    /// Time constant of the baseline's exponential average, in seconds.
-    pub baseline_tau_s: f32,
-    /// Where the victim's answers are visible, at least this share of SYNs must lack a
-    /// completed handshake for a `syn_flood`.
-    pub syn_unanswered_ratio: f32,
-    /// Share of a victim's UDP (with ports) that must come from one reflector service for
-    /// `amplification` rather than `udp_flood`.
-    pub amplification_share: f32,
-    /// Share of SYN-ACKs that must be unsolicited (no SYN from the victim) for `synack_flood`.
-    pub synack_unsolicited_ratio: f32,
-    /// Share of ACKs (`ack_flood`) or RSTs (`rst_flood`) that must come from peers the victim
-    /// has no connection with.
-    pub tcp_stranger_ratio: f32,
-    /// Sources listed in each alert's `sources.top`.
-    pub top_sources: usize,
-    /// Sources tracked per attack (Space-Saving counters).
-    pub tracked_sources: usize,
-    /// A direct flood's source needs at least this many packets to be an offender.
-    pub min_offender_packets: u64,
-    /// A source the victim is talking with (a completed handshake, or segments of an
-    /// established connection from the victim) is an offender of a TCP flood only when it sent
-    /// more than this many SYNs beyond the handshakes it completed.
-    pub client_unanswered_syns: u64,
-    /// Source prefixes that cannot reach this network (besides those that can reach none):
-    /// never offenders, and evidence of forged sources.
-    pub bogons: Vec<Prefix>,
-    /// Spoofing verdict: at least this many distinct sources ...
-    pub spoofed_min_sources: u64,
-    /// ... sending at most this many packets each on average.
-    pub spoofed_max_packets_per_source: f64,
-    pub carpet: CarpetSettings,
-    pub max_victims: usize,
-    pub max_trackers: usize,
-    pub prefixes: Vec<PrefixPolicy>,
-    pub allow_sources: Vec<Prefix>,
-    pub allow_destinations: Vec<Prefix>,
-    /// Key for the keyed hashes; random per process when `None`.
-    pub hash_seed: Option<u64>,
+pub struct SettingError {
+    pub key: Key,
+    pub line: Option<usize>,
+    pub problem: Problem,
 }
 
-impl Default for DetectionSettings {
-    fn default() -> Self {
-        DetectionSettings {
-            window_ticks: 10,
-            quiet_ticks: 50,
-            update_ticks: 100,
-            thresholds: DEFAULT_THRESHOLDS,
-            baseline_factor: 4.0,
-            baseline_tau_s: 600.0,
-            syn_unanswered_ratio: 0.5,
-            amplification_share: 0.5,
-            synack_unsolicited_ratio: 0.5,
-            tcp_stranger_ratio: 0.5,
-            top_sources: 100,
-            tracked_sources: 4096,
-            min_offender_packets: 2,
-            client_unanswered_syns: DEFAULT_CLIENT_UNANSWERED_SYNS,
-            bogons: Vec::new(),
-            spoofed_min_sources: 1000,
-            spoofed_max_packets_per_source: 3.0,
-            carpet: CarpetSettings::default(),
-            max_victims: 16_384,
-            max_trackers: 256,
-            prefixes: Vec::new(),
-            allow_sources: Vec::new(),
-            allow_destinations: Vec::new(),
-            hash_seed: None,
+impl SettingError {
+    fn new(key: Key, problem: Problem) -> SettingError {
+        SettingError { key, line: None, problem }
+    }
+
+    fn invalid(key: Key, reason: impl Into<String>) -> SettingError {
+        SettingError::new(key, Problem::Invalid(reason.into()))
+    }
+
+    /// What follows the key in the message (`: must be at least 1`), for a caller that names
+    /// the key its own way (a flag).
+    pub fn problem_text(&self) -> String {
+        match &self.problem {
+            Problem::OutOfRange { value, allowed } => format!(" = {value}: must be {allowed}"),
+            Problem::TooSmall { least } => format!(": must be {least}"),
+            Problem::Invalid(reason) => format!(": {reason}"),
         }
     }
 }
 
-impl DetectionSettings {
-    pub fn window_secs(&self) -> f64 {
-        self.window_ticks as f64 / 10.0
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.key, self.problem_text())?;
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        Ok(())
     }
+}
 
-    /// Parses TOML text on top of the defaults (detection settings only).
-    pub fn from_toml(text: &str) -> Result<DetectionSettings, String> {
-        Config::from_toml(text).map(|c| c.detection)
-    }
+impl std::error::Error for SettingError {}
 
-    fn from_sections(file: &ConfigFile) -> Result<DetectionSettings, String> {
-        let mut s = DetectionSettings::default();
-        if let Some(d) = &file.detection {
-            if let Some(w) = &d.window {
-                s.window_ticks = window_ticks(w).map_err(|e| format!("detection.window: {e}"))?;
-            }
-            if let Some(q) = d.quiet_s {
-                s.quiet_ticks = secs_to_ticks("detection.quiet_s", q, 0.1, 3600.0)?;
-            }
-            if let Some(u) = d.update_interval_s {
-                s.update_ticks = secs_to_ticks("detection.update_interval_s", u, 0.1, 86_400.0)?;
-            }
-            set_in_range(&mut s.baseline_factor, d.baseline_factor, "detection.baseline_factor", 1.0, 1000.0)?;
-            set_in_range(&mut s.baseline_tau_s, d.baseline_tau_s, "detection.baseline_tau_s", 1.0, 1.0e7)?;
-            set_in_range(
-                &mut s.syn_unanswered_ratio,
-                d.syn_unanswered_ratio,
-                "detection.syn_unanswered_ratio",
-                0.0,
-                1.0,
-            )?;
-            set_in_range(&mut s.amplification_share, d.amplification_share, "detection.amplification_share", 0.0, 1.0)?;
-            set_in_range(
-                &mut s.synack_unsolicited_ratio,
-                d.synack_unsolicited_ratio,
-                "detection.synack_unsolicited_ratio",
-                0.0,
-                1.0,
-            )?;
-            set_in_range(&mut s.tcp_stranger_ratio, d.tcp_stranger_ratio, "detection.tcp_stranger_ratio", 0.0, 1.0)?;
-            if let Some(n) = d.top_sources {
-                s.top_sources = n;
-            }
-            if let Some(n) = d.min_offender_packets {
-                s.min_offender_packets = n.max(1);
-            }
-            if let Some(n) = d.client_unanswered_syns {
-                s.client_unanswered_syns = n;
-            }
-            s.bogons = parse_prefixes("detection.bogons", &d.bogons)?;
-            if let Some(n) = d.spoofed_min_sources {
-                s.spoofed_min_sources = n;
-            }
-            if let Some(x) = d.spoofed_max_packets_per_source {
-                if x.is_nan() || x <= 0.0 {
-                    return Err("detection.spoofed_max_packets_per_source must be > 0".into());
-                }
-                s.spoofed_max_packets_per_source = x;
-            }
-            set_in_range(&mut s.carpet.factor, d.carpet_factor, "detection.carpet_factor", 0.0, 1.0e6)?;
-            if let Some(l) = d.carpet_prefix_v4 {
-                s.carpet.v4_len = in_range("detection.carpet_prefix_v4", l, 8, 32)?;
-            }
-            if let Some(l) = d.carpet_prefix_v6 {
-                s.carpet.v6_len = in_range("detection.carpet_prefix_v6", l, 16, 128)?;
-            }
-        }
-        if let Some(l) = &file.limits {
-            if let Some(n) = l.max_victims {
-                s.max_victims = in_range("limits.max_victims", n, 64, 16 << 20)?;
-            }
-            if let Some(n) = l.max_trackers {
-                s.max_trackers = in_range("limits.max_trackers", n, 1, 65_000)?;
-            }
-            if let Some(n) = l.tracked_sources {
-                s.tracked_sources = in_range("limits.tracked_sources", n, 16, 1 << 20)?;
-            }
-        }
-        if let Some(t) = &file.thresholds {
-            t.apply("thresholds", &mut s.thresholds)?;
-        }
-        for (i, p) in file.prefix.iter().enumerate() {
-            let prefix = Prefix::parse(&p.prefix).map_err(|e| format!("prefix[{i}].prefix: {e}"))?;
-            let mut thresholds = s.thresholds;
-            p.thresholds.apply(&format!("prefix[{i}]"), &mut thresholds)?;
-            let (own_len, max) = prefix.family_len();
-            let carpet_len = p
-                .carpet_prefix
-                .map(|l| in_range(&format!("prefix[{i}].carpet_prefix"), l, own_len, max))
-                .transpose()?;
-            let mut factor = None;
-            if p.carpet_factor.is_some() {
-                let mut f = s.carpet.factor;
-                set_in_range(&mut f, p.carpet_factor, &format!("prefix[{i}].carpet_factor"), 0.0, 1.0e6)?;
-                factor = Some(f);
-            }
-            s.prefixes.push(PrefixPolicy { prefix, thresholds, carpet_len, carpet_factor: factor });
-        }
-        if let Some(a) = &file.allowlist {
-            s.allow_sources = parse_prefixes("allowlist.sources", &a.sources)?;
-            s.allow_destinations = parse_prefixes("allowlist.destinations", &a.destinations)?;
-        }
-        Ok(s)
-    }
+/// Why a config text was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refused {
+    /// Not TOML, an unknown key or a value of the wrong type (the TOML parser's message, which
+    /// gives the line).
+    Syntax(String),
+    Setting(Box<SettingError>),
+}
 
-    /// The thresholds for a destination: the longest matching prefix's, else the global ones.
-    pub fn thresholds_for(&self, dst: IpKey) -> &KindThresholds {
-        self.prefixes
-            .iter()
-            .filter(|p| p.prefix.contains(dst))
-            .max_by_key(|p| p.prefix.bits())
-            .map(|p| &p.thresholds)
-            .unwrap_or(&self.thresholds)
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Syntax(message) => f.write_str(message),
+            Refused::Setting(e) => e.fmt(f),
+        }
     }
+}
+
+/// The line on which `key` is written in `text`, from the spans of the parsed document.
+fn line_of(text: &str, key: &Key) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let section = doc.as_table().get(key.section)?;
+    let table: &dyn toml_edit::TableLike = match key.table {
+        None => section.as_table_like()?,
+        Some(i) => section.as_array_of_tables()?.get(i as usize)?,
+    };
+    let start = table.key(key.name)?.span()?.start;
+    Some(text.get(..start)?.matches('\n').count() + 1)
+}
+
+/// The `[detection]`, `[limits]`, `[thresholds]`, `[[prefix]]` and `[allowlist]` sections on
+/// top of the analyzer's defaults.
+fn detection_settings(file: &ConfigFile) -> Result<DetectionSettings, SettingError> {
+    let mut s = DetectionSettings::default();
+    if let Some(d) = &file.detection {
+        if let Some(w) = &d.window {
+            s.window_ticks = window_ticks(w).map_err(|e| SettingError::invalid(Key::of("detection", "window"), e))?;
+        }
+        if let Some(q) = d.quiet_s {
+            s.quiet_ticks = secs_to_ticks(Key::of("detection", "quiet_s"), q, 0.1, 3600.0)?;
+        }
+        if let Some(u) = d.update_interval_s {
+            s.update_ticks = secs_to_ticks(Key::of("detection", "update_interval_s"), u, 0.1, 86_400.0)?;
+        }
+        set_in_range(&mut s.baseline_factor, d.baseline_factor, Key::of("detection", "baseline_factor"), 1.0, 1000.0)?;
+        set_in_range(&mut s.baseline_tau_s, d.baseline_tau_s, Key::of("detection", "baseline_tau_s"), 1.0, 1.0e7)?;
+        set_in_range(
+            &mut s.syn_unanswered_ratio,
+            d.syn_unanswered_ratio,
+            Key::of("detection", "syn_unanswered_ratio"),
+            0.0,
+            1.0,
+        )?;
+        set_in_range(
+            &mut s.amplification_share,
+            d.amplification_share,
+            Key::of("detection", "amplification_share"),
+            0.0,
+            1.0,
+        )?;
+        set_in_range(
+            &mut s.synack_unsolicited_ratio,
+            d.synack_unsolicited_ratio,
+            Key::of("detection", "synack_unsolicited_ratio"),
+            0.0,
+            1.0,
+        )?;
+        set_in_range(
+            &mut s.tcp_stranger_ratio,
+            d.tcp_stranger_ratio,
+            Key::of("detection", "tcp_stranger_ratio"),
+            0.0,
+            1.0,
+        )?;
+        if let Some(n) = d.top_sources {
+            s.top_sources = n;
+        }
+        if let Some(n) = d.min_offender_packets {
+            s.min_offender_packets = n.max(1);
+        }
+        if let Some(n) = d.client_unanswered_syns {
+            s.client_unanswered_syns = n;
+        }
+        s.bogons = parse_prefixes(Key::of("detection", "bogons"), &d.bogons)?;
+        if let Some(n) = d.spoofed_min_sources {
+            s.spoofed_min_sources = n;
+        }
+        if let Some(x) = d.spoofed_max_packets_per_source {
+            if x.is_nan() || x <= 0.0 {
+                return Err(SettingError::new(
+                    Key::of("detection", "spoofed_max_packets_per_source"),
+                    Problem::TooSmall { least: "above 0" },
+                ));
+            }
+            s.spoofed_max_packets_per_source = x;
+        }
+        set_in_range(&mut s.carpet.factor, d.carpet_factor, Key::of("detection", "carpet_factor"), 0.0, 1.0e6)?;
+        if let Some(l) = d.carpet_prefix_v4 {
+            s.carpet.v4_len = in_range(Key::of("detection", "carpet_prefix_v4"), l, 8, 32)?;
+        }
+        if let Some(l) = d.carpet_prefix_v6 {
+            s.carpet.v6_len = in_range(Key::of("detection", "carpet_prefix_v6"), l, 16, 128)?;
+        }
+    }
+    if let Some(l) = &file.limits {
+        if let Some(n) = l.max_victims {
+            s.max_victims = in_range(Key::of("limits", "max_victims"), n, 64, 16 << 20)?;
+        }
+        if let Some(n) = l.max_trackers {
+            s.max_trackers = in_range(Key::of("limits", "max_trackers"), n, 1, 65_000)?;
+        }
+        if let Some(n) = l.tracked_sources {
+            s.tracked_sources = in_range(Key::of("limits", "tracked_sources"), n, 16, 1 << 20)?;
+        }
+    }
+    if let Some(t) = &file.thresholds {
+        t.apply(|name| Key::of("thresholds", name), &mut s.thresholds)?;
+    }
+    for (i, p) in file.prefix.iter().enumerate() {
+        let key = |name| Key::of("prefix", name).in_table(i);
+        let prefix = Prefix::parse(&p.prefix).map_err(|e| SettingError::invalid(key("prefix"), e))?;
+        let mut thresholds = s.thresholds;
+        p.thresholds.apply(key, &mut thresholds)?;
+        let (own_len, max) = prefix.family_len();
+        let carpet_len = p.carpet_prefix.map(|l| in_range(key("carpet_prefix"), l, own_len, max)).transpose()?;
+        let mut factor = None;
+        if p.carpet_factor.is_some() {
+            let mut f = s.carpet.factor;
+            set_in_range(&mut f, p.carpet_factor, key("carpet_factor"), 0.0, 1.0e6)?;
+            factor = Some(f);
+        }
+        s.prefixes.push(PrefixPolicy { prefix, thresholds, carpet_len, carpet_factor: factor });
+    }
+    if let Some(a) = &file.allowlist {
+        s.allow_sources = parse_prefixes(Key::of("allowlist", "sources"), &a.sources)?;
+        s.allow_destinations = parse_prefixes(Key::of("allowlist", "destinations"), &a.destinations)?;
+    }
+    Ok(s)
 }
 
 /// A window length such as `1s`, `500ms` or `2.5s` (a bare number is seconds), in 100 ms
@@ -359,17 +279,30 @@ pub fn window_ticks(text: &str) -> Result<u32, String> {
     Ok(ticks as u32)
 }
 
-fn secs_to_ticks(key: &str, secs: f64, min: f64, max: f64) -> Result<u32, String> {
+fn out_of_range(
+    key: Key,
+    value: impl fmt::Display,
+    min: impl fmt::Display,
+    max: impl fmt::Display,
+    unit: &'static str,
+) -> SettingError {
+    SettingError::new(
+        key,
+        Problem::OutOfRange { value: value.to_string(), allowed: format!("between {min} and {max}{unit}") },
+    )
+}
+
+fn secs_to_ticks(key: Key, secs: f64, min: f64, max: f64) -> Result<u32, SettingError> {
     if !(min..=max).contains(&secs) {
-        return Err(format!("{key} = {secs}: must be between {min} and {max} seconds"));
+        return Err(out_of_range(key, secs, min, max, " seconds"));
     }
     Ok((secs * 10.0).round() as u32)
 }
 
-fn set_in_range(target: &mut f32, value: Option<f64>, key: &str, min: f64, max: f64) -> Result<(), String> {
+fn set_in_range(target: &mut f32, value: Option<f64>, key: Key, min: f64, max: f64) -> Result<(), SettingError> {
     if let Some(v) = value {
         if !(min..=max).contains(&v) {
-            return Err(format!("{key} = {v}: must be between {min} and {max}"));
+            return Err(out_of_range(key, v, min, max, ""));
         }
         *target = v as f32;
     }
@@ -377,53 +310,19 @@ fn set_in_range(target: &mut f32, value: Option<f64>, key: &str, min: f64, max: 
 }
 
 /// `n` for `key` if it is between `min` and `max`.
-fn in_range<T: PartialOrd + Copy + std::fmt::Display>(key: &str, n: T, min: T, max: T) -> Result<T, String> {
+fn in_range<T: PartialOrd + Copy + fmt::Display>(key: Key, n: T, min: T, max: T) -> Result<T, SettingError> {
     if !(min..=max).contains(&n) {
-        return Err(format!("{key} = {n}: must be between {min} and {max}"));
+        return Err(out_of_range(key, n, min, max, ""));
     }
     Ok(n)
 }
 
-fn parse_prefixes(key: &str, texts: &[String]) -> Result<Vec<Prefix>, String> {
-    texts.iter().enumerate().map(|(i, t)| Prefix::parse(t).map_err(|e| format!("{key}[{i}]: {e}"))).collect()
-}
-
-/// Which live capture backend reads the interface.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CaptureBackend {
-    /// AF_PACKET with a memory-mapped TPACKET_V3 receive ring (`libc` only).
-    #[default]
-    Tpacket,
-    /// AF_PACKET through `pnet`, one `recvfrom` per packet: the fallback.
-    AfPacket,
-    /// libpcap through the `pcap` crate (build with `--features libpcap`): BPF filters,
-    /// buffer size, kernel drop counters.
-    Libpcap,
-}
-
-/// The `[capture]` section: what the live daemon listens on.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaptureSettings {
-    pub interface: Option<String>,
-    #[serde(default)]
-    pub backend: CaptureBackend,
-    /// BPF filter expression (libpcap backend).
-    pub filter: Option<String>,
-    /// Kernel capture buffer in MiB (libpcap backend).
-    pub buffer_mb: Option<u32>,
-    /// Receive ring of the tpacket backend: block size in KiB (a multiple of the page
-    /// size; default 1024), number of blocks (default 64), and how long a block that is not
-    /// full waits before it is handed over, in ms (default 10).
-    pub ring_block_kib: Option<u32>,
-    pub ring_blocks: Option<u32>,
-    pub ring_block_timeout_ms: Option<u32>,
-    /// Promiscuous mode (tpacket backend; default on).
-    pub promiscuous: Option<bool>,
-    /// Capture threads, each with its own ring in one PACKET_FANOUT group (tpacket backend;
-    /// default 1).
-    pub threads: Option<u16>,
+fn parse_prefixes(key: Key, texts: &[String]) -> Result<Vec<Prefix>, SettingError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Prefix::parse(t).map_err(|e| SettingError::invalid(key.element(i), e)))
+        .collect()
 }
 
 /// Operational log format (the alert stream is separate).
@@ -472,20 +371,21 @@ pub const DEFAULT_HOOK_PER_MINUTE: u32 = 10;
 impl OutputSettings {
     /// The checked options; errors name the key. `allow` (the source allowlist) is never
     /// blocklisted. No alert sink at all means standard output.
-    pub fn options(&self, allow: &[Prefix]) -> Result<OutputOptions, String> {
-        let seconds = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, String> {
+    pub fn options(&self, allow: &[Prefix]) -> Result<OutputOptions, SettingError> {
+        let key = |name| Key::of("output", name);
+        let seconds = |name, v: Option<f64>, default: f64| -> Result<Duration, SettingError> {
             let v = v.unwrap_or(default);
             if v.is_finite() && (0.0..=86_400.0).contains(&v) {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(format!("output.{key}: {v} is not between 0 and 86400 seconds"))
+                Err(out_of_range(key(name), v, 0, 86_400, " seconds"))
             }
         };
         let alerts: Vec<String> = if self.alerts.is_empty() { vec!["-".into()] } else { self.alerts.clone() };
         let sinks = alerts
             .iter()
             .enumerate()
-            .map(|(i, a)| a.parse::<SinkSpec>().map_err(|e| format!("output.alerts[{i}]: {e}")))
+            .map(|(i, a)| a.parse::<SinkSpec>().map_err(|e| SettingError::invalid(key("alerts").element(i), e)))
             .collect::<Result<Vec<_>, _>>()?;
         let blocklist = match &self.blocklist {
             None => None,
@@ -496,9 +396,14 @@ impl OutputSettings {
                     .as_deref()
                     .unwrap_or("plain")
                     .parse()
-                    .map_err(|e| format!("output.blocklist_format: {e}"))?,
+                    .map_err(|e| SettingError::invalid(key("blocklist_format"), e))?,
                 ttl_s: match self.blocklist_ttl_s.unwrap_or(DEFAULT_TTL_S) {
-                    0 => return Err("output.blocklist_ttl_s: must be at least 1".into()),
+                    0 => {
+                        return Err(SettingError::new(
+                            key("blocklist_ttl_s"),
+                            Problem::TooSmall { least: "at least 1" },
+                        ))
+                    }
                     t => t,
                 },
                 allow: allow.to_vec(),
@@ -509,14 +414,23 @@ impl OutputSettings {
             Some(dir) => Some(EvidenceOptions {
                 dir: dir.clone(),
                 max_packets: match self.evidence_packets.unwrap_or(DEFAULT_EVIDENCE_PACKETS) {
-                    0 => return Err("output.evidence_packets: must be at least 1".into()),
+                    0 => {
+                        return Err(SettingError::new(
+                            key("evidence_packets"),
+                            Problem::TooSmall { least: "at least 1" },
+                        ))
+                    }
                     n => n,
                 },
                 max_bytes: self.evidence_max_mb.unwrap_or(DEFAULT_EVIDENCE_MAX_MB).saturating_mul(1 << 20),
             }),
         };
-        let metrics =
-            self.metrics.as_deref().map(listen_addr).transpose().map_err(|e| format!("output.metrics: {e}"))?;
+        let metrics = self
+            .metrics
+            .as_deref()
+            .map(listen_addr)
+            .transpose()
+            .map_err(|e| SettingError::invalid(key("metrics"), e))?;
         let hook = if self.on_attack.is_empty() {
             None
         } else {
@@ -525,7 +439,7 @@ impl OutputSettings {
                 timeout: seconds("on_attack_timeout_s", self.on_attack_timeout_s, DEFAULT_HOOK_TIMEOUT_S)?,
                 per_minute: self.on_attack_per_minute.unwrap_or(DEFAULT_HOOK_PER_MINUTE),
             };
-            h.validate().map_err(|e| format!("output.{e}"))?;
+            h.validate().map_err(|e| SettingError::invalid(key("on_attack"), e))?;
             Some(h)
         };
         Ok(OutputOptions {
@@ -558,72 +472,48 @@ pub struct Config {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { path: path.display().to_string(), message: e.to_string() })?;
-        Self::from_toml(&text).map_err(|message| ConfigError { path: path.display().to_string(), message })
+        let error = |cause| ConfigError { path: path.to_path_buf(), cause };
+        let text = std::fs::read_to_string(path).map_err(|e| error(Cause::Read(e)))?;
+        Self::from_toml(&text).map_err(|refused| error(Cause::Refused(refused)))
     }
 
-    /// Parses TOML text on top of the defaults; errors name the key (and the line, for syntax
-    /// and type errors).
-    pub fn from_toml(text: &str) -> Result<Config, String> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    /// Parses TOML text on top of the defaults; a refused setting names its key and line.
+    pub fn from_toml(text: &str) -> Result<Config, Refused> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| Refused::Syntax(e.to_string().trim_end().to_string()))?;
+        let with_line = |e: SettingError| Refused::Setting(Box::new(SettingError { line: line_of(text, &e.key), ..e }));
+        let detection = detection_settings(&file).map_err(with_line)?;
+        let output = file.output.clone().unwrap_or_default();
+        output.options(&[]).map_err(with_line)?;
         Ok(Config {
-            detection: DetectionSettings::from_sections(&file).map_err(|e| match line_of(text, &e) {
-                Some(line) => format!("{e} (line {line})"),
-                None => e,
-            })?,
+            detection,
             capture: file.capture.clone().unwrap_or_default(),
-            output: match &file.output {
-                Some(o) => {
-                    o.options(&[]).map_err(|e| match line_of(text, &e) {
-                        Some(line) => format!("{e} (line {line})"),
-                        None => e,
-                    })?;
-                    o.clone()
-                }
-                None => OutputSettings::default(),
-            },
+            output,
             log: file.log.clone().unwrap_or_default(),
         })
     }
 }
 
-/// The line of the key a validation error names (`detection.window: ...`,
-/// `prefix[1].udp_flood ...`, `allowlist.sources[0]: ...`), for check-config's messages.
-fn line_of(text: &str, error: &str) -> Option<usize> {
-    let path = error.split([':', ' ']).next()?;
-    let (section, leaf) = path.rsplit_once('.')?;
-    let leaf = leaf.split('[').next()?;
-    let (name, index) = match section.split_once('[') {
-        Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()?),
-        None => (section, 0),
-    };
-    let mut occurrence = 0;
-    let mut inside = false;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            inside = t.trim_matches(|c| c == '[' || c == ']').trim() == name && {
-                occurrence += 1;
-                occurrence - 1 == index
-            };
-        } else if inside && t.split('=').next().map(str::trim) == Some(leaf) {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
 /// A config file that could not be used.
 #[derive(Debug)]
 pub struct ConfigError {
-    pub path: String,
-    pub message: String,
+    pub path: PathBuf,
+    pub cause: Cause,
+}
+
+#[derive(Debug)]
+pub enum Cause {
+    Read(std::io::Error),
+    Refused(Refused),
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "config {}: {}", self.path, self.message)
+        write!(f, "config {}: ", self.path.display())?;
+        match &self.cause {
+            Cause::Read(e) => e.fmt(f),
+            Cause::Refused(r) => r.fmt(f),
+        }
     }
 }
 
@@ -692,7 +582,8 @@ struct ThresholdSection {
 }
 
 impl ThresholdSection {
-    fn apply(&self, key: &str, t: &mut KindThresholds) -> Result<(), String> {
+    /// Sets the thresholds this section gives; `key` names a kind's key in the section.
+    fn apply(&self, key: impl Fn(&'static str) -> Key, t: &mut KindThresholds) -> Result<(), SettingError> {
         if let Some(v) = self.all {
             *t = [v; AttackKind::ALL.len()];
         }
@@ -712,7 +603,7 @@ impl ThresholdSection {
             }
         }
         if let Some(k) = AttackKind::ALL.iter().find(|k| t[**k as usize] == 0) {
-            return Err(format!("{key}.{}: a threshold must be at least 1 packet/s", k.name()));
+            return Err(SettingError::new(key(k.name()), Problem::TooSmall { least: "at least 1 packet/s" }));
         }
         Ok(())
     }
@@ -740,15 +631,28 @@ struct AllowlistSection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::IpKey;
+
+    fn detection(text: &str) -> Result<DetectionSettings, Refused> {
+        Config::from_toml(text).map(|c| c.detection)
+    }
+
+    /// The setting error `text` is refused for.
+    fn setting_error(text: &str) -> SettingError {
+        match Config::from_toml(text) {
+            Err(Refused::Setting(e)) => *e,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
 
     #[test]
     fn empty_config_is_the_defaults() {
-        assert_eq!(DetectionSettings::from_toml("").unwrap(), DetectionSettings::default());
+        assert_eq!(detection("").unwrap(), DetectionSettings::default());
     }
 
     #[test]
     fn per_kind_and_prefix_thresholds() {
-        let s = DetectionSettings::from_toml(
+        let s = detection(
             r#"
             [thresholds]
             syn_flood = 5000
@@ -770,16 +674,31 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_key() {
-        let e = DetectionSettings::from_toml("[detection]\nwindow = \"150ms\"\n").unwrap_err();
-        assert!(e.contains("detection.window") && e.ends_with("(line 2)"), "{e}");
-        let e = DetectionSettings::from_toml("[[prefix]]\nprefix = \"10.0.0.0/8\"\n[[prefix]]\nprefix = \"x\"\n")
-            .unwrap_err();
-        assert!(e.starts_with("prefix[1].prefix") && e.ends_with("(line 4)"), "{e}");
-        assert_eq!(DetectionSettings::from_toml("[detection]\nwindow = \"2.5s\"\n").unwrap().window_ticks, 25);
-        let e = DetectionSettings::from_toml("[detection]\nwindow_ms = 1\n").unwrap_err();
-        assert!(e.contains("window") && e.contains("line 2"), "{e}");
-        let e = DetectionSettings::from_toml("[allowlist]\nsources = [\"10.0.0.0/33\"]\n").unwrap_err();
-        assert!(e.contains("allowlist.sources[0]"), "{e}");
+    fn errors_name_the_key_and_its_line() {
+        let e = setting_error("[detection]\nwindow = \"150ms\"\n");
+        assert_eq!((e.key, e.line), (Key::of("detection", "window"), Some(2)));
+        assert_eq!(
+            e.to_string(),
+            "detection.window: `150ms`: must be a multiple of 100ms between 100ms and 10s (line 2)"
+        );
+        let e = setting_error("[[prefix]]\nprefix = \"10.0.0.0/8\"\n\n[[prefix]]\n# the second\nprefix = \"x\"\n");
+        assert_eq!((e.key, e.line), (Key::of("prefix", "prefix").in_table(1), Some(6)));
+        assert!(e.to_string().starts_with("prefix[1].prefix: "), "{e}");
+        let e = setting_error("[allowlist]\nsources = [\"10.0.0.0/8\",\n  \"10.0.0.0/33\"]\n");
+        assert_eq!((e.key, e.line), (Key::of("allowlist", "sources").element(1), Some(2)));
+        assert_eq!(e.to_string(), "allowlist.sources[1]: `10.0.0.0/33`: prefix length must be 0..=32 (line 2)");
+        let e = setting_error("detection.quiet_s = 0\n");
+        assert_eq!(e.to_string(), "detection.quiet_s = 0: must be between 0.1 and 3600 seconds (line 1)");
+        let e = setting_error("[limits]\nmax_victims = 1\n[[prefix]]\nprefix = \"10.0.0.0/8\"\nsyn_flood = 0\n");
+        assert_eq!(e.to_string(), "limits.max_victims = 1: must be between 64 and 16777216 (line 2)");
+        let e = setting_error("[[prefix]]\nprefix = \"10.0.0.0/8\"\nsyn_flood = 0\n");
+        assert_eq!(e.to_string(), "prefix[0].syn_flood: must be at least 1 packet/s (line 3)");
+        let e = setting_error("[output]\nalerts = [\"-\", \"udp://h:1\"]\n");
+        assert_eq!((e.key.name_in_section(), e.line), ("alerts[1]".to_string(), Some(2)));
+        assert_eq!(detection("[detection]\nwindow = \"2.5s\"\n").unwrap().window_ticks, 25);
+        match detection("[detection]\nwindow_ms = 1\n") {
+            Err(Refused::Syntax(m)) => assert!(m.contains("window_ms") && m.contains("line 2"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -15,15 +15,13 @@
 //! waits at most [`TICK`] for a batch and otherwise advances on the wall clock, so attacks
 //! end on a silent link and shutdown never waits for a packet.
 
-use crate::analyze::{Analyzer, AttackEvent, EndReason};
-use crate::capture::live::{link_is_up, wall_clock_ns, LiveCapture, LiveError, Opener};
-use crate::config::{Config, DetectionSettings};
+use crate::analyze::{Analyzer, AttackEvent, DetectionSettings, EndReason};
+use crate::capture::live::{link_is_up, wall_clock_ns, CaptureSettings, LiveCapture, LiveError, Opener};
 use crate::output::metrics::{CaptureCounts, Metrics};
 use crate::output::notify::Notifier;
 use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
 use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -47,12 +45,19 @@ const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The link's state is looked at this often.
 const LINK_CHECK_EVERY: Duration = Duration::from_millis(250);
 
+/// Reads the settings again on SIGHUP (the config file, for `floodwatch run`): the analyzer's,
+/// and the capture's, which need a restart to change. An error is logged and the running
+/// settings kept.
+pub type Reload = Box<dyn Fn() -> Result<(DetectionSettings, CaptureSettings), String>>;
+
 /// What `floodwatch run` needs.
 pub struct DaemonOptions {
     pub interface: String,
-    pub config_path: Option<PathBuf>,
-    pub config: Config,
+    pub detection: DetectionSettings,
+    pub capture: CaptureSettings,
     pub outputs: OutputOptions,
+    /// `None` when there is nothing to read again (no config file).
+    pub reload: Option<Reload>,
 }
 
 /// Why the daemon stopped with an error.
@@ -99,7 +104,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let _context = runtime.enter();
         Signals::install().map_err(|e| DaemonError::Output(format!("cannot install signal handlers: {e}")))?
     };
-    let opener = Opener::new(&opts.interface, &opts.config.capture).map_err(DaemonError::Capture)?;
+    let opener = Opener::new(&opts.interface, &opts.capture).map_err(DaemonError::Capture)?;
     let captures = opener.open_all().map_err(DaemonError::Capture)?;
     let outputs = Outputs::open(&opts.outputs).map_err(DaemonError::Output)?;
     let keep_frames = outputs.wants_frames();
@@ -122,7 +127,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
     // The analyzer sees the channel close once every capture thread is done.
     drop(batches_tx);
-    let analyzer = Analyzer::new(opts.config.detection.clone());
+    let analyzer = Analyzer::new(opts.detection.clone());
     let analyzer_thread = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -347,16 +352,16 @@ impl LinkWatch {
 /// SIGHUP: re-read the config; a bad one is logged and the running one kept.
 fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
     let _ = control.send(Control::ReopenOutputs);
-    let Some(path) = &opts.config_path else {
+    let Some(read_again) = &opts.reload else {
         tracing::info!("SIGHUP: no config file to reload");
         return;
     };
-    match Config::from_file(path) {
-        Ok(config) => {
-            if config.capture != opts.config.capture {
+    match read_again() {
+        Ok((detection, capture)) => {
+            if capture != opts.capture {
                 tracing::warn!("SIGHUP: [capture] changes need a restart; detection settings reloaded");
             }
-            let _ = control.send(Control::Reload(Box::new(config.detection)));
+            let _ = control.send(Control::Reload(Box::new(detection)));
         }
         Err(e) => tracing::error!("SIGHUP: {e}; keeping the running config"),
     }

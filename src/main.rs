@@ -4,7 +4,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use floodwatch::analyze::{Analysis, Analyzer, AttackKind, ShardedAnalyzer};
-use floodwatch::config::{CaptureBackend, Config, LogFormat, OutputSettings};
+use floodwatch::capture::live::CaptureBackend;
+use floodwatch::config::{Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::summary::{Progress, Summary};
 use floodwatch::output::{OutputOptions, Outputs};
@@ -167,7 +168,10 @@ impl OutputArgs {
     fn options(&self, config: &Config) -> Result<OutputOptions, String> {
         let mut o = config.output.clone();
         self.apply(&mut o);
-        o.options(&config.detection.allow_sources).map_err(|e| e.replacen("output.", "", 1))
+        // A setting of the file was checked with the file; what fails here came from a flag,
+        // which the message names by the key alone.
+        o.options(&config.detection.allow_sources)
+            .map_err(|e| format!("{}{}", e.key.name_in_section(), e.problem_text()))
     }
 }
 
@@ -335,7 +339,10 @@ fn run_daemon(args: RunArgs) -> u8 {
         }
     };
     init_logging(config.log.format);
-    let options = DaemonOptions { interface, config_path: args.detection.config.clone(), config, outputs };
+    let reload = args.detection.config.clone().map(|path| -> daemon::Reload {
+        Box::new(move || Config::from_file(&path).map(|c| (c.detection, c.capture)).map_err(|e| e.to_string()))
+    });
+    let options = DaemonOptions { interface, detection: config.detection, capture: config.capture, outputs, reload };
     match daemon::run(options) {
         Ok(()) => exit::OK,
         Err(e @ DaemonError::Capture(_)) => {
@@ -403,6 +410,7 @@ fn run_replay(args: ReplayArgs) -> u8 {
             errors: &errors,
             elapsed: outcome.elapsed,
             batch_latency: &outcome.batch_latency,
+            batch_packets: floodwatch::pipeline::BATCH,
             detection_delay: &outcome.detection_delay,
             outputs: &report,
         };

@@ -215,7 +215,7 @@ fn the_tpacket_ring_allocates_nothing_per_packet() {
 /// frames read after the first burst and the allocations meanwhile.
 fn read_bursts_from_the_ring() -> (u64, u64) {
     use floodwatch::capture::live;
-    use floodwatch::config::CaptureSettings;
+    use floodwatch::capture::live::CaptureSettings;
     use std::net::UdpSocket;
     let mut capture = live::open("lo", &CaptureSettings::default()).expect("tpacket opens on lo");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();

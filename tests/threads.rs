@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
+use floodwatch::analyze::DetectionSettings;
 use floodwatch::analyze::{Analysis, Analyzer, AttackEvent, AttackKind, ShardedAnalyzer};
-use floodwatch::config::DetectionSettings;
 use floodwatch::replay::replay;
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 
 use floodwatch::analyze::{Analyzer, EndReason};
 use floodwatch::capture::FileSource;
-use floodwatch::config::DetectionSettings;
+use floodwatch::analyze::DetectionSettings;
 use floodwatch::decode::{decode, Decoded, PacketRecord};
 use libfuzzer_sys::fuzz_target;
 

@@ -15,7 +15,8 @@
 
 use super::hash::KeyedHasher;
 use super::sketch::Tally;
-use crate::config::{DetectionSettings, KindThresholds, Prefix};
+use super::{DetectionSettings, KindThresholds};
+use crate::decode::Prefix;
 use crate::decode::{IpKey, PacketRecord};
 
 /// One flow in this many is counted toward prefixes, each packet of it as this many.
@@ -152,16 +153,29 @@ impl Hosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::{AttackKind, CarpetSettings, PrefixPolicy, DEFAULT_THRESHOLDS};
     use crate::decode::{IpKey, PacketRecord};
 
-    fn scope(toml: &str) -> PrefixScope {
-        let s = DetectionSettings::from_toml(toml).unwrap();
-        PrefixScope::new(&s, KeyedHasher::new(Some(3))).unwrap()
+    fn scope(s: &DetectionSettings) -> PrefixScope {
+        PrefixScope::new(s, KeyedHasher::new(Some(3))).unwrap()
+    }
+
+    /// A `[[prefix]]` section for `prefix` with the default thresholds.
+    fn policy(prefix: &str) -> PrefixPolicy {
+        PrefixPolicy {
+            prefix: Prefix::parse(prefix).unwrap(),
+            thresholds: DEFAULT_THRESHOLDS,
+            carpet_len: None,
+            carpet_factor: None,
+        }
     }
 
     #[test]
     fn addresses_fall_in_their_slash_24_or_slash_64_unless_a_prefix_section_says_otherwise() {
-        let s = scope("[[prefix]]\nprefix = \"203.0.112.0/22\"\ncarpet_prefix = 22\n");
+        let s = scope(&DetectionSettings {
+            prefixes: vec![PrefixPolicy { carpet_len: Some(22), ..policy("203.0.112.0/22") }],
+            ..Default::default()
+        });
         let ip = |t: &str| IpKey::from_ip(t.parse().unwrap());
         assert_eq!(s.network_of(ip("198.51.100.77")), ip("198.51.100.0"));
         assert_eq!(s.family_len(ip("198.51.100.0")), 24);
@@ -172,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_flow_is_sampled_in_both_directions_or_neither_and_one_in_32_of_them() {
-        let s = scope("");
+        let s = scope(&DetectionSettings::default());
         let mut sampled = 0;
         for i in 0..80_000u32 {
             let p = PacketRecord {
@@ -193,14 +207,15 @@ mod tests {
 
     #[test]
     fn carpet_factor_zero_turns_prefixes_off_and_a_section_scales_its_own_thresholds() {
-        let off = DetectionSettings::from_toml("[detection]\ncarpet_factor = 0\n").unwrap();
+        let off =
+            DetectionSettings { carpet: CarpetSettings { factor: 0.0, ..Default::default() }, ..Default::default() };
         assert!(PrefixScope::new(&off, KeyedHasher::new(Some(1))).is_none());
-        let s = DetectionSettings::from_toml(
-            "[thresholds]\nudp_flood = 500\n[[prefix]]\nprefix = \"192.0.2.0/24\"\nudp_flood = 2000\ncarpet_factor = 4\n",
-        )
-        .unwrap();
+        let udp = AttackKind::UdpFlood as usize;
+        let mut s = DetectionSettings { prefixes: vec![policy("192.0.2.0/24")], ..Default::default() };
+        s.thresholds[udp] = 500;
+        s.prefixes[0].thresholds[udp] = 2000;
+        s.prefixes[0].carpet_factor = Some(4.0);
         let t = thresholds(&s);
-        let udp = crate::analyze::AttackKind::UdpFlood as usize;
         assert_eq!((t[0][udp], t[1][udp]), (5_000, 8_000));
     }
 

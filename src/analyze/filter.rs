@@ -157,7 +157,7 @@ impl AlertFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::alert::tests::event;
+    use crate::analyze::sample_event as event;
 
     /// An alert of attack `id` on `victim` whose main source sends `share` of 100 packets.
     fn alert(kind: EventKind, id: &str, victim: &str, source: &str, share: u64) -> AttackEvent {

@@ -9,6 +9,7 @@
 mod acquaintances;
 mod carpet;
 mod doorkeeper;
+mod event;
 mod filter;
 mod handshake;
 pub mod hash;
@@ -16,14 +17,18 @@ pub mod hash;
 #[allow(unsafe_code)]
 mod recent;
 pub mod services;
+mod settings;
 mod shards;
 pub mod sketch;
 
+#[cfg(test)]
+pub(crate) use event::tests::event as sample_event;
+pub use event::{AttackEvent, AttackKind, EndReason, EndReport, EventKind, SourceReport};
 pub use shards::{Analysis, ShardedAnalyzer};
 mod tracker;
+mod verdict;
 mod victims;
 
-use crate::config::{DetectionSettings, KindThresholds, DEFAULT_ACK_THRESHOLD_PPS};
 use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
 use acquaintances::Acquaintances;
 use carpet::{Hosts, PrefixScope};
@@ -33,6 +38,10 @@ use handshake::HandshakeTable;
 use hash::KeyedHasher;
 use recent::RecentPackets;
 use services::ServiceTable;
+pub use settings::{
+    CarpetSettings, DetectionSettings, KindThresholds, PrefixPolicy, DEFAULT_ACK_THRESHOLD_PPS,
+    DEFAULT_CLIENT_UNANSWERED_SYNS, DEFAULT_THRESHOLDS, DEFAULT_THRESHOLD_PPS,
+};
 use std::net::IpAddr;
 use tracker::AttackTracker;
 use victims::{cell, VictimMeta, VictimTable, NO_WATCH};
@@ -77,74 +86,6 @@ const ADMISSION_SEARCH_RECORDS: usize = 256;
 const ACK_FILTER_WORDS: usize = 64;
 /// Stale bits of that filter are cleared once a minute of packet time.
 const ACK_FILTER_REBUILD_TICKS: i64 = 600;
-
-/// The flood kinds floodwatch flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AttackKind {
-    SynFlood,
-    SynAckFlood,
-    UdpFlood,
-    Amplification,
-    IcmpFlood,
-    FragmentFlood,
-    /// TCP segments with ACK (and neither SYN nor RST) of no connection the victim is in.
-    AckFlood,
-    /// TCP RSTs.
-    RstFlood,
-    /// TCP segments with none of SYN, ACK and RST: null, FIN and xmas scans and floods.
-    TcpFlood,
-}
-
-impl AttackKind {
-    pub const ALL: [AttackKind; 9] = [
-        AttackKind::SynFlood,
-        AttackKind::SynAckFlood,
-        AttackKind::UdpFlood,
-        AttackKind::Amplification,
-        AttackKind::IcmpFlood,
-        AttackKind::FragmentFlood,
-        AttackKind::AckFlood,
-        AttackKind::RstFlood,
-        AttackKind::TcpFlood,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AttackKind::SynFlood => "syn_flood",
-            AttackKind::SynAckFlood => "synack_flood",
-            AttackKind::UdpFlood => "udp_flood",
-            AttackKind::Amplification => "amplification",
-            AttackKind::IcmpFlood => "icmp_flood",
-            AttackKind::FragmentFlood => "fragment_flood",
-            AttackKind::AckFlood => "ack_flood",
-            AttackKind::RstFlood => "rst_flood",
-            AttackKind::TcpFlood => "tcp_flood",
-        }
-    }
-
-    /// Reflected traffic comes from real hosts (reflectors), whatever the packet count each.
-    pub fn is_reflection(self) -> bool {
-        matches!(self, AttackKind::Amplification | AttackKind::SynAckFlood)
-    }
-
-    /// Whether a packet is of the traffic this kind of attack is made of.
-    pub fn matches(self, p: &PacketRecord) -> bool {
-        in_class(p, self.class())
-    }
-
-    fn class(self) -> Class {
-        match self {
-            AttackKind::SynFlood => Class::Syn,
-            AttackKind::SynAckFlood => Class::SynAck,
-            AttackKind::UdpFlood | AttackKind::Amplification => Class::Udp,
-            AttackKind::IcmpFlood => Class::Icmp,
-            AttackKind::FragmentFlood => Class::Frag,
-            AttackKind::AckFlood => Class::Ack,
-            AttackKind::RstFlood => Class::Rst,
-            AttackKind::TcpFlood => Class::TcpOther,
-        }
-    }
-}
 
 /// Traffic classes counted per victim; each maps to one or two attack kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,120 +150,6 @@ impl Class {
             Class::Rst => &[AttackKind::RstFlood],
             Class::TcpOther => &[AttackKind::TcpFlood],
         }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    Start,
-    Update,
-    End,
-}
-
-impl EventKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::Start => "attack_start",
-            EventKind::Update => "attack_update",
-            EventKind::End => "attack_end",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndReason {
-    /// The rate stayed below half the threshold for the quiet time.
-    Quiet,
-    EndOfInput,
-    Shutdown,
-}
-
-impl EndReason {
-    pub fn name(self) -> &'static str {
-        match self {
-            EndReason::Quiet => "quiet",
-            EndReason::EndOfInput => "end_of_input",
-            EndReason::Shutdown => "shutdown",
-        }
-    }
-}
-
-/// Who sends an attack's traffic.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SourceReport {
-    pub distinct_estimate: u64,
-    pub spoofed_likely: bool,
-    /// Why the sources do or do not look forged, in one sentence.
-    pub verdict: String,
-    /// Busiest sources first: (address, packets).
-    pub top: Vec<(IpAddr, u64)>,
-}
-
-/// What only `attack_end` carries.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EndReport {
-    pub ended_at_ns: i64,
-    pub reason: EndReason,
-}
-
-/// One alert: the start, an update or the end of an attack on one victim.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AttackEvent {
-    pub timestamp_ns: i64,
-    pub event: EventKind,
-    pub attack_id: String,
-    pub kind: AttackKind,
-    /// The host attacked, or the network address of the prefix attacked (carpet bombing).
-    pub victim: IpAddr,
-    /// For a prefix: its length (24 for an IPv4 /24); `None` for a host.
-    pub victim_prefix: Option<u8>,
-    /// For a prefix: distinct hosts of it the flood reached (among the sampled flows).
-    pub victim_hosts: Option<u64>,
-    pub victim_ports: Vec<u16>,
-    pub protocol: &'static str,
-    pub service: Option<&'static str>,
-    pub pps: u64,
-    pub bps: u64,
-    pub peak_pps: u64,
-    pub threshold_pps: u64,
-    pub started_at_ns: i64,
-    pub packets: u64,
-    pub bytes: u64,
-    pub reason: String,
-    pub sources: SourceReport,
-    /// Sources worth blocking, on every event so firewalls can act from the start; empty when
-    /// the sources look spoofed.
-    pub offending_ips: Vec<IpAddr>,
-    /// Packet time of the earliest packet of this victim's flood traffic the analyzer saw
-    /// (the start of the window that led to the decision): `timestamp_ns - onset_ns` of an
-    /// `attack_start` is the detection delay.
-    pub onset_ns: i64,
-    pub end: Option<EndReport>,
-}
-
-impl AttackEvent {
-    /// The victim as written in alerts: an address, or a prefix such as `198.51.100.0/24`.
-    pub fn victim_text(&self) -> String {
-        match self.victim_prefix {
-            Some(len) => format!("{}/{len}", self.victim),
-            None => self.victim.to_string(),
-        }
-    }
-
-    /// The addresses attacked: the victim's alone, or its prefix's.
-    pub fn victim_range(&self) -> crate::config::Prefix {
-        crate::config::Prefix::of(self.victim, self.victim_prefix.unwrap_or(128))
-    }
-
-    /// Whether `ip` is the victim or, for a prefix, inside it.
-    pub fn covers(&self, ip: IpAddr) -> bool {
-        self.victim_range().contains(IpKey::from_ip(ip))
-    }
-
-    /// Packet time from the flood's first packet seen to this event (for `attack_start`:
-    /// the detection delay).
-    pub fn detection_delay_ns(&self) -> u64 {
-        self.timestamp_ns.saturating_sub(self.onset_ns).max(0) as u64
     }
 }
 
@@ -1422,7 +1249,6 @@ impl Analyzer {
         let c = watch.class;
         let count = sums[c as usize];
         let pps = count as f64 / self.window_secs;
-        let window = self.window_secs;
         // A prefix's flood that one of its hosts takes enough of to cross that host's own
         // threshold is the host's flood, which the host's alert reports: carpet bombing is the
         // flood no single host crosses. (The sample can show a one-flow flood before the host
@@ -1435,138 +1261,33 @@ impl Analyzer {
                 return;
             }
         }
-        let verdict: Option<(AttackKind, String, Option<u8>)> = match c {
-            Class::Syn => {
-                let th = self.threshold_pps(meta, AttackKind::SynFlood);
-                let answered = sums[cell::ANSWERS] > 0;
-                let completed = sums[cell::COMPLETIONS] as f64 / count.max(1) as f64;
-                if pps < th || (answered && completed > 1.0 - self.s.syn_unanswered_ratio as f64) {
-                    None
-                } else {
-                    let why = if answered {
-                        format!(
-                            "; the victim answers, yet only {:.1} % of SYNs completed a handshake",
-                            completed * 100.0
-                        )
-                    } else {
-                        "; the capture shows no answers from the victim, so the rate alone decides".to_string()
-                    };
-                    Some((
-                        AttackKind::SynFlood,
-                        format!("SYN rate {} pps over {window} s >= threshold {} pps{why}", fmt_int(pps), fmt_int(th)),
-                        None,
-                    ))
-                }
-            }
-            Class::SynAck => {
-                let th = self.threshold_pps(meta, AttackKind::SynAckFlood);
-                let unsolicited = 1.0 - (sums[cell::SYNS_SENT] as f64 / count.max(1) as f64).min(1.0);
-                (pps >= th && unsolicited >= self.s.synack_unsolicited_ratio as f64).then(|| {
-                    let reason = format!(
-                        "SYN-ACK rate {} pps over {window} s >= threshold {} pps; {:.0} % were not answers to SYNs the victim sent",
-                        fmt_int(pps),
-                        fmt_int(th),
-                        unsolicited * 100.0
-                    );
-                    (AttackKind::SynAckFlood, reason, None)
-                })
-            }
-            Class::Udp => {
-                let amp_th = self.threshold_pps(meta, AttackKind::Amplification);
-                let udp_th = self.threshold_pps(meta, AttackKind::UdpFlood);
-                let dominant = watch.tracker.as_ref().and_then(|t| t.dominant_service());
-                match dominant {
-                    Some((svc, share)) if share >= self.s.amplification_share as f64 && pps >= amp_th => {
-                        let reason = format!(
-                            "UDP rate {} pps over {window} s >= threshold {} pps, {:.0} % of it from source port {} ({}), fragments included",
-                            fmt_int(pps),
-                            fmt_int(amp_th),
-                            share * 100.0,
-                            services::REFLECTORS[svc as usize].1,
-                            ServiceTable::name(svc)
-                        );
-                        Some((AttackKind::Amplification, reason, Some(svc)))
-                    }
-                    _ if pps >= udp_th => Some((
-                        AttackKind::UdpFlood,
-                        format!(
-                            "UDP rate {} pps over {window} s >= threshold {} pps, no single reflector port dominates",
-                            fmt_int(pps),
-                            fmt_int(udp_th)
-                        ),
-                        None,
-                    )),
-                    _ => None,
-                }
-            }
-            Class::Icmp => {
-                let th = self.threshold_pps(meta, AttackKind::IcmpFlood);
-                // Echo replies to pings the victim sent itself are answers (the victim is the
-                // one pinging); unsolicited replies (smurf reflection) are a flood.
-                let replies = sums[cell::ECHO_REPLIES] as f64;
-                let answers = replies >= count as f64 / 2.0 && sums[cell::ECHO_REQUESTS_SENT] as f64 >= replies / 2.0;
-                (pps >= th && !answers).then(|| {
-                    (
-                        AttackKind::IcmpFlood,
-                        format!("ICMP rate {} pps over {window} s >= threshold {} pps", fmt_int(pps), fmt_int(th)),
-                        None,
-                    )
-                })
-            }
+        let mut thresholds = [0.0; AttackKind::ALL.len()];
+        for kind in AttackKind::ALL {
+            thresholds[kind as usize] = self.threshold_pps(meta, kind);
+        }
+        let window = verdict::Window { sums, count, pps, secs: self.window_secs, thresholds, settings: &self.s };
+        let verdict = match c {
+            Class::Syn => verdict::syn(&window),
+            Class::SynAck => verdict::synack(&window),
+            Class::Udp => verdict::udp(&window, watch.tracker.as_ref().and_then(|t| t.dominant_service())),
+            Class::Icmp => verdict::icmp(&window),
             Class::Frag => {
-                let th = self.threshold_pps(meta, AttackKind::FragmentFlood);
                 // Fragments of reflected UDP belong to the amplification alert, which counts them.
                 let udp_w = meta.watch[Class::Udp as usize];
                 let udp_explains = udp_w != NO_WATCH
                     && sums[Class::Udp as usize] >= count
                     && self.watch(udp_w).attack.as_ref().is_none_or(|a| a.kind == AttackKind::Amplification);
-                (pps >= th && !udp_explains).then(|| {
-                    (
-                        AttackKind::FragmentFlood,
-                        format!(
-                            "IP fragment rate {} pps over {window} s >= threshold {} pps",
-                            fmt_int(pps),
-                            fmt_int(th)
-                        ),
-                        None,
-                    )
-                })
+                verdict::fragments(&window, udp_explains)
             }
-            Class::Ack | Class::Rst => {
-                let (kind, what) =
-                    if c == Class::Ack { (AttackKind::AckFlood, "ACK") } else { (AttackKind::RstFlood, "RST") };
-                let th = self.threshold_pps(meta, kind);
-                // Segments that left the back-fill ring before the watch began (and ACKs before
-                // their own admission) were not judged: they count as a connection's.
-                let strangers = c.strangers_cell().map_or(0, |cell| sums[cell]) as f64 / count.max(1) as f64;
-                (pps >= th && strangers >= self.s.tcp_stranger_ratio as f64).then(|| {
-                    let reason = format!(
-                        "TCP {what} rate {} pps over {window} s >= threshold {} pps; {:.0} % from peers the victim has no connection with",
-                        fmt_int(pps),
-                        fmt_int(th),
-                        strangers * 100.0
-                    );
-                    (kind, reason, None)
-                })
-            }
-            Class::TcpOther => {
-                let th = self.threshold_pps(meta, AttackKind::TcpFlood);
-                (pps >= th).then(|| {
-                    let reason = format!(
-                        "rate of TCP segments with none of SYN, ACK and RST (null, FIN, xmas) {} pps over {window} s >= threshold {} pps",
-                        fmt_int(pps),
-                        fmt_int(th)
-                    );
-                    (AttackKind::TcpFlood, reason, None)
-                })
-            }
+            Class::Ack | Class::Rst => verdict::from_strangers(&window, c),
+            Class::TcpOther => verdict::other_tcp(&window),
         };
         let now = self.now_tick.unwrap_or(0);
         match verdict {
             None => {
                 self.watch_mut(w).state = WatchState::Declined;
             }
-            Some((kind, mut reason, service)) => {
+            Some(verdict::Verdict { kind, mut reason, service }) => {
                 self.ensure_tracker(w);
                 let impossible = self.watch(w).tracker.as_ref().map_or(0.0, |t| t.impossible_share());
                 if impossible > 0.0 {
@@ -1921,7 +1642,7 @@ fn policies(s: &DetectionSettings, prefixes: bool) -> Vec<KindThresholds> {
 
 /// Packets in one tick that earn a destination a victim entry (see [`doorkeeper`]).
 fn admit_per_tick(policies: &[KindThresholds]) -> u32 {
-    let lowest = policies.iter().flatten().copied().min().unwrap_or(crate::config::DEFAULT_THRESHOLD_PPS);
+    let lowest = policies.iter().flatten().copied().min().unwrap_or(crate::analyze::DEFAULT_THRESHOLD_PPS);
     (lowest / TICKS_PER_SEC as u32 / ADMIT_FRACTION_OF_THRESHOLD).max(1)
 }
 

@@ -167,7 +167,7 @@ fn every_packet_at_the_same_instant() {
 #[test]
 fn allowlisted_sources_do_not_count() {
     let mut s = settings();
-    s.allow_sources = vec![crate::config::Prefix::parse("198.18.0.0/24").unwrap()];
+    s.allow_sources = vec![crate::decode::Prefix::parse("198.18.0.0/24").unwrap()];
     let mut a = Analyzer::new(s);
     let events = run(&mut a, syn_flood(T0, 20_000, 1, v4(192, 0, 2, 1)));
     assert!(events.is_empty());
@@ -489,7 +489,7 @@ fn udp_from(victim: IpKey, n: u32, src: impl Fn(u32) -> IpKey) -> Vec<PacketReco
 #[test]
 fn impossible_sources_are_never_offenders_and_their_share_is_reported() {
     let victim = v4(192, 0, 2, 40);
-    let bogon = crate::config::Prefix::parse("203.0.113.0/24").unwrap();
+    let bogon = crate::decode::Prefix::parse("203.0.113.0/24").unwrap();
     let s = DetectionSettings { bogons: vec![bogon], ..settings() };
     // 50 real bots, 100 packets each; among them 8 packets from each of 5 impossible
     // sources: 0.8 % of the flood, not enough to call all of it forged.
@@ -557,7 +557,7 @@ fn icmpv6_burst(n: u32, victim: IpKey) -> Vec<PacketRecord> {
 #[test]
 fn a_burst_of_exactly_the_thresholds_count_is_flagged_and_one_less_is_not() {
     let victim = IpKey::from_ip("2001:db8:1::1".parse().unwrap());
-    let threshold = (crate::config::DEFAULT_THRESHOLD_PPS as f64 * settings().window_secs()) as u32;
+    let threshold = (crate::analyze::DEFAULT_THRESHOLD_PPS as f64 * settings().window_secs()) as u32;
     let flagged = |n: u32| {
         let mut a = Analyzer::new(settings());
         run(&mut a, icmpv6_burst(n, victim)).iter().any(|e| e.event == EventKind::Start && e.victim == victim.to_ip())
@@ -746,8 +746,10 @@ fn a_flood_on_one_host_is_not_reported_again_against_its_prefix() {
 
 #[test]
 fn carpet_factor_zero_turns_prefix_detection_off() {
-    let settings =
-        DetectionSettings { carpet: crate::config::CarpetSettings { factor: 0.0, ..Default::default() }, ..settings() };
+    let settings = DetectionSettings {
+        carpet: crate::analyze::CarpetSettings { factor: 0.0, ..Default::default() },
+        ..settings()
+    };
     let mut a = Analyzer::new(settings);
     let flood =
         spread_over_a_slash_24(20_000, 2, |ts, bot, port, host| udp(ts, (bot, port), (host, 9), Fragment::Whole));

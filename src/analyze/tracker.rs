@@ -5,7 +5,7 @@
 use super::hash::KeyedHasher;
 use super::services::{ServiceTable, NO_SERVICE, REFLECTORS};
 use super::sketch::{HyperLogLog, PortTally, SpaceSaving};
-use crate::config::Prefix;
+use crate::decode::Prefix;
 use crate::decode::{IpKey, L4State, PacketRecord};
 
 /// HyperLogLog precision: 2^15 registers, about 0.6 % standard error.

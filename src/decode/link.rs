@@ -1,7 +1,7 @@
 //! Link layer: from a frame of a given link type to the IP packet inside, through any
 //! stack of VLAN tags, MPLS labels and PPPoE sessions.
 
-use super::DecodeIssue;
+use super::{be16, DecodeIssue, Field};
 use crate::capture::LinkType;
 
 /// EtherType values that matter here.
@@ -17,27 +17,71 @@ mod ethertype {
     pub const PPPOE_SESSION: u16 = 0x8864;
 }
 
-const ETHERNET_HEADER_LEN: usize = 14;
-const VLAN_TAG_LEN: usize = 4;
-const MPLS_LABEL_LEN: usize = 4;
-const PW_CONTROL_WORD_LEN: usize = 4;
-const PPPOE_HEADER_LEN: usize = 6;
-const PPP_PROTO_LEN: usize = 2;
-const PPP_IPV4: u16 = 0x0021;
-const PPP_IPV6: u16 = 0x0057;
-const SLL_HEADER_LEN: usize = 16;
-const SLL_PROTOCOL_OFFSET: usize = 14;
-const SLL2_HEADER_LEN: usize = 20;
+/// The fields of each link-layer header read here, as byte ranges; each header's length
+/// follows from its last field where the header ends there.
+mod ethernet {
+    use super::Field;
+    pub const ETHERTYPE: Field = 12..14;
+    pub const HEADER_LEN: usize = ETHERTYPE.end;
+}
+
+/// An 802.1Q (or QinQ) tag: the tag control, then the inner EtherType.
+mod vlan {
+    use super::Field;
+    pub const INNER_ETHERTYPE: Field = 2..4;
+    pub const TAG_LEN: usize = INNER_ETHERTYPE.end;
+}
+
+/// A PPPoE session header and the PPP protocol field after it.
+mod pppoe {
+    use super::Field;
+    pub const PPP_PROTOCOL: Field = 6..8;
+    pub const HEADER_LEN: usize = PPP_PROTOCOL.end;
+    pub const PPP_IPV4: u16 = 0x0021;
+    pub const PPP_IPV6: u16 = 0x0057;
+}
+
+mod mpls {
+    /// A label stack entry; its third byte's lowest bit marks the bottom of the stack.
+    pub const LABEL_LEN: usize = 4;
+    pub const BOTTOM_OF_STACK_BYTE: usize = 2;
+    /// The all-zero control word some pseudowires put before the Ethernet frame.
+    pub const PW_CONTROL_WORD_LEN: usize = 4;
+}
+
+/// Linux cooked capture v1.
+mod sll {
+    use super::Field;
+    pub const PROTOCOL: Field = 14..16;
+    pub const HEADER_LEN: usize = PROTOCOL.end;
+}
+
+/// Linux cooked capture v2.
+mod sll2 {
+    use super::Field;
+    pub const PROTOCOL: Field = 0..2;
+    pub const HEADER_LEN: usize = 20;
+}
+
+/// BSD loopback's address family.
 const NULL_HEADER_LEN: usize = 4;
-const NFLOG_HEADER_LEN: usize = 4;
-const NFLOG_TLV_HEADER_LEN: usize = 4;
-const NFULA_PAYLOAD: u16 = 9;
+
+mod nflog {
+    use super::Field;
+    pub const HEADER_LEN: usize = 4;
+    /// A TLV's length and type, in the capturing host's byte order.
+    pub const TLV_LENGTH: Field = 0..2;
+    pub const TLV_TYPE: Field = 2..4;
+    pub const TLV_HEADER_LEN: usize = TLV_TYPE.end;
+    pub const NFULA_PAYLOAD: u16 = 9;
+}
 
 /// Bound on stacked encapsulations (VLAN, MPLS, PPPoE): real networks use a handful.
 const MAX_ENCAPSULATIONS: usize = 16;
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+/// The EtherType-like number in `field` of `header`, if the capture holds it.
+fn protocol_at(header: &[u8], field: Field) -> Result<u16, DecodeIssue> {
+    header.get(field).map(be16).ok_or(DecodeIssue::LinkTruncated)
 }
 
 /// The IP packet inside `data`, `None` for frames that carry no IP.
@@ -46,15 +90,15 @@ pub(super) fn network_layer(link: LinkType, data: &[u8]) -> Result<Option<&[u8]>
         LinkType::ETHERNET => ethernet(data),
         LinkType::RAW | LinkType::RAW_BSD12 | LinkType::RAW_BSD14 => Ok(raw_ip(data)),
         LinkType::LINUX_SLL => {
-            let proto = be16(data, SLL_PROTOCOL_OFFSET).ok_or(DecodeIssue::LinkTruncated)?;
-            after_ethertype(proto, &data[SLL_HEADER_LEN..], 0)
+            let proto = protocol_at(data, sll::PROTOCOL)?;
+            after_ethertype(proto, &data[sll::HEADER_LEN..], 0)
         }
         LinkType::LINUX_SLL2 => {
-            if data.len() < SLL2_HEADER_LEN {
+            if data.len() < sll2::HEADER_LEN {
                 return Err(DecodeIssue::LinkTruncated);
             }
-            let proto = be16(data, 0).ok_or(DecodeIssue::LinkTruncated)?;
-            after_ethertype(proto, &data[SLL2_HEADER_LEN..], 0)
+            let proto = protocol_at(data, sll2::PROTOCOL)?;
+            after_ethertype(proto, &data[sll2::HEADER_LEN..], 0)
         }
         LinkType::NULL | LinkType::LOOP => loopback(link, data),
         LinkType::NFLOG => nflog(data),
@@ -63,8 +107,13 @@ pub(super) fn network_layer(link: LinkType, data: &[u8]) -> Result<Option<&[u8]>
 }
 
 fn ethernet(data: &[u8]) -> Result<Option<&[u8]>, DecodeIssue> {
-    let ethertype = be16(data, 12).ok_or(DecodeIssue::LinkTruncated)?;
-    after_ethertype(ethertype, &data[ETHERNET_HEADER_LEN..], 0)
+    ethernet_payload(data, 0)
+}
+
+/// What follows an Ethernet header at `depth` encapsulations.
+fn ethernet_payload(frame: &[u8], depth: usize) -> Result<Option<&[u8]>, DecodeIssue> {
+    let ethertype = protocol_at(frame, ethernet::ETHERTYPE)?;
+    after_ethertype(ethertype, &frame[ethernet::HEADER_LEN..], depth)
 }
 
 /// Follows one EtherType; `depth` counts encapsulations already peeled.
@@ -75,15 +124,15 @@ fn after_ethertype(ethertype: u16, rest: &[u8], depth: usize) -> Result<Option<&
     match ethertype {
         ethertype::IPV4 | ethertype::IPV6 => Ok(Some(rest)),
         ethertype::VLAN | ethertype::QINQ | ethertype::VLAN_OLD_QINQ_1 | ethertype::VLAN_OLD_QINQ_2 => {
-            let inner = be16(rest, 2).ok_or(DecodeIssue::LinkTruncated)?;
-            after_ethertype(inner, &rest[VLAN_TAG_LEN..], depth + 1)
+            let inner = protocol_at(rest, vlan::INNER_ETHERTYPE)?;
+            after_ethertype(inner, &rest[vlan::TAG_LEN..], depth + 1)
         }
         ethertype::MPLS_UNICAST | ethertype::MPLS_MULTICAST => mpls(rest, depth + 1),
         ethertype::PPPOE_SESSION => {
-            let ppp = be16(rest, PPPOE_HEADER_LEN).ok_or(DecodeIssue::LinkTruncated)?;
-            let payload = &rest[PPPOE_HEADER_LEN + PPP_PROTO_LEN..];
+            let ppp = protocol_at(rest, pppoe::PPP_PROTOCOL)?;
+            let payload = &rest[pppoe::HEADER_LEN..];
             match ppp {
-                PPP_IPV4 | PPP_IPV6 => Ok(Some(payload)),
+                pppoe::PPP_IPV4 | pppoe::PPP_IPV6 => Ok(Some(payload)),
                 _ => Ok(None),
             }
         }
@@ -96,9 +145,9 @@ fn after_ethertype(ethertype: u16, rest: &[u8], depth: usize) -> Result<Option<&
 /// all-zero control word).
 fn mpls(mut rest: &[u8], mut depth: usize) -> Result<Option<&[u8]>, DecodeIssue> {
     loop {
-        let entry = rest.get(..MPLS_LABEL_LEN).ok_or(DecodeIssue::LinkTruncated)?;
-        rest = &rest[MPLS_LABEL_LEN..];
-        if entry[2] & 0x01 != 0 {
+        let entry = rest.get(..mpls::LABEL_LEN).ok_or(DecodeIssue::LinkTruncated)?;
+        rest = &rest[mpls::LABEL_LEN..];
+        if entry[mpls::BOTTOM_OF_STACK_BYTE] & 0x01 != 0 {
             break;
         }
         depth += 1;
@@ -108,15 +157,10 @@ fn mpls(mut rest: &[u8], mut depth: usize) -> Result<Option<&[u8]>, DecodeIssue>
     }
     match rest.first().map(|b| b >> 4) {
         Some(4) | Some(6) => Ok(Some(rest)),
-        Some(0) if rest.len() >= PW_CONTROL_WORD_LEN + ETHERNET_HEADER_LEN => {
-            let frame = &rest[PW_CONTROL_WORD_LEN..];
-            let ethertype = be16(frame, 12).ok_or(DecodeIssue::LinkTruncated)?;
-            after_ethertype(ethertype, &frame[ETHERNET_HEADER_LEN..], depth + 1)
+        Some(0) if rest.len() >= mpls::PW_CONTROL_WORD_LEN + ethernet::HEADER_LEN => {
+            ethernet_payload(&rest[mpls::PW_CONTROL_WORD_LEN..], depth + 1)
         }
-        Some(_) if rest.len() >= ETHERNET_HEADER_LEN => {
-            let ethertype = be16(rest, 12).ok_or(DecodeIssue::LinkTruncated)?;
-            after_ethertype(ethertype, &rest[ETHERNET_HEADER_LEN..], depth + 1)
-        }
+        Some(_) if rest.len() >= ethernet::HEADER_LEN => ethernet_payload(rest, depth + 1),
         _ => Err(DecodeIssue::LinkTruncated),
     }
 }
@@ -155,16 +199,17 @@ fn loopback(link: LinkType, data: &[u8]) -> Result<Option<&[u8]>, DecodeIssue> {
 /// (little-endian here, as on every Linux we meet) order, padded to 4 bytes. The packet is
 /// the NFULA_PAYLOAD attribute.
 fn nflog(data: &[u8]) -> Result<Option<&[u8]>, DecodeIssue> {
-    let mut rest = data.get(NFLOG_HEADER_LEN..).ok_or(DecodeIssue::LinkTruncated)?;
-    while rest.len() >= NFLOG_TLV_HEADER_LEN {
-        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
-        let kind = u16::from_le_bytes([rest[2], rest[3]]) & 0x7fff;
-        if len < NFLOG_TLV_HEADER_LEN {
+    let mut rest = data.get(nflog::HEADER_LEN..).ok_or(DecodeIssue::LinkTruncated)?;
+    while rest.len() >= nflog::TLV_HEADER_LEN {
+        let le16 = |field: Field| u16::from_le_bytes([rest[field.start], rest[field.start + 1]]);
+        let len = le16(nflog::TLV_LENGTH) as usize;
+        let kind = le16(nflog::TLV_TYPE) & 0x7fff;
+        if len < nflog::TLV_HEADER_LEN {
             return Err(DecodeIssue::LinkTruncated);
         }
-        if kind == NFULA_PAYLOAD {
+        if kind == nflog::NFULA_PAYLOAD {
             let end = len.min(rest.len());
-            return Ok(raw_ip(&rest[NFLOG_TLV_HEADER_LEN..end]));
+            return Ok(raw_ip(&rest[nflog::TLV_HEADER_LEN..end]));
         }
         if len > rest.len() {
             // Cut inside an attribute before the payload.

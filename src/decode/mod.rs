@@ -7,12 +7,29 @@
 //! allocates, so it runs once per packet on the hot path.
 
 mod link;
+mod prefix;
 mod record;
 pub mod wire;
 
+pub use prefix::Prefix;
 pub use record::{Fragment, IpKey, L4State, PacketRecord};
 
 use crate::capture::Frame;
+
+/// A header field: its byte range within the header.
+type Field = std::ops::Range<usize>;
+
+/// The big-endian (network order) number in a two-byte field.
+#[inline]
+fn be16(field: &[u8]) -> u16 {
+    u16::from_be_bytes([field[0], field[1]])
+}
+
+/// The big-endian (network order) number in a four-byte field.
+#[inline]
+fn be32(field: &[u8]) -> u32 {
+    u32::from_be_bytes([field[0], field[1], field[2], field[3]])
+}
 
 /// What a frame turned out to be when it decoded cleanly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,77 +1,107 @@
 //! Checked, zero-copy views over IP and transport headers.
 //!
-//! Each view is a newtype over a byte slice whose constructor checks the length once, so
-//! its accessors index without further checks. Field offsets are named once, here.
+//! Each view is a newtype over a byte slice whose `new_checked` checks the length once (and
+//! returns [`Malformed`] when it cannot), so its accessors index without further checks.
+//! Field positions are named once, as byte ranges in each header's `field` module (smoltcp's
+//! style), and every header length follows from its last field.
 
 use super::record::{Fragment, IpKey, L4State, PacketRecord};
-use super::DecodeIssue;
+use super::{be16, be32, DecodeIssue, Field};
 
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+/// Why a header view could not be made over some bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// Fewer bytes than the header needs.
+    Truncated,
+    /// Not the IP version the view reads.
+    BadVersion,
+    /// A length field that cannot be right.
+    BadHeader,
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+impl Malformed {
+    /// What a malformed IP header means for the frame.
+    fn ip_issue(self) -> DecodeIssue {
+        match self {
+            Malformed::Truncated => DecodeIssue::IpTruncated,
+            Malformed::BadVersion => DecodeIssue::BadIpVersion,
+            Malformed::BadHeader => DecodeIssue::BadIpHeader,
+        }
+    }
+}
+
+/// The version nibble of an IP header's first byte.
+fn ip_version(buf: &[u8]) -> Result<u8, Malformed> {
+    buf.first().map(|b| b >> 4).ok_or(Malformed::Truncated)
 }
 
 /// An IPv4 header, at least 20 bytes and as long as its IHL says.
 pub struct Ipv4Header<'a>(&'a [u8]);
 
-impl<'a> Ipv4Header<'a> {
-    pub const MIN_LEN: usize = 20;
-    const TOTAL_LEN: usize = 2;
-    const FLAGS_FRAG: usize = 6;
-    const TTL: usize = 8;
-    const PROTOCOL: usize = 9;
-    const SRC: usize = 12;
-    const DST: usize = 16;
-    const MORE_FRAGMENTS: u16 = 0x2000;
-    const OFFSET_MASK: u16 = 0x1fff;
+mod ipv4 {
+    use super::Field;
+    /// Version (high nibble) and header length in 32-bit words (low nibble).
+    pub const VER_IHL: usize = 0;
+    pub const TOTAL_LEN: Field = 2..4;
+    pub const FLAGS_FRAG: Field = 6..8;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const SRC: Field = 12..16;
+    pub const DST: Field = 16..20;
+    pub const MIN_LEN: usize = DST.end;
+    pub const MORE_FRAGMENTS: u16 = 0x2000;
+    pub const OFFSET_MASK: u16 = 0x1fff;
+}
 
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self, DecodeIssue> {
-        let first = *buf.first().ok_or(DecodeIssue::IpTruncated)?;
-        if first >> 4 != 4 {
-            return Err(DecodeIssue::BadIpVersion);
+impl<'a> Ipv4Header<'a> {
+    pub const MIN_LEN: usize = ipv4::MIN_LEN;
+
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Malformed> {
+        if ip_version(buf)? != 4 {
+            return Err(Malformed::BadVersion);
         }
-        let header_len = (first & 0x0f) as usize * 4;
-        if header_len < Self::MIN_LEN {
-            return Err(DecodeIssue::BadIpHeader);
+        let header_len = (buf[ipv4::VER_IHL] & 0x0f) as usize * 4;
+        if header_len < ipv4::MIN_LEN {
+            return Err(Malformed::BadHeader);
         }
         if buf.len() < header_len {
-            return Err(DecodeIssue::IpTruncated);
+            return Err(Malformed::Truncated);
         }
         let view = Ipv4Header(buf);
         let total = view.total_len();
         // A total length of 0 is what segmentation offload leaves in captured super-frames.
         if total != 0 && total < header_len {
-            return Err(DecodeIssue::BadIpHeader);
+            return Err(Malformed::BadHeader);
         }
         Ok(view)
     }
 
     pub fn header_len(&self) -> usize {
-        (self.0[0] & 0x0f) as usize * 4
+        (self.0[ipv4::VER_IHL] & 0x0f) as usize * 4
     }
     pub fn total_len(&self) -> usize {
-        be16(self.0, Self::TOTAL_LEN) as usize
+        be16(&self.0[ipv4::TOTAL_LEN]) as usize
     }
     pub fn ttl(&self) -> u8 {
-        self.0[Self::TTL]
+        self.0[ipv4::TTL]
     }
     pub fn protocol(&self) -> u8 {
-        self.0[Self::PROTOCOL]
+        self.0[ipv4::PROTOCOL]
     }
     pub fn src(&self) -> [u8; 4] {
-        [self.0[Self::SRC], self.0[Self::SRC + 1], self.0[Self::SRC + 2], self.0[Self::SRC + 3]]
+        let a = &self.0[ipv4::SRC];
+        [a[0], a[1], a[2], a[3]]
     }
     pub fn dst(&self) -> [u8; 4] {
-        [self.0[Self::DST], self.0[Self::DST + 1], self.0[Self::DST + 2], self.0[Self::DST + 3]]
+        let a = &self.0[ipv4::DST];
+        [a[0], a[1], a[2], a[3]]
     }
     pub fn fragment(&self) -> Fragment {
-        let field = be16(self.0, Self::FLAGS_FRAG);
-        if field & Self::OFFSET_MASK != 0 {
+        use ipv4::{MORE_FRAGMENTS, OFFSET_MASK};
+        let field = be16(&self.0[ipv4::FLAGS_FRAG]);
+        if field & OFFSET_MASK != 0 {
             Fragment::Later
-        } else if field & Self::MORE_FRAGMENTS != 0 {
+        } else if field & MORE_FRAGMENTS != 0 {
             Fragment::First
         } else {
             Fragment::Whole
@@ -89,46 +119,50 @@ impl<'a> Ipv4Header<'a> {
 /// The fixed 40-byte IPv6 header.
 pub struct Ipv6Header<'a>(&'a [u8]);
 
-impl<'a> Ipv6Header<'a> {
-    pub const LEN: usize = 40;
-    const PAYLOAD_LEN: usize = 4;
-    const NEXT_HEADER: usize = 6;
-    const HOP_LIMIT: usize = 7;
-    const SRC: usize = 8;
-    const DST: usize = 24;
+mod ipv6 {
+    use super::Field;
+    pub const PAYLOAD_LEN: Field = 4..6;
+    pub const NEXT_HEADER: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
+    pub const SRC: Field = 8..24;
+    pub const DST: Field = 24..40;
+    pub const LEN: usize = DST.end;
+}
 
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self, DecodeIssue> {
-        let first = *buf.first().ok_or(DecodeIssue::IpTruncated)?;
-        if first >> 4 != 6 {
-            return Err(DecodeIssue::BadIpVersion);
+impl<'a> Ipv6Header<'a> {
+    pub const LEN: usize = ipv6::LEN;
+
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Malformed> {
+        if ip_version(buf)? != 6 {
+            return Err(Malformed::BadVersion);
         }
-        if buf.len() < Self::LEN {
-            return Err(DecodeIssue::IpTruncated);
+        if buf.len() < ipv6::LEN {
+            return Err(Malformed::Truncated);
         }
         Ok(Ipv6Header(buf))
     }
 
     pub fn next_header(&self) -> u8 {
-        self.0[Self::NEXT_HEADER]
+        self.0[ipv6::NEXT_HEADER]
     }
     pub fn hop_limit(&self) -> u8 {
-        self.0[Self::HOP_LIMIT]
+        self.0[ipv6::HOP_LIMIT]
     }
     pub fn src(&self) -> [u8; 16] {
         let mut a = [0u8; 16];
-        a.copy_from_slice(&self.0[Self::SRC..Self::SRC + 16]);
+        a.copy_from_slice(&self.0[ipv6::SRC]);
         a
     }
     pub fn dst(&self) -> [u8; 16] {
         let mut a = [0u8; 16];
-        a.copy_from_slice(&self.0[Self::DST..Self::DST + 16]);
+        a.copy_from_slice(&self.0[ipv6::DST]);
         a
     }
     /// Everything after the fixed header that was captured, bounded by the payload length
     /// (a payload length of 0 is a jumbogram or an offloaded super-frame: take what is there).
     pub fn payload(&self) -> &'a [u8] {
-        let declared = be16(self.0, Self::PAYLOAD_LEN) as usize;
-        let rest = &self.0[Self::LEN..];
+        let declared = be16(&self.0[ipv6::PAYLOAD_LEN]) as usize;
+        let rest = &self.0[ipv6::LEN..];
         if declared == 0 {
             rest
         } else {
@@ -147,7 +181,14 @@ mod ipv6_ext {
     pub const MOBILITY: u8 = 135;
     pub const HIP: u8 = 139;
     pub const SHIM6: u8 = 140;
-    pub const FRAGMENT_HEADER_LEN: usize = 8;
+    /// The fragment header's fields.
+    pub mod fragment {
+        use super::super::Field;
+        pub const NEXT_HEADER: usize = 0;
+        /// Fragment offset (13 bits) and the M flag (lowest bit).
+        pub const OFFSET_M: Field = 2..4;
+        pub const LEN: usize = 8;
+    }
     /// A legitimate chain holds a few headers; attackers send long ones to slow parsers.
     pub const MAX_CHAIN: usize = 8;
 }
@@ -164,18 +205,18 @@ fn walk_ipv6_extensions(mut next: u8, mut rest: &[u8]) -> Result<(u8, Fragment, 
             }
             AUTH => (*rest.get(1).ok_or(DecodeIssue::BadExtensionHeaders)? as usize + 2) * 4,
             FRAGMENT => {
-                let header = rest.get(..FRAGMENT_HEADER_LEN).ok_or(DecodeIssue::BadExtensionHeaders)?;
-                let field = be16(header, 2);
+                let header = rest.get(..fragment::LEN).ok_or(DecodeIssue::BadExtensionHeaders)?;
+                let field = be16(&header[fragment::OFFSET_M]);
                 let offset = field >> 3;
                 let more = field & 1 != 0;
-                next = header[0];
+                next = header[fragment::NEXT_HEADER];
                 if offset != 0 {
                     return Ok((next, Fragment::Later, &[]));
                 }
                 if more {
                     fragment = Fragment::First;
                 }
-                rest = &rest[FRAGMENT_HEADER_LEN..];
+                rest = &rest[fragment::LEN..];
                 continue;
             }
             upper => return Ok((upper, fragment, rest)),
@@ -186,33 +227,49 @@ fn walk_ipv6_extensions(mut next: u8, mut rest: &[u8]) -> Result<(u8, Fragment, 
     Err(DecodeIssue::BadExtensionHeaders)
 }
 
+/// The ports of every port-first transport header (TCP, UDP, SCTP, DCCP, UDP-Lite).
+mod ports {
+    use super::Field;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const LEN: usize = DST_PORT.end;
+}
+
+mod tcp {
+    use super::Field;
+    pub const SEQ: Field = 4..8;
+    pub const ACK: Field = 8..12;
+    pub const FLAGS: usize = 13;
+    /// Enough to read the flags byte.
+    pub const MIN_READ: usize = FLAGS + 1;
+}
+
 /// The first bytes of a TCP header: ports, sequence and acknowledgment numbers, flags.
 pub struct TcpHeader<'a>(&'a [u8]);
 
 impl<'a> TcpHeader<'a> {
-    /// Enough to read the flags byte.
-    pub const MIN_READ: usize = 14;
-    const SEQ: usize = 4;
-    const ACK: usize = 8;
-    const FLAGS: usize = 13;
+    pub const MIN_READ: usize = tcp::MIN_READ;
 
-    pub fn new_checked(buf: &'a [u8]) -> Option<Self> {
-        (buf.len() >= Self::MIN_READ).then_some(TcpHeader(buf))
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Malformed> {
+        if buf.len() < tcp::MIN_READ {
+            return Err(Malformed::Truncated);
+        }
+        Ok(TcpHeader(buf))
     }
     pub fn src_port(&self) -> u16 {
-        be16(self.0, 0)
+        be16(&self.0[ports::SRC_PORT])
     }
     pub fn dst_port(&self) -> u16 {
-        be16(self.0, 2)
+        be16(&self.0[ports::DST_PORT])
     }
     pub fn seq(&self) -> u32 {
-        be32(self.0, Self::SEQ)
+        be32(&self.0[tcp::SEQ])
     }
     pub fn ack(&self) -> u32 {
-        be32(self.0, Self::ACK)
+        be32(&self.0[tcp::ACK])
     }
     pub fn flags(&self) -> u8 {
-        self.0[Self::FLAGS]
+        self.0[tcp::FLAGS]
     }
 }
 
@@ -220,16 +277,19 @@ impl<'a> TcpHeader<'a> {
 pub struct PortsHeader<'a>(&'a [u8]);
 
 impl<'a> PortsHeader<'a> {
-    pub const LEN: usize = 4;
+    pub const LEN: usize = ports::LEN;
 
-    pub fn new_checked(buf: &'a [u8]) -> Option<Self> {
-        (buf.len() >= Self::LEN).then_some(PortsHeader(buf))
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Malformed> {
+        if buf.len() < ports::LEN {
+            return Err(Malformed::Truncated);
+        }
+        Ok(PortsHeader(buf))
     }
     pub fn src_port(&self) -> u16 {
-        be16(self.0, 0)
+        be16(&self.0[ports::SRC_PORT])
     }
     pub fn dst_port(&self) -> u16 {
-        be16(self.0, 2)
+        be16(&self.0[ports::DST_PORT])
     }
 }
 
@@ -237,7 +297,7 @@ impl<'a> PortsHeader<'a> {
 pub(super) fn decode_ip(ip: &[u8], out: &mut PacketRecord) -> Result<(), DecodeIssue> {
     let (protocol, fragment, transport) = match ip.first().map(|b| b >> 4) {
         Some(4) => {
-            let h = Ipv4Header::new_checked(ip)?;
+            let h = Ipv4Header::new_checked(ip).map_err(Malformed::ip_issue)?;
             out.ip_version = 4;
             out.src = IpKey::from_v4(h.src());
             out.dst = IpKey::from_v4(h.dst());
@@ -247,7 +307,7 @@ pub(super) fn decode_ip(ip: &[u8], out: &mut PacketRecord) -> Result<(), DecodeI
             (h.protocol(), fragment, payload)
         }
         Some(6) => {
-            let h = Ipv6Header::new_checked(ip)?;
+            let h = Ipv6Header::new_checked(ip).map_err(Malformed::ip_issue)?;
             out.ip_version = 6;
             out.src = IpKey::from_v6(h.src());
             out.dst = IpKey::from_v6(h.dst());
@@ -332,7 +392,7 @@ fn read_checked(protocol: u8, fragment: Fragment, transport: &[u8], out: &mut Pa
     }
     out.l4 = match TRANSPORT_KINDS[protocol as usize] {
         TransportKind::Tcp => match TcpHeader::new_checked(transport) {
-            Some(tcp) => {
+            Ok(tcp) => {
                 out.src_port = tcp.src_port();
                 out.dst_port = tcp.dst_port();
                 out.tcp_seq = tcp.seq();
@@ -340,15 +400,15 @@ fn read_checked(protocol: u8, fragment: Fragment, transport: &[u8], out: &mut Pa
                 out.tcp_flags = tcp.flags();
                 L4State::Present
             }
-            None => L4State::Truncated,
+            Err(_) => L4State::Truncated,
         },
         TransportKind::Ports => match PortsHeader::new_checked(transport) {
-            Some(ports) => {
+            Ok(ports) => {
                 out.src_port = ports.src_port();
                 out.dst_port = ports.dst_port();
                 L4State::Present
             }
-            None => L4State::Truncated,
+            Err(_) => L4State::Truncated,
         },
         TransportKind::Icmp => match transport.first() {
             Some(&t) => {

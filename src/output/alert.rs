@@ -305,43 +305,9 @@ fn flow_id(attack_id: &str) -> u64 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::analyze::{EndReason, EndReport, SourceReport};
-
-    /// An amplification alert against 2001:db8::7 from two reflectors.
-    pub(crate) fn event(kind: EventKind) -> AttackEvent {
-        AttackEvent {
-            timestamp_ns: 1_768_478_403_500_000_000,
-            event: kind,
-            attack_id: "0123456789abcdef".into(),
-            kind: AttackKind::Amplification,
-            victim: "2001:db8::7".parse().unwrap(),
-            victim_prefix: None,
-            victim_hosts: None,
-            victim_ports: vec![443],
-            protocol: "udp",
-            service: Some("dns"),
-            pps: 10_000,
-            bps: 80_000_000,
-            peak_pps: 12_000,
-            threshold_pps: 1_000,
-            started_at_ns: 1_768_478_403_000_000_000,
-            packets: 30_000,
-            bytes: 30_000_000,
-            reason: "why".into(),
-            sources: SourceReport {
-                distinct_estimate: 2,
-                spoofed_likely: false,
-                verdict: "2 reflectors".into(),
-                top: vec![("2001:db8::53".parse().unwrap(), 20_000), ("2001:db8::54".parse().unwrap(), 10_000)],
-            },
-            offending_ips: vec!["2001:db8::53".parse().unwrap(), "2001:db8::54".parse().unwrap()],
-            onset_ns: 1_768_478_402_900_000_000,
-            end: (kind == EventKind::End)
-                .then_some(EndReport { ended_at_ns: 1_768_478_404_250_000_000, reason: EndReason::Quiet }),
-        }
-    }
+    use crate::analyze::sample_event as event;
 
     fn parse(a: &Alert, f: AlertFormat) -> Value {
         serde_json::from_slice(&render(a, f).unwrap()).unwrap()

@@ -14,8 +14,8 @@
 
 use crate::analyze::{AttackEvent, AttackKind};
 use crate::capture::live::wall_clock_ns;
-use crate::config::Prefix;
 use crate::decode::IpKey;
+use crate::decode::Prefix;
 use crate::output::time::rfc3339_micros;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -13,8 +13,8 @@
 
 use crate::analyze::{AttackEvent, AttackKind, EventKind};
 use crate::capture::Frame;
-use crate::config::Prefix;
 use crate::decode::PacketRecord;
+use crate::decode::Prefix;
 use crate::output::alert::EvidenceFile;
 use crate::output::pcap_writer::{PcapWriter, TsResolution};
 use sha2::{Digest, Sha256};

@@ -33,15 +33,13 @@ pub struct HookOptions {
 impl HookOptions {
     pub fn validate(&self) -> Result<(), String> {
         let Some(program) = self.argv.first() else {
-            return Err(
-                "on_attack: give the command as a list, e.g. [\"/usr/local/bin/notify\", \"--team\", \"noc\"]".into()
-            );
+            return Err("give the command as a list, e.g. [\"/usr/local/bin/notify\", \"--team\", \"noc\"]".into());
         };
         if !program.starts_with('/') {
-            return Err(format!("on_attack: {program:?} must be an absolute path (no PATH lookup, no shell)"));
+            return Err(format!("{program:?} must be an absolute path (no PATH lookup, no shell)"));
         }
         if self.per_minute == 0 || self.timeout.is_zero() {
-            return Err("on_attack: the timeout and the rate limit must be above zero".into());
+            return Err("the timeout and the rate limit must be above zero".into());
         }
         Ok(())
     }
@@ -55,7 +53,7 @@ pub struct ActionHook {
 
 impl ActionHook {
     pub fn start(opts: HookOptions, metrics: Arc<Metrics>) -> Result<ActionHook, String> {
-        opts.validate()?;
+        opts.validate().map_err(|e| format!("on_attack: {e}"))?;
         let (tx, rx) = mpsc::sync_channel::<Arc<Alert>>(QUEUE);
         let m = metrics.clone();
         let thread = std::thread::Builder::new()

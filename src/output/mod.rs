@@ -24,8 +24,8 @@ pub mod time;
 
 use crate::analyze::{AttackEvent, EventKind};
 use crate::capture::Frame;
-use crate::config::Prefix;
 use crate::decode::PacketRecord;
+use crate::decode::Prefix;
 use alert::Alert;
 use blocklist::{BlocklistFormat, BlocklistWriter};
 use evidence::{EvidenceOptions, EvidenceRecorder};

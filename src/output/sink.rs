@@ -670,7 +670,7 @@ mod tests {
     fn a_collector_that_never_comes_costs_counted_alerts_and_bounded_memory() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let sinks = AlertSinks::open(&[spec(&format!("tcp://127.0.0.1:{port}"))]).unwrap();
-        let alert = Arc::new(Alert::new(crate::output::alert::tests::event(crate::analyze::EventKind::Start)));
+        let alert = Arc::new(Alert::new(crate::analyze::sample_event(crate::analyze::EventKind::Start)));
         let sent = NETWORK_QUEUE as u64 + 500;
         for _ in 0..sent {
             sinks.send(&alert).unwrap();

@@ -155,7 +155,9 @@ pub struct Summary<'a> {
     pub analyzer: &'a AnalyzerStats,
     pub errors: &'a [String],
     pub elapsed: Duration,
+    /// Wall time per batch of `batch_packets` packets, ns.
     pub batch_latency: &'a Histogram<u64>,
+    pub batch_packets: usize,
     pub detection_delay: &'a Histogram<u64>,
     pub outputs: &'a OutputReport,
 }
@@ -247,7 +249,7 @@ impl fmt::Display for Summary<'_> {
             writeln!(
                 f,
                 "  batch latency ({} packets): {}",
-                crate::pipeline::BATCH,
+                self.batch_packets,
                 quantiles(self.batch_latency, &[(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")])
             )?;
         }

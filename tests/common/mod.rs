@@ -3,8 +3,8 @@
 
 pub mod netns;
 
+use floodwatch::analyze::DetectionSettings;
 use floodwatch::analyze::{Analyzer, AttackEvent, AttackKind, EventKind};
-use floodwatch::config::DetectionSettings;
 use floodwatch::replay::{replay, ReplayOutcome};
 use std::collections::BTreeSet;
 use std::net::IpAddr;

@@ -5,9 +5,9 @@
 //! when a block fills), so the handle is non-blocking and the wait is a `poll` on its
 //! descriptor with our own timeout.
 
+use super::CaptureSettings;
 use super::{CaptureStats, LiveCapture, LiveError, READ_TIMEOUT};
 use crate::capture::{Frame, LinkType};
-use crate::config::CaptureSettings;
 use pcap::{Active, Capture};
 use std::os::fd::AsRawFd;
 

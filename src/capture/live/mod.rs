@@ -7,10 +7,11 @@
 mod af_packet;
 #[cfg(feature = "libpcap")]
 mod libpcap;
+mod settings;
 mod tpacket;
 
 use super::Frame;
-use crate::config::{CaptureBackend, CaptureSettings};
+pub use settings::{CaptureBackend, CaptureSettings};
 use std::fmt;
 use std::time::Duration;
 

@@ -4,9 +4,9 @@
 //! Frames are read in place from the ring; a block goes back to the kernel when the next
 //! frame is asked for after its last one. Needs only `libc` and CAP_NET_RAW.
 
+use super::CaptureSettings;
 use super::{CaptureStats, KernelCounters, LiveCapture, LiveError, READ_TIMEOUT};
 use crate::capture::{Frame, LinkType};
-use crate::config::CaptureSettings;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Field offsets of `struct tpacket_block_desc` (linux/if_packet.h), version 1 header.
