@@ -112,8 +112,8 @@ fn check_coherent(got: Result<Decoded, DecodeIssue>, r: &PacketRecord, data: &[u
     }
     assert_eq!(r.ts_ns, TS);
     assert_eq!(r.wire_len, (data.len() as u32).max(60));
-    assert!(r.ip_version == 4 || r.ip_version == 6, "{r:?}");
-    if r.ip_version == 4 {
+    assert!(r.ip_version() == 4 || r.ip_version() == 6, "{r:?}");
+    if r.ip_version() == 4 {
         assert!(r.src.is_v4() && r.dst.is_v4(), "{r:?}");
     }
     let ports = matches!(r.protocol, 6 | 17 | 33 | 132 | 136);
@@ -384,7 +384,7 @@ enum Path {
 fn check_against(ep: &EpIp<'_>, got: Result<Decoded, DecodeIssue>, r: &PacketRecord, data: &[u8]) -> Path {
     let ctx = || format!("{} etherparse: {ep:?}\nfloodwatch: {got:?} {r:?}\nframe: {data:02x?}", ep.mode);
     let same_addresses = |r: &PacketRecord| {
-        assert_eq!((r.ip_version, r.src, r.dst, r.ttl), (ep.version, ep.src, ep.dst, ep.ttl), "{}", ctx());
+        assert_eq!((r.ip_version(), r.src, r.dst, r.ttl), (ep.version, ep.src, ep.dst, ep.ttl), "{}", ctx());
     };
 
     let (protocol, fragment, transport_checked) = match ep.v4 {

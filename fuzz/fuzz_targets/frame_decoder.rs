@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         let frame = Frame { ts_ns: 0, wire_len: data.len() as u32, link, data };
         let mut record = PacketRecord::default();
         if let Ok(Decoded::Ip) = decode(&frame, &mut record) {
-            assert!(record.ip_version == 4 || record.ip_version == 6);
+            assert!(record.ip_version() == 4 || record.ip_version() == 6);
             if record.fragment == Fragment::Later {
                 assert_eq!(record.l4, L4State::Absent);
                 assert_eq!((record.src_port, record.dst_port), (0, 0));

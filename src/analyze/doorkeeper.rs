@@ -46,11 +46,12 @@ impl Doorkeeper {
         self.admit_per_tick = admit_per_tick.clamp(1, COUNT_MASK);
     }
 
-    /// Counts one packet toward the destination with keyed hash `hash` in tick `tick`; when
-    /// it has now earned a victim entry, the packets counted toward it in this tick (this one
-    /// included; an overestimate only where other destinations share both counters).
+    /// Counts `packets` (one captured packet, or the packets a sampled one stands for) toward
+    /// the destination with keyed hash `hash` in tick `tick`; when it has now earned a victim
+    /// entry, the packets counted toward it in this tick (these included; an overestimate only
+    /// where other destinations share both counters).
     #[inline]
-    pub fn admit(&mut self, hash: u64, tick: i64) -> Option<u32> {
+    pub fn admit(&mut self, hash: u64, tick: i64, packets: u32) -> Option<u32> {
         let base = lane(hash) << PER_LANE_BITS;
         let within = (1usize << PER_LANE_BITS) - 1;
         let i0 = base | (hash as usize & within);
@@ -59,10 +60,10 @@ impl Doorkeeper {
         // A counter from another tick reads as zero: no pass over the sketch per tick.
         let count = |c: u32| if c & !COUNT_MASK == tag { c & COUNT_MASK } else { 0 };
         let (Some(&a), Some(&b)) = (self.cells.get(i0), self.cells.get(i1)) else {
-            return Some(1);
+            return Some(packets);
         };
         let (a, b) = (count(a), count(b));
-        let n = (a.min(b) + 1).min(COUNT_MASK);
+        let n = a.min(b).saturating_add(packets).min(COUNT_MASK);
         // Conservative update: raise each counter only as far as the new estimate.
         if let Some(c) = self.cells.get_mut(i0) {
             *c = tag | a.max(n);
@@ -89,11 +90,17 @@ mod tests {
         let mut d = Doorkeeper::new(12);
         let h = hash(1);
         for n in 1..12 {
-            assert_eq!(d.admit(h, 100), None, "admitted after {n} packets");
+            assert_eq!(d.admit(h, 100, 1), None, "admitted after {n} packets");
         }
-        assert_eq!(d.admit(h, 100), Some(12));
+        assert_eq!(d.admit(h, 100, 1), Some(12));
         // The next tick starts from zero.
-        assert_eq!(d.admit(h, 101), None);
+        assert_eq!(d.admit(h, 101, 1), None);
+        // Sampled packets count for what they stand for: 5 + 5 of 12 wait, a third admits.
+        assert_eq!(d.admit(h, 102, 5), None);
+        assert_eq!(d.admit(h, 102, 5), None);
+        assert_eq!(d.admit(h, 102, 5), Some(15));
+        // One packet sampled 1 in 1,000 is admitted at once.
+        assert_eq!(d.admit(hash(2), 102, 1_000), Some(1_000));
     }
 
     #[test]
@@ -101,7 +108,7 @@ mod tests {
         // 70,000 destinations with 1 packet each in one tick: a sketch of 16,384 counters per
         // row sees ~4 per counter, and the minimum of two rows stays under 12.
         let mut d = Doorkeeper::new(12);
-        let admitted = (0..70_000).filter(|&i| d.admit(hash(i), 5).is_some()).count();
+        let admitted = (0..70_000).filter(|&i| d.admit(hash(i), 5, 1).is_some()).count();
         assert!(admitted < 70, "{admitted} of 70,000 one-packet destinations admitted");
     }
 
@@ -115,8 +122,8 @@ mod tests {
         let mut seen = (0, 0);
         for i in 0..200_000u32 {
             let h = hash(i % 50_000);
-            let a = (lane_of(i % 50_000) == 7).then(|| alone.admit(h, 9).is_some());
-            let m = mixed.admit(h, 9).is_some();
+            let a = (lane_of(i % 50_000) == 7).then(|| alone.admit(h, 9, 1).is_some());
+            let m = mixed.admit(h, 9, 1).is_some();
             if let Some(a) = a {
                 assert_eq!(a, m, "packet {i}");
                 seen.0 += 1;

@@ -575,7 +575,7 @@ impl Analyzer {
                 (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST)
                     if roles.from_src =>
                 {
-                    self.count_on_known(p.src, cell::ECHO_REQUESTS_SENT, now)
+                    self.count_on_known(p, p.src, cell::ECHO_REQUESTS_SENT, now)
                 }
                 _ => {}
             }
@@ -602,7 +602,7 @@ impl Analyzer {
                 }
                 let slot = match self.victims.find_hashed(victim, hash) {
                     Some(s) => s,
-                    None => match self.doorkeeper.admit(hash, now) {
+                    None => match self.doorkeeper.admit(hash, now, u32::from(p.weight)) {
                         None => {
                             self.recent.push(p);
                             return;
@@ -611,7 +611,7 @@ impl Analyzer {
                             let Some(s) = self.insert_victim(victim, hash, now) else {
                                 return;
                             };
-                            self.count_before_admission(s, counted - 1, p);
+                            self.count_before_admission(s, counted.saturating_sub(u32::from(p.weight)), p);
                             s
                         }
                     },
@@ -627,7 +627,7 @@ impl Analyzer {
         self.touch(slot, now);
         if let Some(c) = class {
             if is_echo_reply(p) {
-                self.victims.add(slot, cell::ECHO_REPLIES, self.weight);
+                self.victims.add(slot, cell::ECHO_REPLIES, self.packets_of(p));
             }
             self.count(slot, c, p, ts, out);
         }
@@ -790,14 +790,14 @@ impl Analyzer {
             return;
         }
         if flags & (SYN | ACK) == SYN | ACK {
-            self.count_on_known(p.src, cell::ANSWERS, now);
+            self.count_on_known(p, p.src, cell::ANSWERS, now);
             let ports = ((p.src_port as u32) << 16) | p.dst_port as u32;
             let h = self.hasher.hash_handshake(self.victim_of(p.src), p.dst, ports, p.tcp_seq.wrapping_add(1));
             self.handshakes.expect(h);
         } else if flags & SYN != 0 {
-            self.count_on_known(p.src, cell::SYNS_SENT, now);
+            self.count_on_known(p, p.src, cell::SYNS_SENT, now);
         } else if flags & RST != 0 {
-            self.count_on_known(p.src, cell::ANSWERS, now);
+            self.count_on_known(p, p.src, cell::ANSWERS, now);
         }
     }
 
@@ -815,9 +815,11 @@ impl Analyzer {
                 }
             }
         }
-        match self.ack_doorkeeper.admit(hash, now) {
+        match self.ack_doorkeeper.admit(hash, now, u32::from(p.weight)) {
             None => false,
-            Some(counted) => self.start_counting_acks(p, victim, hash, now, counted - 1),
+            Some(counted) => {
+                self.start_counting_acks(p, victim, hash, now, counted.saturating_sub(u32::from(p.weight)))
+            }
         }
     }
 
@@ -870,30 +872,31 @@ impl Analyzer {
     fn count_before_admission(&mut self, slot: usize, before: u32, p: &PacketRecord) {
         let victim = self.victims.meta[slot].key;
         let tick_start = tick_time(self.now_tick.unwrap_or(0));
-        let mut found = 0;
+        // Packets, as the doorkeeper counted them: a record stands for `weight` of them.
+        let mut found = 0u32;
         let mut counts = [(0u32, 0u32); Class::COUNT];
         // Byte counts saturate: `wire_len` comes from the capture file.
-        let mut count = |r: &PacketRecord| {
+        let mut count = |r: &PacketRecord, packets: u32| {
             // ACKs are counted only from their own admission on (see `ack_gate`).
             let class = Class::of(r).into_iter().filter(|c| *c != Class::Ack);
             let fragment = (r.fragment != Fragment::Whole).then_some(Class::Frag);
             for c in class.chain(fragment) {
-                counts[c as usize].0 += 1;
-                counts[c as usize].1 = counts[c as usize].1.saturating_add(r.wire_len);
+                counts[c as usize].0 = counts[c as usize].0.saturating_add(packets);
+                counts[c as usize].1 = counts[c as usize].1.saturating_add(r.wire_len.saturating_mul(packets));
             }
         };
         for r in self.recent.newest_first().take(ADMISSION_SEARCH_RECORDS) {
             // Late packets count in the current tick: allow one tick of reordering.
-            if found == before || r.ts_ns < tick_start - TICK_NS {
+            if found >= before || r.ts_ns < tick_start - TICK_NS {
                 break;
             }
             if self.victim_of(r.dst) == victim {
-                found += 1;
-                count(&r);
+                found = found.saturating_add(u32::from(r.weight));
+                count(&r, u32::from(r.weight));
             }
         }
-        for _ in found..before {
-            count(p);
+        if found < before {
+            count(p, before - found);
         }
         for (ci, (packets, bytes)) in counts.into_iter().enumerate().filter(|(_, (packets, _))| *packets > 0) {
             self.victims.add(slot, ci, packets.saturating_mul(self.weight));
@@ -910,11 +913,11 @@ impl Analyzer {
             return;
         };
         self.touch(slot, now);
-        self.victims.add(slot, cell::COMPLETIONS, self.weight);
+        let packets = self.packets_of(p);
+        self.victims.add(slot, cell::COMPLETIONS, packets);
         let w = self.victims.meta[slot].watch[Class::Syn as usize];
         if w != NO_WATCH {
-            let weight = self.weight as u64;
-            self.watch_mut(w).user_packets += weight;
+            self.watch_mut(w).user_packets += u64::from(packets);
         }
     }
 
@@ -958,10 +961,10 @@ impl Analyzer {
     }
 
     /// Counts toward a victim already in the table (answers are interesting only for those).
-    fn count_on_known(&mut self, ip: IpKey, counter: usize, now: i64) {
+    fn count_on_known(&mut self, p: &PacketRecord, ip: IpKey, counter: usize, now: i64) {
         if let Some(slot) = self.victims.find(self.victim_of(ip)) {
             self.touch(slot, now);
-            self.victims.add(slot, counter, self.weight);
+            self.victims.add(slot, counter, self.packets_of(p));
         }
     }
 
@@ -1000,7 +1003,7 @@ impl Analyzer {
     #[inline]
     fn count(&mut self, slot: usize, c: Class, p: &PacketRecord, ts: i64, out: &mut Vec<AttackEvent>) {
         let ci = c as usize;
-        let weight = self.weight;
+        let weight = self.packets_of(p);
         self.victims.add(slot, ci, weight);
         self.victims.add(slot, cell::BYTES + ci, p.wire_len.saturating_mul(weight));
         if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
@@ -1035,6 +1038,13 @@ impl Analyzer {
 
     /// Effective threshold (packets/s) of a kind for a victim: its floor, or the baseline
     /// times the factor when that is higher.
+    /// The packets `p` counts for here: its own weight (a sampled packet stands for several)
+    /// times this analyzer's (the carpet analyzer sees one flow in [`carpet::SAMPLING`]).
+    #[inline]
+    fn packets_of(&self, p: &PacketRecord) -> u32 {
+        self.weight.saturating_mul(u32::from(p.weight))
+    }
+
     fn threshold_pps(&self, meta: &VictimMeta, kind: AttackKind) -> f64 {
         let floor = self.policies[meta.policy as usize][kind as usize] as f64;
         let learned = meta.baseline[kind.class() as usize] as f64 * self.s.baseline_factor as f64;
@@ -1092,7 +1102,6 @@ impl Analyzer {
         // of every sampled packet to it would double the cost of analysis.
         let tracker = if self.scope.is_some() { None } else { self.take_tracker() };
         let victim = self.victims.meta[slot].key;
-        let weight = self.weight as u64;
         let hosts = Hosts::new(self.scope.as_ref().map_or(128, |s| s.bits_of(victim)));
         let mut watch = Watch {
             slot,
@@ -1113,6 +1122,8 @@ impl Analyzer {
         // Back-fill from the packets of the current window that came before this one.
         let mut strangers = 0;
         for p in self.recent_of(victim, c) {
+            let packets = self.packets_of(&p);
+            let weight = u64::from(packets);
             watch.packets += weight;
             watch.bytes += p.wire_len as u64 * weight;
             watch.last_ts = watch.last_ts.max(p.ts_ns);
@@ -1126,7 +1137,7 @@ impl Analyzer {
             }
             if c.strangers_cell().is_some() {
                 watch.user_packets += !tracked as u64 * weight;
-                strangers += tracked as u32 * self.weight;
+                strangers += tracked as u32 * packets;
             }
         }
         if let Some(cell) = c.strangers_cell().filter(|_| strangers > 0) {

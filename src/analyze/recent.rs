@@ -27,13 +27,13 @@ impl Line {
             p.ts_ns as u64,
             u64::from(p.wire_len) | u64::from(p.tcp_seq) << 32,
             u64::from(p.tcp_ack) | u64::from(p.src_port) << 32 | u64::from(p.dst_port) << 48,
-            u64::from(p.ip_version)
-                | u64::from(p.protocol) << 8
-                | u64::from(p.ttl) << 16
-                | u64::from(fragment_code(p.fragment)) << 24
-                | u64::from(l4_code(p.l4)) << 32
-                | u64::from(p.tcp_flags) << 40
-                | u64::from(p.icmp_type) << 48,
+            u64::from(p.weight)
+                | u64::from(p.protocol) << 16
+                | u64::from(p.ttl) << 24
+                | u64::from(fragment_code(p.fragment)) << 32
+                | u64::from(l4_code(p.l4)) << 40
+                | u64::from(p.tcp_flags) << 48
+                | u64::from(p.icmp_type) << 56,
         ])
     }
 
@@ -45,25 +45,25 @@ impl Line {
             wire_len: w[5] as u32,
             src: IpKey(u128::from(w[0]) | u128::from(w[1]) << 64),
             dst: IpKey(u128::from(w[2]) | u128::from(w[3]) << 64),
-            ip_version: byte(w[7], 0),
-            protocol: byte(w[7], 8),
-            ttl: byte(w[7], 16),
-            fragment: match byte(w[7], 24) {
+            protocol: byte(w[7], 16),
+            ttl: byte(w[7], 24),
+            fragment: match byte(w[7], 32) {
                 1 => Fragment::First,
                 2 => Fragment::Later,
                 _ => Fragment::Whole,
             },
-            l4: match byte(w[7], 32) {
+            l4: match byte(w[7], 40) {
                 0 => L4State::Present,
                 2 => L4State::Truncated,
                 _ => L4State::Absent,
             },
             src_port: (w[6] >> 32) as u16,
             dst_port: (w[6] >> 48) as u16,
-            tcp_flags: byte(w[7], 40),
+            tcp_flags: byte(w[7], 48),
             tcp_seq: (w[5] >> 32) as u32,
             tcp_ack: w[6] as u32,
-            icmp_type: byte(w[7], 48),
+            icmp_type: byte(w[7], 56),
+            weight: w[7] as u16,
         }
     }
 
@@ -188,7 +188,6 @@ mod tests {
             wire_len: u32::MAX - i as u32,
             src: IpKey(u128::MAX - i as u128),
             dst: IpKey(0x2001_0db8_0000_0000_0000_0000_0000_0001 + i as u128),
-            ip_version: 6,
             protocol: 17 + i as u8,
             ttl: 255 - i as u8,
             fragment,
@@ -199,6 +198,7 @@ mod tests {
             tcp_seq: 0xdead_beef + i as u32,
             tcp_ack: 0xfeed_f00d - i as u32,
             icmp_type: 128 + i as u8,
+            weight: [1, 1_000, u16::MAX][i],
         })
         .collect();
         for p in &records {

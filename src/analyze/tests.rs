@@ -21,7 +21,6 @@ fn tcp(
         wire_len: 60,
         src,
         dst,
-        ip_version: 4,
         protocol: PacketRecord::PROTO_TCP,
         ttl: 60,
         fragment: Fragment::Whole,
@@ -32,6 +31,7 @@ fn tcp(
         tcp_seq: seq,
         tcp_ack: ack,
         icmp_type: 0,
+        weight: 1,
     }
 }
 
@@ -183,7 +183,6 @@ fn a_victims_answers_to_its_attacker_are_not_a_second_attack() {
         wire_len: 60,
         src,
         dst,
-        ip_version: 4,
         protocol: PacketRecord::PROTO_UDP,
         ttl: 64,
         l4: L4State::Present,
@@ -226,7 +225,6 @@ fn udp(ts: i64, (src, sport): (IpKey, u16), (dst, dport): (IpKey, u16), fragment
         wire_len: 1200,
         src,
         dst,
-        ip_version: if dst.is_v4() { 4 } else { 6 },
         protocol: PacketRecord::PROTO_UDP,
         ttl: 50,
         fragment,
@@ -394,7 +392,6 @@ fn icmp(ts: i64, src: IpKey, dst: IpKey, icmp_type: u8) -> PacketRecord {
         wire_len: 98,
         src,
         dst,
-        ip_version: 4,
         protocol: PacketRecord::PROTO_ICMP,
         ttl: 64,
         l4: L4State::Present,
@@ -518,7 +515,6 @@ fn a_flood_from_a_multicast_source_is_forged_and_lists_no_one() {
     let victim = IpKey::from_ip("2001:db8:1::1".parse().unwrap());
     let all_nodes = IpKey::from_ip("ff02::1".parse().unwrap());
     let packets = (0..3_000u32).map(|i| PacketRecord {
-        ip_version: 6,
         protocol: PacketRecord::PROTO_ICMPV6,
         ..icmp(T0 + i as i64 * 100_000, all_nodes, victim, ICMPV6_ECHO_REQUEST)
     });
@@ -538,7 +534,6 @@ fn icmpv6_burst(n: u32, victim: IpKey) -> Vec<PacketRecord> {
     let attacker = IpKey::from_ip("2001:db8:ffff::7".parse().unwrap());
     let mut packets: Vec<PacketRecord> = (0..n)
         .map(|i| PacketRecord {
-            ip_version: 6,
             protocol: PacketRecord::PROTO_ICMPV6,
             ..icmp(T0 + 1_000_000_000 + i as i64 * 8_000, attacker, victim, ICMPV6_ECHO_REQUEST)
         })
@@ -768,4 +763,30 @@ fn a_one_flow_flood_on_one_host_that_the_sample_takes_whole_is_the_host_s_alone(
     let events = run(&mut a, (0..20_000).map(|i| ping(T0 + i * 50_000, attacker)));
     let attacked: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).map(|e| e.victim_text()).collect();
     assert_eq!(attacked, ["192.0.2.1"]);
+}
+
+#[test]
+fn a_flood_sampled_one_in_ten_is_reported_as_the_whole_flood() {
+    // 5,000 pps of UDP for 3 s from 50 sources, each sending runs of 10 packets in turn; and
+    // every tenth of those packets with weight 10, what sFlow at 1:10 delivers. Sampling one
+    // packet of each run, the sample stands for exactly the whole flood.
+    let victim = v4(192, 0, 2, 80);
+    let flood = |every: u32| {
+        (0..15_000u32).filter(move |i| i % every == 0).map(move |i| {
+            let source = v4(198, 18, 7, (i / 10 % 50) as u8);
+            let p = udp(T0 + i as i64 * 200_000, (source, 4000), (victim, 9999), Fragment::Whole);
+            PacketRecord { weight: every as u16, ..p }
+        })
+    };
+    let whole = run(&mut Analyzer::new(settings()), flood(1));
+    let sampled = run(&mut Analyzer::new(settings()), flood(10));
+    assert_eq!(whole.len(), 2, "{whole:#?}");
+    let kinds = |events: &[AttackEvent]| events.iter().map(|e| (e.event, e.kind, e.victim)).collect::<Vec<_>>();
+    assert_eq!(kinds(&sampled), kinds(&whole));
+    let (whole, sampled) = (whole.last().unwrap(), sampled.last().unwrap());
+    assert_eq!((sampled.packets, sampled.bytes, sampled.peak_pps), (whole.packets, whole.bytes, whole.peak_pps));
+    assert_eq!(sampled.sources.top, whole.sources.top);
+    assert_eq!(sampled.sources.distinct_estimate, whole.sources.distinct_estimate);
+    assert_eq!(sampled.offending_ips, whole.offending_ips);
+    assert_eq!(whole.offending_ips.len(), 50);
 }

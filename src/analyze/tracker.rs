@@ -69,22 +69,24 @@ impl AttackTracker {
     #[inline]
     pub fn record(&mut self, p: &PacketRecord, services: &ServiceTable, bogons: &[Prefix]) {
         // One hash of the source serves both sketches (they share the keyed hasher).
+        // A sampled packet counts for the packets it stands for.
+        let packets = u64::from(p.weight);
         let hash = self.hasher.hash_ip(p.src);
-        self.sources.add_hashed(p.src, hash);
+        self.sources.add_hashed(p.src, hash, packets);
         self.distinct.add_hash(hash);
         self.ttls_seen[(p.ttl >> 6) as usize] |= 1 << (p.ttl & 63);
         let network = p.src.network_16() as usize;
         self.networks_seen[network / 64] |= 1 << (network % 64);
-        self.packets += 1;
-        self.impossible += impossible_source(p.src, p.dst, bogons) as u64;
+        self.packets += packets;
+        self.impossible += impossible_source(p.src, p.dst, bogons) as u64 * packets;
         if p.l4 == L4State::Present && (p.protocol == PacketRecord::PROTO_TCP || p.protocol == PacketRecord::PROTO_UDP)
         {
-            self.with_ports += 1;
-            self.dst_ports.add(p.dst_port);
+            self.with_ports += packets;
+            self.dst_ports.add_many(p.dst_port, packets);
             if p.protocol == PacketRecord::PROTO_UDP {
                 let s = services.lookup(p.src_port);
                 if s != NO_SERVICE {
-                    self.services[s as usize] += 1;
+                    self.services[s as usize] += packets;
                 }
             }
         }

@@ -90,6 +90,7 @@ impl DecodeIssue {
 pub fn decode(frame: &Frame<'_>, out: &mut PacketRecord) -> Result<Decoded, DecodeIssue> {
     out.ts_ns = frame.ts_ns;
     out.wire_len = frame.wire_len.max(frame.data.len() as u32);
+    out.weight = 1;
     match link::network_layer(frame.link, frame.data)? {
         Some(ip) => {
             wire::decode_ip(ip, out)?;

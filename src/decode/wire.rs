@@ -298,7 +298,6 @@ pub(super) fn decode_ip(ip: &[u8], out: &mut PacketRecord) -> Result<(), DecodeI
     let (protocol, fragment, transport) = match ip.first().map(|b| b >> 4) {
         Some(4) => {
             let h = Ipv4Header::new_checked(ip).map_err(Malformed::ip_issue)?;
-            out.ip_version = 4;
             out.src = IpKey::from_v4(h.src());
             out.dst = IpKey::from_v4(h.dst());
             out.ttl = h.ttl();
@@ -308,7 +307,6 @@ pub(super) fn decode_ip(ip: &[u8], out: &mut PacketRecord) -> Result<(), DecodeI
         }
         Some(6) => {
             let h = Ipv6Header::new_checked(ip).map_err(Malformed::ip_issue)?;
-            out.ip_version = 6;
             out.src = IpKey::from_v6(h.src());
             out.dst = IpKey::from_v6(h.dst());
             out.ttl = h.hop_limit();

@@ -355,7 +355,12 @@ mod tests {
                                 l4,
                                 fragment,
                                 tcp_flags,
-                                ip_version,
+                                dst: match ip_version {
+                                    4 => crate::decode::IpKey::from_v4([192, 0, 2, 1]),
+                                    _ => crate::decode::IpKey::from_v6([
+                                        0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                                    ]),
+                                },
                                 icmp_type,
                                 ..Default::default()
                             };

@@ -146,13 +146,14 @@ impl<K: SketchKey> SpaceSaving<K> {
     #[inline]
     pub fn add(&mut self, key: K) {
         let hash = key.keyed_hash(&self.hasher);
-        self.add_hashed(key, hash);
+        self.add_hashed(key, hash, 1);
     }
 
-    /// [`add`](Self::add) for a caller that already holds `key.keyed_hash(hasher)` for this
-    /// sketch's hasher (the tracker hashes each source once for this and the HyperLogLog).
+    /// Counts `amount` occurrences of `key` (a sampled packet stands for several), for a caller
+    /// that already holds `key.keyed_hash(hasher)` for this sketch's hasher (the tracker hashes
+    /// each source once for this and the HyperLogLog).
     #[inline]
-    pub fn add_hashed(&mut self, key: K, hash: u64) {
+    pub fn add_hashed(&mut self, key: K, hash: u64, amount: u64) {
         debug_assert_eq!(hash, key.keyed_hash(&self.hasher));
         let mut slot = hash as usize & self.mask;
         loop {
@@ -163,7 +164,7 @@ impl<K: SketchKey> SpaceSaving<K> {
             if self.keys[c as usize] == key {
                 // Before the heap is ordered, counter c sits at position c: one load fewer.
                 let pos = if self.ordered { self.heap_pos[c as usize] as usize } else { c as usize };
-                self.heap[pos].count += 1;
+                self.heap[pos].count += amount;
                 if self.ordered {
                     self.sift_down(pos);
                 }
@@ -177,7 +178,7 @@ impl<K: SketchKey> SpaceSaving<K> {
             self.hashes.push(hash);
             self.errors.push(0);
             self.heap_pos.push(self.heap.len() as u32);
-            self.heap.push(HeapEntry { count: 1, counter: c });
+            self.heap.push(HeapEntry { count: amount, counter: c });
             self.index[slot] = c;
             return;
         }
@@ -195,7 +196,7 @@ impl<K: SketchKey> SpaceSaving<K> {
         self.keys[c] = key;
         self.hashes[c] = hash;
         self.errors[c] = root.count;
-        self.heap[0].count = root.count + 1;
+        self.heap[0].count = root.count + amount;
         self.insert_into_index(hash, c as u32);
         self.sift_down(0);
     }

@@ -56,6 +56,12 @@ impl<K: Copy + Default + PartialEq + Ord, const N: usize> Tally<K, N> {
 
     #[inline]
     pub fn add(&mut self, key: K) {
+        self.add_many(key, 1);
+    }
+
+    /// Counts `amount` occurrences of `key` (a sampled packet stands for several).
+    #[inline]
+    pub fn add_many(&mut self, key: K, amount: u64) {
         // Without early exit, so the compiler compares all keys at once.
         let mut hits = 0u32;
         for (i, k) in self.keys.iter().enumerate() {
@@ -63,18 +69,18 @@ impl<K: Copy + Default + PartialEq + Ord, const N: usize> Tally<K, N> {
         }
         let hits = hits & self.used;
         if hits != 0 {
-            self.counts[hits.trailing_zeros() as usize] += 1;
+            self.counts[hits.trailing_zeros() as usize] += amount;
             return;
         }
         if self.used != Self::ALL_USED {
             let i = (!self.used).trailing_zeros() as usize;
             self.used |= 1 << i;
-            (self.keys[i], self.counts[i], self.errors[i]) = (key, 1, 0);
+            (self.keys[i], self.counts[i], self.errors[i]) = (key, amount, 0);
             return;
         }
         let i = self.smallest();
         self.errors[i] = self.counts[i];
-        self.counts[i] += 1;
+        self.counts[i] += amount;
         self.keys[i] = key;
     }
 
