@@ -17,3 +17,4 @@ pub mod pipeline;
 #[allow(unsafe_code)]
 mod prefetch;
 pub mod replay;
+pub mod telemetry;

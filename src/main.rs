@@ -9,6 +9,7 @@ use floodwatch::config::{Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::summary::{Progress, Summary};
 use floodwatch::output::{OutputOptions, Outputs};
+use floodwatch::pipeline::Datagrams;
 use floodwatch::replay::replay;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -73,6 +74,10 @@ struct ReplayArgs {
     /// Do not print the summary on stderr.
     #[arg(long)]
     no_summary: bool,
+    /// Read the sFlow datagrams in the capture (UDP to port 6343) as flow telemetry: the
+    /// packets they sample, each standing for its sampling rate's worth, take their place.
+    #[arg(long)]
+    telemetry: bool,
 }
 
 #[derive(Args)]
@@ -391,7 +396,8 @@ fn run_replay(args: ReplayArgs) -> u8 {
         Box::new(Analyzer::new(config.detection))
     };
     let mut progress = (!args.no_progress && std::io::stderr().is_terminal()).then(Progress::new);
-    let result = replay(&args.files, analyzer.as_mut(), &mut outputs, progress.as_mut());
+    let datagrams = if args.telemetry { Datagrams::Telemetry } else { Datagrams::Packets };
+    let result = replay(&args.files, datagrams, analyzer.as_mut(), &mut outputs, progress.as_mut());
     let report = outputs.finish();
     let outcome = match result {
         Ok(o) => o,

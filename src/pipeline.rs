@@ -5,9 +5,10 @@
 //! nothing is allocated or locked per packet, and the two threads work side by side.
 
 use crate::capture::{Frame, LinkType};
-use crate::decode::{decode, Decoded, PacketRecord};
+use crate::decode::{decode, udp_payload, Decoded, L4State, PacketRecord};
 use crate::output::summary::TrafficStats;
 use crate::prefetch::prefetch;
+use crate::telemetry;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,18 +36,44 @@ struct FrameSpan {
     len: usize,
 }
 
+fn is_sflow(r: &PacketRecord) -> bool {
+    r.protocol == PacketRecord::PROTO_UDP && r.l4 == L4State::Present && r.dst_port == telemetry::SFLOW_PORT
+}
+
+/// What the UDP datagrams to the flow telemetry ports (sFlow's 6343) are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Datagrams {
+    /// Packets like any other.
+    #[default]
+    Packets,
+    /// Flow telemetry: the packets they sample stand in their place (`replay --telemetry`).
+    Telemetry,
+}
+
 /// Decoded packets in capture order, with their frames' bytes when kept.
 pub struct Batch {
     records: Vec<PacketRecord>,
     spans: Vec<FrameSpan>,
     bytes: Vec<u8>,
     capacity: usize,
+    datagrams: Datagrams,
 }
 
 impl Batch {
     /// A batch that is full at `capacity` records.
     pub fn with_capacity(capacity: usize) -> Batch {
-        Batch { records: Vec::with_capacity(capacity), spans: Vec::new(), bytes: Vec::new(), capacity }
+        Batch {
+            records: Vec::with_capacity(capacity),
+            spans: Vec::new(),
+            bytes: Vec::new(),
+            capacity,
+            datagrams: Datagrams::Packets,
+        }
+    }
+
+    /// The same batch, reading telemetry datagrams as `datagrams` says.
+    pub fn reading(self, datagrams: Datagrams) -> Batch {
+        Batch { datagrams, ..self }
     }
 
     /// Decodes `frame` and counts it in `traffic`; an IP packet joins the batch, with a
@@ -62,6 +89,11 @@ impl Batch {
         let at = self.records.len();
         self.records.push(PacketRecord::default());
         match decode(frame, &mut self.records[at]) {
+            Ok(Decoded::Ip) if self.datagrams == Datagrams::Telemetry && is_sflow(&self.records[at]) => {
+                traffic.count_ip(&self.records[at]);
+                self.records.pop();
+                self.add_samples(frame, traffic);
+            }
             Ok(Decoded::Ip) => {
                 traffic.count_ip(&self.records[at]);
                 if keep_frames {
@@ -84,6 +116,16 @@ impl Batch {
                 traffic.issues[issue as usize] += 1
             }
         }
+    }
+
+    /// The sampled packets of an sFlow datagram, in its place. (Their frames are not kept:
+    /// evidence holds captured packets.)
+    #[cold]
+    fn add_samples(&mut self, frame: &Frame, traffic: &mut TrafficStats) {
+        let Some(payload) = udp_payload(frame) else {
+            return;
+        };
+        telemetry::read_sflow(payload, frame.ts_ns, &mut traffic.telemetry, |r| self.records.push(*r));
     }
 
     pub fn is_empty(&self) -> bool {

@@ -7,7 +7,7 @@ use crate::decode::PacketRecord;
 use crate::output::metrics::{latency_histogram, CaptureCounts};
 use crate::output::summary::{AttackLine, Progress, TrafficStats};
 use crate::output::Outputs;
-use crate::pipeline::{batch_channel, Batch, BatchSender, BATCH};
+use crate::pipeline::{batch_channel, Batch, BatchSender, Datagrams, BATCH};
 use hdrhistogram::Histogram;
 use std::io;
 use std::time::{Duration, Instant};
@@ -93,9 +93,9 @@ struct ReplayBatch {
 }
 
 impl ReplayBatch {
-    fn new() -> ReplayBatch {
+    fn new(datagrams: Datagrams) -> ReplayBatch {
         ReplayBatch {
-            packets: Batch::with_capacity(HANDOFF),
+            packets: Batch::with_capacity(HANDOFF).reading(datagrams),
             traffic: TrafficStats::default(),
             file: 0,
             done: 0,
@@ -105,7 +105,7 @@ impl ReplayBatch {
 }
 
 /// Replays `files` in order as one stream through `analyzer` (one [`crate::analyze::Analyzer`]
-/// or its shards) into `stage`.
+/// or its shards) into `stage`, reading telemetry datagrams as `datagrams` says.
 ///
 /// A capture thread reads and decodes the files into batches; the calling thread analyzes
 /// them and runs the stage, so reading and analysis overlap.
@@ -113,6 +113,7 @@ impl ReplayBatch {
 /// Only an error from the stage (the alert output) stops the replay.
 pub fn replay(
     files: &[String],
+    datagrams: Datagrams,
     analyzer: &mut dyn Analysis,
     stage: &mut dyn Stage,
     mut progress: Option<&mut Progress>,
@@ -132,7 +133,7 @@ pub fn replay(
         }
         stage.deliver(events)
     };
-    let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, ReplayBatch::new);
+    let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, || ReplayBatch::new(datagrams));
     let owned_files = files.to_vec();
     let reader = std::thread::Builder::new()
         .name("capture".into())

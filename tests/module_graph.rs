@@ -2,10 +2,10 @@
 //! (`crate::x` in code, `use` lines, paths and doc links alike, tests included) points down
 //! the pipeline's order, which ARCHITECTURE.md documents:
 //!
-//! prefetch ← capture ← decode ← analyze ← output ← pipeline ← replay, daemon ← config ← main
+//! prefetch ← capture ← decode ← analyze, telemetry ← output ← pipeline ← replay, daemon ← config ← main
 //!
-//! A module may name only modules below it; `replay` and `daemon` sit side by side and name
-//! neither each other. A new arrow up (say `analyze` reading `config`) fails here with the
+//! A module may name only modules below it; modules side by side (`analyze` and `telemetry`,
+//! `replay` and `daemon`) name neither each other. A new arrow up (say `analyze` reading `config`) fails here with the
 //! file and line.
 
 use std::collections::BTreeSet;
@@ -17,6 +17,7 @@ const ORDER: &[(&str, u32)] = &[
     ("capture", 1),
     ("decode", 2),
     ("analyze", 3),
+    ("telemetry", 3),
     ("output", 4),
     ("pipeline", 5),
     ("replay", 6),

@@ -4,6 +4,7 @@
 mod common;
 
 use floodwatch::analyze::{Analyzer, AttackEvent, EventKind};
+use floodwatch::pipeline::Datagrams;
 use floodwatch::replay::replay;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -58,7 +59,7 @@ fn replay_open_pipe(
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut analyzer = Analyzer::new(common::settings());
-        let result = replay(&names, &mut analyzer, &mut stage, None);
+        let result = replay(&names, Datagrams::Packets, &mut analyzer, &mut stage, None);
         let _ = done_tx.send(result.map(|o| o.attacks.len()));
     });
     let mut writer = OpenOptions::new().write(true).open(&fifo).expect("the FIFO opens for writing");

@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use floodwatch::analyze::DetectionSettings;
 use floodwatch::analyze::{Analysis, Analyzer, AttackEvent, AttackKind, ShardedAnalyzer};
+use floodwatch::pipeline::Datagrams;
 use floodwatch::replay::replay;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ fn events_with(files: &[PathBuf], analysis: &mut dyn Analysis) -> Vec<AttackEven
     let mut events = Vec::new();
     let outcome = replay(
         &names,
+        Datagrams::Packets,
         analysis,
         &mut |e: &AttackEvent| {
             events.push(e.clone());

@@ -72,6 +72,8 @@ const TRACKER_HORIZON_WINDOWS: i64 = 10;
 const TRACKERS_UP_FRONT: usize = 16;
 /// Classes counted toward prefixes (see `Analyzer::classes`).
 const CARPET_CLASSES: u16 = !(1 << Class::Ack as u8 | 1 << Class::Rst as u8);
+/// Samples (records standing for several packets) a watch needs before a verdict.
+const MIN_SAMPLED_RECORDS: u64 = 8;
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
 const WATCHES_PER_TRACKER: usize = 4;
 /// A destination port is "main" when it carries at least this share of an attack.
@@ -263,6 +265,9 @@ struct Watch {
     /// Packets and bytes since the watch began, including the back-filled window.
     packets: u64,
     bytes: u64,
+    /// Records among `packets` that stand for more than one packet each (flow telemetry's
+    /// samples).
+    sampled_records: u64,
     /// Packets of the victim's users among `packets`, no part of a flood: one SYN per
     /// handshake completed with the victim (a SYN watch), the ACKs of peers it talks with (an
     /// ACK or RST watch).
@@ -1007,7 +1012,7 @@ impl Analyzer {
         self.victims.add(slot, ci, weight);
         self.victims.add(slot, cell::BYTES + ci, p.wire_len.saturating_mul(weight));
         if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
-            self.on_level(slot, c, ts, out);
+            self.on_level(slot, c, ts, u64::from(p.weight > 1), out);
         }
         let w = self.victims.meta[slot].watch[ci];
         if w != NO_WATCH {
@@ -1024,6 +1029,7 @@ impl Analyzer {
                 let weight = weight as u64;
                 watch.user_packets += from_user as u64 * weight;
                 watch.packets += weight;
+                watch.sampled_records += u64::from(p.weight > 1);
                 watch.bytes += p.wire_len as u64 * weight;
                 watch.last_ts = ts;
                 if prefix {
@@ -1074,8 +1080,9 @@ impl Analyzer {
         }
     }
 
-    /// A class's window count reached its level: start watching, or decide.
-    fn on_level(&mut self, slot: usize, c: Class, ts: i64, out: &mut Vec<AttackEvent>) {
+    /// A class's window count reached its level: start watching, or decide. `sampled_now`:
+    /// the record that reached it is a sample (1) or not (0); the watch counts it only after.
+    fn on_level(&mut self, slot: usize, c: Class, ts: i64, sampled_now: u64, out: &mut Vec<AttackEvent>) {
         let ci = c as usize;
         if self.victims.meta[slot].watch[ci] == NO_WATCH {
             if !self.start_watch(slot, c) {
@@ -1089,7 +1096,7 @@ impl Analyzer {
         let w = self.victims.meta[slot].watch[ci];
         let trigger = self.trigger_count(&self.victims.meta[slot], c);
         if self.watch(w).state == WatchState::Watching && self.victims.sums(slot)[ci] >= trigger {
-            self.decide(w, ts, out);
+            self.decide(w, ts, sampled_now, out);
         }
     }
 
@@ -1111,6 +1118,7 @@ impl Analyzer {
             tracker,
             packets: 0,
             bytes: 0,
+            sampled_records: 0,
             user_packets: 0,
             tracker_since: self.now_tick.unwrap_or(0),
             last_ts: i64::MIN,
@@ -1125,6 +1133,7 @@ impl Analyzer {
             let packets = self.packets_of(&p);
             let weight = u64::from(packets);
             watch.packets += weight;
+            watch.sampled_records += u64::from(p.weight > 1);
             watch.bytes += p.wire_len as u64 * weight;
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
@@ -1248,7 +1257,7 @@ impl Analyzer {
     }
 
     /// Above the threshold: is it a flood, and of which kind?
-    fn decide(&mut self, w: u16, ts: i64, out: &mut Vec<AttackEvent>) {
+    fn decide(&mut self, w: u16, ts: i64, sampled_now: u64, out: &mut Vec<AttackEvent>) {
         if self.watch(w).class == Class::Udp {
             // Amplification or not is read from the sources' ports.
             self.ensure_tracker(w);
@@ -1272,11 +1281,21 @@ impl Analyzer {
                 return;
             }
         }
+        // A sampled flood is judged once enough samples stand for it: a rate estimated from k
+        // samples is off by about 1/sqrt(k) (a third for 8), and a single packet sampled 1 in
+        // 1,000 would otherwise be a flood of 1,000 pps. Until then, the next tick decides.
+        if (1..MIN_SAMPLED_RECORDS).contains(&(watch.sampled_records + sampled_now)) {
+            self.watch_mut(w).state = WatchState::Declined;
+            self.refresh_levels(slot);
+            return;
+        }
         let mut thresholds = [0.0; AttackKind::ALL.len()];
         for kind in AttackKind::ALL {
             thresholds[kind as usize] = self.threshold_pps(meta, kind);
         }
-        let window = verdict::Window { sums, count, pps, secs: self.window_secs, thresholds, settings: &self.s };
+        let sampled = watch.sampled_records + sampled_now > 0;
+        let window =
+            verdict::Window { sums, count, pps, secs: self.window_secs, thresholds, settings: &self.s, sampled };
         let verdict = match c {
             Class::Syn => verdict::syn(&window),
             Class::SynAck => verdict::synack(&window),
@@ -1300,6 +1319,13 @@ impl Analyzer {
             }
             Some(verdict::Verdict { kind, mut reason, service }) => {
                 self.ensure_tracker(w);
+                let sampled = self.watch(w).sampled_records;
+                if sampled > 0 {
+                    reason.push_str(&format!(
+                        "; estimated from {} sampled packets, each counted for its sampling rate",
+                        fmt_int(sampled as f64)
+                    ));
+                }
                 let impossible = self.watch(w).tracker.as_ref().map_or(0.0, |t| t.impossible_share());
                 if impossible > 0.0 {
                     reason.push_str(&format!(
@@ -1375,7 +1401,7 @@ impl Analyzer {
                 WatchState::Declined => {
                     if count >= trigger {
                         self.watch_mut(w).state = WatchState::Watching;
-                        self.decide(w, tick_time(now), out);
+                        self.decide(w, tick_time(now), 0, out);
                     } else {
                         self.watch_mut(w).state = WatchState::Watching;
                         self.refresh_levels(slot);

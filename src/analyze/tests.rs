@@ -790,3 +790,45 @@ fn a_flood_sampled_one_in_ten_is_reported_as_the_whole_flood() {
     assert_eq!(sampled.offending_ips, whole.offending_ips);
     assert_eq!(whole.offending_ips.len(), 50);
 }
+
+#[test]
+fn a_sampled_flood_needs_eight_samples_and_says_its_counts_are_estimates() {
+    // Packets sampled 1 in 1,000 toward one victim, 100 ms apart: each stands for 10,000 pps.
+    let victim = v4(192, 0, 2, 81);
+    let samples = |n: u32| {
+        (0..n).map(move |i| {
+            let p = udp(T0 + i as i64 * 100_000_000, (v4(198, 18, 8, i as u8), 4000), (victim, 9999), Fragment::Whole);
+            PacketRecord { weight: 1_000, ..p }
+        })
+    };
+    // Seven samples are not evidence enough; the eighth is counted, and the tick after it (the
+    // ninth sample moves packet time on) decides.
+    assert!(run(&mut Analyzer::new(settings()), samples(8)).is_empty());
+    let events = run(&mut Analyzer::new(settings()), samples(9));
+    let kinds: Vec<_> = events.iter().map(|e| (e.event, e.kind)).collect();
+    assert_eq!(kinds, [(EventKind::Start, AttackKind::UdpFlood), (EventKind::End, AttackKind::UdpFlood)]);
+    assert!(
+        events[0].reason.ends_with("; estimated from 8 sampled packets, each counted for its sampling rate"),
+        "{}",
+        events[0].reason
+    );
+    assert_eq!(events[0].packets, 8_000);
+}
+
+#[test]
+fn a_sampled_syn_flood_is_judged_by_its_rate_and_says_why() {
+    // SYNs sampled 1 in 100 (2,000 pps), with the victim's SYN-ACKs sampled too: in samples,
+    // no handshake can be followed, so the answers do not clear the SYNs.
+    let victim = v4(192, 0, 2, 82);
+    let mut packets = Vec::new();
+    for i in 0..40u32 {
+        let ts = T0 + i as i64 * 50_000_000;
+        let client = (v4(198, 18, 9, i as u8), 40_000);
+        packets.push(PacketRecord { weight: 100, ..tcp(ts, client, (victim, 443), PacketRecord::TCP_SYN, (i, 0)) });
+        let answer = tcp(ts + 1_000, (victim, 443), client, PacketRecord::TCP_SYN | PacketRecord::TCP_ACK, (7, i + 1));
+        packets.push(PacketRecord { weight: 100, ..answer });
+    }
+    let events = run(&mut Analyzer::new(settings()), packets);
+    assert_eq!(events[0].kind, AttackKind::SynFlood);
+    assert!(events[0].reason.contains("handshakes cannot be followed in sampled telemetry"), "{}", events[0].reason);
+}

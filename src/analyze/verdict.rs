@@ -25,6 +25,9 @@ pub(super) struct Window<'a> {
     /// Each kind's threshold for this victim, packets/s.
     pub thresholds: [f64; AttackKind::ALL.len()],
     pub settings: &'a DetectionSettings,
+    /// The window holds sampled packets (flow telemetry): a handshake or a connection is
+    /// seen only where each of its packets happened to be sampled, so neither can be judged.
+    pub sampled: bool,
 }
 
 impl Window<'_> {
@@ -50,12 +53,14 @@ impl Window<'_> {
 /// SYNs: a flood unless the victim's answers show most of them completing a handshake.
 pub(super) fn syn(w: &Window) -> Option<Verdict> {
     let th = w.threshold(AttackKind::SynFlood);
-    let answered = w.sums[cell::ANSWERS] > 0;
+    let answered = w.sums[cell::ANSWERS] > 0 && !w.sampled;
     let completed = w.share(cell::COMPLETIONS);
     if w.pps < th || (answered && completed > 1.0 - w.settings.syn_unanswered_ratio as f64) {
         return None;
     }
-    let why = if answered {
+    let why = if w.sampled {
+        "; handshakes cannot be followed in sampled telemetry, so the rate alone decides".to_string()
+    } else if answered {
         format!("; the victim answers, yet only {:.1} % of SYNs completed a handshake", completed * 100.0)
     } else {
         "; the capture shows no answers from the victim, so the rate alone decides".to_string()
@@ -132,6 +137,16 @@ pub(super) fn from_strangers(w: &Window, class: Class) -> Option<Verdict> {
     // Segments that left the back-fill ring before the watch began (and ACKs before their own
     // admission) were not judged: they count as a connection's.
     let strangers = class.strangers_cell().map_or(0.0, |counter| w.share(counter));
+    if w.sampled {
+        if w.pps < th {
+            return None;
+        }
+        let reason = format!(
+            "{}; connections cannot be followed in sampled telemetry, so the rate alone decides",
+            w.over_threshold(what, th)
+        );
+        return w.flood(kind, reason);
+    }
     if w.pps < th || strangers < w.settings.tcp_stranger_ratio as f64 {
         return None;
     }

@@ -17,17 +17,17 @@ pub use record::{Fragment, IpKey, L4State, PacketRecord};
 use crate::capture::Frame;
 
 /// A header field: its byte range within the header.
-type Field = std::ops::Range<usize>;
+pub(crate) type Field = std::ops::Range<usize>;
 
 /// The big-endian (network order) number in a two-byte field.
 #[inline]
-fn be16(field: &[u8]) -> u16 {
+pub(crate) fn be16(field: &[u8]) -> u16 {
     u16::from_be_bytes([field[0], field[1]])
 }
 
 /// The big-endian (network order) number in a four-byte field.
 #[inline]
-fn be32(field: &[u8]) -> u32 {
+pub(crate) fn be32(field: &[u8]) -> u32 {
     u32::from_be_bytes([field[0], field[1], field[2], field[3]])
 }
 
@@ -83,6 +83,11 @@ impl DecodeIssue {
             DecodeIssue::UnsupportedLinkType => "unsupported_link_type",
         }
     }
+}
+
+/// The payload of `frame` when it is a UDP datagram over IP (flow telemetry arrives so).
+pub fn udp_payload<'a>(frame: &Frame<'a>) -> Option<&'a [u8]> {
+    wire::udp_payload(link::network_layer(frame.link, frame.data).ok()??)
 }
 
 /// Decodes `frame` into `out`. On `Ok(Decoded::Ip)` every field of `out` is set for this

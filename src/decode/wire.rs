@@ -321,6 +321,36 @@ pub(super) fn decode_ip(ip: &[u8], out: &mut PacketRecord) -> Result<(), DecodeI
     Ok(())
 }
 
+/// The payload of a UDP datagram in an IP packet (not a later fragment), bounded by the UDP
+/// length; `None` for anything else or a header cut short.
+pub(super) fn udp_payload(ip: &[u8]) -> Option<&[u8]> {
+    let (protocol, fragment, transport) = match ip.first().map(|b| b >> 4) {
+        Some(4) => {
+            let h = Ipv4Header::new_checked(ip).ok()?;
+            (h.protocol(), h.fragment(), h.payload())
+        }
+        Some(6) => {
+            let h = Ipv6Header::new_checked(ip).ok()?;
+            walk_ipv6_extensions(h.next_header(), h.payload()).ok()?
+        }
+        _ => return None,
+    };
+    if protocol != PacketRecord::PROTO_UDP || fragment == Fragment::Later {
+        return None;
+    }
+    let header = transport.get(..udp::HEADER_LEN)?;
+    // A length of 0 (or below the header's) is what offload leaves: take what was captured.
+    let declared = be16(&header[udp::LENGTH]) as usize;
+    let end = if declared < udp::HEADER_LEN { transport.len() } else { declared.min(transport.len()) };
+    transport.get(udp::HEADER_LEN..end)
+}
+
+mod udp {
+    use super::Field;
+    pub const LENGTH: Field = 4..6;
+    pub const HEADER_LEN: usize = 8;
+}
+
 /// How the first bytes after the IP header read, by protocol number.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TransportKind {

@@ -3,6 +3,7 @@
 use crate::analyze::{fmt_int, AnalyzerStats, AttackEvent, Class, EventKind};
 use crate::decode::{DecodeIssue, Fragment, PacketRecord};
 use crate::output::OutputReport;
+use crate::telemetry::{TelemetryIssue, TelemetryStats};
 use hdrhistogram::Histogram;
 use std::fmt::{self, Write as _};
 use std::io::Write;
@@ -21,6 +22,8 @@ pub struct TrafficStats {
     /// IP packets and their wire bytes by [`TrafficClass`].
     pub class_packets: [u64; TrafficClass::ALL.len()],
     pub class_bytes: [u64; TrafficClass::ALL.len()],
+    /// The flow telemetry read from datagrams (replay `--telemetry`).
+    pub telemetry: TelemetryStats,
 }
 
 impl TrafficStats {
@@ -30,6 +33,7 @@ impl TrafficStats {
         self.wire_bytes += other.wire_bytes;
         self.ip_packets += other.ip_packets;
         self.non_ip += other.non_ip;
+        self.telemetry.add(&other.telemetry);
         let pairs = [
             (&mut self.issues[..], &other.issues[..]),
             (&mut self.class_packets[..], &other.class_packets[..]),
@@ -206,6 +210,34 @@ impl fmt::Display for Summary<'_> {
             fmt_int(t.non_ip as f64),
             if issues.is_empty() { "none".to_string() } else { issues[2..].to_string() }
         )?;
+        let tm = &t.telemetry;
+        if tm.datagrams > 0 || tm.issues_total() > 0 {
+            let mut skipped = String::new();
+            for (n, what) in [
+                (tm.counter_samples, "counter samples"),
+                (tm.other_records, "other flow records"),
+                (tm.unknown_samples, "samples of unknown formats"),
+                (tm.undecodable_samples, "sampled headers that are not IP"),
+                (tm.bad_sampling_rates, "samples with a sampling rate of 0 or above 65,535"),
+            ] {
+                if n > 0 {
+                    skipped.push_str(&format!(", {} {what}", fmt_int(n as f64)));
+                }
+            }
+            for issue in TelemetryIssue::ALL {
+                let n = tm.issues[issue as usize];
+                if n > 0 {
+                    skipped.push_str(&format!(", {} datagrams {}", fmt_int(n as f64), issue.name().replace('_', " ")));
+                }
+            }
+            writeln!(
+                f,
+                "  telemetry: {} sFlow datagrams, {} flow samples, {} sampled packets analyzed (counts scaled by their sampling rates){skipped}",
+                fmt_int(tm.datagrams as f64),
+                fmt_int(tm.flow_samples as f64),
+                fmt_int(tm.records as f64),
+            )?;
+        }
         let a = self.analyzer;
         let mut limits = String::new();
         for (n, what) in [

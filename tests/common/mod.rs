@@ -5,6 +5,7 @@ pub mod netns;
 
 use floodwatch::analyze::DetectionSettings;
 use floodwatch::analyze::{Analyzer, AttackEvent, AttackKind, EventKind};
+use floodwatch::pipeline::Datagrams;
 use floodwatch::replay::{replay, ReplayOutcome};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -38,11 +39,21 @@ pub fn settings() -> DetectionSettings {
 
 /// Replays files through the library pipeline and returns every event.
 pub fn replay_files(files: &[PathBuf], settings: DetectionSettings) -> (Vec<AttackEvent>, ReplayOutcome) {
+    replay_files_reading(files, Datagrams::Packets, settings)
+}
+
+/// [`replay_files`], reading telemetry datagrams as `datagrams` says.
+pub fn replay_files_reading(
+    files: &[PathBuf],
+    datagrams: Datagrams,
+    settings: DetectionSettings,
+) -> (Vec<AttackEvent>, ReplayOutcome) {
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     let mut analyzer = Analyzer::new(settings);
     let mut events = Vec::new();
     let outcome = replay(
         &names,
+        datagrams,
         &mut analyzer,
         &mut |e: &AttackEvent| {
             events.push(e.clone());

@@ -1,0 +1,16 @@
+//! Any bytes as an sFlow datagram: read without a panic, every sampled packet accounted for.
+#![no_main]
+
+use floodwatch::telemetry::{read_sflow, TelemetryStats};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut stats = TelemetryStats::default();
+    let mut records = 0;
+    read_sflow(data, 1_768_478_400_000_000_000, &mut stats, |r| {
+        assert!(r.weight >= 1);
+        records += 1;
+    });
+    assert_eq!(records, stats.records);
+    assert!(stats.datagrams <= 1 && stats.issues_total() <= 1);
+});
