@@ -75,3 +75,98 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
     // The four files hold 9 sampled headers between them: the test reads something.
     assert_eq!(headers, 9);
 }
+
+/// The sFlow a real exporter makes of a flood, read back: `captures/udp_flood.pcap` is
+/// replayed at its own pace (tcpreplay) into a namespace where pmacctd samples it 1 in 10 and
+/// exports sFlow to 127.0.0.1:6343, which tcpdump records; `replay --telemetry` of that
+/// recording reports the flood the replay of the capture reports, on the same victim, from
+/// the same sources.
+#[test]
+fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
+    use common::netns::{namespaces, Proc};
+    use std::time::{Duration, Instant};
+    let Some((_turn, net)) = namespaces("pmacctd's sFlow export", &["pmacctd", "tcpdump", "tcpreplay", "ip"], 'F')
+    else {
+        return;
+    };
+    let dir = common::Scratch::new("telemetry-pmacctd");
+    let conf = dir.path("pmacctd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemonize: false\npcap_interface: {}\nplugins: sfprobe\nsampling_rate: 10\nsfprobe_receiver: 127.0.0.1:6343\n",
+            net.victim_if
+        ),
+    )
+    .unwrap();
+    let recording = dir.path("sflow.pcap");
+    let rec = recording.to_str().unwrap();
+    let mut tcpdump = Proc::spawn(
+        &net.victim,
+        &["tcpdump", "-i", "lo", "-n", "-U", "-w", rec, "udp", "dst", "port", "6343"],
+        &dir.path("tcpdump.log"),
+    );
+    tcpdump.wait_for_output("listening on", "tcpdump");
+    let mut pmacctd = Proc::spawn(&net.victim, &["pmacctd", "-f", conf.to_str().unwrap()], &dir.path("pmacctd.log"));
+    pmacctd.wait_for_output("Sampling at: 1/10", "pmacctd");
+    let capture = common::repo_path("captures/udp_flood.pcap");
+    let sent = Command::new("ip")
+        .args(["netns", "exec", &net.attacker, "tcpreplay", "-q", "-i", &net.attacker_if])
+        .arg(&capture)
+        .output()
+        .expect("tcpreplay runs");
+    assert!(sent.status.success(), "tcpreplay: {}", String::from_utf8_lossy(&sent.stderr));
+    // pmacctd exports what it buffered on its own timer: wait until the recording stops
+    // growing (bounded), then stop the exporter and the recorder.
+    let size = || std::fs::metadata(&recording).map(|m| m.len()).unwrap_or(0);
+    let (mut last, mut since) = (size(), Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while since.elapsed() < Duration::from_secs(3) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        if size() != last {
+            (last, since) = (size(), Instant::now());
+        }
+    }
+    pmacctd.signal(libc::SIGTERM);
+    pmacctd.wait_for(Duration::from_secs(5));
+    tcpdump.signal(libc::SIGINT);
+    assert!(tcpdump.wait_for(Duration::from_secs(5)).is_some(), "tcpdump did not stop");
+
+    let (captured, _) = common::replay_files(&[capture], settings());
+    let (sampled, outcome) = replay_files_reading(&[recording], Datagrams::Telemetry, settings());
+    let t = outcome.traffic.telemetry;
+    assert_eq!(t.issues_total(), 0, "{t:?}");
+    assert!(t.records >= 100, "pmacctd sampled {} packets: {t:?}", t.records);
+    let attacks = |events: &[floodwatch::analyze::AttackEvent]| common::attacked(events);
+    assert_eq!(attacks(&sampled), attacks(&captured), "the sampled flood is the flood");
+    let sources = |events: &[floodwatch::analyze::AttackEvent]| -> std::collections::BTreeSet<std::net::IpAddr> {
+        events.iter().flat_map(|e| e.offending_ips.iter().copied()).collect()
+    };
+    let (from_samples, from_capture) = (sources(&sampled), sources(&captured));
+    assert!(
+        from_samples.is_subset(&from_capture),
+        "offenders not in the capture: {:?}",
+        from_samples.difference(&from_capture)
+    );
+    assert!(
+        from_samples.len() * 10 >= from_capture.len() * 9,
+        "{} of {} sources listed",
+        from_samples.len(),
+        from_capture.len()
+    );
+    // The flood's packets, estimated from the samples, within 20 % of the capture's. (Its
+    // peak rate is not compared: pmacctd sends its samples in bursts, and samples carry no
+    // time of their own, so a second's rate follows the bursts.)
+    let packets =
+        |events: &[floodwatch::analyze::AttackEvent]| common::ends(events).iter().map(|e| e.packets).sum::<u64>();
+    let (estimated, counted) = (packets(&sampled), packets(&captured));
+    assert!(estimated.abs_diff(counted) * 5 <= counted, "{estimated} packets estimated, {counted} in the capture");
+    let peak = |events: &[floodwatch::analyze::AttackEvent]| events.iter().map(|e| e.peak_pps).max().unwrap_or(0);
+    println!(
+        "pmacctd sFlow 1:10: {} samples in {} datagrams; the flood: {estimated} packets estimated, {counted} in the capture; peak {} pps from the samples, {} pps in the capture",
+        t.records,
+        t.datagrams,
+        peak(&sampled),
+        peak(&captured)
+    );
+}
