@@ -22,6 +22,8 @@ use crate::output::notify::Notifier;
 use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
 use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
+use crate::telemetry::socket::DatagramSocket;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -52,7 +54,10 @@ pub type Reload = Box<dyn Fn() -> Result<(DetectionSettings, CaptureSettings), S
 
 /// What `floodwatch run` needs.
 pub struct DaemonOptions {
-    pub interface: String,
+    /// The interface to capture on, if any.
+    pub interface: Option<String>,
+    /// Where to listen for sFlow, if anywhere.
+    pub sflow: Option<SocketAddr>,
     pub detection: DetectionSettings,
     pub capture: CaptureSettings,
     pub outputs: OutputOptions,
@@ -64,6 +69,8 @@ pub struct DaemonOptions {
 #[derive(Debug)]
 pub enum DaemonError {
     Capture(LiveError),
+    /// The telemetry socket could not be bound.
+    Listen(String),
     Output(String),
 }
 
@@ -71,6 +78,7 @@ impl std::fmt::Display for DaemonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DaemonError::Capture(e) => e.fmt(f),
+            DaemonError::Listen(e) => f.write_str(e),
             DaemonError::Output(e) => f.write_str(e),
         }
     }
@@ -104,8 +112,19 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let _context = runtime.enter();
         Signals::install().map_err(|e| DaemonError::Output(format!("cannot install signal handlers: {e}")))?
     };
-    let opener = Opener::new(&opts.interface, &opts.capture).map_err(DaemonError::Capture)?;
-    let captures = opener.open_all().map_err(DaemonError::Capture)?;
+    let opener =
+        opts.interface.as_deref().map(|i| Opener::new(i, &opts.capture)).transpose().map_err(DaemonError::Capture)?;
+    let captures = match &opener {
+        Some(o) => o.open_all().map_err(DaemonError::Capture)?,
+        None => Vec::new(),
+    };
+    let sflow = opts
+        .sflow
+        .map(|addr| {
+            DatagramSocket::bind(addr)
+                .map_err(|e| DaemonError::Listen(format!("cannot listen for sFlow on {addr}: {e}")))
+        })
+        .transpose()?;
     let outputs = Outputs::open(&opts.outputs).map_err(DaemonError::Output)?;
     let keep_frames = outputs.wants_frames();
     let metrics = outputs.metrics.clone();
@@ -113,12 +132,23 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     shared.heartbeat_ns.store(wall_clock_ns(), Ordering::Relaxed);
     let (batches_tx, batches_rx) = batch_channel(BATCHES_IN_FLIGHT, || Batch::with_capacity(BATCH));
     let (control_tx, control_rx) = mpsc::channel::<Control>();
-    let backend = captures.first().map_or("none", |c| c.backend());
-    tracing::info!(interface = %opts.interface, backend, threads = captures.len(), "capture started");
-
-    let mut capture_threads = Vec::with_capacity(captures.len());
+    if let (Some(interface), Some(first)) = (&opts.interface, captures.first()) {
+        tracing::info!(interface = %interface, backend = first.backend(), threads = captures.len(), "capture started");
+    }
+    let mut capture_threads = Vec::with_capacity(captures.len() + 1);
+    let sflow_thread = captures.len();
+    if let Some(socket) = sflow {
+        tracing::info!(listen = %opts.sflow.map(|a| a.to_string()).unwrap_or_default(), "collecting sFlow");
+        let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
+        let thread = std::thread::Builder::new()
+            .name("sflow".into())
+            .spawn(move || sflow_loop(sflow_thread, socket, &batches, &shared, &metrics))
+            .map_err(|e| DaemonError::Output(format!("cannot start the sFlow thread: {e}")))?;
+        capture_threads.push(thread);
+    }
     for (i, capture) in captures.into_iter().enumerate() {
-        let (shared, metrics, batches, opener) = (shared.clone(), metrics.clone(), batches_tx.clone(), opener.clone());
+        let Some(opener) = opener.clone() else { break };
+        let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
         let thread = std::thread::Builder::new()
             .name(format!("capture-{i}"))
             .spawn(move || capture_loop(i, capture, &opener, &batches, &shared, &metrics, keep_frames))
@@ -212,7 +242,7 @@ async fn control_loop(
     let mut liveness_tick = tokio::time::interval(TICK);
     let mut link_tick = tokio::time::interval(LINK_CHECK_EVERY);
     let mut link = LinkWatch::default();
-    let mut last_activity = activity(&opts.interface, shared, &link);
+    let mut last_activity = activity(opts, shared, &link);
     let mut last_status = (Instant::now(), Vec::<CaptureCounts>::new());
     let mut last_report = Instant::now();
     notifier.send("READY=1");
@@ -235,8 +265,10 @@ async fn control_loop(
                 let now = metrics.captures();
                 let secs = then.elapsed().as_secs_f64().max(1e-3);
                 let rate = |i: usize| {
-                    let earlier = before.get(i).map_or(0, |c| c.traffic.ip_packets);
-                    now[i].traffic.ip_packets.saturating_sub(earlier) as f64 / secs
+                    // Captured packets, and the sampled ones telemetry describes.
+                    let seen = |c: &CaptureCounts| c.traffic.ip_packets + c.traffic.telemetry.records;
+                    let earlier = before.get(i).map_or(0, seen);
+                    seen(&now[i]).saturating_sub(earlier) as f64 / secs
                 };
                 let traffic = metrics.traffic();
                 let packets = traffic.ip_packets;
@@ -252,7 +284,7 @@ async fn control_loop(
                 } else {
                     String::new()
                 };
-                let doing = activity(&opts.interface, shared, &link);
+                let doing = activity(opts, shared, &link);
                 notifier.send(&format!(
                     "STATUS={doing}: {pps:.0} packets/s, {active} active attacks, {drops} kernel drops{per_thread}"
                 ));
@@ -278,9 +310,11 @@ async fn control_loop(
                 }
             }
             _ = link_tick.tick() => {
-                link.check(&opts.interface, metrics);
+                if let Some(interface) = &opts.interface {
+                    link.check(interface, metrics);
+                }
                 // A capture lost or back is in `systemctl status` at once, not at the next tick.
-                let doing = activity(&opts.interface, shared, &link);
+                let doing = activity(opts, shared, &link);
                 if doing != last_activity {
                     notifier.send(&format!("STATUS={doing}"));
                     last_activity = doing;
@@ -292,13 +326,16 @@ async fn control_loop(
     notifier.send("STOPPING=1");
 }
 
-/// What the capture is doing, for `STATUS=`.
-fn activity(interface: &str, shared: &Shared, link: &LinkWatch) -> String {
-    match (shared.waiting.load(Ordering::Relaxed), link.is_down()) {
-        (0, false) => format!("capturing on {interface}"),
-        (0, true) => format!("waiting for {interface} (link down)"),
-        _ => format!("waiting for {interface} (capture lost; polling for it)"),
-    }
+/// What the capture and the collector are doing, for `STATUS=`.
+fn activity(opts: &DaemonOptions, shared: &Shared, link: &LinkWatch) -> String {
+    let capture =
+        opts.interface.as_ref().map(|interface| match (shared.waiting.load(Ordering::Relaxed), link.is_down()) {
+            (0, false) => format!("capturing on {interface}"),
+            (0, true) => format!("waiting for {interface} (link down)"),
+            _ => format!("waiting for {interface} (capture lost; polling for it)"),
+        });
+    let collect = opts.sflow.map(|addr| format!("collecting sFlow on {addr}"));
+    capture.into_iter().chain(collect).collect::<Vec<_>>().join(", ")
 }
 
 /// The capture interface's link going down and coming back: logged, and counted as time
@@ -404,6 +441,44 @@ fn capture_loop(
         metrics.capture_restarts.fetch_add(1, Ordering::Relaxed);
         tracing::info!(thread, down_s = lost_at.elapsed().as_secs_f64(), "capture resumed on {}", opener.interface());
     }
+}
+
+/// The sFlow collector (thread `thread` of the metrics' capture counts): datagrams into batches
+/// of the packets they sample, stamped with their arrival, until told to stop.
+fn sflow_loop(
+    thread: usize,
+    mut socket: DatagramSocket,
+    batches: &BatchSender<Batch>,
+    shared: &Shared,
+    metrics: &Metrics,
+) {
+    let mut traffic = TrafficStats::default();
+    let Some(mut batch) = batches.empty() else { return };
+    let mut batch_started = Instant::now();
+    let mut last_stats = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let got = match socket.recv_batch(|datagram| batch.add_sflow(datagram, wall_clock_ns(), &mut traffic)) {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::error!("reading the sFlow socket: {e}");
+                std::thread::sleep(REOPEN_BACKOFF_MIN);
+                false
+            }
+        };
+        if batch.is_full() || (!batch.is_empty() && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
+            let Some(next) = batches.swap(batch) else { break };
+            batch = next;
+            batch_started = Instant::now();
+        }
+        if batch.is_empty() {
+            batch_started = Instant::now();
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped: 0 });
+        }
+    }
+    metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped: 0 });
 }
 
 /// Opens the capture again once its interface is back, polling with backoff; `None` when the

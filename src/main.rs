@@ -7,6 +7,7 @@ use floodwatch::analyze::{Analysis, Analyzer, AttackKind, ShardedAnalyzer};
 use floodwatch::capture::live::CaptureBackend;
 use floodwatch::config::{Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
+use floodwatch::output::metrics::listen_addr;
 use floodwatch::output::summary::{Progress, Summary};
 use floodwatch::output::{OutputOptions, Outputs};
 use floodwatch::pipeline::Datagrams;
@@ -85,6 +86,10 @@ struct RunArgs {
     /// Interface to capture on (overrides the config's [capture] interface).
     #[arg(long, short = 'i', value_name = "IFACE")]
     interface: Option<String>,
+    /// Listen for sFlow v5 from routers and switches: PORT (on 127.0.0.1) or IP:PORT, e.g.
+    /// 0.0.0.0:6343. With or without an interface to capture on.
+    #[arg(long, value_name = "ADDR")]
+    sflow: Option<String>,
     #[command(flatten)]
     detection: DetectionArgs,
     #[command(flatten)]
@@ -332,10 +337,20 @@ fn run_daemon(args: RunArgs) -> u8 {
             }
         };
     }
-    let Some(interface) = args.interface.clone().or_else(|| config.capture.interface.clone()) else {
-        eprintln!("floodwatch: no interface: give --interface IFACE or set [capture] interface in the config");
-        return exit::BAD_CONFIG;
+    let interface = args.interface.clone().or_else(|| config.capture.interface.clone());
+    let sflow = match args.sflow.as_deref().map(listen_addr).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("floodwatch: --sflow: {e}");
+            return exit::BAD_CONFIG;
+        }
     };
+    if interface.is_none() && sflow.is_none() {
+        eprintln!(
+            "floodwatch: no interface: give --interface IFACE or set [capture] interface in the config (or --sflow ADDR to collect sFlow)"
+        );
+        return exit::BAD_CONFIG;
+    }
     let outputs = match args.output.options(&config) {
         Ok(o) => o,
         Err(e) => {
@@ -347,10 +362,11 @@ fn run_daemon(args: RunArgs) -> u8 {
     let reload = args.detection.config.clone().map(|path| -> daemon::Reload {
         Box::new(move || Config::from_file(&path).map(|c| (c.detection, c.capture)).map_err(|e| e.to_string()))
     });
-    let options = DaemonOptions { interface, detection: config.detection, capture: config.capture, outputs, reload };
+    let options =
+        DaemonOptions { interface, sflow, detection: config.detection, capture: config.capture, outputs, reload };
     match daemon::run(options) {
         Ok(()) => exit::OK,
-        Err(e @ DaemonError::Capture(_)) => {
+        Err(e @ (DaemonError::Capture(_) | DaemonError::Listen(_))) => {
             eprintln!("floodwatch: {e}");
             exit::CAPTURE
         }

@@ -122,10 +122,14 @@ impl Batch {
     /// evidence holds captured packets.)
     #[cold]
     fn add_samples(&mut self, frame: &Frame, traffic: &mut TrafficStats) {
-        let Some(payload) = udp_payload(frame) else {
-            return;
-        };
-        telemetry::read_sflow(payload, frame.ts_ns, &mut traffic.telemetry, |r| self.records.push(*r));
+        if let Some(payload) = udp_payload(frame) {
+            self.add_sflow(payload, frame.ts_ns, traffic);
+        }
+    }
+
+    /// The sampled packets of an sFlow datagram received at `ts_ns`.
+    pub fn add_sflow(&mut self, datagram: &[u8], ts_ns: i64, traffic: &mut TrafficStats) {
+        telemetry::read_sflow(datagram, ts_ns, &mut traffic.telemetry, |r| self.records.push(*r));
     }
 
     pub fn is_empty(&self) -> bool {

@@ -4,10 +4,12 @@
 
 mod common;
 
-use common::{on_path, replay_files_reading, settings, shared_captures, skip};
+use common::netns::{namespaces, Netns, Proc};
+use common::{on_path, replay_files_reading, settings, shared_captures, skip, Scratch};
 use floodwatch::pipeline::Datagrams;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// What tshark finds in an sFlow capture: flow samples, counter samples, raw packet headers.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -81,24 +83,39 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
 /// exports sFlow to 127.0.0.1:6343, which tcpdump records; `replay --telemetry` of that
 /// recording reports the flood the replay of the capture reports, on the same victim, from
 /// the same sources.
+/// pmacctd in the victim's namespace: it captures the victim's interface and exports sFlow,
+/// sampled 1 in 10, to 127.0.0.1:6343 there.
+fn start_pmacctd(net: &Netns, dir: &Scratch) -> Proc {
+    let conf = dir.path("pmacctd.conf");
+    let settings = format!(
+        "daemonize: false\npcap_interface: {}\nplugins: sfprobe\nsampling_rate: 10\nsfprobe_receiver: 127.0.0.1:6343\n",
+        net.victim_if
+    );
+    std::fs::write(&conf, settings).unwrap();
+    let mut pmacctd = Proc::spawn(&net.victim, &["pmacctd", "-f", conf.to_str().unwrap()], &dir.path("pmacctd.log"));
+    pmacctd.wait_for_output("Sampling at: 1/10", "pmacctd");
+    pmacctd
+}
+
+/// `captures/udp_flood.pcap` sent from the attacker's namespace at its own pace; its path.
+fn send_flood(net: &Netns) -> PathBuf {
+    let capture = common::repo_path("captures/udp_flood.pcap");
+    let sent = Command::new("ip")
+        .args(["netns", "exec", &net.attacker, "tcpreplay", "-q", "-i", &net.attacker_if])
+        .arg(&capture)
+        .output()
+        .expect("tcpreplay runs");
+    assert!(sent.status.success(), "tcpreplay: {}", String::from_utf8_lossy(&sent.stderr));
+    capture
+}
+
 #[test]
 fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
-    use common::netns::{namespaces, Proc};
-    use std::time::{Duration, Instant};
     let Some((_turn, net)) = namespaces("pmacctd's sFlow export", &["pmacctd", "tcpdump", "tcpreplay", "ip"], 'F')
     else {
         return;
     };
     let dir = common::Scratch::new("telemetry-pmacctd");
-    let conf = dir.path("pmacctd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemonize: false\npcap_interface: {}\nplugins: sfprobe\nsampling_rate: 10\nsfprobe_receiver: 127.0.0.1:6343\n",
-            net.victim_if
-        ),
-    )
-    .unwrap();
     let recording = dir.path("sflow.pcap");
     let rec = recording.to_str().unwrap();
     let mut tcpdump = Proc::spawn(
@@ -107,15 +124,8 @@ fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
         &dir.path("tcpdump.log"),
     );
     tcpdump.wait_for_output("listening on", "tcpdump");
-    let mut pmacctd = Proc::spawn(&net.victim, &["pmacctd", "-f", conf.to_str().unwrap()], &dir.path("pmacctd.log"));
-    pmacctd.wait_for_output("Sampling at: 1/10", "pmacctd");
-    let capture = common::repo_path("captures/udp_flood.pcap");
-    let sent = Command::new("ip")
-        .args(["netns", "exec", &net.attacker, "tcpreplay", "-q", "-i", &net.attacker_if])
-        .arg(&capture)
-        .output()
-        .expect("tcpreplay runs");
-    assert!(sent.status.success(), "tcpreplay: {}", String::from_utf8_lossy(&sent.stderr));
+    let mut pmacctd = start_pmacctd(&net, &dir);
+    let capture = send_flood(&net);
     // pmacctd exports what it buffered on its own timer: wait until the recording stops
     // growing (bounded), then stop the exporter and the recorder.
     let size = || std::fs::metadata(&recording).map(|m| m.len()).unwrap_or(0);
@@ -169,4 +179,44 @@ fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
         peak(&sampled),
         peak(&captured)
     );
+}
+
+/// The collector: `floodwatch run --sflow 127.0.0.1:6343` in the victim's namespace receives
+/// pmacctd's sFlow of the flood as it happens and reports it, its victim and its sources.
+#[test]
+fn the_sflow_collector_reports_a_flood_as_pmacctd_exports_it() {
+    let Some((_turn, net)) = namespaces("the sFlow collector", &["pmacctd", "tcpreplay", "ip"], 'C') else {
+        return;
+    };
+    let dir = Scratch::new("telemetry-collector");
+    let alerts = dir.path("alerts.jsonl");
+    let daemon = env!("CARGO_BIN_EXE_floodwatch");
+    let args = [daemon, "run", "--sflow", "127.0.0.1:6343", "--alerts", alerts.to_str().unwrap(), "--hash-seed", "1"];
+    let mut floodwatch = Proc::spawn(&net.victim, &args, &dir.path("floodwatch.log"));
+    floodwatch.wait_for_output("collecting sFlow", "floodwatch");
+    let mut pmacctd = start_pmacctd(&net, &dir);
+    send_flood(&net);
+    // The alert comes as the samples do: wait for it (bounded), then stop everyone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::netns::attack_starts(&alerts).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pmacctd.signal(libc::SIGTERM);
+    pmacctd.wait_for(Duration::from_secs(5));
+    floodwatch.signal(libc::SIGTERM);
+    let status = floodwatch.wait_for(Duration::from_secs(15)).expect("floodwatch stops on SIGTERM");
+    assert!(status.success(), "floodwatch: {status}\n{}", floodwatch.output());
+    assert_eq!(
+        common::netns::attack_starts(&alerts),
+        [("udp_flood".to_string(), "198.51.100.20".to_string())],
+        "{}",
+        floodwatch.output()
+    );
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    let end: serde_json::Value =
+        serde_json::from_str(text.lines().last().expect("an attack_end")).expect("a JSON alert");
+    assert_eq!(end["event"], "attack_end");
+    let offenders = end["offending_ips"].as_array().map_or(0, |a| a.len());
+    assert!(offenders >= 36, "{offenders} of the flood's 40 sources listed: {end}");
+    assert!(end["reason"].as_str().unwrap_or("").contains("sampled packets"), "{end}");
 }

@@ -7,6 +7,9 @@
 //! bytes for its length before sampling times 1,000.
 
 pub mod sflow;
+// unsafe: recvmmsg.
+#[allow(unsafe_code)]
+pub mod socket;
 
 use crate::capture::{Frame, LinkType};
 use crate::decode::{decode, Decoded, PacketRecord};
