@@ -13,6 +13,7 @@ use crate::output::hook::HookOptions;
 use crate::output::metrics::listen_addr;
 use crate::output::sink::SinkSpec;
 use crate::output::{BlocklistOptions, OutputOptions};
+use crate::telemetry::{Exporters, TelemetrySettings};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -255,6 +256,20 @@ fn detection_settings(file: &ConfigFile) -> Result<DetectionSettings, SettingErr
     Ok(s)
 }
 
+fn telemetry_settings(section: Option<&TelemetrySection>) -> Result<TelemetrySettings, SettingError> {
+    let Some(t) = section else {
+        return Ok(TelemetrySettings::default());
+    };
+    let sflow = t
+        .sflow
+        .as_deref()
+        .map(listen_addr)
+        .transpose()
+        .map_err(|e| SettingError::invalid(Key::of("telemetry", "sflow"), e))?;
+    let exporters = Exporters::within(parse_prefixes(Key::of("telemetry", "exporters"), &t.exporters)?);
+    Ok(TelemetrySettings { sflow, exporters })
+}
+
 /// A window length such as `1s`, `500ms` or `2.5s` (a bare number is seconds), in 100 ms
 /// ticks: a multiple of 100 ms between 100 ms and 10 s (each victim keeps one counter set
 /// per tick of the window, so the window bounds memory).
@@ -467,6 +482,7 @@ pub struct Config {
     pub detection: DetectionSettings,
     pub capture: CaptureSettings,
     pub output: OutputSettings,
+    pub telemetry: TelemetrySettings,
     pub log: LogSettings,
 }
 
@@ -489,6 +505,7 @@ impl Config {
             detection,
             capture: file.capture.clone().unwrap_or_default(),
             output,
+            telemetry: telemetry_settings(file.telemetry.as_ref()).map_err(with_line)?,
             log: file.log.clone().unwrap_or_default(),
         })
     }
@@ -531,6 +548,17 @@ struct ConfigFile {
     #[serde(default)]
     prefix: Vec<PrefixSection>,
     allowlist: Option<AllowlistSection>,
+    telemetry: Option<TelemetrySection>,
+}
+
+/// `[telemetry]`: the sFlow collector's address, and the exporters it hears (all, when none
+/// are given).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetrySection {
+    sflow: Option<String>,
+    #[serde(default)]
+    exporters: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -671,6 +699,17 @@ mod tests {
         assert_eq!(s.thresholds_for(outside)[AttackKind::UdpFlood as usize], 1000);
         assert!(s.allow_sources[1].contains(IpKey::from_ip("2001:db8::99".parse().unwrap())));
         assert!(!s.allow_sources[0].contains(IpKey::from_v4([192, 0, 2, 2])));
+    }
+
+    #[test]
+    fn the_telemetry_section_gives_the_collector_and_its_exporters() {
+        let c = Config::from_toml("[telemetry]\nsflow = \"6343\"\nexporters = [\"10.0.0.0/8\"]\n").unwrap();
+        assert_eq!(c.telemetry.sflow, Some("127.0.0.1:6343".parse().unwrap()));
+        assert!(c.telemetry.exporters.admits("10.9.8.7".parse().unwrap()));
+        assert!(!c.telemetry.exporters.admits("192.0.2.1".parse().unwrap()));
+        assert!(Config::from_toml("").unwrap().telemetry.exporters.admits("192.0.2.1".parse().unwrap()));
+        let e = setting_error("[telemetry]\nexporters = [\"10.0.0.0/8\", \"router\"]\n");
+        assert_eq!((e.key, e.line), (Key::of("telemetry", "exporters").element(1), Some(2)));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
 use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
 use crate::telemetry::socket::DatagramSocket;
-use std::net::SocketAddr;
+use crate::telemetry::{Exporters, TelemetrySettings};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -56,8 +56,8 @@ pub type Reload = Box<dyn Fn() -> Result<(DetectionSettings, CaptureSettings), S
 pub struct DaemonOptions {
     /// The interface to capture on, if any.
     pub interface: Option<String>,
-    /// Where to listen for sFlow, if anywhere.
-    pub sflow: Option<SocketAddr>,
+    /// Where to listen for sFlow, if anywhere, and from whom.
+    pub telemetry: TelemetrySettings,
     pub detection: DetectionSettings,
     pub capture: CaptureSettings,
     pub outputs: OutputOptions,
@@ -119,6 +119,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         None => Vec::new(),
     };
     let sflow = opts
+        .telemetry
         .sflow
         .map(|addr| {
             DatagramSocket::bind(addr)
@@ -138,11 +139,13 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let mut capture_threads = Vec::with_capacity(captures.len() + 1);
     let sflow_thread = captures.len();
     if let Some(socket) = sflow {
-        tracing::info!(listen = %opts.sflow.map(|a| a.to_string()).unwrap_or_default(), "collecting sFlow");
+        let listen = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(listen, "collecting sFlow");
         let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
+        let exporters = opts.telemetry.exporters.clone();
         let thread = std::thread::Builder::new()
             .name("sflow".into())
-            .spawn(move || sflow_loop(sflow_thread, socket, &batches, &shared, &metrics))
+            .spawn(move || sflow_loop(sflow_thread, socket, &exporters, &batches, &shared, &metrics))
             .map_err(|e| DaemonError::Output(format!("cannot start the sFlow thread: {e}")))?;
         capture_threads.push(thread);
     }
@@ -334,7 +337,7 @@ fn activity(opts: &DaemonOptions, shared: &Shared, link: &LinkWatch) -> String {
             (0, true) => format!("waiting for {interface} (link down)"),
             _ => format!("waiting for {interface} (capture lost; polling for it)"),
         });
-    let collect = opts.sflow.map(|addr| format!("collecting sFlow on {addr}"));
+    let collect = opts.telemetry.sflow.map(|addr| format!("collecting sFlow on {addr}"));
     capture.into_iter().chain(collect).collect::<Vec<_>>().join(", ")
 }
 
@@ -448,6 +451,7 @@ fn capture_loop(
 fn sflow_loop(
     thread: usize,
     mut socket: DatagramSocket,
+    exporters: &Exporters,
     batches: &BatchSender<Batch>,
     shared: &Shared,
     metrics: &Metrics,
@@ -457,7 +461,9 @@ fn sflow_loop(
     let mut batch_started = Instant::now();
     let mut last_stats = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
-        let got = match socket.recv_batch(|datagram| batch.add_sflow(datagram, wall_clock_ns(), &mut traffic)) {
+        let got = match socket
+            .recv_batch(|datagram, from| batch.add_sflow(datagram, from, wall_clock_ns(), exporters, &mut traffic))
+        {
             Ok(n) => n > 0,
             Err(e) => {
                 tracing::error!("reading the sFlow socket: {e}");

@@ -338,14 +338,15 @@ fn run_daemon(args: RunArgs) -> u8 {
         };
     }
     let interface = args.interface.clone().or_else(|| config.capture.interface.clone());
-    let sflow = match args.sflow.as_deref().map(listen_addr).transpose() {
-        Ok(a) => a,
+    match args.sflow.as_deref().map(listen_addr).transpose() {
+        Ok(Some(addr)) => config.telemetry.sflow = Some(addr),
+        Ok(None) => {}
         Err(e) => {
             eprintln!("floodwatch: --sflow: {e}");
             return exit::BAD_CONFIG;
         }
-    };
-    if interface.is_none() && sflow.is_none() {
+    }
+    if interface.is_none() && config.telemetry.sflow.is_none() {
         eprintln!(
             "floodwatch: no interface: give --interface IFACE or set [capture] interface in the config (or --sflow ADDR to collect sFlow)"
         );
@@ -362,8 +363,14 @@ fn run_daemon(args: RunArgs) -> u8 {
     let reload = args.detection.config.clone().map(|path| -> daemon::Reload {
         Box::new(move || Config::from_file(&path).map(|c| (c.detection, c.capture)).map_err(|e| e.to_string()))
     });
-    let options =
-        DaemonOptions { interface, sflow, detection: config.detection, capture: config.capture, outputs, reload };
+    let options = DaemonOptions {
+        interface,
+        telemetry: config.telemetry,
+        detection: config.detection,
+        capture: config.capture,
+        outputs,
+        reload,
+    };
     match daemon::run(options) {
         Ok(()) => exit::OK,
         Err(e @ (DaemonError::Capture(_) | DaemonError::Listen(_))) => {
@@ -412,7 +419,8 @@ fn run_replay(args: ReplayArgs) -> u8 {
         Box::new(Analyzer::new(config.detection))
     };
     let mut progress = (!args.no_progress && std::io::stderr().is_terminal()).then(Progress::new);
-    let datagrams = if args.telemetry { Datagrams::Telemetry } else { Datagrams::Packets };
+    let datagrams =
+        if args.telemetry { Datagrams::Telemetry(config.telemetry.exporters.clone()) } else { Datagrams::Packets };
     let result = replay(&args.files, datagrams, analyzer.as_mut(), &mut outputs, progress.as_mut());
     let report = outputs.finish();
     let outcome = match result {

@@ -8,7 +8,8 @@ use crate::capture::{Frame, LinkType};
 use crate::decode::{decode, udp_payload, Decoded, L4State, PacketRecord};
 use crate::output::summary::TrafficStats;
 use crate::prefetch::prefetch;
-use crate::telemetry;
+use crate::telemetry::{self, Exporters};
+use std::net::IpAddr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,13 +42,14 @@ fn is_sflow(r: &PacketRecord) -> bool {
 }
 
 /// What the UDP datagrams to the flow telemetry ports (sFlow's 6343) are.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum Datagrams {
     /// Packets like any other.
     #[default]
     Packets,
-    /// Flow telemetry: the packets they sample stand in their place (`replay --telemetry`).
-    Telemetry,
+    /// Flow telemetry from these exporters: the packets they sample stand in their place
+    /// (`replay --telemetry`).
+    Telemetry(Exporters),
 }
 
 /// Decoded packets in capture order, with their frames' bytes when kept.
@@ -89,10 +91,11 @@ impl Batch {
         let at = self.records.len();
         self.records.push(PacketRecord::default());
         match decode(frame, &mut self.records[at]) {
-            Ok(Decoded::Ip) if self.datagrams == Datagrams::Telemetry && is_sflow(&self.records[at]) => {
+            Ok(Decoded::Ip) if matches!(self.datagrams, Datagrams::Telemetry(_)) && is_sflow(&self.records[at]) => {
                 traffic.count_ip(&self.records[at]);
+                let from = self.records[at].src.to_ip();
                 self.records.pop();
-                self.add_samples(frame, traffic);
+                self.add_samples(frame, from, traffic);
             }
             Ok(Decoded::Ip) => {
                 traffic.count_ip(&self.records[at]);
@@ -121,15 +124,24 @@ impl Batch {
     /// The sampled packets of an sFlow datagram, in its place. (Their frames are not kept:
     /// evidence holds captured packets.)
     #[cold]
-    fn add_samples(&mut self, frame: &Frame, traffic: &mut TrafficStats) {
-        if let Some(payload) = udp_payload(frame) {
-            self.add_sflow(payload, frame.ts_ns, traffic);
-        }
+    fn add_samples(&mut self, frame: &Frame, from: IpAddr, traffic: &mut TrafficStats) {
+        let (Some(payload), Datagrams::Telemetry(exporters)) = (udp_payload(frame), &self.datagrams) else {
+            return;
+        };
+        let records = &mut self.records;
+        telemetry::read_sflow(payload, from, frame.ts_ns, exporters, &mut traffic.telemetry, |r| records.push(*r));
     }
 
-    /// The sampled packets of an sFlow datagram received at `ts_ns`.
-    pub fn add_sflow(&mut self, datagram: &[u8], ts_ns: i64, traffic: &mut TrafficStats) {
-        telemetry::read_sflow(datagram, ts_ns, &mut traffic.telemetry, |r| self.records.push(*r));
+    /// The sampled packets of an sFlow datagram that `from` sent, received at `ts_ns`.
+    pub fn add_sflow(
+        &mut self,
+        datagram: &[u8],
+        from: IpAddr,
+        ts_ns: i64,
+        exporters: &Exporters,
+        traffic: &mut TrafficStats,
+    ) {
+        telemetry::read_sflow(datagram, from, ts_ns, exporters, &mut traffic.telemetry, |r| self.records.push(*r));
     }
 
     pub fn is_empty(&self) -> bool {

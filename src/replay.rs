@@ -133,7 +133,7 @@ pub fn replay(
         }
         stage.deliver(events)
     };
-    let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, || ReplayBatch::new(datagrams));
+    let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, || ReplayBatch::new(datagrams.clone()));
     let owned_files = files.to_vec();
     let reader = std::thread::Builder::new()
         .name("capture".into())

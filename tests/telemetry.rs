@@ -7,6 +7,7 @@ mod common;
 use common::netns::{namespaces, Netns, Proc};
 use common::{on_path, replay_files_reading, settings, shared_captures, skip, Scratch};
 use floodwatch::pipeline::Datagrams;
+use floodwatch::telemetry::Exporters;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,7 +62,8 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
     for name in files {
         let path = dir.join("flows").join(name);
         let expected = tshark_sees(&path);
-        let (_, outcome) = replay_files_reading(std::slice::from_ref(&path), Datagrams::Telemetry, settings());
+        let (_, outcome) =
+            replay_files_reading(std::slice::from_ref(&path), Datagrams::Telemetry(Exporters::any()), settings());
         let t = outcome.traffic.telemetry;
         assert_eq!(t.issues_total(), 0, "{name}: {t:?}");
         let seen = Seen {
@@ -76,6 +78,12 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
     }
     // The four files hold 9 sampled headers between them: the test reads something.
     assert_eq!(headers, 9);
+    // From exporters not allowed, nothing is read, and every datagram is counted.
+    let path = dir.join("flows/ndpi__sflow.pcap");
+    let routers = Exporters::within(vec![floodwatch::decode::Prefix::parse("10.0.0.0/8").unwrap()]);
+    let (_, outcome) = replay_files_reading(&[path], Datagrams::Telemetry(routers), settings());
+    let t = outcome.traffic.telemetry;
+    assert_eq!((t.unknown_exporters, t.datagrams, t.records), (9, 0, 0), "{t:?}");
 }
 
 /// The sFlow a real exporter makes of a flood, read back: `captures/udp_flood.pcap` is
@@ -143,7 +151,7 @@ fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
     assert!(tcpdump.wait_for(Duration::from_secs(5)).is_some(), "tcpdump did not stop");
 
     let (captured, _) = common::replay_files(&[capture], settings());
-    let (sampled, outcome) = replay_files_reading(&[recording], Datagrams::Telemetry, settings());
+    let (sampled, outcome) = replay_files_reading(&[recording], Datagrams::Telemetry(Exporters::any()), settings());
     let t = outcome.traffic.telemetry;
     assert_eq!(t.issues_total(), 0, "{t:?}");
     assert!(t.records >= 100, "pmacctd sampled {} packets: {t:?}", t.records);

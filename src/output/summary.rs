@@ -211,7 +211,7 @@ impl fmt::Display for Summary<'_> {
             if issues.is_empty() { "none".to_string() } else { issues[2..].to_string() }
         )?;
         let tm = &t.telemetry;
-        if tm.datagrams > 0 || tm.issues_total() > 0 {
+        if tm.datagrams > 0 || tm.issues_total() > 0 || tm.unknown_exporters > 0 {
             let mut skipped = String::new();
             for (n, what) in [
                 (tm.counter_samples, "counter samples"),
@@ -219,6 +219,7 @@ impl fmt::Display for Summary<'_> {
                 (tm.unknown_samples, "samples of unknown formats"),
                 (tm.undecodable_samples, "sampled headers that are not IP"),
                 (tm.bad_sampling_rates, "samples with a sampling rate of 0 or above 65,535"),
+                (tm.unknown_exporters, "datagrams from exporters not allowed (dropped)"),
             ] {
                 if n > 0 {
                     skipped.push_str(&format!(", {} {what}", fmt_int(n as f64)));

@@ -2,7 +2,7 @@
 //! once, so a flood of telemetry costs one system call per batch and no allocation.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -30,22 +30,29 @@ impl DatagramSocket {
         self.socket.local_addr()
     }
 
-    /// Waits up to 100 ms for datagrams, then hands each one read (up to 64) to `each`.
-    /// Returns how many; 0 when none came.
-    pub fn recv_batch(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<usize> {
-        // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths) until filled in
-        // below.
+    /// Waits up to 100 ms for datagrams, then hands each one read (up to 64) to `each`, with
+    /// its sender's address. Returns how many; 0 when none came.
+    pub fn recv_batch(&mut self, mut each: impl FnMut(&[u8], IpAddr)) -> io::Result<usize> {
+        // SAFETY: zeroed iovec, sockaddr_storage and mmsghdr are valid (null pointers, zero
+        // lengths, family AF_UNSPEC) until filled in below.
         let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
+        let mut senders: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
         let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for (i, (iov, header)) in iovecs.iter_mut().zip(headers.iter_mut()).enumerate() {
+        for (i, ((iov, sender), header)) in
+            iovecs.iter_mut().zip(senders.iter_mut()).zip(headers.iter_mut()).enumerate()
+        {
             iov.iov_base = self.buffers[i * DATAGRAM_MAX..].as_mut_ptr().cast();
             iov.iov_len = DATAGRAM_MAX;
             header.msg_hdr.msg_iov = iov;
             header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_name = (sender as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
         }
         // SAFETY: `headers` holds BATCH entries, each pointing at one iovec over its own
-        // DATAGRAM_MAX bytes of `self.buffers`, all of which outlive the call. MSG_WAITFORONE:
+        // DATAGRAM_MAX bytes of `self.buffers` and at its own sockaddr_storage (with its size),
+        // all of which outlive the call. MSG_WAITFORONE:
         // block (up to the socket's read timeout) for the first datagram only.
         let n = unsafe {
             libc::recvmmsg(
@@ -63,11 +70,29 @@ impl DatagramSocket {
                 _ => Err(e),
             };
         }
-        for (i, header) in headers.iter().take(n as usize).enumerate() {
+        for (i, (header, sender)) in headers.iter().zip(&senders).take(n as usize).enumerate() {
             let len = (header.msg_len as usize).min(DATAGRAM_MAX);
-            each(&self.buffers[i * DATAGRAM_MAX..i * DATAGRAM_MAX + len]);
+            each(&self.buffers[i * DATAGRAM_MAX..i * DATAGRAM_MAX + len], address(sender));
         }
         Ok(n as usize)
+    }
+}
+
+/// The IP address in a sender's socket address (unspecified for a family that has none).
+fn address(sender: &libc::sockaddr_storage) -> IpAddr {
+    match i32::from(sender.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in (its family says so) into storage that is
+            // larger and at least as aligned.
+            let v4 = unsafe { &*(sender as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a sockaddr_in6.
+            let v6 = unsafe { &*(sender as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr))
+        }
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     }
 }
 
@@ -85,13 +110,18 @@ mod tests {
         }
         let mut got = Vec::new();
         while got.len() < 100 {
-            let n = socket.recv_batch(|d| got.push((d[0], d.len()))).unwrap();
+            let n = socket
+                .recv_batch(|d, from| {
+                    assert_eq!(from, IpAddr::V4(Ipv4Addr::LOCALHOST));
+                    got.push((d[0], d.len()))
+                })
+                .unwrap();
             assert!(n > 0, "the datagrams were sent before the read");
             assert!(n <= BATCH);
         }
         let expected: Vec<(u8, usize)> = (0..100u8).map(|i| (i, 1 + i as usize * 10)).collect();
         assert_eq!(got, expected);
         // Nothing more: the read gives up after its wait.
-        assert_eq!(socket.recv_batch(|_| panic!("no datagram")).unwrap(), 0);
+        assert_eq!(socket.recv_batch(|_, _| panic!("no datagram")).unwrap(), 0);
     }
 }
