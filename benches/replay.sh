@@ -12,7 +12,9 @@
 #     random IPv4 sources;
 # (c) bench_flood: the floods are the traffic: a SYN flood (4,000 bots), a UDP flood (2,000)
 #     and a DNS amplification (3,000 reflectors) make 78 % of the packets, frames of 60-1,514
-#     bytes (5.5 GB for 10M packets).
+#     bytes (5.5 GB for 10M packets);
+# (d) bench_sflow: (c)'s first FW_BENCH_SFLOW_PACKETS frames as sFlow (every frame sampled),
+#     read with replay --telemetry (samples decoded and analyzed per second).
 # Every tool runs 3 times per input after the input is read into the page cache (see below);
 # the best wall time counts.
 set -euo pipefail
@@ -250,3 +252,17 @@ EOF
 echo
 echo "== the analyzer alone (records decoded in memory first; one analyzer thread, default settings)"
 "${CARGO[@]}" bench --quiet --bench analyzer -- "$MIX" "$SPOOFED" "$FLOOD"
+
+# (d) telemetry: bench_flood's first frames sampled 1 in 1 (every frame, so the analysis has
+# the whole flood) into sFlow datagrams by capgen's exporter, 8 samples per datagram, read
+# back with `replay --telemetry`: samples decoded and analyzed per second, on one analyzer.
+SFLOW_PACKETS=${FW_BENCH_SFLOW_PACKETS:-2000000}
+SFLOW=$DIR/bench_sflow_$SFLOW_PACKETS.pcap
+echo "== (d) sFlow: $SFLOW_PACKETS frames of bench_flood, every one sampled, read with replay --telemetry"
+gen bench-sflow "$SFLOW" --packets "$SFLOW_PACKETS" --rate 1
+SAMPLES=$(sed -n 's/.*: \([0-9]*\) samples in .*/\1/p' "$SFLOW.facts")
+evict "$SFLOW"
+cat "$SFLOW" >/dev/null
+"$FW" replay --telemetry --no-progress --alerts /dev/null "$SFLOW" 2>&1 >/dev/null | sed 's/^/     | /'
+s=$(best_of "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$SFLOW")
+awk -v s="$s" -v n="$SAMPLES" 'BEGIN { printf "   floodwatch replay --telemetry: %.3f s for %d samples, %.2f M samples/s\n", s, n, n / s / 1e6 }'

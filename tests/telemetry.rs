@@ -228,3 +228,27 @@ fn the_sflow_collector_reports_a_flood_as_pmacctd_exports_it() {
     assert!(offenders >= 36, "{offenders} of the flood's 40 sources listed: {end}");
     assert!(end["reason"].as_str().unwrap_or("").contains("sampled packets"), "{end}");
 }
+
+/// capgen's own sFlow exporter (`capgen bench-sflow`): `bench_flood` sampled 1 in 10 gives
+/// the floods the frames themselves give, on the same victims.
+#[test]
+fn capgen_sflow_of_bench_flood_gives_its_floods() {
+    use capgen::bench::{write_bench_mix, write_bench_sflow, BENCH_FLOOD};
+    let dir = Scratch::new("telemetry-capgen");
+    let (frames, sflow) = (dir.path("bench_flood.pcap"), dir.path("bench_sflow.pcap"));
+    let packets = 300_000;
+    write_bench_mix(std::fs::File::create(&frames).unwrap(), &BENCH_FLOOD, packets).unwrap();
+    let exported = write_bench_sflow(std::fs::File::create(&sflow).unwrap(), &BENCH_FLOOD, packets, 10).unwrap();
+    assert_eq!(exported.samples, packets / 10);
+    // Another reader agrees on what the exporter wrote.
+    if on_path("tshark") {
+        let seen = tshark_sees(&sflow);
+        assert_eq!((seen.flow_samples, seen.raw_headers), (exported.samples, exported.samples));
+    }
+    let (captured, _) = common::replay_files(&[frames], settings());
+    let (sampled, outcome) = replay_files_reading(&[sflow], Datagrams::Telemetry(Exporters::any()), settings());
+    let t = outcome.traffic.telemetry;
+    assert_eq!((t.records, t.datagrams, t.issues_total()), (exported.samples, exported.datagrams, 0), "{t:?}");
+    assert_eq!(common::attacked(&sampled), common::attacked(&captured));
+    assert_eq!(common::attacked(&captured).len(), 3);
+}

@@ -8,6 +8,7 @@ use crate::analyze::{AnalyzerStats, EventKind};
 use crate::decode::DecodeIssue;
 use crate::output::sink::SinkStats;
 use crate::output::summary::{TrafficClass, TrafficStats};
+use crate::telemetry::TelemetryIssue;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -161,6 +162,35 @@ impl Metrics {
         let issues: Vec<(String, u64)> =
             DecodeIssue::ALL.iter().map(|i| (format!("{{reason=\"{}\"}}", i.name()), t.issues[*i as usize])).collect();
         family("decode_issues_total", "counter", "Frames that could not be decoded, by reason.", &issues);
+        let tm = &t.telemetry;
+        family("telemetry_datagrams_total", "counter", "sFlow datagrams read.", &one(tm.datagrams));
+        family("telemetry_flow_samples_total", "counter", "sFlow flow samples read.", &one(tm.flow_samples));
+        family(
+            "telemetry_sampled_packets_total",
+            "counter",
+            "Sampled packets analyzed, each standing for its sampling rate's worth.",
+            &one(tm.records),
+        );
+        let skipped = [
+            ("counter_samples", tm.counter_samples),
+            ("other_records", tm.other_records),
+            ("unknown_samples", tm.unknown_samples),
+            ("headers_not_ip", tm.undecodable_samples),
+            ("bad_sampling_rate", tm.bad_sampling_rates),
+            ("exporter_not_allowed", tm.unknown_exporters),
+        ];
+        let skipped: Vec<(String, u64)> = skipped.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v)).collect();
+        family("telemetry_skipped_total", "counter", "Telemetry not analyzed, by reason.", &skipped);
+        let refused: Vec<(String, u64)> = TelemetryIssue::ALL
+            .iter()
+            .map(|i| (format!("{{reason=\"{}\"}}", i.name()), tm.issues[*i as usize]))
+            .collect();
+        family(
+            "telemetry_issues_total",
+            "counter",
+            "Telemetry datagrams (or their rest) refused, by reason.",
+            &refused,
+        );
         let drops: Vec<(String, u64)> = self
             .captures()
             .iter()
@@ -406,6 +436,9 @@ mod tests {
             "floodwatch_packets_total{class=\"syn\"} 0",
             "floodwatch_alerts_total{event=\"attack_start\"} 1",
             "floodwatch_decode_issues_total{reason=\"ip_truncated\"} 0",
+            "floodwatch_telemetry_sampled_packets_total 0",
+            "floodwatch_telemetry_skipped_total{reason=\"exporter_not_allowed\"} 0",
+            "floodwatch_telemetry_issues_total{reason=\"truncated\"} 0",
             "floodwatch_batch_latency_seconds{quantile=\"0.99\"} 0.000002",
             "floodwatch_batch_latency_seconds_count 1",
             "# TYPE floodwatch_active_attacks gauge",

@@ -22,6 +22,7 @@ use super::rng::Rng;
 use super::traffic::BASE_TIME_NS;
 use super::SEED;
 use crate::pcap::{PcapWriter, TsResolution};
+use crate::sflow::Exporter;
 
 /// Default number of packets of each benchmark capture.
 pub const DEFAULT_PACKETS: u64 = 10_000_000;
@@ -75,10 +76,58 @@ pub struct BenchFacts {
     pub last_ns: i64,
 }
 
+/// Where generated frames go, counted: a pcap stream ([`Out`]), or an sFlow exporter that
+/// samples them ([`Sampled`]).
+trait FrameSink {
+    /// Frame `index`, at `index` µs of packet time.
+    fn put(&mut self, index: u64, frame: &[u8]) -> io::Result<()>;
+    fn facts(&mut self) -> &mut BenchFacts;
+}
+
+/// The packet time of frame `index`, counted into `facts`.
+fn count(facts: &mut BenchFacts, index: u64, frame: &[u8]) -> i64 {
+    let ts = BASE_TIME_NS + index as i64 * GAP_NS;
+    if index == 0 {
+        facts.first_ns = ts;
+    }
+    facts.last_ns = ts;
+    facts.packets += 1;
+    facts.bytes += frame.len() as u64;
+    ts
+}
+
 /// Counts what goes into the writer.
 struct Out<W: Write> {
     pcap: PcapWriter<W>,
     facts: BenchFacts,
+}
+
+impl<W: Write> FrameSink for Out<W> {
+    fn put(&mut self, index: u64, frame: &[u8]) -> io::Result<()> {
+        let ts = count(&mut self.facts, index, frame);
+        self.pcap.write_frame(ts, frame, frame.len() as u32)
+    }
+
+    fn facts(&mut self) -> &mut BenchFacts {
+        &mut self.facts
+    }
+}
+
+/// Counts the frames, which an sFlow exporter samples.
+struct Sampled<W: Write> {
+    exporter: Exporter<W>,
+    facts: BenchFacts,
+}
+
+impl<W: Write> FrameSink for Sampled<W> {
+    fn put(&mut self, index: u64, frame: &[u8]) -> io::Result<()> {
+        let ts = count(&mut self.facts, index, frame);
+        self.exporter.frame(ts, frame)
+    }
+
+    fn facts(&mut self) -> &mut BenchFacts {
+        &mut self.facts
+    }
 }
 
 impl<W: Write> Out<W> {
@@ -87,17 +136,6 @@ impl<W: Write> Out<W> {
             pcap: PcapWriter::new(out, LINK_ETHERNET, SNAPLEN, TsResolution::Micro)?,
             facts: BenchFacts::default(),
         })
-    }
-
-    fn put(&mut self, index: u64, frame: &[u8]) -> io::Result<()> {
-        let ts = BASE_TIME_NS + index as i64 * GAP_NS;
-        if index == 0 {
-            self.facts.first_ns = ts;
-        }
-        self.facts.last_ns = ts;
-        self.facts.packets += 1;
-        self.facts.bytes += frame.len() as u64;
-        self.pcap.write_frame(ts, frame, frame.len() as u32)
     }
 
     fn finish(self) -> io::Result<BenchFacts> {
@@ -182,6 +220,31 @@ pub const BENCH_FLOOD: Mix = Mix {
 /// Writes `packets` frames of `mix` into `out` as a pcap stream.
 pub fn write_bench_mix<W: Write>(out: W, mix: &Mix, packets: u64) -> io::Result<BenchFacts> {
     let mut out = Out::new(out)?;
+    generate_mix(&mut out, mix, packets)?;
+    out.finish()
+}
+
+/// What an sFlow exporter makes of a benchmark mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SflowFacts {
+    /// The traffic sampled.
+    pub traffic: BenchFacts,
+    pub samples: u64,
+    pub datagrams: u64,
+}
+
+/// Writes the sFlow datagrams (as frames to [`crate::sflow::COLLECTOR`] port 6343) of an agent that
+/// samples `packets` frames of `mix` 1 in `rate`.
+pub fn write_bench_sflow<W: Write>(out: W, mix: &Mix, packets: u64, rate: u32) -> io::Result<SflowFacts> {
+    let pcap = PcapWriter::new(out, LINK_ETHERNET, SNAPLEN, TsResolution::Micro)?;
+    let mut sampled = Sampled { exporter: Exporter::new(pcap, rate), facts: BenchFacts::default() };
+    generate_mix(&mut sampled, mix, packets)?;
+    let traffic = sampled.facts;
+    let (samples, datagrams) = sampled.exporter.finish(traffic.last_ns)?;
+    Ok(SflowFacts { traffic, samples, datagrams })
+}
+
+fn generate_mix(out: &mut impl FrameSink, mix: &Mix, packets: u64) -> io::Result<()> {
     let mut rng = Rng::for_stream(SEED, mix.name);
     let longest = mix.lengths.iter().map(|(_, max)| *max).max().unwrap_or(MIX_MAX_LEN);
     let mut frame = Vec::with_capacity(longest + 64);
@@ -203,7 +266,7 @@ pub fn write_bench_mix<W: Write>(out: W, mix: &Mix, packets: u64) -> io::Result<
         let port = 1024 + ((bits >> 32) % 64_000) as u16;
         let pick = rng.next_u64();
         if part < 3 {
-            out.facts.attack_packets[part] += 1;
+            out.facts().attack_packets[part] += 1;
         }
         match part {
             0 => {
@@ -241,8 +304,9 @@ pub fn write_bench_mix<W: Write>(out: W, mix: &Mix, packets: u64) -> io::Result<
         }
         out.put(index, &frame)?;
     }
-    out.facts.distinct_sources = mix.sources[0].min(out.facts.attack_packets[0]);
-    out.finish()
+    let facts = out.facts();
+    facts.distinct_sources = mix.sources[0].min(facts.attack_packets[0]);
+    Ok(())
 }
 
 /// One benign frame: client–server TCP both ways, DNS and other UDP, pings; a tenth over IPv6.

@@ -23,6 +23,7 @@ pub mod pcapng;
 pub mod rng;
 pub mod scenarios;
 pub mod sessions;
+pub mod sflow;
 pub mod time;
 pub mod traffic;
 pub mod truth;

@@ -8,6 +8,9 @@
 //!                                  replay benchmark: background with three floods inside
 //! capgen bench-flood [--packets N] --out FILE
 //!                                  replay benchmark: three floods that are most of the traffic
+//! capgen bench-sflow [--packets N] [--rate R] --out FILE
+//!                                  telemetry benchmark: bench-flood's frames sampled 1 in R
+//!                                  into sFlow datagrams (to 192.0.2.10:6343)
 //! capgen bench-spoofed [--packets N] [--sources M] --out FILE
 //!                                  replay benchmark: SYN flood from M distinct spoofed sources
 //! ```
@@ -19,13 +22,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use capgen::bench::{
-    write_bench_mix, write_bench_spoofed, Mix, BENCH_FLOOD, BENCH_MIX, DEFAULT_PACKETS, DEFAULT_SOURCES,
+    write_bench_mix, write_bench_sflow, write_bench_spoofed, Mix, BENCH_FLOOD, BENCH_MIX, DEFAULT_PACKETS,
+    DEFAULT_SOURCES,
 };
 use capgen::{find, write_all, write_scenario, SCENARIOS};
 
 const USAGE: &str = "usage: capgen list | capgen all [--out DIR] | capgen SCENARIO [--out DIR] | \
                      capgen bench-mix [--packets N] --out FILE | \
                      capgen bench-flood [--packets N] --out FILE | \
+                     capgen bench-sflow [--packets N] [--rate R] --out FILE | \
                      capgen bench-spoofed [--packets N] [--sources M] --out FILE";
 
 /// What the command line asks for.
@@ -40,17 +45,23 @@ enum Command {
 enum BenchInput {
     Mix(&'static Mix),
     Spoofed,
+    /// `bench_flood` sampled 1 in this many, as sFlow.
+    Sflow(u32),
 }
 
 /// Parses the flags of `bench-mix`, `bench-flood` and `bench-spoofed`.
 fn parse_bench(input: BenchInput, mut rest: &[String]) -> Result<Command, String> {
     let spoofed = matches!(input, BenchInput::Spoofed);
+    let mut input = input;
     let (mut packets, mut sources, mut out) = (DEFAULT_PACKETS, DEFAULT_SOURCES, None);
     while let [flag, value, tail @ ..] = rest {
         let number = || value.replace('_', "").parse::<u64>().map_err(|e| format!("{flag} {value}: {e}"));
         match flag.as_str() {
             "--packets" => packets = number()?,
             "--sources" if spoofed => sources = number()?,
+            "--rate" if matches!(input, BenchInput::Sflow(_)) => {
+                input = BenchInput::Sflow(u32::try_from(number()?).map_err(|e| format!("--rate {value}: {e}"))?)
+            }
             "--out" => out = Some(PathBuf::from(value)),
             _ => return Err(USAGE.to_owned()),
         }
@@ -71,6 +82,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         "bench-mix" => return parse_bench(BenchInput::Mix(&BENCH_MIX), rest),
         "bench-flood" => return parse_bench(BenchInput::Mix(&BENCH_FLOOD), rest),
         "bench-spoofed" => return parse_bench(BenchInput::Spoofed, rest),
+        "bench-sflow" => return parse_bench(BenchInput::Sflow(1), rest),
         _ => {}
     }
     let out = match rest {
@@ -109,11 +121,24 @@ fn run(command: Command) -> Result<(), String> {
         Command::Bench { input, packets, sources, out } => {
             let file = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             let writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let failed = |e: std::io::Error| format!("{}: {e}", out.display());
             let facts = match input {
                 BenchInput::Mix(mix) => write_bench_mix(writer, mix, packets),
                 BenchInput::Spoofed => write_bench_spoofed(writer, packets, sources),
+                BenchInput::Sflow(rate) => {
+                    let sflow = write_bench_sflow(writer, &BENCH_FLOOD, packets, rate).map_err(failed)?;
+                    writeln!(
+                        stdout,
+                        "{}: {} samples in {} sFlow datagrams",
+                        out.display(),
+                        sflow.samples,
+                        sflow.datagrams
+                    )
+                    .map_err(report)?;
+                    Ok(sflow.traffic)
+                }
             }
-            .map_err(|e| format!("{}: {e}", out.display()))?;
+            .map_err(failed)?;
             let [a, b, c] = facts.attack_packets;
             writeln!(
                 stdout,
