@@ -48,9 +48,9 @@ const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const LINK_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Reads the settings again on SIGHUP (the config file, for `floodwatch run`): the analyzer's,
-/// and the capture's, which need a restart to change. An error is logged and the running
-/// settings kept.
-pub type Reload = Box<dyn Fn() -> Result<(DetectionSettings, CaptureSettings), String>>;
+/// and the capture's and the collector's, which need a restart to change. An error is logged
+/// and the running settings kept.
+pub type Reload = Box<dyn Fn() -> Result<(DetectionSettings, CaptureSettings, TelemetrySettings), String>>;
 
 /// What `floodwatch run` needs.
 pub struct DaemonOptions {
@@ -397,9 +397,12 @@ fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
         return;
     };
     match read_again() {
-        Ok((detection, capture)) => {
+        Ok((detection, capture, telemetry)) => {
             if capture != opts.capture {
                 tracing::warn!("SIGHUP: [capture] changes need a restart; detection settings reloaded");
+            }
+            if telemetry.exporters != opts.telemetry.exporters {
+                tracing::warn!("SIGHUP: [telemetry] changes need a restart; detection settings reloaded");
             }
             let _ = control.send(Control::Reload(Box::new(detection)));
         }
@@ -457,13 +460,16 @@ fn sflow_loop(
     metrics: &Metrics,
 ) {
     let mut traffic = TrafficStats::default();
-    let Some(mut batch) = batches.empty() else { return };
-    let mut batch_started = Instant::now();
+    let Some(mut filling) = Filling::new(batches) else { return };
     let mut last_stats = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
-        let got = match socket
-            .recv_batch(|datagram, from| batch.add_sflow(datagram, from, wall_clock_ns(), exporters, &mut traffic))
-        {
+        let got = match socket.recv_batch(|datagram, from| {
+            filling.batch.add_sflow(datagram, from, wall_clock_ns(), exporters, &mut traffic);
+            // A datagram may hold hundreds of samples: a full batch goes before the next.
+            if filling.batch.is_full() {
+                let _ = filling.after_read(true, batches);
+            }
+        }) {
             Ok(n) => n > 0,
             Err(e) => {
                 tracing::error!("reading the sFlow socket: {e}");
@@ -471,19 +477,15 @@ fn sflow_loop(
                 false
             }
         };
-        if batch.is_full() || (!batch.is_empty() && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
-            let Some(next) = batches.swap(batch) else { break };
-            batch = next;
-            batch_started = Instant::now();
-        }
-        if batch.is_empty() {
-            batch_started = Instant::now();
+        if filling.after_read(got, batches).is_none() {
+            break;
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             last_stats = Instant::now();
             metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped: 0 });
         }
     }
+    let _ = filling.finish(batches);
     metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped: 0 });
 }
 
@@ -517,14 +519,13 @@ fn read_frames(
     traffic: &mut TrafficStats,
     publish: &mut dyn FnMut(&TrafficStats, &mut dyn LiveCapture),
 ) -> Option<LiveError> {
-    let mut batch = batches.empty()?;
-    let mut batch_started = Instant::now();
+    let mut filling = Filling::new(batches)?;
     let mut last_stats = Instant::now();
     let mut failure = None;
     while !shared.stop.load(Ordering::Relaxed) {
         let got = match capture.next_frame() {
             Ok(Some(frame)) => {
-                batch.add(&frame, traffic, keep_frames);
+                filling.batch.add(&frame, traffic, keep_frames);
                 true
             }
             Ok(None) => false,
@@ -533,24 +534,50 @@ fn read_frames(
                 break;
             }
         };
-        if batch.is_full() || (!batch.is_empty() && (!got || batch_started.elapsed() >= BATCH_MAX_AGE)) {
-            let next = batches.swap(batch)?;
-            batch = next;
-            batch_started = Instant::now();
-        }
-        if batch.is_empty() {
-            batch_started = Instant::now();
-        }
+        filling.after_read(got, batches)?;
         if last_stats.elapsed() >= Duration::from_secs(1) {
             last_stats = Instant::now();
             publish(traffic, capture);
         }
     }
-    // What was read before the stop or the failure still goes to the analyzer.
-    if !batch.is_empty() {
-        batches.hand_over(batch)?;
-    }
+    filling.finish(batches)?;
     failure
+}
+
+/// The batch a source thread fills: handed to the analyzer when full, or when it holds
+/// packets and a read came back empty-handed or it is [`BATCH_MAX_AGE`] old.
+struct Filling {
+    batch: Batch,
+    started: Instant,
+}
+
+impl Filling {
+    /// `None` once the analyzer is gone.
+    fn new(batches: &BatchSender<Batch>) -> Option<Filling> {
+        Some(Filling { batch: batches.empty()?, started: Instant::now() })
+    }
+
+    /// After one read (`got`: it brought something); `None` once the analyzer is gone.
+    fn after_read(&mut self, got: bool, batches: &BatchSender<Batch>) -> Option<()> {
+        let b = &self.batch;
+        if b.is_full() || (!b.is_empty() && (!got || self.started.elapsed() >= BATCH_MAX_AGE)) {
+            // An empty batch of no capacity stands in for the moment: it allocates nothing.
+            let full = std::mem::replace(&mut self.batch, Batch::with_capacity(0));
+            self.batch = batches.swap(full)?;
+        }
+        if self.batch.is_empty() {
+            self.started = Instant::now();
+        }
+        Some(())
+    }
+
+    /// What was read before a stop or a failure still goes to the analyzer.
+    fn finish(self, batches: &BatchSender<Batch>) -> Option<()> {
+        if self.batch.is_empty() {
+            return Some(());
+        }
+        batches.hand_over(self.batch)
+    }
 }
 
 fn analyzer_loop(

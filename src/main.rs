@@ -361,7 +361,9 @@ fn run_daemon(args: RunArgs) -> u8 {
     };
     init_logging(config.log.format);
     let reload = args.detection.config.clone().map(|path| -> daemon::Reload {
-        Box::new(move || Config::from_file(&path).map(|c| (c.detection, c.capture)).map_err(|e| e.to_string()))
+        Box::new(move || {
+            Config::from_file(&path).map(|c| (c.detection, c.capture, c.telemetry)).map_err(|e| e.to_string())
+        })
     });
     let options = DaemonOptions {
         interface,

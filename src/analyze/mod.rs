@@ -72,8 +72,8 @@ const TRACKER_HORIZON_WINDOWS: i64 = 10;
 const TRACKERS_UP_FRONT: usize = 16;
 /// Classes counted toward prefixes (see `Analyzer::classes`).
 const CARPET_CLASSES: u16 = !(1 << Class::Ack as u8 | 1 << Class::Rst as u8);
-/// Samples (records standing for several packets) a watch needs before a verdict.
-const MIN_SAMPLED_RECORDS: u64 = 8;
+/// Samples (records standing for several packets) a window needs before a verdict.
+const MIN_SAMPLES: u64 = 8;
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
 const WATCHES_PER_TRACKER: usize = 4;
 /// A destination port is "main" when it carries at least this share of an attack.
@@ -265,9 +265,9 @@ struct Watch {
     /// Packets and bytes since the watch began, including the back-filled window.
     packets: u64,
     bytes: u64,
-    /// Records among `packets` that stand for more than one packet each (flow telemetry's
-    /// samples).
-    sampled_records: u64,
+    /// The weight of the latest record counted: 1 for captured packets, the sampling rate
+    /// for flow telemetry's samples.
+    sampling: u16,
     /// Packets of the victim's users among `packets`, no part of a flood: one SYN per
     /// handshake completed with the victim (a SYN watch), the ACKs of peers it talks with (an
     /// ACK or RST watch).
@@ -896,8 +896,9 @@ impl Analyzer {
                 break;
             }
             if self.victim_of(r.dst) == victim {
-                found = found.saturating_add(u32::from(r.weight));
-                count(&r, u32::from(r.weight));
+                let packets = u32::from(r.weight).min(before - found);
+                found += packets;
+                count(&r, packets);
             }
         }
         if found < before {
@@ -1012,7 +1013,7 @@ impl Analyzer {
         self.victims.add(slot, ci, weight);
         self.victims.add(slot, cell::BYTES + ci, p.wire_len.saturating_mul(weight));
         if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
-            self.on_level(slot, c, ts, u64::from(p.weight > 1), out);
+            self.on_level(slot, c, ts, p.weight, out);
         }
         let w = self.victims.meta[slot].watch[ci];
         if w != NO_WATCH {
@@ -1029,8 +1030,8 @@ impl Analyzer {
                 let weight = weight as u64;
                 watch.user_packets += from_user as u64 * weight;
                 watch.packets += weight;
-                watch.sampled_records += u64::from(p.weight > 1);
-                watch.bytes += p.wire_len as u64 * weight;
+                watch.sampling = p.weight;
+                watch.bytes = watch.bytes.saturating_add(u64::from(p.wire_len) * weight);
                 watch.last_ts = ts;
                 if prefix {
                     watch.hosts.add(p.dst, &self.hasher);
@@ -1042,8 +1043,6 @@ impl Analyzer {
         }
     }
 
-    /// Effective threshold (packets/s) of a kind for a victim: its floor, or the baseline
-    /// times the factor when that is higher.
     /// The packets `p` counts for here: its own weight (a sampled packet stands for several)
     /// times this analyzer's (the carpet analyzer sees one flow in [`carpet::SAMPLING`]).
     #[inline]
@@ -1051,6 +1050,8 @@ impl Analyzer {
         self.weight.saturating_mul(u32::from(p.weight))
     }
 
+    /// Effective threshold (packets/s) of a kind for a victim: its floor, or the baseline
+    /// times the factor when that is higher.
     fn threshold_pps(&self, meta: &VictimMeta, kind: AttackKind) -> f64 {
         let floor = self.policies[meta.policy as usize][kind as usize] as f64;
         let learned = meta.baseline[kind.class() as usize] as f64 * self.s.baseline_factor as f64;
@@ -1080,11 +1081,16 @@ impl Analyzer {
         }
     }
 
-    /// A class's window count reached its level: start watching, or decide. `sampled_now`:
-    /// the record that reached it is a sample (1) or not (0); the watch counts it only after.
-    fn on_level(&mut self, slot: usize, c: Class, ts: i64, sampled_now: u64, out: &mut Vec<AttackEvent>) {
+    /// A class's window count reached its level: start watching, or decide. `weight`: that of
+    /// the record that reached it (counted in the window, but by the watch only after).
+    fn on_level(&mut self, slot: usize, c: Class, ts: i64, weight: u16, out: &mut Vec<AttackEvent>) {
         let ci = c as usize;
         if self.victims.meta[slot].watch[ci] == NO_WATCH {
+            // One sample (of a high sampling rate) can reach the level alone: a watch, and its
+            // tracker, wait for a second one in the window.
+            if weight > 1 && self.victims.sums(slot)[ci] < 2 * u64::from(weight) {
+                return;
+            }
             if !self.start_watch(slot, c) {
                 self.stats.watch_pool_exhausted += 1;
                 // Retry when the window moves on.
@@ -1096,7 +1102,7 @@ impl Analyzer {
         let w = self.victims.meta[slot].watch[ci];
         let trigger = self.trigger_count(&self.victims.meta[slot], c);
         if self.watch(w).state == WatchState::Watching && self.victims.sums(slot)[ci] >= trigger {
-            self.decide(w, ts, sampled_now, out);
+            self.decide(w, ts, weight, out);
         }
     }
 
@@ -1118,7 +1124,7 @@ impl Analyzer {
             tracker,
             packets: 0,
             bytes: 0,
-            sampled_records: 0,
+            sampling: 1,
             user_packets: 0,
             tracker_since: self.now_tick.unwrap_or(0),
             last_ts: i64::MIN,
@@ -1133,8 +1139,8 @@ impl Analyzer {
             let packets = self.packets_of(&p);
             let weight = u64::from(packets);
             watch.packets += weight;
-            watch.sampled_records += u64::from(p.weight > 1);
-            watch.bytes += p.wire_len as u64 * weight;
+            watch.sampling = p.weight;
+            watch.bytes = watch.bytes.saturating_add(u64::from(p.wire_len) * weight);
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
             if self.scope.is_some() {
@@ -1257,7 +1263,8 @@ impl Analyzer {
     }
 
     /// Above the threshold: is it a flood, and of which kind?
-    fn decide(&mut self, w: u16, ts: i64, sampled_now: u64, out: &mut Vec<AttackEvent>) {
+    /// `weight`: that of the record that brought it here (1 on a tick).
+    fn decide(&mut self, w: u16, ts: i64, weight: u16, out: &mut Vec<AttackEvent>) {
         if self.watch(w).class == Class::Udp {
             // Amplification or not is read from the sources' ports.
             self.ensure_tracker(w);
@@ -1281,10 +1288,12 @@ impl Analyzer {
                 return;
             }
         }
-        // A sampled flood is judged once enough samples stand for it: a rate estimated from k
-        // samples is off by about 1/sqrt(k) (a third for 8), and a single packet sampled 1 in
-        // 1,000 would otherwise be a flood of 1,000 pps. Until then, the next tick decides.
-        if (1..MIN_SAMPLED_RECORDS).contains(&(watch.sampled_records + sampled_now)) {
+        // A sampled flood is judged once the window holds enough samples to stand for it: a
+        // rate estimated from k samples is off by about 1/sqrt(k) (a third for 8), and a single
+        // packet sampled 1 in 1,000 would otherwise be a flood of 1,000 pps. Samples of one
+        // rate: the window's count over the rate is their number. Until then, each tick decides.
+        let sampling = watch.sampling.max(weight);
+        if sampling > 1 && count < MIN_SAMPLES * u64::from(sampling) {
             self.watch_mut(w).state = WatchState::Declined;
             self.refresh_levels(slot);
             return;
@@ -1293,9 +1302,15 @@ impl Analyzer {
         for kind in AttackKind::ALL {
             thresholds[kind as usize] = self.threshold_pps(meta, kind);
         }
-        let sampled = watch.sampled_records + sampled_now > 0;
-        let window =
-            verdict::Window { sums, count, pps, secs: self.window_secs, thresholds, settings: &self.s, sampled };
+        let window = verdict::Window {
+            sums,
+            count,
+            pps,
+            secs: self.window_secs,
+            thresholds,
+            settings: &self.s,
+            sampled: sampling > 1,
+        };
         let verdict = match c {
             Class::Syn => verdict::syn(&window),
             Class::SynAck => verdict::synack(&window),
@@ -1319,11 +1334,11 @@ impl Analyzer {
             }
             Some(verdict::Verdict { kind, mut reason, service }) => {
                 self.ensure_tracker(w);
-                let sampled = self.watch(w).sampled_records;
-                if sampled > 0 {
+                if sampling > 1 {
                     reason.push_str(&format!(
-                        "; estimated from {} sampled packets, each counted for its sampling rate",
-                        fmt_int(sampled as f64)
+                        "; estimated from packets sampled 1 in {}, each counted {} times",
+                        fmt_int(f64::from(sampling)),
+                        fmt_int(f64::from(sampling))
                     ));
                 }
                 let impossible = self.watch(w).tracker.as_ref().map_or(0.0, |t| t.impossible_share());
@@ -1401,7 +1416,7 @@ impl Analyzer {
                 WatchState::Declined => {
                     if count >= trigger {
                         self.watch_mut(w).state = WatchState::Watching;
-                        self.decide(w, tick_time(now), 0, out);
+                        self.decide(w, tick_time(now), 1, out);
                     } else {
                         self.watch_mut(w).state = WatchState::Watching;
                         self.refresh_levels(slot);

@@ -808,7 +808,7 @@ fn a_sampled_flood_needs_eight_samples_and_says_its_counts_are_estimates() {
     let kinds: Vec<_> = events.iter().map(|e| (e.event, e.kind)).collect();
     assert_eq!(kinds, [(EventKind::Start, AttackKind::UdpFlood), (EventKind::End, AttackKind::UdpFlood)]);
     assert!(
-        events[0].reason.ends_with("; estimated from 8 sampled packets, each counted for its sampling rate"),
+        events[0].reason.ends_with("; estimated from packets sampled 1 in 1,000, each counted 1,000 times"),
         "{}",
         events[0].reason
     );

@@ -275,8 +275,11 @@ impl VictimTable {
             h.busy = h.busy.wrapping_add(u64::from(amount));
         }
         let cell = &mut self.ring[(slot * self.window + row) * cell::COUNT + counter];
+        let before = *cell;
         *cell = cell.saturating_add(amount);
-        self.sums[slot * cell::COUNT + counter] += amount as u64;
+        // What the cell took: the window subtracts the cell when the tick leaves it, so the sum
+        // must not hold more (a saturated cell, from weighted records of lying lengths).
+        self.sums[slot * cell::COUNT + counter] += u64::from(*cell - before);
     }
 
     /// Moves a victim's window forward to tick `now` (a victim ahead of `now` belongs to an

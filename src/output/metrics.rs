@@ -178,6 +178,7 @@ impl Metrics {
             ("headers_not_ip", tm.undecodable_samples),
             ("bad_sampling_rate", tm.bad_sampling_rates),
             ("exporter_not_allowed", tm.unknown_exporters),
+            ("impossible_length", tm.impossible_lengths),
         ];
         let skipped: Vec<(String, u64)> = skipped.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v)).collect();
         family("telemetry_skipped_total", "counter", "Telemetry not analyzed, by reason.", &skipped);
@@ -318,7 +319,7 @@ pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    text.parse().map_err(|_| format!("--metrics {text:?}: expected PORT, IP:PORT or [IPv6]:PORT"))
+    text.parse().map_err(|_| format!("{text:?}: expected PORT, IP:PORT or [IPv6]:PORT"))
 }
 
 /// The HTTP endpoint; stops when dropped.

@@ -166,6 +166,11 @@ pub struct Summary<'a> {
     pub outputs: &'a OutputReport,
 }
 
+/// `, 3 this, 1,024 that` for the counts above zero.
+fn counted(counts: &[(u64, &str)]) -> String {
+    counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!(", {} {what}", fmt_int(*n as f64))).collect()
+}
+
 /// `p50 1.2 ms, p99 ..., p99.9 ...` of a histogram of nanoseconds.
 fn quantiles(h: &Histogram<u64>, qs: &[(f64, &str)]) -> String {
     qs.iter()
@@ -212,24 +217,18 @@ impl fmt::Display for Summary<'_> {
         )?;
         let tm = &t.telemetry;
         if tm.datagrams > 0 || tm.issues_total() > 0 || tm.unknown_exporters > 0 {
-            let mut skipped = String::new();
-            for (n, what) in [
+            let mut skipped = counted(&[
                 (tm.counter_samples, "counter samples"),
                 (tm.other_records, "other flow records"),
                 (tm.unknown_samples, "samples of unknown formats"),
                 (tm.undecodable_samples, "sampled headers that are not IP"),
                 (tm.bad_sampling_rates, "samples with a sampling rate of 0 or above 65,535"),
                 (tm.unknown_exporters, "datagrams from exporters not allowed (dropped)"),
-            ] {
-                if n > 0 {
-                    skipped.push_str(&format!(", {} {what}", fmt_int(n as f64)));
-                }
-            }
+                (tm.impossible_lengths, "samples of packets longer than any IP packet"),
+            ]);
             for issue in TelemetryIssue::ALL {
-                let n = tm.issues[issue as usize];
-                if n > 0 {
-                    skipped.push_str(&format!(", {} datagrams {}", fmt_int(n as f64), issue.name().replace('_', " ")));
-                }
+                let what = format!("datagrams {}", issue.name().replace('_', " "));
+                skipped.push_str(&counted(&[(tm.issues[issue as usize], &what)]));
             }
             writeln!(
                 f,
@@ -240,8 +239,7 @@ impl fmt::Display for Summary<'_> {
             )?;
         }
         let a = self.analyzer;
-        let mut limits = String::new();
-        for (n, what) in [
+        let limits = counted(&[
             (a.allowlisted_packets, "allowlisted packets"),
             (a.timeline_restarts, "restarts after time stepped back > 2 s"),
             (a.victim_table_full, "packets with no room in the victim table"),
@@ -249,11 +247,7 @@ impl fmt::Display for Summary<'_> {
             (a.tracker_pool_exhausted, "attacks without source tracking (pool full)"),
             (a.echoes_dropped, "attacks not reported (a victim answering its attacker)"),
             (a.carpets_covered, "prefix attacks not reported (an attack on one of their hosts covers them)"),
-        ] {
-            if n > 0 {
-                let _ = write!(limits, ", {} {what}", fmt_int(n as f64));
-            }
-        }
+        ]);
         if !limits.is_empty() {
             writeln!(f, "  analyzer: {}", &limits[2..])?;
         }

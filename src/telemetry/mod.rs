@@ -18,6 +18,9 @@ use std::sync::Arc;
 
 /// The well-known UDP port of sFlow collectors.
 pub const SFLOW_PORT: u16 = 6343;
+/// The longest packet a sample may describe: an IP packet of 65,535 bytes with Ethernet, two
+/// VLAN tags and the FCS around it.
+const MAX_FRAME_LENGTH: u32 = 65_535 + 26;
 
 /// The exporters whose datagrams are read: any (the default), or those inside the given
 /// prefixes. A collector open to the network must not take floods, and blocklist entries,
@@ -51,8 +54,6 @@ pub struct TelemetrySettings {
 /// One sampled packet, as an exporter described it.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample<'a> {
-    /// The agent (the router or switch) that sampled it.
-    pub exporter: IpAddr,
     /// One packet in this many was sampled.
     pub sampling_rate: u32,
     /// The packet's length on the wire, before sampling cut it to `header`.
@@ -103,6 +104,9 @@ pub struct TelemetryStats {
     pub undecodable_samples: u64,
     /// Samples whose rate cannot be a weight: 0, or above 65,535 (a record's weight is 2 bytes).
     pub bad_sampling_rates: u64,
+    /// Samples of a packet said to be longer than any IP packet (65,535 bytes and a link
+    /// header): their bytes would be counted thousands of times over.
+    pub impossible_lengths: u64,
     /// Datagrams dropped: their sender is not among the allowed exporters.
     pub unknown_exporters: u64,
     /// Datagrams (or their rest) refused, by [`TelemetryIssue`].
@@ -125,6 +129,7 @@ impl TelemetryStats {
         self.undecodable_samples += other.undecodable_samples;
         self.bad_sampling_rates += other.bad_sampling_rates;
         self.unknown_exporters += other.unknown_exporters;
+        self.impossible_lengths += other.impossible_lengths;
         self.issues.iter_mut().zip(&other.issues).for_each(|(a, b)| *a += b);
     }
 }
@@ -151,6 +156,10 @@ pub fn read_sflow(
             }
             Ok(w) => w,
         };
+        if s.frame_length > MAX_FRAME_LENGTH {
+            stats.impossible_lengths += 1;
+            return;
+        }
         let frame = Frame { ts_ns, wire_len: s.frame_length, link: s.link, data: s.header };
         let mut r = PacketRecord::default();
         match decode(&frame, &mut r) {

@@ -10,7 +10,6 @@
 use super::{Sample, TelemetryIssue, TelemetryStats};
 use crate::capture::LinkType;
 use crate::decode::Field;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const VERSION: u32 = 5;
 
@@ -88,18 +87,15 @@ pub fn read_datagram(
     if be32_at(data, datagram::VERSION)? != VERSION {
         return Err(TelemetryIssue::UnknownVersion);
     }
-    let (agent, after) = match be32_at(data, datagram::AGENT_ADDRESS_TYPE)? {
-        1 => {
-            let a = slice(data, datagram::AGENT_ADDRESS, 4)?;
-            (IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])), datagram::AGENT_ADDRESS + 4)
-        }
-        2 => {
-            let a = slice(data, datagram::AGENT_ADDRESS, 16)?;
-            let octets: [u8; 16] = a.try_into().map_err(|_| TelemetryIssue::Truncated)?;
-            (IpAddr::V6(Ipv6Addr::from(octets)), datagram::AGENT_ADDRESS + 16)
-        }
+    // The agent's address (type 0: unknown, no address) is skipped: what the collector
+    // trusts is the sender's address, which the socket gives.
+    let address_len = match be32_at(data, datagram::AGENT_ADDRESS_TYPE)? {
+        0 => 0,
+        1 => 4,
+        2 => 16,
         _ => return Err(TelemetryIssue::Malformed),
     };
+    let after = datagram::AGENT_ADDRESS + address_len;
     let header = data.get(after..).ok_or(TelemetryIssue::Truncated)?;
     let samples = be32_at(header, datagram::SAMPLES_AFTER_ADDRESS)?;
     let mut rest = &header[datagram::HEADER_AFTER_ADDRESS..];
@@ -110,11 +106,8 @@ pub fn read_datagram(
         let body = slice(rest, tagged::HEADER_LEN, len)?;
         rest = &rest[tagged::HEADER_LEN + len..];
         match format {
-            FLOW_SAMPLE => {
-                flow_records(agent, body, &flow_sample::SAMPLING_RATE, &flow_sample::RECORDS, stats, &mut sample)?
-            }
+            FLOW_SAMPLE => flow_records(body, &flow_sample::SAMPLING_RATE, &flow_sample::RECORDS, stats, &mut sample)?,
             EXPANDED_FLOW_SAMPLE => flow_records(
-                agent,
                 body,
                 &expanded_flow_sample::SAMPLING_RATE,
                 &expanded_flow_sample::RECORDS,
@@ -131,7 +124,6 @@ pub fn read_datagram(
 /// The records of one flow sample, whose sampling rate and record count sit at `rate` and
 /// `records` (which differ between the compact and the expanded sample).
 fn flow_records(
-    agent: IpAddr,
     body: &[u8],
     rate: &Field,
     records: &Field,
@@ -162,7 +154,7 @@ fn flow_records(
         let frame_length = be32_at(record, raw_header::FRAME_LENGTH)?;
         let header_length = be32_at(record, raw_header::HEADER_LENGTH)? as usize;
         let header = slice(record, raw_header::HEADER, header_length)?;
-        sample(Sample { exporter: agent, sampling_rate, frame_length, link, header }, stats);
+        sample(Sample { sampling_rate, frame_length, link, header }, stats);
     }
     Ok(())
 }

@@ -40,10 +40,13 @@ impl DatagramSocket {
         let mut senders: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        // One pointer into the buffers, offset for each datagram (not a new borrow per slot).
+        let base = self.buffers.as_mut_ptr();
         for (i, ((iov, sender), header)) in
             iovecs.iter_mut().zip(senders.iter_mut()).zip(headers.iter_mut()).enumerate()
         {
-            iov.iov_base = self.buffers[i * DATAGRAM_MAX..].as_mut_ptr().cast();
+            // SAFETY: the buffers hold BATCH * DATAGRAM_MAX bytes; slot i starts inside them.
+            iov.iov_base = unsafe { base.add(i * DATAGRAM_MAX) }.cast();
             iov.iov_len = DATAGRAM_MAX;
             header.msg_hdr.msg_iov = iov;
             header.msg_hdr.msg_iovlen = 1;
