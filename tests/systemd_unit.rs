@@ -21,6 +21,8 @@ const UNIT: &str = "systemd/floodwatch.service";
 /// The pair that loads the nftables blocklist floodwatch writes.
 const BLOCKLIST_UNITS: [&str; 2] = ["systemd/floodwatch-blocklist.service", "systemd/floodwatch-blocklist.path"];
 const CONFIG: &str = "systemd/floodwatch.toml";
+/// The drop-in that makes the daemon's unit an sFlow collector.
+const SFLOW_DROP_IN: &str = "systemd/floodwatch-sflow.conf";
 const MAX_EXPOSURE: f64 = 2.0;
 
 /// Runs `systemd-analyze ARGS`; `None` (after `common::skip`) when it is not installed.
@@ -196,5 +198,55 @@ fn example_config_passes_check_config() {
     assert!(!parsed.output.alerts.is_empty());
     for alerts in &parsed.output.alerts {
         assert!(alerts == "-" || alerts.starts_with("/var/log/floodwatch/"), "alert file {alerts} is not writable");
+    }
+}
+
+/// The drop-in that makes the unit an sFlow collector keeps it valid as installed, and takes
+/// every capability and packet socket away (offline exposure at most 2, below the capturing
+/// daemon's).
+#[test]
+fn the_sflow_collector_drop_in_verifies_and_holds_no_capability() {
+    let root =
+        ScratchRoot(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("systemd-sflow-{}", std::process::id())));
+    let _ = fs::remove_dir_all(&root.0);
+    let system = root.0.join("etc/systemd/system");
+    place(&common::repo_path(UNIT), &system.join("floodwatch.service"));
+    place(&common::repo_path(SFLOW_DROP_IN), &system.join("floodwatch.service.d/sflow.conf"));
+    let stub = root.0.join("usr/lib/systemd/system/sysinit.target");
+    fs::create_dir_all(stub.parent().unwrap()).unwrap();
+    fs::write(&stub, "[Unit]\nDescription=System Initialization (stub for verify)\n").unwrap();
+    let unit = fs::read_to_string(common::repo_path(UNIT)).unwrap();
+    for (key, value) in assignments(&unit).into_iter().filter(|(k, _)| k.starts_with("Exec")) {
+        let program = exec_program(&value);
+        let source = if program.file_name().is_some_and(|n| n == "floodwatch") {
+            PathBuf::from(env!("CARGO_BIN_EXE_floodwatch"))
+        } else {
+            program.clone()
+        };
+        if !source.is_file() {
+            return common::skip(&format!("{key}= runs {}, which this host does not have", program.display()));
+        }
+        place(&source, &under(&root.0, &program));
+    }
+    let root_arg = format!("--root={}", root.0.display());
+    let Some(out) = systemd_analyze(&["verify", &root_arg, "floodwatch.service"]) else {
+        return;
+    };
+    let report = text(&out);
+    assert!(out.status.success(), "systemd-analyze verify failed ({}):\n{report}", out.status);
+    assert!(!report.contains("floodwatch"), "systemd-analyze verify warns about the unit:\n{report}");
+    let Some(out) = systemd_analyze(&["security", "--offline=true", &root_arg, "--no-pager", "floodwatch.service"])
+    else {
+        return;
+    };
+    let report = text(&out);
+    let exposure = overall_exposure(&report).unwrap_or_else(|| panic!("no overall exposure in the report:\n{report}"));
+    assert!(exposure <= MAX_EXPOSURE, "exposure {exposure} > {MAX_EXPOSURE}:\n{report}");
+    for held in [
+        "✓ AmbientCapabilities=",
+        "✓ RestrictAddressFamilies=~AF_PACKET",
+        "✓ CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE|BROADCAST|RAW)",
+    ] {
+        assert!(report.contains(held), "{held} missing:\n{report}");
     }
 }
