@@ -87,8 +87,8 @@ struct RunArgs {
     #[arg(long, short = 'i', value_name = "IFACE")]
     interface: Option<String>,
     /// Listen for sFlow v5 from routers and switches: PORT (on 127.0.0.1) or IP:PORT, e.g.
-    /// 0.0.0.0:6343. With or without an interface to capture on.
-    #[arg(long, value_name = "ADDR")]
+    /// 0.0.0.0:6343; alone, 127.0.0.1:6343. With or without an interface to capture on.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "6343")]
     sflow: Option<String>,
     #[command(flatten)]
     detection: DetectionArgs,

@@ -189,8 +189,9 @@ fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
     );
 }
 
-/// The collector: `floodwatch run --sflow 127.0.0.1:6343` in the victim's namespace receives
-/// pmacctd's sFlow of the flood as it happens and reports it, its victim and its sources.
+/// The collector: `floodwatch run --sflow` (127.0.0.1:6343 by default) in the victim's
+/// namespace receives pmacctd's sFlow of the flood as it happens and reports it, its victim
+/// and its sources.
 #[test]
 fn the_sflow_collector_reports_a_flood_as_pmacctd_exports_it() {
     let Some((_turn, net)) = namespaces("the sFlow collector", &["pmacctd", "tcpreplay", "ip"], 'C') else {
@@ -199,9 +200,10 @@ fn the_sflow_collector_reports_a_flood_as_pmacctd_exports_it() {
     let dir = Scratch::new("telemetry-collector");
     let alerts = dir.path("alerts.jsonl");
     let daemon = env!("CARGO_BIN_EXE_floodwatch");
-    let args = [daemon, "run", "--sflow", "127.0.0.1:6343", "--alerts", alerts.to_str().unwrap(), "--hash-seed", "1"];
+    let args = [daemon, "run", "--alerts", alerts.to_str().unwrap(), "--hash-seed", "1", "--sflow"];
     let mut floodwatch = Proc::spawn(&net.victim, &args, &dir.path("floodwatch.log"));
     floodwatch.wait_for_output("collecting sFlow", "floodwatch");
+    assert!(floodwatch.output().contains("127.0.0.1:6343"), "the default address: {}", floodwatch.output());
     let mut pmacctd = start_pmacctd(&net, &dir);
     send_flood(&net);
     // The alert comes as the samples do: wait for it (bounded), then stop everyone.
