@@ -125,11 +125,10 @@ impl Batch {
     /// evidence holds captured packets.)
     #[cold]
     fn add_samples(&mut self, frame: &Frame, from: IpAddr, traffic: &mut TrafficStats) {
-        let (Some(payload), Datagrams::Telemetry(exporters)) = (udp_payload(frame), &self.datagrams) else {
-            return;
-        };
-        let records = &mut self.records;
-        telemetry::read_sflow(payload, from, frame.ts_ns, exporters, &mut traffic.telemetry, |r| records.push(*r));
+        // The allowlist is shared (an `Arc`): its clone is a count, once per datagram.
+        if let (Some(payload), Datagrams::Telemetry(exporters)) = (udp_payload(frame), self.datagrams.clone()) {
+            self.add_sflow(payload, from, frame.ts_ns, &exporters, traffic);
+        }
     }
 
     /// The sampled packets of an sFlow datagram that `from` sent, received at `ts_ns`.

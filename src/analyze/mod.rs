@@ -580,7 +580,7 @@ impl Analyzer {
                 (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST)
                     if roles.from_src =>
                 {
-                    self.count_on_known(p, p.src, cell::ECHO_REQUESTS_SENT, now)
+                    self.count_on_known(p, cell::ECHO_REQUESTS_SENT, now)
                 }
                 _ => {}
             }
@@ -795,14 +795,14 @@ impl Analyzer {
             return;
         }
         if flags & (SYN | ACK) == SYN | ACK {
-            self.count_on_known(p, p.src, cell::ANSWERS, now);
+            self.count_on_known(p, cell::ANSWERS, now);
             let ports = ((p.src_port as u32) << 16) | p.dst_port as u32;
             let h = self.hasher.hash_handshake(self.victim_of(p.src), p.dst, ports, p.tcp_seq.wrapping_add(1));
             self.handshakes.expect(h);
         } else if flags & SYN != 0 {
-            self.count_on_known(p, p.src, cell::SYNS_SENT, now);
+            self.count_on_known(p, cell::SYNS_SENT, now);
         } else if flags & RST != 0 {
-            self.count_on_known(p, p.src, cell::ANSWERS, now);
+            self.count_on_known(p, cell::ANSWERS, now);
         }
     }
 
@@ -966,9 +966,10 @@ impl Analyzer {
             .fold(0, |bits, watch| bits | watch_bit(watch.victim));
     }
 
-    /// Counts toward a victim already in the table (answers are interesting only for those).
-    fn count_on_known(&mut self, p: &PacketRecord, ip: IpKey, counter: usize, now: i64) {
-        if let Some(slot) = self.victims.find(self.victim_of(ip)) {
+    /// Counts `p` toward its sender, when that is a victim already in the table (answers are
+    /// interesting only for those).
+    fn count_on_known(&mut self, p: &PacketRecord, counter: usize, now: i64) {
+        if let Some(slot) = self.victims.find(self.victim_of(p.src)) {
             self.touch(slot, now);
             self.victims.add(slot, counter, self.packets_of(p));
         }
