@@ -260,14 +260,16 @@ fn telemetry_settings(section: Option<&TelemetrySection>) -> Result<TelemetrySet
     let Some(t) = section else {
         return Ok(TelemetrySettings::default());
     };
-    let sflow = t
-        .sflow
-        .as_deref()
-        .map(listen_addr)
-        .transpose()
-        .map_err(|e| SettingError::invalid(Key::of("telemetry", "sflow"), e))?;
+    let listener = |name: &'static str, value: &Option<String>| {
+        value.as_deref().map(listen_addr).transpose().map_err(|e| SettingError::invalid(Key::of("telemetry", name), e))
+    };
     let exporters = Exporters::within(parse_prefixes(Key::of("telemetry", "exporters"), &t.exporters)?);
-    Ok(TelemetrySettings { sflow, exporters })
+    Ok(TelemetrySettings {
+        sflow: listener("sflow", &t.sflow)?,
+        netflow: listener("netflow", &t.netflow)?,
+        ipfix: listener("ipfix", &t.ipfix)?,
+        exporters,
+    })
 }
 
 /// A window length such as `1s`, `500ms` or `2.5s` (a bare number is seconds), in 100 ms
@@ -551,12 +553,14 @@ struct ConfigFile {
     telemetry: Option<TelemetrySection>,
 }
 
-/// `[telemetry]`: the sFlow collector's address, and the exporters it hears (all, when none
-/// are given).
+/// `[telemetry]`: the collector's addresses (sFlow, NetFlow v5/v9, IPFIX), and the exporters
+/// it hears (all, when none are given).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TelemetrySection {
     sflow: Option<String>,
+    netflow: Option<String>,
+    ipfix: Option<String>,
     #[serde(default)]
     exporters: Vec<String>,
 }
@@ -703,8 +707,13 @@ mod tests {
 
     #[test]
     fn the_telemetry_section_gives_the_collector_and_its_exporters() {
-        let c = Config::from_toml("[telemetry]\nsflow = \"6343\"\nexporters = [\"10.0.0.0/8\"]\n").unwrap();
+        let c = Config::from_toml(
+            "[telemetry]\nsflow = \"6343\"\nnetflow = \"0.0.0.0:9995\"\nexporters = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
         assert_eq!(c.telemetry.sflow, Some("127.0.0.1:6343".parse().unwrap()));
+        assert_eq!((c.telemetry.netflow, c.telemetry.ipfix), (Some("0.0.0.0:9995".parse().unwrap()), None));
+        assert_eq!(c.telemetry.ports(), [6343, 9995, 4739]);
         assert!(c.telemetry.exporters.admits("10.9.8.7".parse().unwrap()));
         assert!(!c.telemetry.exporters.admits("192.0.2.1".parse().unwrap()));
         assert!(Config::from_toml("").unwrap().telemetry.exporters.admits("192.0.2.1".parse().unwrap()));

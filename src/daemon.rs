@@ -23,7 +23,7 @@ use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
 use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
 use crate::telemetry::socket::DatagramSocket;
-use crate::telemetry::{Exporters, TelemetrySettings};
+use crate::telemetry::{Collector, TelemetrySettings};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -118,14 +118,15 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         Some(o) => o.open_all().map_err(DaemonError::Capture)?,
         None => Vec::new(),
     };
-    let sflow = opts
+    let listeners = opts
         .telemetry
-        .sflow
-        .map(|addr| {
+        .listeners()
+        .map(|(protocol, addr)| {
             DatagramSocket::bind(addr)
-                .map_err(|e| DaemonError::Listen(format!("cannot listen for sFlow on {addr}: {e}")))
+                .map(|socket| (protocol, socket))
+                .map_err(|e| DaemonError::Listen(format!("cannot listen for {} on {addr}: {e}", protocol.listener())))
         })
-        .transpose()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let outputs = Outputs::open(&opts.outputs).map_err(DaemonError::Output)?;
     let keep_frames = outputs.wants_frames();
     let metrics = outputs.metrics.clone();
@@ -136,17 +137,18 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     if let (Some(interface), Some(first)) = (&opts.interface, captures.first()) {
         tracing::info!(interface = %interface, backend = first.backend(), threads = captures.len(), "capture started");
     }
-    let mut capture_threads = Vec::with_capacity(captures.len() + 1);
-    let sflow_thread = captures.len();
-    if let Some(socket) = sflow {
+    let mut capture_threads = Vec::with_capacity(captures.len() + listeners.len());
+    for (i, (protocol, socket)) in listeners.into_iter().enumerate() {
+        // The metrics count capture threads first, then listeners.
+        let thread = captures.len() + i;
         let listen = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(listen, "collecting sFlow");
+        tracing::info!(listen, "collecting {}", protocol.listener());
         let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
-        let exporters = opts.telemetry.exporters.clone();
+        let collector = Collector::new(opts.telemetry.exporters.clone());
         let thread = std::thread::Builder::new()
-            .name("sflow".into())
-            .spawn(move || sflow_loop(sflow_thread, socket, &exporters, &batches, &shared, &metrics))
-            .map_err(|e| DaemonError::Output(format!("cannot start the sFlow thread: {e}")))?;
+            .name(protocol.name().into())
+            .spawn(move || collect_loop(thread, socket, collector, &batches, &shared, &metrics))
+            .map_err(|e| DaemonError::Output(format!("cannot start the {} thread: {e}", protocol.listener())))?;
         capture_threads.push(thread);
     }
     for (i, capture) in captures.into_iter().enumerate() {
@@ -268,8 +270,10 @@ async fn control_loop(
                 let now = metrics.captures();
                 let secs = then.elapsed().as_secs_f64().max(1e-3);
                 let rate = |i: usize| {
-                    // Captured packets, and the sampled ones telemetry describes.
-                    let seen = |c: &CaptureCounts| c.traffic.ip_packets + c.traffic.telemetry.records;
+                    // Captured packets, and the sampled packets and flows telemetry describes.
+                    let seen = |c: &CaptureCounts| {
+                        c.traffic.ip_packets + c.traffic.telemetry.records + c.traffic.telemetry.flow_records
+                    };
                     let earlier = before.get(i).map_or(0, seen);
                     seen(&now[i]).saturating_sub(earlier) as f64 / secs
                 };
@@ -337,7 +341,7 @@ fn activity(opts: &DaemonOptions, shared: &Shared, link: &LinkWatch) -> String {
             (0, true) => format!("waiting for {interface} (link down)"),
             _ => format!("waiting for {interface} (capture lost; polling for it)"),
         });
-    let collect = opts.telemetry.sflow.map(|addr| format!("collecting sFlow on {addr}"));
+    let collect = opts.telemetry.listeners().map(|(p, addr)| format!("collecting {} on {addr}", p.listener()));
     capture.into_iter().chain(collect).collect::<Vec<_>>().join(", ")
 }
 
@@ -449,12 +453,13 @@ fn capture_loop(
     }
 }
 
-/// The sFlow collector (thread `thread` of the metrics' capture counts): datagrams into batches
-/// of the packets they sample, stamped with their arrival, until told to stop.
-fn sflow_loop(
+/// A telemetry listener (thread `thread` of the metrics' capture counts): datagrams into
+/// batches of the packets they describe, stamped with their arrival, until told to stop. The
+/// flows being spread are handed out as the wall clock passes their ticks.
+fn collect_loop(
     thread: usize,
     mut socket: DatagramSocket,
-    exporters: &Exporters,
+    mut collector: Collector,
     batches: &BatchSender<Batch>,
     shared: &Shared,
     metrics: &Metrics,
@@ -464,19 +469,20 @@ fn sflow_loop(
     let mut last_stats = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         let got = match socket.recv_batch(|datagram, from| {
-            filling.batch.add_sflow(datagram, from, wall_clock_ns(), exporters, &mut traffic);
-            // A datagram may hold hundreds of samples: a full batch goes before the next.
+            collector.read(datagram, from, wall_clock_ns(), &mut traffic.telemetry, &mut |r| filling.batch.push(r));
+            // A datagram may stand for thousands of packets: a full batch goes before the next.
             if filling.batch.is_full() {
                 let _ = filling.after_read(true, batches);
             }
         }) {
             Ok(n) => n > 0,
             Err(e) => {
-                tracing::error!("reading the sFlow socket: {e}");
+                tracing::error!("reading the telemetry socket: {e}");
                 std::thread::sleep(REOPEN_BACKOFF_MIN);
                 false
             }
         };
+        collector.advance(wall_clock_ns(), &mut |r| filling.batch.push(r));
         if filling.after_read(got, batches).is_none() {
             break;
         }

@@ -75,8 +75,10 @@ struct ReplayArgs {
     /// Do not print the summary on stderr.
     #[arg(long)]
     no_summary: bool,
-    /// Read the sFlow datagrams in the capture (UDP to port 6343) as flow telemetry: the
-    /// packets they sample, each standing for its sampling rate's worth, take their place.
+    /// Read the flow telemetry in the capture as a collector would: sFlow, NetFlow v5/v9 and
+    /// IPFIX datagrams (UDP to ports 6343, 2055 and 4739, or those of [telemetry] in the
+    /// config). The packets they describe take their place: a sampled one stands for its
+    /// sampling rate's worth, a flow's packets are spread over its duration.
     #[arg(long)]
     telemetry: bool,
 }
@@ -90,6 +92,13 @@ struct RunArgs {
     /// 0.0.0.0:6343; alone, 127.0.0.1:6343. With or without an interface to capture on.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "6343")]
     sflow: Option<String>,
+    /// Listen for NetFlow v5/v9 (and IPFIX, which is told apart by its version): PORT or
+    /// IP:PORT; alone, 127.0.0.1:2055.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "2055")]
+    netflow: Option<String>,
+    /// Listen for IPFIX: PORT or IP:PORT; alone, 127.0.0.1:4739.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "4739")]
+    ipfix: Option<String>,
     #[command(flatten)]
     detection: DetectionArgs,
     #[command(flatten)]
@@ -338,17 +347,23 @@ fn run_daemon(args: RunArgs) -> u8 {
         };
     }
     let interface = args.interface.clone().or_else(|| config.capture.interface.clone());
-    match args.sflow.as_deref().map(listen_addr).transpose() {
-        Ok(Some(addr)) => config.telemetry.sflow = Some(addr),
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("floodwatch: --sflow: {e}");
-            return exit::BAD_CONFIG;
+    for (flag, value, setting) in [
+        ("--sflow", &args.sflow, &mut config.telemetry.sflow),
+        ("--netflow", &args.netflow, &mut config.telemetry.netflow),
+        ("--ipfix", &args.ipfix, &mut config.telemetry.ipfix),
+    ] {
+        match value.as_deref().map(listen_addr).transpose() {
+            Ok(Some(addr)) => *setting = Some(addr),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("floodwatch: {flag}: {e}");
+                return exit::BAD_CONFIG;
+            }
         }
     }
-    if interface.is_none() && config.telemetry.sflow.is_none() {
+    if interface.is_none() && config.telemetry.listeners().next().is_none() {
         eprintln!(
-            "floodwatch: no interface: give --interface IFACE or set [capture] interface in the config (or --sflow ADDR to collect sFlow)"
+            "floodwatch: no interface: give --interface IFACE or set [capture] interface in the config (or --sflow, --netflow or --ipfix to collect flow telemetry)"
         );
         return exit::BAD_CONFIG;
     }
@@ -421,8 +436,7 @@ fn run_replay(args: ReplayArgs) -> u8 {
         Box::new(Analyzer::new(config.detection))
     };
     let mut progress = (!args.no_progress && std::io::stderr().is_terminal()).then(Progress::new);
-    let datagrams =
-        if args.telemetry { Datagrams::Telemetry(config.telemetry.exporters.clone()) } else { Datagrams::Packets };
+    let datagrams = if args.telemetry { Datagrams::Telemetry(config.telemetry.clone()) } else { Datagrams::Packets };
     let result = replay(&args.files, datagrams, analyzer.as_mut(), &mut outputs, progress.as_mut());
     let report = outputs.finish();
     let outcome = match result {

@@ -8,8 +8,7 @@ use crate::capture::{Frame, LinkType};
 use crate::decode::{decode, udp_payload, Decoded, L4State, PacketRecord};
 use crate::output::summary::TrafficStats;
 use crate::prefetch::prefetch;
-use crate::telemetry::{self, Exporters};
-use std::net::IpAddr;
+use crate::telemetry::{Collector, TelemetrySettings};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,9 +26,10 @@ const SPINS_BEFORE_SLEEP: usize = 2000;
 /// alike).
 const PREFETCH_RECORDS: usize = 8;
 
-/// Where a frame's bytes sit in its batch.
+/// Where a frame's bytes sit in its batch, and which record it is.
 #[derive(Clone, Copy)]
 struct FrameSpan {
+    record: usize,
     ts_ns: i64,
     wire_len: u32,
     link: LinkType,
@@ -37,19 +37,36 @@ struct FrameSpan {
     len: usize,
 }
 
-fn is_sflow(r: &PacketRecord) -> bool {
-    r.protocol == PacketRecord::PROTO_UDP && r.l4 == L4State::Present && r.dst_port == telemetry::SFLOW_PORT
-}
-
-/// What the UDP datagrams to the flow telemetry ports (sFlow's 6343) are.
+/// What the UDP datagrams to the flow telemetry ports are.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Datagrams {
     /// Packets like any other.
     #[default]
     Packets,
-    /// Flow telemetry from these exporters: the packets they sample stand in their place
-    /// (`replay --telemetry`).
-    Telemetry(Exporters),
+    /// Flow telemetry to the ports and from the exporters these settings give: the packets
+    /// it describes stand in its place (`replay --telemetry`).
+    Telemetry(TelemetrySettings),
+}
+
+/// A reader thread's telemetry: the collector's state, and the ports its datagrams come to.
+pub struct TelemetryReader {
+    collector: Collector,
+    ports: [u16; 3],
+}
+
+impl TelemetryReader {
+    pub fn new(settings: &TelemetrySettings) -> TelemetryReader {
+        TelemetryReader { collector: Collector::new(settings.exporters.clone()), ports: settings.ports() }
+    }
+
+    /// Hands out every flow still being spread (the end of a replay).
+    pub fn finish(&mut self, traffic: &mut TrafficStats, record: &mut impl FnMut(&PacketRecord)) {
+        self.collector.finish(&mut traffic.telemetry, record);
+    }
+
+    fn carries(&self, r: &PacketRecord) -> bool {
+        r.protocol == PacketRecord::PROTO_UDP && r.l4 == L4State::Present && self.ports.contains(&r.dst_port)
+    }
 }
 
 /// Decoded packets in capture order, with their frames' bytes when kept.
@@ -58,24 +75,12 @@ pub struct Batch {
     spans: Vec<FrameSpan>,
     bytes: Vec<u8>,
     capacity: usize,
-    datagrams: Datagrams,
 }
 
 impl Batch {
     /// A batch that is full at `capacity` records.
     pub fn with_capacity(capacity: usize) -> Batch {
-        Batch {
-            records: Vec::with_capacity(capacity),
-            spans: Vec::new(),
-            bytes: Vec::new(),
-            capacity,
-            datagrams: Datagrams::Packets,
-        }
-    }
-
-    /// The same batch, reading telemetry datagrams as `datagrams` says.
-    pub fn reading(self, datagrams: Datagrams) -> Batch {
-        Batch { datagrams, ..self }
+        Batch { records: Vec::with_capacity(capacity), spans: Vec::new(), bytes: Vec::new(), capacity }
     }
 
     /// Decodes `frame` and counts it in `traffic`; an IP packet joins the batch, with a
@@ -91,16 +96,11 @@ impl Batch {
         let at = self.records.len();
         self.records.push(PacketRecord::default());
         match decode(frame, &mut self.records[at]) {
-            Ok(Decoded::Ip) if matches!(self.datagrams, Datagrams::Telemetry(_)) && is_sflow(&self.records[at]) => {
-                traffic.count_ip(&self.records[at]);
-                let from = self.records[at].src.to_ip();
-                self.records.pop();
-                self.add_samples(frame, from, traffic);
-            }
             Ok(Decoded::Ip) => {
                 traffic.count_ip(&self.records[at]);
                 if keep_frames {
                     self.spans.push(FrameSpan {
+                        record: at,
                         ts_ns: frame.ts_ns,
                         wire_len: frame.wire_len,
                         link: frame.link,
@@ -121,26 +121,38 @@ impl Batch {
         }
     }
 
-    /// The sampled packets of an sFlow datagram, in its place. (Their frames are not kept:
-    /// evidence holds captured packets.)
-    #[cold]
-    fn add_samples(&mut self, frame: &Frame, from: IpAddr, traffic: &mut TrafficStats) {
-        // The allowlist is shared (an `Arc`): its clone is a count, once per datagram.
-        if let (Some(payload), Datagrams::Telemetry(exporters)) = (udp_payload(frame), self.datagrams.clone()) {
-            self.add_sflow(payload, from, frame.ts_ns, &exporters, traffic);
+    /// [`add`](Self::add), but a telemetry datagram is read by `telemetry`: the packets it
+    /// describes join the batch in its place (its frame is not kept: evidence holds captured
+    /// packets). Flows being spread join as the frames' time passes their ticks.
+    pub fn add_reading(
+        &mut self,
+        frame: &Frame,
+        traffic: &mut TrafficStats,
+        keep_frames: bool,
+        telemetry: &mut TelemetryReader,
+    ) {
+        let at = self.records.len();
+        self.add(frame, traffic, keep_frames);
+        let Some(datagram) = self.records.get(at).filter(|r| telemetry.carries(r)) else {
+            telemetry.collector.advance(frame.ts_ns, &mut |r| self.records.push(*r));
+            return;
+        };
+        let from = datagram.src.to_ip();
+        self.records.truncate(at);
+        if let Some(span) = self.spans.last().filter(|s| s.record == at).copied() {
+            self.spans.pop();
+            self.bytes.truncate(span.offset);
+        }
+        if let Some(payload) = udp_payload(frame) {
+            telemetry
+                .collector
+                .read(payload, from, frame.ts_ns, &mut traffic.telemetry, &mut |r| self.records.push(*r));
         }
     }
 
-    /// The sampled packets of an sFlow datagram that `from` sent, received at `ts_ns`.
-    pub fn add_sflow(
-        &mut self,
-        datagram: &[u8],
-        from: IpAddr,
-        ts_ns: i64,
-        exporters: &Exporters,
-        traffic: &mut TrafficStats,
-    ) {
-        telemetry::read_sflow(datagram, from, ts_ns, exporters, &mut traffic.telemetry, |r| self.records.push(*r));
+    /// Adds a record made elsewhere (a collector's).
+    pub fn push(&mut self, record: &PacketRecord) {
+        self.records.push(*record);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -168,10 +180,11 @@ impl Batch {
 
     /// The packets in order, each with its frame when frames were kept.
     pub fn packets(&self) -> impl Iterator<Item = (&PacketRecord, Option<Frame<'_>>)> {
-        self.records.iter().enumerate().map(|(i, record)| {
+        let mut spans = self.spans.iter().peekable();
+        self.records.iter().enumerate().map(move |(i, record)| {
             // The records were written on the other core: ask for them ahead of the analyzer.
             prefetch(self.records.get(i + PREFETCH_RECORDS));
-            let frame = self.spans.get(i).map(|span| Frame {
+            let frame = spans.next_if(|span| span.record == i).map(|span| Frame {
                 ts_ns: span.ts_ns,
                 wire_len: span.wire_len,
                 link: span.link,
@@ -267,9 +280,10 @@ fn spin_then_recv<T>(rx: &Receiver<T>) -> Option<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Batch, BATCH_FRAME_BYTES};
+    use super::{Batch, TelemetryReader, BATCH_FRAME_BYTES};
     use crate::capture::{Frame, LinkType};
     use crate::output::summary::TrafficStats;
+    use crate::telemetry::TelemetrySettings;
 
     /// An Ethernet frame of `len` bytes carrying IPv4/UDP.
     fn udp_frame(len: usize) -> Vec<u8> {
@@ -283,6 +297,42 @@ mod tests {
         ip[12..16].copy_from_slice(&[192, 0, 2, 1]);
         ip[16..20].copy_from_slice(&[198, 51, 100, 7]);
         f
+    }
+
+    /// A frame carrying a NetFlow v5 datagram to port 2055 with one record: 10 packets of a
+    /// one-packet-long flow from 198.51.100.9 to 192.0.2.1.
+    fn netflow_frame() -> Vec<u8> {
+        let mut datagram = vec![0, 5, 0, 1];
+        datagram.resize(24, 0);
+        let mut record = vec![198, 51, 100, 9, 192, 0, 2, 1];
+        record.resize(16, 0);
+        record.extend(10u32.to_be_bytes());
+        record.extend(600u32.to_be_bytes());
+        record.resize(38, 0);
+        record.extend([17, 0]);
+        record.resize(48, 0);
+        datagram.extend(record);
+        let mut f = udp_frame(14 + 20 + 8 + datagram.len());
+        f[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&2055u16.to_be_bytes());
+        f[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&((8 + datagram.len()) as u16).to_be_bytes());
+        f[14 + 28..].copy_from_slice(&datagram);
+        f
+    }
+
+    #[test]
+    fn kept_frames_stay_with_their_records_around_the_packets_telemetry_stands_for() {
+        let (packet, datagram) = (udp_frame(100), netflow_frame());
+        let mut reader = TelemetryReader::new(&TelemetrySettings::default());
+        let mut batch = Batch::with_capacity(64);
+        let mut traffic = TrafficStats::default();
+        for data in [&packet, &datagram, &packet] {
+            let frame = Frame { ts_ns: 1, wire_len: data.len() as u32, link: LinkType::ETHERNET, data };
+            batch.add_reading(&frame, &mut traffic, true, &mut reader);
+        }
+        // The datagram's place: the record of its flow (10 packets), with no frame.
+        let seen: Vec<(u16, usize)> = batch.packets().map(|(r, f)| (r.weight, f.map_or(0, |f| f.data.len()))).collect();
+        assert_eq!(seen, vec![(1, 100), (10, 0), (1, 100)]);
+        assert_eq!(traffic.telemetry.flow_records, 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::decode::PacketRecord;
 use crate::output::metrics::{latency_histogram, CaptureCounts};
 use crate::output::summary::{AttackLine, Progress, TrafficStats};
 use crate::output::Outputs;
-use crate::pipeline::{batch_channel, Batch, BatchSender, Datagrams, BATCH};
+use crate::pipeline::{batch_channel, Batch, BatchSender, Datagrams, TelemetryReader, BATCH};
 use hdrhistogram::Histogram;
 use std::io;
 use std::time::{Duration, Instant};
@@ -93,9 +93,9 @@ struct ReplayBatch {
 }
 
 impl ReplayBatch {
-    fn new(datagrams: Datagrams) -> ReplayBatch {
+    fn new() -> ReplayBatch {
         ReplayBatch {
-            packets: Batch::with_capacity(HANDOFF).reading(datagrams),
+            packets: Batch::with_capacity(HANDOFF),
             traffic: TrafficStats::default(),
             file: 0,
             done: 0,
@@ -133,11 +133,15 @@ pub fn replay(
         }
         stage.deliver(events)
     };
-    let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, || ReplayBatch::new(datagrams.clone()));
+    let (batches_tx, batches_rx) = batch_channel(HANDOFFS_IN_FLIGHT, ReplayBatch::new);
     let owned_files = files.to_vec();
+    let telemetry = match datagrams {
+        Datagrams::Packets => None,
+        Datagrams::Telemetry(settings) => Some(TelemetryReader::new(&settings)),
+    };
     let reader = std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || read_files(&owned_files, batches_tx, keep_frames))
+        .spawn(move || read_files(&owned_files, batches_tx, keep_frames, telemetry))
         .map_err(|e| format!("cannot start the capture thread: {e}"))?;
     let mut last_file = usize::MAX;
     let mut last_progress = 0;
@@ -206,12 +210,13 @@ pub fn replay(
     })
 }
 
-/// The capture thread: reads `files` in order into batches. Returns the counters of
-/// everything read and the files' errors.
+/// The capture thread: reads `files` in order into batches, their telemetry datagrams through
+/// `telemetry` when given. Returns the counters of everything read and the files' errors.
 fn read_files(
     files: &[String],
     batches: BatchSender<ReplayBatch>,
     keep_frames: bool,
+    mut telemetry: Option<TelemetryReader>,
 ) -> (TrafficStats, Vec<CaptureError>) {
     let mut traffic = TrafficStats::default();
     let mut errors = Vec::new();
@@ -232,7 +237,10 @@ fn read_files(
             let more = wait || {
                 let max = HANDOFF.saturating_sub((traffic.frames - handed) as usize);
                 let fill = |frame: &Frame| {
-                    batch.packets.add(frame, &mut traffic, keep_frames);
+                    match telemetry.as_mut() {
+                        Some(t) => batch.packets.add_reading(frame, &mut traffic, keep_frames, t),
+                        None => batch.packets.add(frame, &mut traffic, keep_frames),
+                    }
                     !batch.packets.is_full()
                 };
                 source.read_frames(max, fill).unwrap_or_else(|e| {
@@ -256,6 +264,25 @@ fn read_files(
             }
         }
     }
-    // Every file's end was handed over; files that could not be opened read nothing.
+    // Every file's end was handed over; files that could not be opened read nothing. The
+    // flows still being spread go after them, in their ticks.
+    if let Some(t) = telemetry.as_mut() {
+        let mut handing = Some(batch);
+        let mut spread = Vec::new();
+        t.finish(&mut traffic, &mut |r| spread.push(*r));
+        for r in &spread {
+            if let Some(b) = handing.as_mut() {
+                b.packets.push(r);
+                if b.packets.is_full() {
+                    (b.traffic, b.file) = (traffic, files.len());
+                    handing = handing.take().and_then(|b| batches.swap(b));
+                }
+            }
+        }
+        if let Some(mut b) = handing.filter(|b| !b.packets.is_empty()) {
+            (b.traffic, b.file) = (traffic, files.len());
+            let _ = batches.hand_over(b);
+        }
+    }
     (traffic, errors)
 }

@@ -6,11 +6,21 @@ mod common;
 
 use common::netns::{namespaces, Netns, Proc};
 use common::{on_path, replay_files_reading, settings, shared_captures, skip, Scratch};
+use floodwatch::capture::FileSource;
+use floodwatch::decode::{decode, udp_payload, Decoded, PacketRecord};
 use floodwatch::pipeline::Datagrams;
-use floodwatch::telemetry::Exporters;
+use floodwatch::telemetry::flow::FlowRecord;
+use floodwatch::telemetry::netflow::{self, Templates};
+use floodwatch::telemetry::{Exporters, TelemetrySettings, TelemetryStats};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// Telemetry from any exporter, to the well-known ports.
+fn telemetry() -> Datagrams {
+    Datagrams::Telemetry(TelemetrySettings::default())
+}
 
 /// What tshark finds in an sFlow capture: flow samples, counter samples, raw packet headers.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -62,8 +72,7 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
     for name in files {
         let path = dir.join("flows").join(name);
         let expected = tshark_sees(&path);
-        let (_, outcome) =
-            replay_files_reading(std::slice::from_ref(&path), Datagrams::Telemetry(Exporters::any()), settings());
+        let (_, outcome) = replay_files_reading(std::slice::from_ref(&path), telemetry(), settings());
         let t = outcome.traffic.telemetry;
         assert_eq!(t.issues_total(), 0, "{name}: {t:?}");
         let seen = Seen {
@@ -81,9 +90,163 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
     // From exporters not allowed, nothing is read, and every datagram is counted.
     let path = dir.join("flows/ndpi__sflow.pcap");
     let routers = Exporters::within(vec![floodwatch::decode::Prefix::parse("10.0.0.0/8").unwrap()]);
-    let (_, outcome) = replay_files_reading(&[path], Datagrams::Telemetry(routers), settings());
+    let (_, outcome) = replay_files_reading(
+        &[path],
+        Datagrams::Telemetry(TelemetrySettings { exporters: routers, ..TelemetrySettings::default() }),
+        settings(),
+    );
     let t = outcome.traffic.telemetry;
-    assert_eq!((t.unknown_exporters, t.datagrams, t.records), (9, 0, 0), "{t:?}");
+    assert_eq!((t.unknown_exporters, t.datagrams_total(), t.records), (9, 0, 0), "{t:?}");
+}
+
+/// A flow as tshark and floodwatch both name it: addresses, ports (an ICMP flow's type and code
+/// in its destination port, as the exporters put them), protocol.
+type FlowKey = (IpAddr, IpAddr, u16, u16, u8);
+
+/// The flows tshark decodes in a NetFlow/IPFIX capture (two passes, so data sent before its
+/// template in one datagram is read too), and the packets of every count field it shows
+/// (a biflow's reverse count too).
+fn tshark_flows(path: &Path) -> (Vec<FlowKey>, u64) {
+    let out = Command::new("tshark")
+        .args(["-2", "-r"])
+        .arg(path)
+        .args(["-d", "udp.port==2057,cflow", "-d", "udp.port==4739,cflow"])
+        .args(["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=;"])
+        .args(["-e", "cflow.srcaddr", "-e", "cflow.srcaddrv6", "-e", "cflow.dstaddr", "-e", "cflow.dstaddrv6"])
+        .args(["-e", "cflow.srcport", "-e", "cflow.dstport", "-e", "cflow.protocol", "-e", "cflow.packets"])
+        .output()
+        .expect("tshark runs");
+    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+    let (mut flows, mut packets) = (Vec::new(), 0);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let columns: Vec<Vec<&str>> =
+            line.split('\t').map(|c| c.split(';').filter(|v| !v.is_empty()).collect()).collect();
+        let column = |i: usize| columns.get(i).cloned().unwrap_or_default();
+        let (src4, src6, dst4, dst6) = (column(0), column(1), column(2), column(3));
+        assert!(src4.is_empty() || src6.is_empty(), "{}: IPv4 and IPv6 flows in one datagram", path.display());
+        let (src, dst) = if src6.is_empty() { (src4, dst4) } else { (src6, dst6) };
+        let (sport, dport, protocol) = (column(4), column(5), column(6));
+        for i in 0..src.len() {
+            let number = |c: &[&str]| c.get(i).map_or(0, |v| v.parse::<u16>().expect("a number"));
+            let (protocol, ip) = (number(&protocol) as u8, |v: &str| v.parse::<IpAddr>().expect("an address"));
+            flows.push((ip(src[i]), ip(dst[i]), number(&sport), number(&dport), protocol));
+        }
+        packets += column(7).iter().map(|v| v.parse::<u64>().expect("a count")).sum::<u64>();
+    }
+    (flows, packets)
+}
+
+/// The data sets tshark finds no template for, in two passes.
+fn tshark_without_template(path: &Path) -> u64 {
+    let out = Command::new("tshark")
+        .args(["-2", "-V", "-r"])
+        .arg(path)
+        .args(["-d", "udp.port==2057,cflow", "-d", "udp.port==4739,cflow"])
+        .output()
+        .expect("tshark runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("        Data (") && l.ends_with("no template found"))
+        .count() as u64
+}
+
+/// The flows floodwatch reads in `paths` (one collector's templates across them), each UDP
+/// datagram read as telemetry whatever its port.
+fn floodwatch_flows(paths: &[PathBuf]) -> (Vec<(FlowKey, u64)>, TelemetryStats) {
+    let mut templates = Templates::default();
+    let mut stats = TelemetryStats::default();
+    let mut flows = Vec::new();
+    for path in paths {
+        let mut source = FileSource::open(path.to_str().unwrap()).expect("a capture");
+        source
+            .read_frames(usize::MAX, |frame| {
+                let mut r = PacketRecord::default();
+                if let (Ok(Decoded::Ip), Some(payload)) = (decode(frame, &mut r), udp_payload(frame)) {
+                    let mut each = |f: &FlowRecord, _: &mut TelemetryStats| {
+                        flows.push(((f.src.to_ip(), f.dst.to_ip(), f.src_port, f.dst_port, f.protocol), f.packets));
+                    };
+                    if let Err(issue) =
+                        netflow::read_datagram(payload, r.src, frame.ts_ns, &mut templates, &mut stats, &mut each)
+                    {
+                        panic!("{}: {issue:?}", path.display());
+                    }
+                }
+                true
+            })
+            .expect("the capture reads");
+    }
+    templates.give_up(&mut stats);
+    (flows, stats)
+}
+
+#[test]
+fn shared_netflow_and_ipfix_datagrams_decode_with_the_flows_tshark_shows() {
+    let Some(dir) = shared_captures() else {
+        return skip("../shared/captures/ is not beside the repository");
+    };
+    if !on_path("tshark") || !on_path("mergecap") {
+        return skip("tshark is not installed (Debian: apt-get install tshark)");
+    }
+    let flows_dir = dir.join("flows");
+    let scratch = Scratch::new("telemetry-netflow-shared");
+    // ipfixprobe's templates and data were recorded apart: tshark reads them as one capture.
+    let ipfixprobe =
+        [flows_dir.join("akvorado__ipfixprobe-templates.pcap"), flows_dir.join("akvorado__ipfixprobe-data.pcap")];
+    let merged = scratch.path("ipfixprobe.pcap");
+    let status = Command::new("mergecap").args(["-a", "-F", "pcap", "-w"]).arg(&merged).args(&ipfixprobe).status();
+    assert!(status.expect("mergecap runs").success());
+    let single = [
+        "graylog__netflow5.pcap",
+        "graylog__pmacctd-netflow5.pcap",
+        "graylog__netflow9.pcap",
+        "graylog__pmacctd-netflow9.pcap",
+        "graylog__nprobe-netflow9.pcap",
+        "ndpi__netflowv9.pcap",
+        "akvorado__netflow9-data+templates.pcap",
+        "ndpi__netflow-fritz.pcap",
+    ];
+    let cases = single.iter().map(|name| (name.to_string(), vec![flows_dir.join(name)], flows_dir.join(name)));
+    let mut total = 0;
+    for (name, paths, for_tshark) in cases.chain([("ipfixprobe".to_string(), ipfixprobe.to_vec(), merged)]) {
+        let (mut expected, expected_packets) = tshark_flows(&for_tshark);
+        let (read, stats) = floodwatch_flows(&paths);
+        // Each flow tshark shows, floodwatch reads; beyond them, the other side of a biflow
+        // (whose count tshark shows with the flow's), or what tshark does not read: the first
+        // datagram of graylog__netflow9.pcap says it holds 1 record and holds 6 flowsets, with
+        // the template of the IPv6 flows of two later datagrams (a set each). tshark stops at
+        // the count; floodwatch walks the flowsets by their lengths. Data whose template is in
+        // no datagram of the file is counted, as tshark counts it (ndpi__netflowv9.pcap starts
+        // after its exporter sent its templates).
+        assert_eq!(stats.issues_total(), 0, "{name}: {stats:?}");
+        let (biflows, beyond_count, sets_beyond_count) = match name.as_str() {
+            "ipfixprobe" => (2, 0, 0),
+            "graylog__netflow9.pcap" => (0, 3, 2),
+            _ => (0, 0, 0),
+        };
+        let without_template = tshark_without_template(&for_tshark) - sets_beyond_count;
+        assert_eq!(stats.data_without_template, without_template, "{name}: {stats:?}");
+        expected.sort();
+        let mut unmatched = expected.clone();
+        let (mut reverse, mut past_count, mut packets) = (0, 0, 0);
+        for (f, n) in &read {
+            let (src, dst, sport, dport, protocol) = *f;
+            if let Some(i) = unmatched.iter().position(|g| g == f) {
+                unmatched.remove(i);
+                packets += n;
+            } else if expected.contains(&(dst, src, dport, sport, protocol)) {
+                reverse += 1;
+                packets += n;
+            } else {
+                past_count += 1;
+            }
+        }
+        assert!(unmatched.is_empty(), "{name}: flows tshark shows and floodwatch does not: {unmatched:?}");
+        assert_eq!((reverse, past_count), (biflows, beyond_count), "{name}: {read:?}");
+        assert_eq!(packets, expected_packets, "{name}");
+        total += expected.len();
+    }
+    // tshark shows 247 flows in the files: the test reads something.
+    assert_eq!(total, 247);
 }
 
 /// The sFlow a real exporter makes of a flood, read back: `captures/udp_flood.pcap` is
@@ -151,7 +314,7 @@ fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
     assert!(tcpdump.wait_for(Duration::from_secs(5)).is_some(), "tcpdump did not stop");
 
     let (captured, _) = common::replay_files(&[capture], settings());
-    let (sampled, outcome) = replay_files_reading(&[recording], Datagrams::Telemetry(Exporters::any()), settings());
+    let (sampled, outcome) = replay_files_reading(&[recording], telemetry(), settings());
     let t = outcome.traffic.telemetry;
     assert_eq!(t.issues_total(), 0, "{t:?}");
     assert!(t.records >= 100, "pmacctd sampled {} packets: {t:?}", t.records);
@@ -183,7 +346,7 @@ fn pmacctd_sflow_of_a_flood_reports_the_flood_with_its_sources() {
     println!(
         "pmacctd sFlow 1:10: {} samples in {} datagrams; the flood: {estimated} packets estimated, {counted} in the capture; peak {} pps from the samples, {} pps in the capture",
         t.records,
-        t.datagrams,
+        t.datagrams_total(),
         peak(&sampled),
         peak(&captured)
     );
@@ -248,9 +411,9 @@ fn capgen_sflow_of_bench_flood_gives_its_floods() {
         assert_eq!((seen.flow_samples, seen.raw_headers), (exported.samples, exported.samples));
     }
     let (captured, _) = common::replay_files(&[frames], settings());
-    let (sampled, outcome) = replay_files_reading(&[sflow], Datagrams::Telemetry(Exporters::any()), settings());
+    let (sampled, outcome) = replay_files_reading(&[sflow], telemetry(), settings());
     let t = outcome.traffic.telemetry;
-    assert_eq!((t.records, t.datagrams, t.issues_total()), (exported.samples, exported.datagrams, 0), "{t:?}");
+    assert_eq!((t.records, t.datagrams_total(), t.issues_total()), (exported.samples, exported.datagrams, 0), "{t:?}");
     assert_eq!(common::attacked(&sampled), common::attacked(&captured));
     assert_eq!(common::attacked(&captured).len(), 3);
 }

@@ -44,6 +44,7 @@ pub use settings::{
 };
 use std::net::IpAddr;
 use tracker::AttackTracker;
+use verdict::Evidence;
 use victims::{cell, VictimMeta, VictimTable, NO_WATCH};
 
 /// One evaluation step of packet time.
@@ -116,15 +117,13 @@ impl Class {
         const ACK: u8 = PacketRecord::TCP_ACK;
         const RST: u8 = PacketRecord::TCP_RST;
         match p.protocol {
-            PacketRecord::PROTO_TCP if matches!(p.l4, L4State::Present) => {
-                Some(match p.tcp_flags & (SYN | ACK | RST) {
-                    f if f & (SYN | ACK) == SYN => Class::Syn,
-                    f if f & (SYN | ACK) == SYN | ACK => Class::SynAck,
-                    f if f & RST != 0 => Class::Rst,
-                    f if f & ACK != 0 => Class::Ack,
-                    _ => Class::TcpOther,
-                })
-            }
+            PacketRecord::PROTO_TCP if p.l4.has_ports() => Some(match p.tcp_flags & (SYN | ACK | RST) {
+                f if f & (SYN | ACK) == SYN => Class::Syn,
+                f if f & (SYN | ACK) == SYN | ACK => Class::SynAck,
+                f if f & RST != 0 => Class::Rst,
+                f if f & ACK != 0 => Class::Ack,
+                _ => Class::TcpOther,
+            }),
             PacketRecord::PROTO_UDP => Some(Class::Udp),
             PacketRecord::PROTO_ICMP | PacketRecord::PROTO_ICMPV6 => Some(Class::Icmp),
             _ => None,
@@ -180,7 +179,7 @@ impl Roles {
     /// segments, echo requests).
     #[inline]
     pub fn source_side_matters(p: &PacketRecord) -> bool {
-        p.l4 == L4State::Present
+        p.l4.has_ports()
             && match (p.protocol, p.icmp_type) {
                 // SYNs and answers it sent, and its established segments (its users).
                 (PacketRecord::PROTO_TCP, _) => {
@@ -265,9 +264,11 @@ struct Watch {
     /// Packets and bytes since the watch began, including the back-filled window.
     packets: u64,
     bytes: u64,
-    /// The weight of the latest record counted: 1 for captured packets, the sampling rate
-    /// for flow telemetry's samples.
-    sampling: u16,
+    /// The sampling rate of the latest record counted: 1 for captured packets (see
+    /// [`PacketRecord::sampling_rate`]).
+    sampling: u32,
+    /// The latest record counted came from a flow record, not a packet.
+    from_flows: bool,
     /// Packets of the victim's users among `packets`, no part of a flood: one SYN per
     /// handshake completed with the victim (a SYN watch), the ACKs of peers it talks with (an
     /// ACK or RST watch).
@@ -440,7 +441,7 @@ impl Analyzer {
         const SYN_ACK_RST: u8 = PacketRecord::TCP_SYN | PacketRecord::TCP_ACK | PacketRecord::TCP_RST;
         self.tcp_watched == 0
             && p.protocol == PacketRecord::PROTO_TCP
-            && p.l4 == L4State::Present
+            && p.l4.has_ports()
             && p.tcp_flags & SYN_ACK_RST == PacketRecord::TCP_ACK
             && p.fragment == Fragment::Whole
     }
@@ -574,7 +575,7 @@ impl Analyzer {
             self.stats.allowlisted_packets += roles.toward_dst as u64;
             return;
         }
-        if p.l4 == L4State::Present {
+        if p.l4.has_ports() {
             match (p.protocol, p.icmp_type) {
                 (PacketRecord::PROTO_TCP, _) => self.tcp_bookkeeping(p, now, roles),
                 (PacketRecord::PROTO_ICMP, ICMP_ECHO_REQUEST) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REQUEST)
@@ -1014,7 +1015,7 @@ impl Analyzer {
         self.victims.add(slot, ci, weight);
         self.victims.add(slot, cell::BYTES + ci, p.wire_len.saturating_mul(weight));
         if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
-            self.on_level(slot, c, ts, p.weight, out);
+            self.on_level(slot, c, ts, p.sampling_rate(), out);
         }
         let w = self.victims.meta[slot].watch[ci];
         if w != NO_WATCH {
@@ -1031,7 +1032,7 @@ impl Analyzer {
                 let weight = weight as u64;
                 watch.user_packets += from_user as u64 * weight;
                 watch.packets += weight;
-                watch.sampling = p.weight;
+                (watch.sampling, watch.from_flows) = (p.sampling_rate(), p.l4 == L4State::Summarized);
                 watch.bytes = watch.bytes.saturating_add(u64::from(p.wire_len) * weight);
                 watch.last_ts = ts;
                 if prefix {
@@ -1082,14 +1083,14 @@ impl Analyzer {
         }
     }
 
-    /// A class's window count reached its level: start watching, or decide. `weight`: that of
-    /// the record that reached it (counted in the window, but by the watch only after).
-    fn on_level(&mut self, slot: usize, c: Class, ts: i64, weight: u16, out: &mut Vec<AttackEvent>) {
+    /// A class's window count reached its level: start watching, or decide. `sampling`: that
+    /// of the record that reached it (counted in the window, but by the watch only after).
+    fn on_level(&mut self, slot: usize, c: Class, ts: i64, sampling: u32, out: &mut Vec<AttackEvent>) {
         let ci = c as usize;
         if self.victims.meta[slot].watch[ci] == NO_WATCH {
             // One sample (of a high sampling rate) can reach the level alone: a watch, and its
             // tracker, wait for a second one in the window.
-            if weight > 1 && self.victims.sums(slot)[ci] < 2 * u64::from(weight) {
+            if sampling > 1 && self.victims.sums(slot)[ci] < 2 * u64::from(sampling) {
                 return;
             }
             if !self.start_watch(slot, c) {
@@ -1103,7 +1104,7 @@ impl Analyzer {
         let w = self.victims.meta[slot].watch[ci];
         let trigger = self.trigger_count(&self.victims.meta[slot], c);
         if self.watch(w).state == WatchState::Watching && self.victims.sums(slot)[ci] >= trigger {
-            self.decide(w, ts, weight, out);
+            self.decide(w, ts, sampling, out);
         }
     }
 
@@ -1126,6 +1127,7 @@ impl Analyzer {
             packets: 0,
             bytes: 0,
             sampling: 1,
+            from_flows: false,
             user_packets: 0,
             tracker_since: self.now_tick.unwrap_or(0),
             last_ts: i64::MIN,
@@ -1140,7 +1142,7 @@ impl Analyzer {
             let packets = self.packets_of(&p);
             let weight = u64::from(packets);
             watch.packets += weight;
-            watch.sampling = p.weight;
+            (watch.sampling, watch.from_flows) = (p.sampling_rate(), p.l4 == L4State::Summarized);
             watch.bytes = watch.bytes.saturating_add(u64::from(p.wire_len) * weight);
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
@@ -1264,8 +1266,8 @@ impl Analyzer {
     }
 
     /// Above the threshold: is it a flood, and of which kind?
-    /// `weight`: that of the record that brought it here (1 on a tick).
-    fn decide(&mut self, w: u16, ts: i64, weight: u16, out: &mut Vec<AttackEvent>) {
+    /// `sampling`: that of the record that brought it here (1 on a tick).
+    fn decide(&mut self, w: u16, ts: i64, sampling: u32, out: &mut Vec<AttackEvent>) {
         if self.watch(w).class == Class::Udp {
             // Amplification or not is read from the sources' ports.
             self.ensure_tracker(w);
@@ -1293,7 +1295,12 @@ impl Analyzer {
         // rate estimated from k samples is off by about 1/sqrt(k) (a third for 8), and a single
         // packet sampled 1 in 1,000 would otherwise be a flood of 1,000 pps. Samples of one
         // rate: the window's count over the rate is their number. Until then, each tick decides.
-        let sampling = watch.sampling.max(weight);
+        let sampling = watch.sampling.max(sampling);
+        let evidence = match (watch.from_flows, sampling > 1) {
+            (true, _) => Evidence::Flows,
+            (false, true) => Evidence::Sampled,
+            (false, false) => Evidence::Packets,
+        };
         if sampling > 1 && count < MIN_SAMPLES * u64::from(sampling) {
             self.watch_mut(w).state = WatchState::Declined;
             self.refresh_levels(slot);
@@ -1303,15 +1310,8 @@ impl Analyzer {
         for kind in AttackKind::ALL {
             thresholds[kind as usize] = self.threshold_pps(meta, kind);
         }
-        let window = verdict::Window {
-            sums,
-            count,
-            pps,
-            secs: self.window_secs,
-            thresholds,
-            settings: &self.s,
-            sampled: sampling > 1,
-        };
+        let window =
+            verdict::Window { sums, count, pps, secs: self.window_secs, thresholds, settings: &self.s, evidence };
         let verdict = match c {
             Class::Syn => verdict::syn(&window),
             Class::SynAck => verdict::synack(&window),
@@ -1335,12 +1335,17 @@ impl Analyzer {
             }
             Some(verdict::Verdict { kind, mut reason, service }) => {
                 self.ensure_tracker(w);
-                if sampling > 1 {
-                    reason.push_str(&format!(
-                        "; estimated from packets sampled 1 in {}, each counted {} times",
-                        fmt_int(f64::from(sampling)),
-                        fmt_int(f64::from(sampling))
-                    ));
+                let rate = fmt_int(f64::from(sampling));
+                match evidence {
+                    Evidence::Packets => {}
+                    Evidence::Sampled => reason
+                        .push_str(&format!("; estimated from packets sampled 1 in {rate}, each counted {rate} times")),
+                    Evidence::Flows => {
+                        reason.push_str("; estimated from flow records, each flow's packets spread over its duration");
+                        if sampling > 1 {
+                            reason.push_str(&format!(", sampled 1 in {rate} and counted {rate} times"));
+                        }
+                    }
                 }
                 let impossible = self.watch(w).tracker.as_ref().map_or(0.0, |t| t.impossible_share());
                 if impossible > 0.0 {
@@ -1621,7 +1626,7 @@ const ICMPV6_ECHO_REQUEST: u8 = 128;
 const ICMPV6_ECHO_REPLY: u8 = 129;
 
 fn is_echo_reply(p: &PacketRecord) -> bool {
-    p.l4 == L4State::Present
+    p.l4.has_ports()
         && matches!(
             (p.protocol, p.icmp_type),
             (PacketRecord::PROTO_ICMP, ICMP_ECHO_REPLY) | (PacketRecord::PROTO_ICMPV6, ICMPV6_ECHO_REPLY)

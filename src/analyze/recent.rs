@@ -55,6 +55,7 @@ impl Line {
             l4: match byte(w[7], 40) {
                 0 => L4State::Present,
                 2 => L4State::Truncated,
+                3 => L4State::Summarized,
                 _ => L4State::Absent,
             },
             src_port: (w[6] >> 32) as u16,
@@ -107,6 +108,7 @@ fn l4_code(l: L4State) -> u8 {
         L4State::Present => 0,
         L4State::Absent => 1,
         L4State::Truncated => 2,
+        L4State::Summarized => 3,
     }
 }
 
@@ -180,6 +182,7 @@ mod tests {
             (Fragment::Whole, L4State::Present),
             (Fragment::First, L4State::Truncated),
             (Fragment::Later, L4State::Absent),
+            (Fragment::Whole, L4State::Summarized),
         ]
         .into_iter()
         .enumerate()
@@ -198,7 +201,7 @@ mod tests {
             tcp_seq: 0xdead_beef + i as u32,
             tcp_ack: 0xfeed_f00d - i as u32,
             icmp_type: 128 + i as u8,
-            weight: [1, 1_000, u16::MAX][i],
+            weight: [1, 1_000, u16::MAX, 7][i],
         })
         .collect();
         for p in &records {

@@ -6,7 +6,7 @@ use super::hash::KeyedHasher;
 use super::services::{ServiceTable, NO_SERVICE, REFLECTORS};
 use super::sketch::{HyperLogLog, PortTally, SpaceSaving};
 use crate::decode::Prefix;
-use crate::decode::{IpKey, L4State, PacketRecord};
+use crate::decode::{IpKey, PacketRecord};
 
 /// HyperLogLog precision: 2^15 registers, about 0.6 % standard error.
 const DISTINCT_PRECISION: u32 = 15;
@@ -79,8 +79,7 @@ impl AttackTracker {
         self.networks_seen[network / 64] |= 1 << (network % 64);
         self.packets += packets;
         self.impossible += impossible_source(p.src, p.dst, bogons) as u64 * packets;
-        if p.l4 == L4State::Present && (p.protocol == PacketRecord::PROTO_TCP || p.protocol == PacketRecord::PROTO_UDP)
-        {
+        if p.l4.has_ports() && (p.protocol == PacketRecord::PROTO_TCP || p.protocol == PacketRecord::PROTO_UDP) {
             self.with_ports += packets;
             self.dst_ports.add_many(p.dst_port, packets);
             if p.protocol == PacketRecord::PROTO_UDP {

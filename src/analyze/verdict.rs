@@ -25,9 +25,21 @@ pub(super) struct Window<'a> {
     /// Each kind's threshold for this victim, packets/s.
     pub thresholds: [f64; AttackKind::ALL.len()],
     pub settings: &'a DetectionSettings,
-    /// The window holds sampled packets (flow telemetry): a handshake or a connection is
-    /// seen only where each of its packets happened to be sampled, so neither can be judged.
-    pub sampled: bool,
+    pub evidence: Evidence,
+}
+
+/// What the window's packets are known from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// Every packet, captured.
+    Packets,
+    /// Packets sampled by flow telemetry (sFlow): a handshake or a connection is seen only
+    /// where each of its packets happened to be sampled, so neither can be judged.
+    Sampled,
+    /// Flow records (NetFlow, IPFIX): a flow's flags are all its packets' together, with no
+    /// sequence numbers. A flow of SYNs without an ACK never completed its handshake; which
+    /// ACKs belong to a connection cannot be judged.
+    Flows,
 }
 
 impl Window<'_> {
@@ -53,13 +65,15 @@ impl Window<'_> {
 /// SYNs: a flood unless the victim's answers show most of them completing a handshake.
 pub(super) fn syn(w: &Window) -> Option<Verdict> {
     let th = w.threshold(AttackKind::SynFlood);
-    let answered = w.sums[cell::ANSWERS] > 0 && !w.sampled;
+    let answered = w.sums[cell::ANSWERS] > 0 && w.evidence == Evidence::Packets;
     let completed = w.share(cell::COMPLETIONS);
     if w.pps < th || (answered && completed > 1.0 - w.settings.syn_unanswered_ratio as f64) {
         return None;
     }
-    let why = if w.sampled {
+    let why = if w.evidence == Evidence::Sampled {
         "; handshakes cannot be followed in sampled telemetry, so the rate alone decides".to_string()
+    } else if w.evidence == Evidence::Flows {
+        "; counted from flows of SYNs with no ACK: connections whose handshake never completed".to_string()
     } else if answered {
         format!("; the victim answers, yet only {:.1} % of SYNs completed a handshake", completed * 100.0)
     } else {
@@ -137,12 +151,13 @@ pub(super) fn from_strangers(w: &Window, class: Class) -> Option<Verdict> {
     // Segments that left the back-fill ring before the watch began (and ACKs before their own
     // admission) were not judged: they count as a connection's.
     let strangers = class.strangers_cell().map_or(0.0, |counter| w.share(counter));
-    if w.sampled {
+    if w.evidence != Evidence::Packets {
         if w.pps < th {
             return None;
         }
+        let source = if w.evidence == Evidence::Flows { "flow records" } else { "sampled telemetry" };
         let reason = format!(
-            "{}; connections cannot be followed in sampled telemetry, so the rate alone decides",
+            "{}; connections cannot be followed in {source}, so the rate alone decides",
             w.over_threshold(what, th)
         );
         return w.flood(kind, reason);

@@ -84,11 +84,25 @@ pub enum Fragment {
 pub enum L4State {
     /// Ports (and TCP flags/seq/ack or ICMP type) were read.
     Present,
+    /// From a flow record (NetFlow, IPFIX): the flow's ports, ICMP type and TCP flags (all its
+    /// packets' flags together), but nothing of one packet: no sequence numbers, no TTL. Its
+    /// `tcp_ack` holds the exporter's sampling rate instead (see
+    /// [`PacketRecord::sampling_rate`]).
+    Summarized,
     /// A non-first fragment: there is no transport header to read.
     #[default]
     Absent,
     /// The capture was cut (snap length) before the transport header ended.
     Truncated,
+}
+
+impl L4State {
+    /// Whether the ports (and TCP flags, ICMP type) mean something: read from the packet, or
+    /// from its flow's record.
+    #[inline]
+    pub const fn has_ports(self) -> bool {
+        matches!(self, L4State::Present | L4State::Summarized)
+    }
 }
 
 /// One decoded IP packet.
@@ -160,7 +174,7 @@ impl PacketRecord {
     pub(crate) fn shape(&self) -> usize {
         let bit = |set: bool, mask: usize| mask & (set as usize).wrapping_neg();
         PROTOCOL_GROUPS[self.protocol as usize] as usize
-            | bit(matches!(self.l4, L4State::Present), Self::SHAPE_L4_PRESENT)
+            | bit(self.l4.has_ports(), Self::SHAPE_L4_PRESENT)
             | bit(self.tcp_flags & Self::TCP_SYN != 0, Self::SHAPE_SYN)
             | bit(self.tcp_flags & Self::TCP_ACK != 0, Self::SHAPE_ACK)
             | bit(matches!(self.fragment, Fragment::Later), Self::SHAPE_LATER_FRAGMENT)
@@ -200,9 +214,14 @@ impl PacketRecord {
         }
     }
 
-    /// True when the TCP header was read and has exactly the flags in `mask` among `mask`'s bits.
-    pub fn tcp_flags_are(&self, mask: u8, want: u8) -> bool {
-        self.protocol == Self::PROTO_TCP && self.l4 == L4State::Present && self.tcp_flags & mask == want
+    /// One packet in how many the exporter sampled: a record of a captured packet, 1; a
+    /// sampled packet's, its weight; a flow record's, the rate its exporter gave.
+    pub fn sampling_rate(&self) -> u32 {
+        if self.l4 == L4State::Summarized {
+            self.tcp_ack
+        } else {
+            u32::from(self.weight)
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::analyze::{AnalyzerStats, EventKind};
 use crate::decode::DecodeIssue;
 use crate::output::sink::SinkStats;
 use crate::output::summary::{TrafficClass, TrafficStats};
-use crate::telemetry::TelemetryIssue;
+use crate::telemetry::{Protocol, TelemetryIssue};
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -163,7 +163,11 @@ impl Metrics {
             DecodeIssue::ALL.iter().map(|i| (format!("{{reason=\"{}\"}}", i.name()), t.issues[*i as usize])).collect();
         family("decode_issues_total", "counter", "Frames that could not be decoded, by reason.", &issues);
         let tm = &t.telemetry;
-        family("telemetry_datagrams_total", "counter", "sFlow datagrams read.", &one(tm.datagrams));
+        let by_protocol: Vec<(String, u64)> = Protocol::ALL
+            .iter()
+            .map(|p| (format!("{{protocol=\"{}\"}}", p.name()), tm.datagrams[*p as usize]))
+            .collect();
+        family("telemetry_datagrams_total", "counter", "Telemetry datagrams read, by protocol.", &by_protocol);
         family("telemetry_flow_samples_total", "counter", "sFlow flow samples read.", &one(tm.flow_samples));
         family(
             "telemetry_sampled_packets_total",
@@ -171,6 +175,19 @@ impl Metrics {
             "Sampled packets analyzed, each standing for its sampling rate's worth.",
             &one(tm.records),
         );
+        family(
+            "telemetry_flow_records_total",
+            "counter",
+            "NetFlow/IPFIX flow records analyzed.",
+            &one(tm.flow_records),
+        );
+        family(
+            "telemetry_flow_packets_total",
+            "counter",
+            "Packets the flow records stand for (sampling rates applied).",
+            &one(tm.flow_packets),
+        );
+        family("telemetry_templates_total", "counter", "NetFlow v9/IPFIX templates read.", &one(tm.templates));
         let skipped = [
             ("counter_samples", tm.counter_samples),
             ("other_records", tm.other_records),
@@ -179,9 +196,20 @@ impl Metrics {
             ("bad_sampling_rate", tm.bad_sampling_rates),
             ("exporter_not_allowed", tm.unknown_exporters),
             ("impossible_length", tm.impossible_lengths),
+            ("template_refused", tm.templates_refused),
+            ("no_template", tm.data_without_template),
+            ("unknown_set", tm.unknown_sets),
+            ("empty_flow", tm.empty_flows),
+            ("impossible_count", tm.impossible_counts),
         ];
         let skipped: Vec<(String, u64)> = skipped.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v)).collect();
         family("telemetry_skipped_total", "counter", "Telemetry not analyzed, by reason.", &skipped);
+        family(
+            "telemetry_unspread_flows_total",
+            "counter",
+            "Flows counted at once rather than over their duration (too many being spread).",
+            &one(tm.unspread_flows),
+        );
         let refused: Vec<(String, u64)> = TelemetryIssue::ALL
             .iter()
             .map(|i| (format!("{{reason=\"{}\"}}", i.name()), tm.issues[*i as usize]))

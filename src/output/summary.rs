@@ -3,7 +3,7 @@
 use crate::analyze::{fmt_int, AnalyzerStats, AttackEvent, Class, EventKind};
 use crate::decode::{DecodeIssue, Fragment, PacketRecord};
 use crate::output::OutputReport;
-use crate::telemetry::{TelemetryIssue, TelemetryStats};
+use crate::telemetry::{Protocol, TelemetryIssue, TelemetryStats};
 use hdrhistogram::Histogram;
 use std::fmt::{self, Write as _};
 use std::io::Write;
@@ -216,27 +216,52 @@ impl fmt::Display for Summary<'_> {
             if issues.is_empty() { "none".to_string() } else { issues[2..].to_string() }
         )?;
         let tm = &t.telemetry;
-        if tm.datagrams > 0 || tm.issues_total() > 0 || tm.unknown_exporters > 0 {
+        if tm.datagrams_total() > 0 || tm.issues_total() > 0 || tm.unknown_exporters > 0 {
             let mut skipped = counted(&[
                 (tm.counter_samples, "counter samples"),
                 (tm.other_records, "other flow records"),
                 (tm.unknown_samples, "samples of unknown formats"),
                 (tm.undecodable_samples, "sampled headers that are not IP"),
-                (tm.bad_sampling_rates, "samples with a sampling rate of 0 or above 65,535"),
+                (tm.bad_sampling_rates, "samples or flows with a sampling rate of 0 or beyond any exporter's"),
                 (tm.unknown_exporters, "datagrams from exporters not allowed (dropped)"),
                 (tm.impossible_lengths, "samples of packets longer than any IP packet"),
+                (tm.templates_refused, "templates refused (too many kept)"),
+                (tm.data_without_template, "data sets whose template never came"),
+                (tm.unknown_sets, "sets of unknown ids"),
+                (tm.empty_flows, "flows of no packets"),
+                (tm.impossible_counts, "flows of more packets than a link carries"),
+                (tm.unspread_flows, "flows counted at once (too many being spread)"),
             ]);
             for issue in TelemetryIssue::ALL {
                 let what = format!("datagrams {}", issue.name().replace('_', " "));
                 skipped.push_str(&counted(&[(tm.issues[issue as usize], &what)]));
             }
-            writeln!(
-                f,
-                "  telemetry: {} sFlow datagrams, {} flow samples, {} sampled packets analyzed (counts scaled by their sampling rates){skipped}",
-                fmt_int(tm.datagrams as f64),
-                fmt_int(tm.flow_samples as f64),
-                fmt_int(tm.records as f64),
-            )?;
+            let datagrams = |p: Protocol| tm.datagrams[p as usize];
+            let mut read = Vec::new();
+            if datagrams(Protocol::Sflow) > 0 {
+                read.push(format!(
+                    "{} sFlow datagrams ({} flow samples, {} sampled packets analyzed)",
+                    fmt_int(datagrams(Protocol::Sflow) as f64),
+                    fmt_int(tm.flow_samples as f64),
+                    fmt_int(tm.records as f64),
+                ));
+            }
+            let flow_protocols = [Protocol::NetflowV5, Protocol::NetflowV9, Protocol::Ipfix];
+            if flow_protocols.iter().any(|&p| datagrams(p) > 0) {
+                read.push(format!(
+                    "{} NetFlow v5, {} NetFlow v9 and {} IPFIX datagrams ({} flow records of {} packets, each flow spread over its duration; {} templates)",
+                    fmt_int(datagrams(Protocol::NetflowV5) as f64),
+                    fmt_int(datagrams(Protocol::NetflowV9) as f64),
+                    fmt_int(datagrams(Protocol::Ipfix) as f64),
+                    fmt_int(tm.flow_records as f64),
+                    fmt_int(tm.flow_packets as f64),
+                    fmt_int(tm.templates as f64),
+                ));
+            }
+            if read.is_empty() {
+                read.push("no datagram read".to_string());
+            }
+            writeln!(f, "  telemetry: {}; counts scaled by their sampling rates{skipped}", read.join(", "))?;
         }
         let a = self.analyzer;
         let limits = counted(&[
@@ -373,7 +398,7 @@ mod tests {
     #[test]
     fn class_table_agrees_with_the_definition() {
         for protocol in 0..=255u8 {
-            for l4 in [L4State::Present, L4State::Absent, L4State::Truncated] {
+            for l4 in [L4State::Present, L4State::Absent, L4State::Truncated, L4State::Summarized] {
                 for fragment in [Fragment::Whole, Fragment::First, Fragment::Later] {
                     for tcp_flags in 0..=255u8 {
                         for (ip_version, icmp_type) in [(4, 0), (4, 8), (6, 128), (6, 129)] {

@@ -1,11 +1,15 @@
-//! Flow telemetry as a source of records: the datagrams routers and switches export (sFlow
-//! now) become [`PacketRecord`]s that stand for the packets they sample, for the same
-//! analyzer as captured packets.
+//! Flow telemetry as a source of records: the datagrams routers and switches export (sFlow,
+//! NetFlow v5/v9, IPFIX) become [`PacketRecord`]s that stand for the packets they describe, for
+//! the same analyzer as captured packets.
 //!
-//! A sampled packet header is decoded by [`crate::decode`] like a captured frame, and its
-//! record's weight is the sampling rate: a packet sampled 1 in 1,000 counts for 1,000, its
-//! bytes for its length before sampling times 1,000.
+//! A sampled packet header (sFlow) is decoded by [`crate::decode`] like a captured frame, and
+//! its record's weight is the sampling rate: a packet sampled 1 in 1,000 counts for 1,000, its
+//! bytes for its length before sampling times 1,000. A flow record (NetFlow, IPFIX) becomes
+//! records of its packets' average size, [`L4State::Summarized`](crate::decode::L4State),
+//! spread over the ticks after its arrival (see [`flow`]).
 
+pub mod flow;
+pub mod netflow;
 pub mod sflow;
 // unsafe: recvmmsg.
 #[allow(unsafe_code)]
@@ -16,8 +20,10 @@ use crate::decode::{decode, Decoded, IpKey, PacketRecord, Prefix};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// The well-known UDP port of sFlow collectors.
+/// The well-known UDP ports of sFlow, NetFlow and IPFIX collectors.
 pub const SFLOW_PORT: u16 = 6343;
+pub const NETFLOW_PORT: u16 = 2055;
+pub const IPFIX_PORT: u16 = 4739;
 /// The longest packet a sample may describe: an IP packet of 65,535 bytes with Ethernet, two
 /// VLAN tags and the FCS around it.
 const MAX_FRAME_LENGTH: u32 = 65_535 + 26;
@@ -48,7 +54,56 @@ impl Exporters {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TelemetrySettings {
     pub sflow: Option<SocketAddr>,
+    pub netflow: Option<SocketAddr>,
+    pub ipfix: Option<SocketAddr>,
     pub exporters: Exporters,
+}
+
+impl TelemetrySettings {
+    /// The listeners configured, each with the protocol it is for.
+    pub fn listeners(&self) -> impl Iterator<Item = (Protocol, SocketAddr)> + '_ {
+        [(Protocol::Sflow, self.sflow), (Protocol::NetflowV9, self.netflow), (Protocol::Ipfix, self.ipfix)]
+            .into_iter()
+            .filter_map(|(p, addr)| Some((p, addr?)))
+    }
+
+    /// The UDP ports whose datagrams a replay reads as telemetry: the listeners' ports, or the
+    /// well-known ones for those not configured.
+    pub fn ports(&self) -> [u16; 3] {
+        let port = |addr: Option<SocketAddr>, default| addr.map_or(default, |a| a.port());
+        [port(self.sflow, SFLOW_PORT), port(self.netflow, NETFLOW_PORT), port(self.ipfix, IPFIX_PORT)]
+    }
+}
+
+/// The telemetry formats, told apart by their datagrams' version field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Sflow,
+    NetflowV5,
+    NetflowV9,
+    Ipfix,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 4] = [Protocol::Sflow, Protocol::NetflowV5, Protocol::NetflowV9, Protocol::Ipfix];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Sflow => "sflow",
+            Protocol::NetflowV5 => "netflow5",
+            Protocol::NetflowV9 => "netflow9",
+            Protocol::Ipfix => "ipfix",
+        }
+    }
+
+    /// What a listener of this protocol is called in messages.
+    pub fn listener(self) -> &'static str {
+        match self {
+            Protocol::Sflow => "sFlow",
+            Protocol::NetflowV5 | Protocol::NetflowV9 => "NetFlow",
+            Protocol::Ipfix => "IPFIX",
+        }
+    }
 }
 
 /// One sampled packet, as an exporter described it.
@@ -90,9 +145,10 @@ impl TelemetryIssue {
 /// What the telemetry decoder read, skipped and refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TelemetryStats {
-    pub datagrams: u64,
+    /// Datagrams read, by [`Protocol`].
+    pub datagrams: [u64; Protocol::ALL.len()],
+    /// sFlow: flow samples, and the sampled packets turned into records.
     pub flow_samples: u64,
-    /// Sampled packets turned into records.
     pub records: u64,
     pub counter_samples: u64,
     /// Samples of a format not read (another enterprise's, or a new one).
@@ -102,7 +158,25 @@ pub struct TelemetryStats {
     pub other_records: u64,
     /// Sampled packets whose header does not decode as IP (or is not IP).
     pub undecodable_samples: u64,
-    /// Samples whose rate cannot be a weight: 0, or above 65,535 (a record's weight is 2 bytes).
+    /// NetFlow/IPFIX: flow records read, and the packets they stood for (sampling counted).
+    pub flow_records: u64,
+    pub flow_packets: u64,
+    /// Records of options templates (sampling rates, exporter facts).
+    pub options_records: u64,
+    /// Templates read, and those refused by the bounds on how many are kept.
+    pub templates: u64,
+    pub templates_refused: u64,
+    /// Data sets dropped: their template did not come while they were held.
+    pub data_without_template: u64,
+    /// Sets of an id no version defines.
+    pub unknown_sets: u64,
+    /// Flow records of no packets.
+    pub empty_flows: u64,
+    /// Flow records of more packets than a link carries, or of longer packets than IP allows.
+    pub impossible_counts: u64,
+    /// Flows counted at once rather than spread: too many were being spread.
+    pub unspread_flows: u64,
+    /// Samples or flows whose rate cannot be a weight: 0, or above what any exporter uses.
     pub bad_sampling_rates: u64,
     /// Samples of a packet said to be longer than any IP packet (65,535 bytes and a link
     /// header): their bytes would be counted thousands of times over.
@@ -118,15 +192,29 @@ impl TelemetryStats {
         self.issues.iter().sum()
     }
 
+    pub fn datagrams_total(&self) -> u64 {
+        self.datagrams.iter().sum()
+    }
+
     /// Adds another reader's counts.
     pub fn add(&mut self, other: &TelemetryStats) {
-        self.datagrams += other.datagrams;
+        self.datagrams.iter_mut().zip(&other.datagrams).for_each(|(a, b)| *a += b);
         self.flow_samples += other.flow_samples;
         self.records += other.records;
         self.counter_samples += other.counter_samples;
         self.unknown_samples += other.unknown_samples;
         self.other_records += other.other_records;
         self.undecodable_samples += other.undecodable_samples;
+        self.flow_records += other.flow_records;
+        self.flow_packets += other.flow_packets;
+        self.options_records += other.options_records;
+        self.templates += other.templates;
+        self.templates_refused += other.templates_refused;
+        self.data_without_template += other.data_without_template;
+        self.unknown_sets += other.unknown_sets;
+        self.empty_flows += other.empty_flows;
+        self.impossible_counts += other.impossible_counts;
+        self.unspread_flows += other.unspread_flows;
         self.bad_sampling_rates += other.bad_sampling_rates;
         self.unknown_exporters += other.unknown_exporters;
         self.impossible_lengths += other.impossible_lengths;
@@ -134,21 +222,78 @@ impl TelemetryStats {
     }
 }
 
-/// The records of one sFlow datagram that `from` sent and that arrived at `ts_ns`, each
-/// handed to `record` (nothing is allocated); nothing when `exporters` does not admit `from`.
-pub fn read_sflow(
-    data: &[u8],
-    from: IpAddr,
-    ts_ns: i64,
-    exporters: &Exporters,
-    stats: &mut TelemetryStats,
-    mut record: impl FnMut(&PacketRecord),
-) {
-    if !exporters.admits(from) {
-        stats.unknown_exporters += 1;
-        return;
+/// A collector's state: whom it hears, the exporters' templates, the flows being spread.
+/// One per thread that reads datagrams.
+#[derive(Default)]
+pub struct Collector {
+    exporters: Exporters,
+    templates: netflow::Templates,
+    spreader: flow::Spreader,
+}
+
+impl Collector {
+    pub fn new(exporters: Exporters) -> Collector {
+        Collector { exporters, ..Collector::default() }
     }
-    let outcome = sflow::read_datagram(data, stats, |s, stats| {
+
+    /// The records of one datagram (sFlow, NetFlow v5/v9 or IPFIX, by its version) that
+    /// `from` sent and that arrived at `ts_ns`, each handed to `record` after those of earlier
+    /// flows due by then; nothing when `exporters` does not admit `from`. Nothing is allocated
+    /// but templates, and data held for one.
+    pub fn read(
+        &mut self,
+        data: &[u8],
+        from: IpAddr,
+        ts_ns: i64,
+        stats: &mut TelemetryStats,
+        record: &mut impl FnMut(&PacketRecord),
+    ) {
+        self.spreader.advance(ts_ns, record);
+        if !self.exporters.admits(from) {
+            stats.unknown_exporters += 1;
+            return;
+        }
+        // sFlow's version takes four bytes, NetFlow's and IPFIX's two (5, 9, 10).
+        let outcome = if data.starts_with(&[0, 0]) {
+            read_sflow(data, ts_ns, stats, record)
+        } else {
+            let spreader = &mut self.spreader;
+            netflow::read_datagram(data, IpKey::from_ip(from), ts_ns, &mut self.templates, stats, &mut |f, stats| {
+                spreader.add(f, ts_ns, stats, record)
+            })
+        };
+        if let Err(issue) = outcome {
+            stats.issues[issue as usize] += 1;
+        }
+    }
+
+    /// Hands out the spread flows' shares due by `ts_ns` (a packet's time, or the wall
+    /// clock's when no datagram comes).
+    pub fn advance(&mut self, ts_ns: i64, record: &mut impl FnMut(&PacketRecord)) {
+        self.spreader.advance(ts_ns, record);
+    }
+
+    /// Hands out everything still spread, and counts the data still waiting for its template
+    /// (the end of a replay).
+    pub fn finish(&mut self, stats: &mut TelemetryStats, record: &mut impl FnMut(&PacketRecord)) {
+        self.spreader.finish(record);
+        self.templates.give_up(stats);
+    }
+
+    /// Templates kept, and flows being spread: what the collector holds.
+    pub fn held(&self) -> (usize, usize) {
+        (self.templates.len(), self.spreader.spreading())
+    }
+}
+
+/// The sampled packets of one sFlow datagram, each handed to `record`.
+fn read_sflow(
+    data: &[u8],
+    ts_ns: i64,
+    stats: &mut TelemetryStats,
+    record: &mut impl FnMut(&PacketRecord),
+) -> Result<(), TelemetryIssue> {
+    sflow::read_datagram(data, stats, |s, stats| {
         let weight = match u16::try_from(s.sampling_rate) {
             Ok(0) | Err(_) => {
                 stats.bad_sampling_rates += 1;
@@ -170,10 +315,7 @@ pub fn read_sflow(
             }
             _ => stats.undecodable_samples += 1,
         }
-    });
-    if let Err(issue) = outcome {
-        stats.issues[issue as usize] += 1;
-    }
+    })
 }
 
 #[cfg(test)]
@@ -198,7 +340,7 @@ mod tests {
     fn read(data: &[u8], from: &str, exporters: &Exporters) -> (Vec<PacketRecord>, TelemetryStats) {
         let mut stats = TelemetryStats::default();
         let mut records = Vec::new();
-        read_sflow(data, from.parse().unwrap(), 7, exporters, &mut stats, |r| records.push(*r));
+        Collector::new(exporters.clone()).read(data, from.parse().unwrap(), 7, &mut stats, &mut |r| records.push(*r));
         (records, stats)
     }
 
@@ -221,7 +363,7 @@ mod tests {
         let routers = Exporters::within(vec![Prefix::parse("10.0.0.0/8").unwrap()]);
         let (records, stats) = read(&datagram(100), "192.0.2.254", &routers);
         assert!(records.is_empty());
-        assert_eq!((stats.unknown_exporters, stats.datagrams), (1, 0));
+        assert_eq!((stats.unknown_exporters, stats.datagrams_total()), (1, 0));
         assert_eq!(read(&datagram(100), "10.1.2.3", &routers).1.records, 1);
     }
 

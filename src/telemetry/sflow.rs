@@ -7,7 +7,7 @@
 //! captured packet would be, and its record stands for `sampling_rate` packets. Counter
 //! samples and the other flow records (switch, router, gateway data) are skipped and counted.
 
-use super::{Sample, TelemetryIssue, TelemetryStats};
+use super::{Protocol, Sample, TelemetryIssue, TelemetryStats};
 use crate::capture::LinkType;
 use crate::decode::Field;
 
@@ -99,7 +99,7 @@ pub fn read_datagram(
     let header = data.get(after..).ok_or(TelemetryIssue::Truncated)?;
     let samples = be32_at(header, datagram::SAMPLES_AFTER_ADDRESS)?;
     let mut rest = &header[datagram::HEADER_AFTER_ADDRESS..];
-    stats.datagrams += 1;
+    stats.datagrams[Protocol::Sflow as usize] += 1;
     for _ in 0..samples {
         let format = be32_at(rest, tagged::FORMAT)?;
         let len = be32_at(rest, tagged::LENGTH)? as usize;

@@ -1,0 +1,29 @@
+//! Any bytes as telemetry datagrams (sFlow, NetFlow v5/v9, IPFIX, told apart by their version):
+//! read without a panic by one collector, whose templates carry over from datagram to datagram,
+//! with every record a weight of at least one packet and what it holds bounded.
+#![no_main]
+
+use floodwatch::telemetry::{Collector, Exporters, TelemetryStats};
+use libfuzzer_sys::fuzz_target;
+use std::net::{IpAddr, Ipv4Addr};
+
+fuzz_target!(|data: &[u8]| {
+    let mut collector = Collector::new(Exporters::any());
+    let mut stats = TelemetryStats::default();
+    let from = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
+    let mut ts = 1_768_478_400_000_000_000;
+    let mut record = |r: &floodwatch::decode::PacketRecord| assert!(r.weight >= 1);
+    // The input is several datagrams, each after a two-byte length, 100 ms apart: templates
+    // in one and data in the next.
+    let mut rest = data;
+    while let [a, b, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+        collector.read(&tail[..len], from, ts, &mut stats, &mut record);
+        rest = &tail[len..];
+        ts += 100_000_000;
+    }
+    let (templates, spreading) = collector.held();
+    assert!(templates <= 4096 && spreading <= 1 << 16);
+    collector.finish(&mut stats, &mut record);
+    assert!(stats.issues_total() <= stats.datagrams_total() + stats.unknown_exporters + 1_000_000);
+});
