@@ -1494,7 +1494,10 @@ impl Analyzer {
         };
         let distinct = t.distinct_sources();
         let per_source = t.packets() as f64 / distinct.max(1) as f64;
-        let ttls = t.distinct_ttls();
+        let ttls = match t.distinct_ttls() {
+            0 => "no TTL known (flow records)".to_string(),
+            n => format!("{n} TTL values"),
+        };
         let impossible = t.impossible_share();
         let spread = t.network_spread(distinct);
         let sources = fmt_int(distinct as f64);
@@ -1504,7 +1507,7 @@ impl Analyzer {
             (
                 true,
                 format!(
-                    "{:.1} % of the packets come from addresses that cannot send them (bogon, multicast, loopback or the victim's own), among {sources} distinct sources with {ttls} TTL values: forged source addresses, so none is listed for blocking",
+                    "{:.1} % of the packets come from addresses that cannot send them (bogon, multicast, loopback or the victim's own), among {sources} distinct sources with {ttls}: forged source addresses, so none is listed for blocking",
                     impossible * 100.0
                 ),
             )
@@ -1517,7 +1520,7 @@ impl Analyzer {
             (
                 true,
                 format!(
-                    "{sources} distinct sources sending {per_source:.1} packets each on average, spread over networks as random addresses would be ({:.0} % of their coverage), with {ttls} TTL values: forged source addresses, so none is listed for blocking",
+                    "{sources} distinct sources sending {per_source:.1} packets each on average, spread over networks as random addresses would be ({:.0} % of their coverage), with {ttls}: forged source addresses, so none is listed for blocking",
                     spread * 100.0
                 ),
             )

@@ -6,7 +6,7 @@ use super::hash::KeyedHasher;
 use super::services::{ServiceTable, NO_SERVICE, REFLECTORS};
 use super::sketch::{HyperLogLog, PortTally, SpaceSaving};
 use crate::decode::Prefix;
-use crate::decode::{IpKey, PacketRecord};
+use crate::decode::{IpKey, L4State, PacketRecord};
 
 /// HyperLogLog precision: 2^15 registers, about 0.6 % standard error.
 const DISTINCT_PRECISION: u32 = 15;
@@ -74,7 +74,9 @@ impl AttackTracker {
         let hash = self.hasher.hash_ip(p.src);
         self.sources.add_hashed(p.src, hash, packets);
         self.distinct.add_hash(hash);
-        self.ttls_seen[(p.ttl >> 6) as usize] |= 1 << (p.ttl & 63);
+        // A flow record's packets have no TTL of their own.
+        let ttl_known = u64::from(p.l4 != L4State::Summarized);
+        self.ttls_seen[(p.ttl >> 6) as usize] |= ttl_known << (p.ttl & 63);
         let network = p.src.network_16() as usize;
         self.networks_seen[network / 64] |= 1 << (network % 64);
         self.packets += packets;
@@ -95,6 +97,7 @@ impl AttackTracker {
         self.distinct.estimate()
     }
 
+    /// Distinct TTLs among the packets that had one (0 when all came from flow records).
     pub fn distinct_ttls(&self) -> u32 {
         self.ttls_seen.iter().map(|w| w.count_ones()).sum()
     }
