@@ -22,7 +22,6 @@ use super::rng::Rng;
 use super::traffic::BASE_TIME_NS;
 use super::SEED;
 use crate::pcap::{PcapWriter, TsResolution};
-use crate::sflow::Exporter;
 
 /// Default number of packets of each benchmark capture.
 pub const DEFAULT_PACKETS: u64 = 10_000_000;
@@ -76,8 +75,8 @@ pub struct BenchFacts {
     pub last_ns: i64,
 }
 
-/// Where generated frames go, counted: a pcap stream ([`Out`]), or an sFlow exporter that
-/// samples them ([`Sampled`]).
+/// Where generated frames go, counted: a pcap stream ([`Out`]), or an exporter that
+/// describes them ([`Exported`]).
 trait FrameSink {
     /// Frame `index`, at `index` µs of packet time.
     fn put(&mut self, index: u64, frame: &[u8]) -> io::Result<()>;
@@ -114,12 +113,30 @@ impl<W: Write> FrameSink for Out<W> {
 }
 
 /// Counts the frames, which an sFlow exporter samples.
-struct Sampled<W: Write> {
-    exporter: Exporter<W>,
+/// A telemetry exporter that is shown every frame (and writes what it makes of them).
+trait Meter {
+    fn frame(&mut self, ts_ns: i64, frame: &[u8]) -> io::Result<()>;
+}
+
+impl<W: Write> Meter for crate::sflow::Exporter<W> {
+    fn frame(&mut self, ts_ns: i64, frame: &[u8]) -> io::Result<()> {
+        crate::sflow::Exporter::frame(self, ts_ns, frame)
+    }
+}
+
+impl<W: Write> Meter for crate::netflow::Exporter<W> {
+    fn frame(&mut self, ts_ns: i64, frame: &[u8]) -> io::Result<()> {
+        crate::netflow::Exporter::frame(self, ts_ns, frame)
+    }
+}
+
+/// Counts the frames, which an exporter is shown.
+struct Exported<E: Meter> {
+    exporter: E,
     facts: BenchFacts,
 }
 
-impl<W: Write> FrameSink for Sampled<W> {
+impl<E: Meter> FrameSink for Exported<E> {
     fn put(&mut self, index: u64, frame: &[u8]) -> io::Result<()> {
         let ts = count(&mut self.facts, index, frame);
         self.exporter.frame(ts, frame)
@@ -237,11 +254,32 @@ pub struct SflowFacts {
 /// samples `packets` frames of `mix` 1 in `rate`.
 pub fn write_bench_sflow<W: Write>(out: W, mix: &Mix, packets: u64, rate: u32) -> io::Result<SflowFacts> {
     let pcap = PcapWriter::new(out, LINK_ETHERNET, SNAPLEN, TsResolution::Micro)?;
-    let mut sampled = Sampled { exporter: Exporter::new(pcap, rate), facts: BenchFacts::default() };
+    let mut sampled = Exported { exporter: crate::sflow::Exporter::new(pcap, rate), facts: BenchFacts::default() };
     generate_mix(&mut sampled, mix, packets)?;
     let traffic = sampled.facts;
     let (samples, datagrams) = sampled.exporter.finish(traffic.last_ns)?;
     Ok(SflowFacts { traffic, samples, datagrams })
+}
+
+/// What a NetFlow exporter makes of a benchmark mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetflowFacts {
+    /// The traffic metered.
+    pub traffic: BenchFacts,
+    pub records: u64,
+    pub datagrams: u64,
+}
+
+/// Writes the NetFlow v9 datagrams (as frames to [`crate::netflow::COLLECTOR`] port 2055) of a
+/// router that meters `packets` frames of `mix` into flows, each exported after a second idle
+/// or a second long.
+pub fn write_bench_netflow<W: Write>(out: W, mix: &Mix, packets: u64) -> io::Result<NetflowFacts> {
+    let pcap = PcapWriter::new(out, LINK_ETHERNET, SNAPLEN, TsResolution::Micro)?;
+    let mut metered = Exported { exporter: crate::netflow::Exporter::new(pcap), facts: BenchFacts::default() };
+    generate_mix(&mut metered, mix, packets)?;
+    let traffic = metered.facts;
+    let (records, datagrams) = metered.exporter.finish(traffic.last_ns)?;
+    Ok(NetflowFacts { traffic, records, datagrams })
 }
 
 fn generate_mix(out: &mut impl FrameSink, mix: &Mix, packets: u64) -> io::Result<()> {

@@ -17,6 +17,7 @@ pub mod floods;
 pub mod frames;
 pub mod hand;
 pub mod hosts;
+pub mod netflow;
 pub mod payloads;
 pub mod pcap;
 pub mod pcapng;

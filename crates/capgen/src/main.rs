@@ -11,6 +11,9 @@
 //! capgen bench-sflow [--packets N] [--rate R] --out FILE
 //!                                  telemetry benchmark: bench-flood's frames sampled 1 in R
 //!                                  into sFlow datagrams (to 192.0.2.10:6343)
+//! capgen bench-netflow [--packets N] --out FILE
+//!                                  telemetry benchmark: bench-flood's frames metered into
+//!                                  flows, as NetFlow v9 datagrams (to 192.0.2.10:2055)
 //! capgen bench-spoofed [--packets N] [--sources M] --out FILE
 //!                                  replay benchmark: SYN flood from M distinct spoofed sources
 //! ```
@@ -22,8 +25,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use capgen::bench::{
-    write_bench_mix, write_bench_sflow, write_bench_spoofed, Mix, BENCH_FLOOD, BENCH_MIX, DEFAULT_PACKETS,
-    DEFAULT_SOURCES,
+    write_bench_mix, write_bench_netflow, write_bench_sflow, write_bench_spoofed, Mix, BENCH_FLOOD, BENCH_MIX,
+    DEFAULT_PACKETS, DEFAULT_SOURCES,
 };
 use capgen::{find, write_all, write_scenario, SCENARIOS};
 
@@ -31,6 +34,7 @@ const USAGE: &str = "usage: capgen list | capgen all [--out DIR] | capgen SCENAR
                      capgen bench-mix [--packets N] --out FILE | \
                      capgen bench-flood [--packets N] --out FILE | \
                      capgen bench-sflow [--packets N] [--rate R] --out FILE | \
+                     capgen bench-netflow [--packets N] --out FILE | \
                      capgen bench-spoofed [--packets N] [--sources M] --out FILE";
 
 /// What the command line asks for.
@@ -47,6 +51,8 @@ enum BenchInput {
     Spoofed,
     /// `bench_flood` sampled 1 in this many, as sFlow.
     Sflow(u32),
+    /// `bench_flood` metered into flows, as NetFlow v9.
+    Netflow,
 }
 
 /// Parses the flags of `bench-mix`, `bench-flood` and `bench-spoofed`.
@@ -83,6 +89,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         "bench-flood" => return parse_bench(BenchInput::Mix(&BENCH_FLOOD), rest),
         "bench-spoofed" => return parse_bench(BenchInput::Spoofed, rest),
         "bench-sflow" => return parse_bench(BenchInput::Sflow(1), rest),
+        "bench-netflow" => return parse_bench(BenchInput::Netflow, rest),
         _ => {}
     }
     let out = match rest {
@@ -136,6 +143,18 @@ fn run(command: Command) -> Result<(), String> {
                     )
                     .map_err(report)?;
                     Ok(sflow.traffic)
+                }
+                BenchInput::Netflow => {
+                    let netflow = write_bench_netflow(writer, &BENCH_FLOOD, packets).map_err(failed)?;
+                    writeln!(
+                        stdout,
+                        "{}: {} flow records in {} NetFlow v9 datagrams",
+                        out.display(),
+                        netflow.records,
+                        netflow.datagrams
+                    )
+                    .map_err(report)?;
+                    Ok(netflow.traffic)
                 }
             }
             .map_err(failed)?;
