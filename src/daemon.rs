@@ -23,7 +23,7 @@ use crate::output::summary::TrafficStats;
 use crate::output::{OutputOptions, Outputs};
 use crate::pipeline::{batch_channel, Batch, BatchReceiver, BatchSender, BATCH};
 use crate::telemetry::socket::DatagramSocket;
-use crate::telemetry::{Collector, TelemetrySettings};
+use crate::telemetry::{Collector, FlowClock, TelemetrySettings};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -144,7 +144,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let listen = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(listen, "collecting {}", protocol.listener());
         let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
-        let collector = Collector::new(opts.telemetry.exporters.clone());
+        let collector = Collector::new(opts.telemetry.exporters.clone(), FlowClock::Live);
         let thread = std::thread::Builder::new()
             .name(protocol.name().into())
             .spawn(move || collect_loop(thread, socket, collector, &batches, &shared, &metrics))

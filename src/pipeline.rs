@@ -8,7 +8,7 @@ use crate::capture::{Frame, LinkType};
 use crate::decode::{decode, udp_payload, Decoded, L4State, PacketRecord};
 use crate::output::summary::TrafficStats;
 use crate::prefetch::prefetch;
-use crate::telemetry::{Collector, TelemetrySettings};
+use crate::telemetry::{Collector, FlowClock, TelemetrySettings};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,7 +56,10 @@ pub struct TelemetryReader {
 
 impl TelemetryReader {
     pub fn new(settings: &TelemetrySettings) -> TelemetryReader {
-        TelemetryReader { collector: Collector::new(settings.exporters.clone()), ports: settings.ports() }
+        TelemetryReader {
+            collector: Collector::new(settings.exporters.clone(), FlowClock::Exporter),
+            ports: settings.ports(),
+        }
     }
 
     /// Hands out every flow still being spread (the end of a replay).

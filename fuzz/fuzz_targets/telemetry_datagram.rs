@@ -1,14 +1,16 @@
 //! Any bytes as telemetry datagrams (sFlow, NetFlow v5/v9, IPFIX, told apart by their version):
-//! read without a panic by one collector, whose templates carry over from datagram to datagram,
+//! read without a panic by one collector (either flow clock), whose templates carry over from datagram to datagram,
 //! with every record a weight of at least one packet and what it holds bounded.
 #![no_main]
 
-use floodwatch::telemetry::{Collector, Exporters, TelemetryStats};
+use floodwatch::telemetry::{Collector, Exporters, FlowClock, TelemetryStats};
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr};
 
 fuzz_target!(|data: &[u8]| {
-    let mut collector = Collector::new(Exporters::any());
+    // Both ways of placing flows in time: the input's length picks one.
+    let clock = if data.len() % 2 == 0 { FlowClock::Live } else { FlowClock::Exporter };
+    let mut collector = Collector::new(Exporters::any(), clock);
     let mut stats = TelemetryStats::default();
     let from = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
     let mut ts = 1_768_478_400_000_000_000;

@@ -231,6 +231,7 @@ impl fmt::Display for Summary<'_> {
                 (tm.empty_flows, "flows of no packets"),
                 (tm.impossible_counts, "flows of more packets than a link carries"),
                 (tm.unspread_flows, "flows counted at once (too many being spread)"),
+                (tm.hurried_ticks, "ticks of flows counted early (too many held for out-of-order flows)"),
             ]);
             for issue in TelemetryIssue::ALL {
                 let what = format!("datagrams {}", issue.name().replace('_', " "));

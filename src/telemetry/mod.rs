@@ -17,6 +17,7 @@ pub mod socket;
 
 use crate::capture::{Frame, LinkType};
 use crate::decode::{decode, Decoded, IpKey, PacketRecord, Prefix};
+pub use netflow::FlowClock;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -176,6 +177,8 @@ pub struct TelemetryStats {
     pub impossible_counts: u64,
     /// Flows counted at once rather than spread: too many were being spread.
     pub unspread_flows: u64,
+    /// Ticks of flows handed out before the replay's lag ran out: too many were held.
+    pub hurried_ticks: u64,
     /// Samples or flows whose rate cannot be a weight: 0, or above what any exporter uses.
     pub bad_sampling_rates: u64,
     /// Samples of a packet said to be longer than any IP packet (65,535 bytes and a link
@@ -215,6 +218,7 @@ impl TelemetryStats {
         self.empty_flows += other.empty_flows;
         self.impossible_counts += other.impossible_counts;
         self.unspread_flows += other.unspread_flows;
+        self.hurried_ticks += other.hurried_ticks;
         self.bad_sampling_rates += other.bad_sampling_rates;
         self.unknown_exporters += other.unknown_exporters;
         self.impossible_lengths += other.impossible_lengths;
@@ -224,7 +228,6 @@ impl TelemetryStats {
 
 /// A collector's state: whom it hears, the exporters' templates, the flows being spread.
 /// One per thread that reads datagrams.
-#[derive(Default)]
 pub struct Collector {
     exporters: Exporters,
     templates: netflow::Templates,
@@ -232,14 +235,20 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(exporters: Exporters) -> Collector {
-        Collector { exporters, ..Collector::default() }
+    /// A collector hearing `exporters`, placing flows by `clock`.
+    pub fn new(exporters: Exporters, clock: FlowClock) -> Collector {
+        Collector {
+            exporters,
+            templates: netflow::Templates::new(clock),
+            spreader: flow::Spreader::new(clock.lag_ns()),
+        }
     }
 
     /// The records of one datagram (sFlow, NetFlow v5/v9 or IPFIX, by its version) that
-    /// `from` sent and that arrived at `ts_ns`, each handed to `record` after those of earlier
-    /// flows due by then; nothing when `exporters` does not admit `from`. Nothing is allocated
-    /// but templates, and data held for one.
+    /// `from` sent and that arrived at `ts_ns`, handed to `record` with those of earlier
+    /// flows due by then (by `ts_ns`, or by the latest flow's end less the clock's lag);
+    /// nothing when `exporters` does not admit `from`. Nothing is allocated but
+    /// templates, and data held for one.
     pub fn read(
         &mut self,
         data: &[u8],
@@ -248,19 +257,29 @@ impl Collector {
         stats: &mut TelemetryStats,
         record: &mut impl FnMut(&PacketRecord),
     ) {
-        self.spreader.advance(ts_ns, record);
         if !self.exporters.admits(from) {
             stats.unknown_exporters += 1;
             return;
         }
         // sFlow's version takes four bytes, NetFlow's and IPFIX's two (5, 9, 10).
         let outcome = if data.starts_with(&[0, 0]) {
+            self.spreader.advance(ts_ns, record);
             read_sflow(data, ts_ns, stats, record)
         } else {
-            let spreader = &mut self.spreader;
-            netflow::read_datagram(data, IpKey::from_ip(from), ts_ns, &mut self.templates, stats, &mut |f, stats| {
-                spreader.add(f, ts_ns, stats, record)
-            })
+            let (spreader, mut latest) = (&mut self.spreader, ts_ns);
+            let outcome = netflow::read_datagram(
+                data,
+                IpKey::from_ip(from),
+                ts_ns,
+                &mut self.templates,
+                stats,
+                &mut |f, stats| {
+                    latest = latest.max(f.end_ns);
+                    spreader.add(f, stats, record)
+                },
+            );
+            self.spreader.settle(latest, record);
+            outcome
         };
         if let Err(issue) = outcome {
             stats.issues[issue as usize] += 1;
@@ -340,7 +359,8 @@ mod tests {
     fn read(data: &[u8], from: &str, exporters: &Exporters) -> (Vec<PacketRecord>, TelemetryStats) {
         let mut stats = TelemetryStats::default();
         let mut records = Vec::new();
-        Collector::new(exporters.clone()).read(data, from.parse().unwrap(), 7, &mut stats, &mut |r| records.push(*r));
+        Collector::new(exporters.clone(), FlowClock::Live)
+            .read(data, from.parse().unwrap(), 7, &mut stats, &mut |r| records.push(*r));
         (records, stats)
     }
 

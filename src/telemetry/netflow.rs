@@ -21,6 +21,8 @@ pub const IPFIX: u16 = 10;
 mod v5 {
     use super::Field;
     pub const COUNT: Field = 2..4;
+    /// Engine type and id: v5's observation domain.
+    pub const ENGINE: Field = 20..22;
     pub const SAMPLING: Field = 22..24;
     pub const HEADER_LEN: usize = 24;
     pub const RECORD_LEN: usize = 48;
@@ -86,6 +88,43 @@ const MAX_HELD_BYTES: usize = 256 * 1024;
 const HOLD_NS: i64 = 10_000_000_000;
 /// A sampling rate beyond this is no exporter's (the highest in use are 1 in 65,536 or so).
 pub const MAX_SAMPLING_RATE: u64 = 1 << 20;
+/// An exporter's clock an hour off its anchor is another run (a replay's next file, a router
+/// restarted): it is anchored again.
+const REANCHOR_NS: i64 = 3_600_000_000_000;
+
+/// How a flow's times become the analyzer's: by its exporter's clock, anchored at the arrival
+/// of the exporter's first flow (per observation domain and kind of clock). Only differences
+/// of the exporter's times count, so its clock may be off, or count from its boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlowClock {
+    /// The exporter's clock as it runs (replay): recorded exports replay at the pace of what
+    /// was metered, even when they were sent all at once (an exporter reading a capture).
+    #[default]
+    Exporter,
+    /// Never later than the record's arrival (the collector): a live flow cannot end after
+    /// its record came, so an anchor that says so (its first flow waited longer to be
+    /// exported than this one) moves to this one.
+    Live,
+}
+
+impl FlowClock {
+    /// How far behind the latest flow's end flows are handed out: exporters send flows out of
+    /// order (by when they expire; all at once when reading a capture), so a replay waits a
+    /// minute, the longest a flow is spread over. Live, nothing waits.
+    pub fn lag_ns(self) -> i64 {
+        match self {
+            FlowClock::Exporter => 60_000_000_000,
+            FlowClock::Live => 0,
+        }
+    }
+}
+
+/// Where an exporter's clock stood when a flow ending then arrived.
+#[derive(Clone, Copy, Debug)]
+struct Anchor {
+    flow_ms: i64,
+    event_ns: i64,
+}
 
 /// What a template field is to the collector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +162,18 @@ enum Clock {
     Millis,
     /// NTP timestamps (seconds and 2^-32 fractions), of micro- or nanosecond precision.
     Ntp,
+}
+
+impl Clock {
+    /// A time of this clock in milliseconds (of its own epoch).
+    fn ms(self, t: u64) -> i64 {
+        let ms = match self {
+            Clock::UptimeMs | Clock::Millis => t,
+            Clock::Seconds => t.saturating_mul(1000),
+            Clock::Ntp => (t >> 32) * 1000 + (((t & 0xffff_ffff) * 1000) >> 32),
+        };
+        ms.min(i64::MAX as u64) as i64
+    }
 }
 
 impl Role {
@@ -199,18 +250,60 @@ struct Held {
     set: Vec<u8>,
 }
 
-/// The templates and sampling rates of every exporter, and the data waiting for a template.
+/// The templates, sampling rates and clocks of every exporter, and the data waiting for a
+/// template.
 #[derive(Default)]
 pub struct Templates {
     templates: HashMap<TemplateKey, Template>,
     per_exporter: HashMap<IpKey, u32>,
     /// Sampling rates announced in options data, per domain.
     sampling: HashMap<Domain, u32>,
+    clocks: Clocks,
     held: VecDeque<Held>,
     held_bytes: usize,
 }
 
+/// The exporters' clocks, anchored.
+#[derive(Default)]
+struct Clocks {
+    clock: FlowClock,
+    /// Per domain and kind of clock (uptime or calendar).
+    anchors: HashMap<(Domain, bool), Anchor>,
+}
+
+impl Clocks {
+    /// The event time of a flow that ended at `end` by its exporter's `clock`, its record
+    /// having arrived at `arrival_ns`.
+    fn event_end(&mut self, domain: Domain, clock: Clock, end: u64, arrival_ns: i64) -> i64 {
+        let uptime = clock == Clock::UptimeMs;
+        let ms = clock.ms(end);
+        let key = (domain, uptime);
+        if let Some(a) = self.anchors.get(&key) {
+            // Uptime counts in 32 bits and wraps after 49.7 days.
+            let delta =
+                if uptime { i64::from((ms as u32).wrapping_sub(a.flow_ms as u32) as i32) } else { ms - a.flow_ms };
+            let event = a.event_ns.saturating_add(delta.saturating_mul(1_000_000));
+            let ahead = event - arrival_ns;
+            let holds = match self.clock {
+                FlowClock::Exporter => ahead.abs() <= REANCHOR_NS,
+                FlowClock::Live => (-REANCHOR_NS..=0).contains(&ahead),
+            };
+            if holds {
+                return event;
+            }
+        }
+        if self.anchors.len() < MAX_TEMPLATES || self.anchors.contains_key(&key) {
+            self.anchors.insert(key, Anchor { flow_ms: ms, event_ns: arrival_ns });
+        }
+        arrival_ns
+    }
+}
+
 impl Templates {
+    pub fn new(clock: FlowClock) -> Templates {
+        Templates { clocks: Clocks { clock, anchors: HashMap::new() }, ..Templates::default() }
+    }
+
     pub fn len(&self) -> usize {
         self.templates.len()
     }
@@ -269,6 +362,7 @@ impl Templates {
         }
         let kept: std::collections::HashSet<Domain> = self.templates.keys().map(|k| k.domain).collect();
         self.sampling.retain(|d, _| kept.contains(d));
+        self.clocks.anchors.retain(|(d, _), _| kept.contains(d) || d.version == V5);
     }
 
     /// Holds a data set for its template, dropping the oldest beyond the bounds.
@@ -328,7 +422,7 @@ pub fn read_datagram(
 ) -> Result<(), TelemetryIssue> {
     let version = data.get(0..2).map(be16).ok_or(TelemetryIssue::Truncated)?;
     match version {
-        V5 => read_v5(data, stats, flow),
+        V5 => read_v5(data, exporter, ts_ns, templates, stats, flow),
         V9 => {
             let id = data.get(v9::SOURCE_ID).map(be32).ok_or(TelemetryIssue::Truncated)?;
             stats.datagrams[Protocol::NetflowV9 as usize] += 1;
@@ -352,10 +446,15 @@ pub fn read_datagram(
 
 fn read_v5(
     data: &[u8],
+    exporter: IpKey,
+    ts_ns: i64,
+    templates: &mut Templates,
     stats: &mut TelemetryStats,
     flow: &mut impl FnMut(&FlowRecord, &mut TelemetryStats),
 ) -> Result<(), TelemetryIssue> {
     let header = data.get(..v5::HEADER_LEN).ok_or(TelemetryIssue::Truncated)?;
+    let engine = u32::from(be16(&header[v5::ENGINE]));
+    let domain = Domain { exporter, version: V5, id: engine };
     let count = be16(&header[v5::COUNT]) as usize;
     // The top two bits are the sampling mode; 0 in the rest means every packet.
     let sampling_rate = u32::from(be16(&header[v5::SAMPLING]) & 0x3fff).max(1);
@@ -366,6 +465,7 @@ fn read_v5(
         let v4 = |f: Field| IpKey::from_v4([r[f.start], r[f.start + 1], r[f.start + 2], r[f.start + 3]]);
         let protocol = r[v5::PROTOCOL];
         let dst_port = be16(&r[v5::DST_PORT]);
+        let (first, last) = (be32(&r[v5::FIRST]), be32(&r[v5::LAST]));
         stats.flow_records += 1;
         flow(
             &FlowRecord {
@@ -379,7 +479,8 @@ fn read_v5(
                 icmp_type: (dst_port >> 8) as u8,
                 packets: u64::from(be32(&r[v5::PACKETS])),
                 bytes: u64::from(be32(&r[v5::BYTES])),
-                duration_ms: u64::from(be32(&r[v5::LAST]).wrapping_sub(be32(&r[v5::FIRST]))),
+                duration_ms: u64::from(last.wrapping_sub(first)),
+                end_ns: templates.clocks.event_end(domain, Clock::UptimeMs, u64::from(last), ts_ns),
                 sampling_rate,
             },
             stats,
@@ -416,7 +517,7 @@ fn read_sets(
             (_, id) if id >= FIRST_DATA_SET => {
                 let key = TemplateKey { domain, id };
                 match templates.templates.get(&key).filter(|t| ts_ns - t.refreshed_ns <= TEMPLATE_LIFETIME_NS) {
-                    Some(_) => read_data(body, key, templates, stats, flow)?,
+                    Some(_) => read_data(body, key, ts_ns, templates, stats, flow)?,
                     None => templates.hold(key, ts_ns, body, stats),
                 }
             }
@@ -487,7 +588,7 @@ fn read_templates(
         let template = Template { fields: parsed.into_boxed_slice(), min_len, refreshed_ns: ts_ns };
         if templates.keep(key, template, stats) {
             for set in templates.release(key, ts_ns, stats) {
-                read_data(&set, key, templates, stats, flow)?;
+                read_data(&set, key, ts_ns, templates, stats, flow)?;
             }
         }
     }
@@ -523,18 +624,11 @@ impl Fields {
 
     fn duration_ms(&self) -> u64 {
         match (self.start, self.end) {
-            (Some((a, start)), Some((b, end))) if a == b => {
-                let ms = |t: u64| match a {
-                    Clock::UptimeMs | Clock::Millis => t,
-                    Clock::Seconds => t.saturating_mul(1000),
-                    Clock::Ntp => (t >> 32) * 1000 + (((t & 0xffff_ffff) * 1000) >> 32),
-                };
-                // Uptime counts in 32 bits and wraps after 49.7 days.
-                match a {
-                    Clock::UptimeMs => u64::from((end as u32).wrapping_sub(start as u32)),
-                    _ => ms(end).saturating_sub(ms(start)),
-                }
+            // Uptime counts in 32 bits and wraps after 49.7 days.
+            (Some((Clock::UptimeMs, start)), Some((Clock::UptimeMs, end))) => {
+                u64::from((end as u32).wrapping_sub(start as u32))
             }
+            (Some((a, start)), Some((b, end))) if a == b => a.ms(end).saturating_sub(a.ms(start)) as u64,
             _ => 0,
         }
     }
@@ -544,12 +638,14 @@ impl Fields {
 fn read_data(
     mut body: &[u8],
     key: TemplateKey,
+    ts_ns: i64,
     templates: &mut Templates,
     stats: &mut TelemetryStats,
     flow: &mut impl FnMut(&FlowRecord, &mut TelemetryStats),
 ) -> Result<(), TelemetryIssue> {
-    let Some(template) = templates.templates.get(&key) else { return Ok(()) };
-    let domain_rate = templates.sampling.get(&key.domain).copied();
+    let Templates { templates: kept, sampling, clocks, .. } = templates;
+    let Some(template) = kept.get(&key) else { return Ok(()) };
+    let domain_rate = sampling.get(&key.domain).copied();
     let mut announced = None;
     // What is left shorter than a record is padding.
     while body.len() >= template.min_len {
@@ -594,6 +690,10 @@ fn read_data(
         };
         f.flow.sampling_rate = rate;
         f.flow.duration_ms = f.duration_ms();
+        f.flow.end_ns = match f.end {
+            Some((clock, end)) => clocks.event_end(key.domain, clock, end, ts_ns),
+            None => ts_ns,
+        };
         if let Some(t) = f.icmp_type {
             f.flow.icmp_type = t;
         } else if matches!(f.flow.protocol, 1 | 58) {
@@ -617,8 +717,8 @@ fn read_data(
         }
     }
     if let Some(rate) = announced {
-        if templates.sampling.len() < MAX_TEMPLATES || templates.sampling.contains_key(&key.domain) {
-            templates.sampling.insert(key.domain, rate);
+        if sampling.len() < MAX_TEMPLATES || sampling.contains_key(&key.domain) {
+            sampling.insert(key.domain, rate);
         }
     }
     Ok(())

@@ -225,3 +225,37 @@ fn cut_or_lying_datagrams_are_issues_never_panics() {
     assert_eq!(read(&long, &mut Templates::default()).2, Err(TelemetryIssue::Truncated));
     assert_eq!(read(&be16s(&[8, 0, 0, 0]), &mut Templates::default()).2, Err(TelemetryIssue::UnknownVersion));
 }
+
+/// The flows' ends, on the analyzer's clock, of v9 flows ending at `ends_ms` of the exporter's
+/// uptime, each in a datagram arriving at `T0 + arrivals_ms`.
+fn ends(clock: FlowClock, flows: &[(u32, i64)]) -> Vec<i64> {
+    let mut templates = Templates::new(clock);
+    let fields = set(0, &template(300, &FLOW_FIELDS));
+    let mut ends = Vec::new();
+    for &(end_ms, arrival_ms) in flows {
+        let data = flow_data(([198, 51, 100, 7], [192, 0, 2, 1]), (123, 9), (17, 0), (1, 60), (end_ms - 500, end_ms));
+        let datagram = v9(&[fields.clone(), set(300, &data)]);
+        let mut stats = TelemetryStats::default();
+        let arrival = T0 + arrival_ms * 1_000_000;
+        read_datagram(&datagram, EXPORTER, arrival, &mut templates, &mut stats, &mut |f, _| ends.push(f.end_ns))
+            .unwrap();
+    }
+    ends.iter().map(|ns| (ns - T0) / 1_000_000).collect()
+}
+
+#[test]
+fn flows_are_placed_by_their_exporters_clock_from_its_first_flows_arrival() {
+    // An exporter that read a capture sends its eight seconds of flows at once: a replay
+    // places them as they were metered, its uptime wrapping at 2^32 ms included.
+    let at_once = [(10_000, 0), (14_000, 0), (18_000, 0)];
+    assert_eq!(ends(FlowClock::Exporter, &at_once), [0, 4_000, 8_000]);
+    let wrapping = [(u32::MAX - 999, 0), (1_000, 0)];
+    assert_eq!(ends(FlowClock::Exporter, &wrapping), [0, 2_000]);
+    // Live, a flow cannot end after its record arrived: the clock is anchored again on the
+    // flow that says so (the first waited longer to be exported).
+    assert_eq!(ends(FlowClock::Live, &at_once), [0, 0, 0]);
+    let exported_late_then_early = [(10_000, 3_000), (20_000, 11_000), (30_000, 21_000)];
+    assert_eq!(ends(FlowClock::Live, &exported_late_then_early), [3_000, 11_000, 21_000]);
+    // An hour off its anchor is another run of the exporter, anchored anew.
+    assert_eq!(ends(FlowClock::Exporter, &[(10_000, 0), (20_000_000, 5_000)]), [0, 5_000]);
+}
