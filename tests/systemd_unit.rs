@@ -21,8 +21,8 @@ const UNIT: &str = "systemd/floodwatch.service";
 /// The pair that loads the nftables blocklist floodwatch writes.
 const BLOCKLIST_UNITS: [&str; 2] = ["systemd/floodwatch-blocklist.service", "systemd/floodwatch-blocklist.path"];
 const CONFIG: &str = "systemd/floodwatch.toml";
-/// The drop-in that makes the daemon's unit an sFlow collector.
-const SFLOW_DROP_IN: &str = "systemd/floodwatch-sflow.conf";
+/// The drop-in that makes the daemon's unit a flow telemetry collector.
+const COLLECTOR_DROP_IN: &str = "systemd/floodwatch-collector.conf";
 const MAX_EXPOSURE: f64 = 2.0;
 
 /// Runs `systemd-analyze ARGS`; `None` (after `common::skip`) when it is not installed.
@@ -201,17 +201,17 @@ fn example_config_passes_check_config() {
     }
 }
 
-/// The drop-in that makes the unit an sFlow collector keeps it valid as installed, and takes
+/// The drop-in that makes the unit a flow telemetry collector keeps it valid as installed, and takes
 /// every capability and packet socket away (offline exposure at most 2, below the capturing
 /// daemon's).
 #[test]
-fn the_sflow_collector_drop_in_verifies_and_holds_no_capability() {
+fn the_collector_drop_in_verifies_and_holds_no_capability() {
     let root =
-        ScratchRoot(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("systemd-sflow-{}", std::process::id())));
+        ScratchRoot(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("systemd-collector-{}", std::process::id())));
     let _ = fs::remove_dir_all(&root.0);
     let system = root.0.join("etc/systemd/system");
     place(&common::repo_path(UNIT), &system.join("floodwatch.service"));
-    place(&common::repo_path(SFLOW_DROP_IN), &system.join("floodwatch.service.d/sflow.conf"));
+    place(&common::repo_path(COLLECTOR_DROP_IN), &system.join("floodwatch.service.d/collector.conf"));
     let stub = root.0.join("usr/lib/systemd/system/sysinit.target");
     fs::create_dir_all(stub.parent().unwrap()).unwrap();
     fs::write(&stub, "[Unit]\nDescription=System Initialization (stub for verify)\n").unwrap();
