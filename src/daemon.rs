@@ -469,7 +469,9 @@ fn collect_loop(
     let mut last_stats = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         let got = match socket.recv_batch(|datagram, from| {
-            collector.read(datagram, from, wall_clock_ns(), &mut traffic.telemetry, &mut |r| filling.batch.push(r));
+            collector.read(datagram, from, wall_clock_ns(), &mut traffic.telemetry, &mut |r, origin| {
+                filling.batch.push(r, origin)
+            });
             // A datagram may stand for thousands of packets: a full batch goes before the next.
             if filling.batch.is_full() {
                 let _ = filling.after_read(true, batches);
@@ -482,7 +484,7 @@ fn collect_loop(
                 false
             }
         };
-        collector.advance(wall_clock_ns(), &mut |r| filling.batch.push(r));
+        collector.advance(wall_clock_ns(), &mut |r, origin| filling.batch.push(r, origin));
         if filling.after_read(got, batches).is_none() {
             break;
         }
@@ -667,9 +669,12 @@ fn process_batch(
     outputs: &mut Outputs,
     events: &mut Vec<AttackEvent>,
 ) -> Result<(), String> {
-    for (record, frame) in batch.packets() {
+    for (record, frame, origin) in batch.packets() {
         if let Some(frame) = frame {
             outputs.frame(&frame, record);
+        }
+        if let Some(origin) = origin {
+            analyzer.set_origin(origin);
         }
         analyzer.process(record, events);
         if !events.is_empty() {

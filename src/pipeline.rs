@@ -5,7 +5,7 @@
 //! nothing is allocated or locked per packet, and the two threads work side by side.
 
 use crate::capture::{Frame, LinkType};
-use crate::decode::{decode, udp_payload, Decoded, L4State, PacketRecord};
+use crate::decode::{decode, udp_payload, Decoded, L4State, Origin, PacketRecord};
 use crate::output::summary::TrafficStats;
 use crate::prefetch::prefetch;
 use crate::telemetry::{Collector, FlowClock, TelemetrySettings};
@@ -37,6 +37,14 @@ struct FrameSpan {
     len: usize,
 }
 
+/// Where a run of records from one origin begins (records with no run before them are
+/// captured ones, or continue the previous batch's origin).
+#[derive(Clone, Copy)]
+struct OriginRun {
+    record: usize,
+    origin: Origin,
+}
+
 /// What the UDP datagrams to the flow telemetry ports are.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Datagrams {
@@ -63,7 +71,7 @@ impl TelemetryReader {
     }
 
     /// Hands out every flow still being spread (the end of a replay).
-    pub fn finish(&mut self, traffic: &mut TrafficStats, record: &mut impl FnMut(&PacketRecord)) {
+    pub fn finish(&mut self, traffic: &mut TrafficStats, record: &mut impl FnMut(&PacketRecord, Origin)) {
         self.collector.finish(&mut traffic.telemetry, record);
     }
 
@@ -76,6 +84,7 @@ impl TelemetryReader {
 pub struct Batch {
     records: Vec<PacketRecord>,
     spans: Vec<FrameSpan>,
+    origins: Vec<OriginRun>,
     bytes: Vec<u8>,
     capacity: usize,
 }
@@ -83,7 +92,13 @@ pub struct Batch {
 impl Batch {
     /// A batch that is full at `capacity` records.
     pub fn with_capacity(capacity: usize) -> Batch {
-        Batch { records: Vec::with_capacity(capacity), spans: Vec::new(), bytes: Vec::new(), capacity }
+        Batch {
+            records: Vec::with_capacity(capacity),
+            spans: Vec::new(),
+            origins: Vec::new(),
+            bytes: Vec::new(),
+            capacity,
+        }
     }
 
     /// Decodes `frame` and counts it in `traffic`; an IP packet joins the batch, with a
@@ -137,7 +152,10 @@ impl Batch {
         let at = self.records.len();
         self.add(frame, traffic, keep_frames);
         let Some(datagram) = self.records.get(at).filter(|r| telemetry.carries(r)) else {
-            telemetry.collector.advance(frame.ts_ns, &mut |r| self.records.push(*r));
+            if self.records.len() > at {
+                self.mark_origin(at, Origin::Captured);
+            }
+            telemetry.collector.advance(frame.ts_ns, &mut |r, origin| self.push(r, origin));
             return;
         };
         let from = datagram.src.to_ip();
@@ -149,13 +167,21 @@ impl Batch {
         if let Some(payload) = udp_payload(frame) {
             telemetry
                 .collector
-                .read(payload, from, frame.ts_ns, &mut traffic.telemetry, &mut |r| self.records.push(*r));
+                .read(payload, from, frame.ts_ns, &mut traffic.telemetry, &mut |r, origin| self.push(r, origin));
         }
     }
 
-    /// Adds a record made elsewhere (a collector's).
-    pub fn push(&mut self, record: &PacketRecord) {
+    /// Adds a record made elsewhere (a collector's), from `origin`.
+    pub fn push(&mut self, record: &PacketRecord, origin: Origin) {
+        self.mark_origin(self.records.len(), origin);
         self.records.push(*record);
+    }
+
+    /// Records from `record` on come from `origin`.
+    fn mark_origin(&mut self, record: usize, origin: Origin) {
+        if self.origins.last().map(|run| run.origin) != Some(origin) {
+            self.origins.push(OriginRun { record, origin });
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -170,6 +196,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.records.clear();
         self.spans.clear();
+        self.origins.clear();
         self.bytes.clear();
         // One huge frame (up to 16 MiB) must not keep its buffer for good.
         if self.bytes.capacity() > 2 * BATCH_FRAME_BYTES {
@@ -181,9 +208,11 @@ impl Batch {
         self.records.last().map(|r| r.ts_ns)
     }
 
-    /// The packets in order, each with its frame when frames were kept.
-    pub fn packets(&self) -> impl Iterator<Item = (&PacketRecord, Option<Frame<'_>>)> {
+    /// The packets in order, each with its frame when frames were kept, and the origin of
+    /// the records from it on where it changes.
+    pub fn packets(&self) -> impl Iterator<Item = (&PacketRecord, Option<Frame<'_>>, Option<Origin>)> {
         let mut spans = self.spans.iter().peekable();
+        let mut origins = self.origins.iter().peekable();
         self.records.iter().enumerate().map(move |(i, record)| {
             // The records were written on the other core: ask for them ahead of the analyzer.
             prefetch(self.records.get(i + PREFETCH_RECORDS));
@@ -193,7 +222,7 @@ impl Batch {
                 link: span.link,
                 data: &self.bytes[span.offset..span.offset + span.len],
             });
-            (record, frame)
+            (record, frame, origins.next_if(|run| run.record == i).map(|run| run.origin))
         })
     }
 }
@@ -285,6 +314,7 @@ fn spin_then_recv<T>(rx: &Receiver<T>) -> Option<T> {
 mod tests {
     use super::{Batch, TelemetryReader, BATCH_FRAME_BYTES};
     use crate::capture::{Frame, LinkType};
+    use crate::decode::{ExportFormat, IpKey, Origin};
     use crate::output::summary::TrafficStats;
     use crate::telemetry::TelemetrySettings;
 
@@ -332,9 +362,12 @@ mod tests {
             let frame = Frame { ts_ns: 1, wire_len: data.len() as u32, link: LinkType::ETHERNET, data };
             batch.add_reading(&frame, &mut traffic, true, &mut reader);
         }
-        // The datagram's place: the record of its flow (10 packets), with no frame.
-        let seen: Vec<(u16, usize)> = batch.packets().map(|(r, f)| (r.weight, f.map_or(0, |f| f.data.len()))).collect();
-        assert_eq!(seen, vec![(1, 100), (10, 0), (1, 100)]);
+        // The datagram's place: the record of its flow (10 packets), with no frame, from
+        // its exporter; then captured packets again.
+        let seen: Vec<_> = batch.packets().map(|(r, f, o)| (r.weight, f.map_or(0, |f| f.data.len()), o)).collect();
+        let exporter = Origin::Exported { format: ExportFormat::Netflow, exporter: IpKey::from_v4([192, 0, 2, 1]) };
+        let captured = Some(Origin::Captured);
+        assert_eq!(seen, vec![(1, 100, captured), (10, 0, Some(exporter)), (1, 100, captured)]);
         assert_eq!(traffic.telemetry.flow_records, 1);
     }
 
@@ -351,7 +384,7 @@ mod tests {
         assert_eq!(batch.records.len(), BATCH_FRAME_BYTES.div_ceil(60_000));
         assert!(batch.bytes.len() < BATCH_FRAME_BYTES + 60_000);
         assert_eq!(traffic.ip_packets, batch.records.len() as u64);
-        let kept: Vec<usize> = batch.packets().map(|(_, f)| f.map_or(0, |f| f.data.len())).collect();
+        let kept: Vec<usize> = batch.packets().map(|(_, f, _)| f.map_or(0, |f| f.data.len())).collect();
         assert!(kept.iter().all(|&n| n == 60_000));
         // Without kept frames, only the record count fills it.
         let mut lean = Batch::with_capacity(4096);

@@ -151,9 +151,12 @@ pub fn replay(
     let analyzed = (|| -> Result<(), String> {
         while let Some(mut batch) = batches_rx.recv() {
             let mut since = Instant::now();
-            for (record, frame) in batch.packets.packets() {
+            for (record, frame, origin) in batch.packets.packets() {
                 if let Some(frame) = frame {
                     stage.frame(&frame, record);
+                }
+                if let Some(origin) = origin {
+                    analyzer.set_origin(origin);
                 }
                 analyzer.process(record, &mut events);
                 if !events.is_empty() {
@@ -268,17 +271,16 @@ fn read_files(
     // flows still being spread go after them, in their ticks.
     if let Some(t) = telemetry.as_mut() {
         let mut handing = Some(batch);
-        let mut spread = Vec::new();
-        t.finish(&mut traffic, &mut |r| spread.push(*r));
-        for r in &spread {
+        let so_far = traffic;
+        t.finish(&mut traffic, &mut |r, origin| {
             if let Some(b) = handing.as_mut() {
-                b.packets.push(r);
+                b.packets.push(r, origin);
                 if b.packets.is_full() {
-                    (b.traffic, b.file) = (traffic, files.len());
+                    (b.traffic, b.file) = (so_far, files.len());
                     handing = handing.take().and_then(|b| batches.swap(b));
                 }
             }
-        }
+        });
         if let Some(mut b) = handing.filter(|b| !b.packets.is_empty()) {
             (b.traffic, b.file) = (traffic, files.len());
             let _ = batches.hand_over(b);

@@ -6,8 +6,9 @@ mod common;
 
 use common::netns::{namespaces, Netns, Proc};
 use common::{on_path, replay_files_reading, settings, shared_captures, skip, Scratch};
+use floodwatch::analyze::TelemetrySource;
 use floodwatch::capture::FileSource;
-use floodwatch::decode::{decode, udp_payload, Decoded, PacketRecord};
+use floodwatch::decode::{decode, udp_payload, Decoded, ExportFormat, PacketRecord};
 use floodwatch::pipeline::Datagrams;
 use floodwatch::telemetry::flow::FlowRecord;
 use floodwatch::telemetry::netflow::{self, Templates};
@@ -272,6 +273,16 @@ impl Exporter {
         }
     }
 
+    /// What its alerts say they were counted from: its format, from 127.0.0.1, 1 in 10.
+    fn source(self) -> TelemetrySource {
+        let format = match self {
+            Exporter::PmacctdSflow => ExportFormat::Sflow,
+            Exporter::PmacctdNetflow => ExportFormat::Netflow,
+            Exporter::SoftflowdIpfix => ExportFormat::Ipfix,
+        };
+        TelemetrySource { format, exporter: IpAddr::from([127, 0, 0, 1]), sampling_rate: 10 }
+    }
+
     fn program(self) -> &'static str {
         match self {
             Exporter::PmacctdSflow | Exporter::PmacctdNetflow => "pmacctd",
@@ -340,7 +351,7 @@ fn record_export(exporter: Exporter, tag: char) -> Option<(Scratch, PathBuf)> {
     let (rec, port) = (recording.to_str().unwrap(), exporter.port().to_string());
     let mut tcpdump = Proc::spawn(
         &net.victim,
-        &["tcpdump", "-i", "lo", "-n", "-U", "-w", rec, "udp", "dst", "port", &port],
+        &["tcpdump", "-i", "lo", "-n", "--immediate-mode", "-B", "65536", "-U", "-w", rec, "udp", "dst", "port", &port],
         &dir.path("tcpdump.log"),
     );
     tcpdump.wait_for_output("listening on", "tcpdump");
@@ -349,21 +360,26 @@ fn record_export(exporter: Exporter, tag: char) -> Option<(Scratch, PathBuf)> {
         send_flood(&net);
     }
     // Exporters send what they hold on their own timers: wait until the recording stops
-    // growing (bounded), then stop the exporter (which sends the rest) and the recorder.
-    let size = || std::fs::metadata(&recording).map(|m| m.len()).unwrap_or(0);
-    let (mut last, mut since) = (size(), Instant::now());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while since.elapsed() < Duration::from_secs(3) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        if size() != last {
-            (last, since) = (size(), Instant::now());
+    // growing, then stop the exporter (which sends the rest), wait until the recording has
+    // it all, and stop the recorder.
+    let quiet = |quiet_for: Duration| {
+        let size = || std::fs::metadata(&recording).map(|m| m.len()).unwrap_or(0);
+        let (mut last, mut since) = (size(), Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while since.elapsed() < quiet_for && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            if size() != last {
+                (last, since) = (size(), Instant::now());
+            }
         }
-    }
+    };
+    quiet(Duration::from_secs(3));
     exporter_proc.signal(libc::SIGTERM);
     exporter_proc.wait_for(Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
+    quiet(Duration::from_secs(1));
     tcpdump.signal(libc::SIGINT);
     assert!(tcpdump.wait_for(Duration::from_secs(5)).is_some(), "tcpdump did not stop");
+    assert!(tcpdump.output().contains("\n0 packets dropped by kernel"), "tcpdump lost datagrams: {}", tcpdump.output());
     Some((dir, recording))
 }
 
@@ -384,6 +400,8 @@ fn export_shows_the_flood(exporter: Exporter, recording: PathBuf) -> (TelemetryS
         common::attacked(&captured),
         "{exporter:?}: the exported flood is the flood"
     );
+    assert!(exported.iter().all(|e| e.telemetry == Some(exporter.source())), "{exporter:?}: {exported:?}");
+    assert!(captured.iter().all(|e| e.telemetry.is_none()));
     let sources = |events: &Events| -> std::collections::BTreeSet<IpAddr> {
         events.iter().flat_map(|e| e.offending_ips.iter().copied()).collect()
     };
@@ -496,6 +514,12 @@ fn the_collector_reports_a_flood_as_pmacctd_and_softflowd_export_it() {
         let offenders = end["offending_ips"].as_array().map_or(0, |a| a.len());
         assert!(offenders >= 36, "{exporter:?}: {offenders} of the flood's 40 sources listed: {end}");
         assert!(end["reason"].as_str().unwrap_or("").contains(estimated), "{end}");
+        let source = exporter.source();
+        assert_eq!(
+            end["source"],
+            serde_json::json!({"type": source.format.name(), "exporter": "127.0.0.1", "sampling_rate": 10}),
+            "{end}"
+        );
     }
 }
 

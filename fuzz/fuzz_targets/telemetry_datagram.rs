@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let mut stats = TelemetryStats::default();
     let from = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
     let mut ts = 1_768_478_400_000_000_000;
-    let mut record = |r: &floodwatch::decode::PacketRecord| assert!(r.weight >= 1);
+    let mut record = |r: &floodwatch::decode::PacketRecord, _| assert!(r.weight >= 1);
     // The input is several datagrams, each after a two-byte length, 100 ms apart: templates
     // in one and data in the next.
     let mut rest = data;

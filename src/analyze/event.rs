@@ -2,7 +2,7 @@
 //! update, end) of one attack on one victim with who sends it.
 
 use super::{in_class, Class};
-use crate::decode::{IpKey, PacketRecord, Prefix};
+use crate::decode::{ExportFormat, IpKey, PacketRecord, Prefix};
 use std::net::IpAddr;
 
 /// The flood kinds floodwatch flags.
@@ -159,6 +159,16 @@ pub struct AttackEvent {
     /// `attack_start` is the detection delay.
     pub onset_ns: i64,
     pub end: Option<EndReport>,
+    /// Where its counts come from when flow telemetry made them (None: captured packets).
+    pub telemetry: Option<TelemetrySource>,
+}
+
+/// The exporter whose telemetry an attack was counted from, and its sampling rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TelemetrySource {
+    pub format: ExportFormat,
+    pub exporter: IpAddr,
+    pub sampling_rate: u32,
 }
 
 impl AttackEvent {
@@ -223,6 +233,7 @@ pub(crate) mod tests {
             onset_ns: 1_768_478_402_900_000_000,
             end: (kind == EventKind::End)
                 .then_some(EndReport { ended_at_ns: 1_768_478_404_250_000_000, reason: EndReason::Quiet }),
+            telemetry: None,
         }
     }
 }

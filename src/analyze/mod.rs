@@ -23,13 +23,13 @@ pub mod sketch;
 
 #[cfg(test)]
 pub(crate) use event::tests::event as sample_event;
-pub use event::{AttackEvent, AttackKind, EndReason, EndReport, EventKind, SourceReport};
+pub use event::{AttackEvent, AttackKind, EndReason, EndReport, EventKind, SourceReport, TelemetrySource};
 pub use shards::{Analysis, ShardedAnalyzer};
 mod tracker;
 mod verdict;
 mod victims;
 
-use crate::decode::{Fragment, IpKey, L4State, PacketRecord};
+use crate::decode::{Fragment, IpKey, L4State, Origin, PacketRecord};
 use acquaintances::Acquaintances;
 use carpet::{Hosts, PrefixScope};
 use doorkeeper::Doorkeeper;
@@ -267,6 +267,8 @@ struct Watch {
     /// The sampling rate of the latest record counted: 1 for captured packets (see
     /// [`PacketRecord::sampling_rate`]).
     sampling: u32,
+    /// Where the latest record counted came from.
+    origin: Origin,
     /// The latest record counted came from a flow record, not a packet.
     from_flows: bool,
     /// Packets of the victim's users among `packets`, no part of a flood: one SYN per
@@ -334,6 +336,8 @@ pub struct Analyzer {
     /// ACKs and RSTs, whose floods are told from a host's own connections (and ACKs, most of
     /// any traffic, would double the carpet analyzer's cost).
     classes: u16,
+    /// Where the records being processed come from (see [`Analyzer::set_origin`]).
+    origin: Origin,
     pub stats: AnalyzerStats,
 }
 
@@ -414,6 +418,7 @@ impl Analyzer {
             carpets: None,
             classes: if weight > 1 { CARPET_CLASSES } else { u16::MAX },
             host_policies,
+            origin: Origin::Captured,
             stats: AnalyzerStats::default(),
         }
     }
@@ -542,6 +547,15 @@ impl Analyzer {
 
     fn watch_mut(&mut self, w: u16) -> &mut Watch {
         self.watches[w as usize].as_mut().expect("live watch ids point at watches")
+    }
+
+    /// The records processed from now on come from `origin`: an attack counted from a flow
+    /// telemetry exporter's records names it in its alerts.
+    pub fn set_origin(&mut self, origin: Origin) {
+        self.origin = origin;
+        if let Some(carpets) = self.carpets.as_mut() {
+            carpets.set_origin(origin);
+        }
     }
 
     /// Feeds one packet. Events it causes (and any from ticks it moves past) go to `out`.
@@ -1033,6 +1047,7 @@ impl Analyzer {
                 watch.user_packets += from_user as u64 * weight;
                 watch.packets += weight;
                 (watch.sampling, watch.from_flows) = (p.sampling_rate(), p.l4 == L4State::Summarized);
+                watch.origin = self.origin;
                 watch.bytes = watch.bytes.saturating_add(u64::from(p.wire_len) * weight);
                 watch.last_ts = ts;
                 if prefix {
@@ -1127,6 +1142,7 @@ impl Analyzer {
             packets: 0,
             bytes: 0,
             sampling: 1,
+            origin: self.origin,
             from_flows: false,
             user_packets: 0,
             tracker_since: self.now_tick.unwrap_or(0),
@@ -1619,6 +1635,12 @@ impl Analyzer {
             sources,
             onset_ns: watch.first_ts,
             end,
+            telemetry: match watch.origin {
+                Origin::Captured => None,
+                Origin::Exported { format, exporter } => {
+                    Some(TelemetrySource { format, exporter: exporter.to_ip(), sampling_rate: watch.sampling })
+                }
+            },
         }
     }
 }

@@ -26,7 +26,7 @@ use super::filter::{order_key, AlertFilter};
 use super::hash::{random_seed, KeyedHasher};
 use super::DetectionSettings;
 use super::{Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS};
-use crate::decode::{IpKey, PacketRecord};
+use crate::decode::{IpKey, Origin, PacketRecord};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -38,6 +38,8 @@ const ROUNDS_IN_FLIGHT: usize = 2;
 /// What an analysis stage does, whether one analyzer or several shards.
 pub trait Analysis {
     fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>);
+    /// The records from now on come from `origin` (see [`Analyzer::set_origin`]).
+    fn set_origin(&mut self, origin: Origin);
     /// Ends every attack in progress.
     fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>);
     fn stats(&self) -> AnalyzerStats;
@@ -48,6 +50,9 @@ impl Analysis for Analyzer {
     #[inline]
     fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>) {
         Analyzer::process(self, p, out)
+    }
+    fn set_origin(&mut self, origin: Origin) {
+        Analyzer::set_origin(self, origin)
     }
     fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
         Analyzer::finish(self, reason, out)
@@ -75,6 +80,8 @@ enum Step {
         stream_last_ts: i64,
         seq: u64,
     },
+    /// The records from here on come from this origin (sent to every shard).
+    Origin(Origin),
 }
 
 enum Work {
@@ -211,6 +218,12 @@ impl ShardedAnalyzer {
 }
 
 impl Analysis for ShardedAnalyzer {
+    fn set_origin(&mut self, origin: Origin) {
+        for w in &mut self.workers {
+            w.steps.push(Step::Origin(origin));
+        }
+    }
+
     fn process(&mut self, p: &PacketRecord, out: &mut Vec<AttackEvent>) {
         let seq = self.seq;
         self.seq += 1;
@@ -322,6 +335,10 @@ fn run_worker(mut analyzer: Analyzer, work: Receiver<Work>, done: SyncSender<Don
                             analyzer.sync(None, stream_last_ts, &mut events);
                             analyzer.process_as(&record, roles, &mut events);
                             seq
+                        }
+                        Step::Origin(origin) => {
+                            analyzer.set_origin(origin);
+                            continue;
                         }
                     };
                     tagged.extend(events.drain(..).map(|e| (seq, e)));

@@ -12,7 +12,7 @@ mod record;
 pub mod wire;
 
 pub use prefix::Prefix;
-pub use record::{Fragment, IpKey, L4State, PacketRecord};
+pub use record::{ExportFormat, Fragment, IpKey, L4State, Origin, PacketRecord};
 
 use crate::capture::Frame;
 

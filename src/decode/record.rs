@@ -105,6 +105,35 @@ impl L4State {
     }
 }
 
+/// Where records come from: captured frames, or a flow telemetry exporter's datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    #[default]
+    Captured,
+    Exported {
+        format: ExportFormat,
+        exporter: IpKey,
+    },
+}
+
+/// The flow telemetry formats, as alerts name them (NetFlow v5 and v9 alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Sflow,
+    Netflow,
+    Ipfix,
+}
+
+impl ExportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Sflow => "sflow",
+            ExportFormat::Netflow => "netflow",
+            ExportFormat::Ipfix => "ipfix",
+        }
+    }
+}
+
 /// One decoded IP packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketRecord {

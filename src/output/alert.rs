@@ -74,6 +74,15 @@ struct SourcesJson<'a> {
     top: Vec<SourceJson>,
 }
 
+/// The exporter an attack was counted from (flow telemetry).
+#[derive(Serialize)]
+struct TelemetryJson {
+    #[serde(rename = "type")]
+    format: &'static str,
+    exporter: IpAddr,
+    sampling_rate: u32,
+}
+
 #[derive(Serialize)]
 struct NativeJson<'a> {
     timestamp: String,
@@ -95,6 +104,8 @@ struct NativeJson<'a> {
     packets: u64,
     bytes: u64,
     reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<TelemetryJson>,
     sources: SourcesJson<'a>,
     offending_ips: &'a [IpAddr],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +140,11 @@ fn native(a: &Alert) -> NativeJson<'_> {
         packets: e.packets,
         bytes: e.bytes,
         reason: &e.reason,
+        source: e.telemetry.map(|t| TelemetryJson {
+            format: t.format.name(),
+            exporter: t.exporter,
+            sampling_rate: t.sampling_rate,
+        }),
         sources: SourcesJson {
             distinct_estimate: e.sources.distinct_estimate,
             spoofed_likely: e.sources.spoofed_likely,

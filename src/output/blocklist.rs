@@ -389,6 +389,7 @@ mod tests {
             offending_ips: sources.iter().map(|s| s.parse().unwrap()).collect(),
             onset_ns: ts,
             end: None,
+            telemetry: None,
         }
     }
 

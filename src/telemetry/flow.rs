@@ -10,7 +10,7 @@
 //! held back waiting for later ones.
 
 use super::TelemetryStats;
-use crate::decode::{IpKey, L4State, PacketRecord};
+use crate::decode::{IpKey, L4State, Origin, PacketRecord};
 
 /// The analyzer's tick, the unit a flow is spread in.
 const STEP_NS: i64 = 100_000_000;
@@ -51,6 +51,8 @@ pub struct FlowRecord {
     pub end_ns: i64,
     /// One packet in this many was seen; 1 when all were.
     pub sampling_rate: u32,
+    /// Its exporter, and the format it came in.
+    pub origin: Origin,
 }
 
 impl FlowRecord {
@@ -93,6 +95,7 @@ impl FlowRecord {
 /// One flow being spread: `left` packets over the next `steps` ticks from tick `from` on.
 struct Spreading {
     packet: PacketRecord,
+    origin: Origin,
     left: u64,
     steps: u64,
     from: i64,
@@ -119,7 +122,7 @@ impl Spreader {
     /// are handed out as [`advance`](Self::advance) or [`settle`](Self::settle) pass their
     /// ticks. Past the bound on flows being spread, a flow due now is counted at once, and one
     /// due later makes room by handing out the earliest ticks early.
-    pub fn add(&mut self, flow: &FlowRecord, stats: &mut TelemetryStats, emit: &mut impl FnMut(&PacketRecord)) {
+    pub fn add(&mut self, flow: &FlowRecord, stats: &mut TelemetryStats, emit: &mut impl FnMut(&PacketRecord, Origin)) {
         if flow.packets == 0 {
             stats.empty_flows += 1;
             return;
@@ -135,12 +138,12 @@ impl Spreader {
         let spread_ns = flow.duration_ms.min(MAX_STEPS * 100) as i64 * 1_000_000;
         let start = flow.end_ns.saturating_sub(spread_ns).div_euclid(STEP_NS);
         let packet = flow.packet(start * STEP_NS, per_packet as u32);
-        let mut flow = Spreading { packet, left: total, steps, from: start };
+        let mut flow = Spreading { packet, origin: flow.origin, left: total, steps, from: start };
         if self.flows.len() >= MAX_SPREADING {
             if let Some(done) = self.step.filter(|&done| start <= done + 1) {
                 stats.unspread_flows += 1;
                 flow.packet.ts_ns = start.max(done) * STEP_NS;
-                emit_packets(&flow.packet, total, emit);
+                emit_packets(&flow.packet, flow.origin, total, emit);
                 return;
             }
             self.make_room(stats, emit);
@@ -157,7 +160,7 @@ impl Spreader {
 
     /// The clock moved to `ts_ns` (a packet's time, or the wall clock's): hands out the
     /// shares of the ticks up to its, each at its tick's start.
-    pub fn advance(&mut self, ts_ns: i64, emit: &mut impl FnMut(&PacketRecord)) {
+    pub fn advance(&mut self, ts_ns: i64, emit: &mut impl FnMut(&PacketRecord, Origin)) {
         let now = ts_ns.div_euclid(STEP_NS);
         // Time went back (the next capture of a replay): what was spread is from the old
         // timeline, and is counted there.
@@ -171,12 +174,12 @@ impl Spreader {
     /// Flows ending by `ts_ns` were read: hands out the ticks the lag leaves behind. Flows
     /// exported out of order within the lag (an exporter sending a capture's flows at once)
     /// are then each counted in their own ticks.
-    pub fn settle(&mut self, ts_ns: i64, emit: &mut impl FnMut(&PacketRecord)) {
+    pub fn settle(&mut self, ts_ns: i64, emit: &mut impl FnMut(&PacketRecord, Origin)) {
         self.hand_out_to((ts_ns.div_euclid(STEP_NS)).saturating_sub(self.lag_steps), emit);
     }
 
     /// Hands out everything still spread, each share at its tick (the end of a replay).
-    pub fn finish(&mut self, emit: &mut impl FnMut(&PacketRecord)) {
+    pub fn finish(&mut self, emit: &mut impl FnMut(&PacketRecord, Origin)) {
         if let Some(last) = self.flows.iter().map(|f| f.from + f.steps as i64).max() {
             self.hand_out_to(last, emit);
         }
@@ -188,7 +191,7 @@ impl Spreader {
 
     /// The shares of the ticks after the last handed out (the first time, from the earliest
     /// flow's) up to `last`; ticks where none is due are skipped.
-    fn hand_out_to(&mut self, last: i64, emit: &mut impl FnMut(&PacketRecord)) {
+    fn hand_out_to(&mut self, last: i64, emit: &mut impl FnMut(&PacketRecord, Origin)) {
         // Most calls (a datagram each) find their tick handed out: nothing to look through.
         if self.step.is_some_and(|done| last <= done) {
             return;
@@ -203,7 +206,7 @@ impl Spreader {
     }
 
     /// Hands out the earliest ticks until a flow can be added.
-    fn make_room(&mut self, stats: &mut TelemetryStats, emit: &mut impl FnMut(&PacketRecord)) {
+    fn make_room(&mut self, stats: &mut TelemetryStats, emit: &mut impl FnMut(&PacketRecord, Origin)) {
         while self.flows.len() >= MAX_SPREADING {
             let Some(earliest) = self.flows.iter().map(|f| f.from).min() else { return };
             self.hand_out_to(self.step.map_or(earliest, |done| earliest.max(done + 1)), emit);
@@ -212,7 +215,7 @@ impl Spreader {
     }
 
     /// The shares of tick `step`, of the flows begun by then; the next tick a share is due.
-    fn hand_out(&mut self, step: i64, emit: &mut impl FnMut(&PacketRecord)) -> Option<i64> {
+    fn hand_out(&mut self, step: i64, emit: &mut impl FnMut(&PacketRecord, Origin)) -> Option<i64> {
         let mut due: Option<i64> = None;
         self.flows.retain_mut(|f| {
             if f.from <= step {
@@ -230,22 +233,22 @@ impl Spreader {
 
 impl Spreading {
     /// The flow's share of tick `step`.
-    fn hand_out(&mut self, step: i64, emit: &mut impl FnMut(&PacketRecord)) {
+    fn hand_out(&mut self, step: i64, emit: &mut impl FnMut(&PacketRecord, Origin)) {
         let share = self.left.div_ceil(self.steps);
         self.left -= share;
         self.steps -= 1;
         self.packet.ts_ns = step * STEP_NS;
-        emit_packets(&self.packet, share, emit);
+        emit_packets(&self.packet, self.origin, share, emit);
     }
 }
 
 /// `packets` packets like `packet`, in records of a weight each can hold.
-fn emit_packets(packet: &PacketRecord, mut packets: u64, emit: &mut impl FnMut(&PacketRecord)) {
+fn emit_packets(packet: &PacketRecord, origin: Origin, mut packets: u64, emit: &mut impl FnMut(&PacketRecord, Origin)) {
     let mut r = *packet;
     while packets > 0 {
         let weight = packets.min(u64::from(u16::MAX));
         r.weight = weight as u16;
-        emit(&r);
+        emit(&r, origin);
         packets -= weight;
     }
 }
@@ -275,7 +278,7 @@ mod tests {
         let mut s = Spreader::default();
         let mut stats = TelemetryStats::default();
         let mut per_tick = std::collections::BTreeMap::<i64, u64>::new();
-        let mut emit = |r: &PacketRecord| {
+        let mut emit = |r: &PacketRecord, _: Origin| {
             assert_eq!((r.l4, r.wire_len), (L4State::Summarized, 500));
             *per_tick.entry(r.ts_ns / STEP_NS).or_default() += u64::from(r.weight);
         };
@@ -301,7 +304,7 @@ mod tests {
         // (50-59) are past, so it is counted over the second from the current tick (80) on.
         let mut s = Spreader::default();
         let (mut stats, mut ticks) = (TelemetryStats::default(), Vec::new());
-        let mut emit = |r: &PacketRecord| ticks.push((r.ts_ns / STEP_NS, u64::from(r.weight)));
+        let mut emit = |r: &PacketRecord, _: Origin| ticks.push((r.ts_ns / STEP_NS, u64::from(r.weight)));
         s.add(&FlowRecord { end_ns: 6_000_000_000, ..flow(10, 1_000, 1) }, &mut stats, &mut emit);
         s.advance(8_000_000_000, &mut emit);
         s.add(&FlowRecord { end_ns: 6_000_000_000, ..flow(100, 1_000, 1) }, &mut stats, &mut emit);
@@ -324,8 +327,8 @@ mod tests {
         let mut emitted = Vec::new();
         let mut stats = TelemetryStats::default();
         let mut s = Spreader::default();
-        s.add(&flow(100_000, 0, 2), &mut stats, &mut |r| emitted.push(r.weight));
-        s.finish(&mut |r| emitted.push(r.weight));
+        s.add(&flow(100_000, 0, 2), &mut stats, &mut |r, _| emitted.push(r.weight));
+        s.finish(&mut |r, _| emitted.push(r.weight));
         assert_eq!(emitted, vec![65_535, 65_535, 65_535, 3_395]);
     }
 
@@ -333,10 +336,10 @@ mod tests {
     fn past_the_bound_on_flows_being_spread_a_flow_counts_at_once() {
         let mut s = Spreader::default();
         let (mut stats, mut emitted) = (TelemetryStats::default(), 0u64);
-        s.advance(1_000_000_000, &mut |_| ());
+        s.advance(1_000_000_000, &mut |_, _| ());
         for _ in 0..MAX_SPREADING + 1 {
             let f = FlowRecord { end_ns: 1_000_000_000, ..flow(10, 1_000, 1) };
-            s.add(&f, &mut stats, &mut |r| emitted += u64::from(r.weight));
+            s.add(&f, &mut stats, &mut |r, _| emitted += u64::from(r.weight));
         }
         // Each flow's first share went in the current tick; the last flow all of it.
         assert_eq!((s.spreading(), stats.unspread_flows), (MAX_SPREADING, 1));
@@ -348,10 +351,10 @@ mod tests {
         // A replay's flows, a second long, ending at 30 s while the clock stands at 0.
         let mut s = Spreader::new(60_000_000_000);
         let (mut stats, mut ticks) = (TelemetryStats::default(), Vec::new());
-        s.advance(0, &mut |_| ());
+        s.advance(0, &mut |_, _| ());
         for _ in 0..MAX_SPREADING + 1 {
             let f = FlowRecord { end_ns: 30_000_000_000, ..flow(10, 1_000, 1) };
-            s.add(&f, &mut stats, &mut |r| ticks.push(r.ts_ns / STEP_NS));
+            s.add(&f, &mut stats, &mut |r, _| ticks.push(r.ts_ns / STEP_NS));
         }
         // Ticks 290-299 went early; the last flow's ticks are past, its first share in 299.
         assert_eq!((s.spreading(), stats.hurried_ticks, ticks.len()), (1, 10, MAX_SPREADING * 10 + 1));

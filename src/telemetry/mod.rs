@@ -16,7 +16,7 @@ pub mod sflow;
 pub mod socket;
 
 use crate::capture::{Frame, LinkType};
-use crate::decode::{decode, Decoded, IpKey, PacketRecord, Prefix};
+use crate::decode::{decode, Decoded, ExportFormat, IpKey, Origin, PacketRecord, Prefix};
 pub use netflow::FlowClock;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -255,7 +255,7 @@ impl Collector {
         from: IpAddr,
         ts_ns: i64,
         stats: &mut TelemetryStats,
-        record: &mut impl FnMut(&PacketRecord),
+        record: &mut impl FnMut(&PacketRecord, Origin),
     ) {
         if !self.exporters.admits(from) {
             stats.unknown_exporters += 1;
@@ -264,7 +264,8 @@ impl Collector {
         // sFlow's version takes four bytes, NetFlow's and IPFIX's two (5, 9, 10).
         let outcome = if data.starts_with(&[0, 0]) {
             self.spreader.advance(ts_ns, record);
-            read_sflow(data, ts_ns, stats, record)
+            let origin = Origin::Exported { format: ExportFormat::Sflow, exporter: IpKey::from_ip(from) };
+            read_sflow(data, ts_ns, origin, stats, record)
         } else {
             let (spreader, mut latest) = (&mut self.spreader, ts_ns);
             let outcome = netflow::read_datagram(
@@ -288,13 +289,13 @@ impl Collector {
 
     /// Hands out the spread flows' shares due by `ts_ns` (a packet's time, or the wall
     /// clock's when no datagram comes).
-    pub fn advance(&mut self, ts_ns: i64, record: &mut impl FnMut(&PacketRecord)) {
+    pub fn advance(&mut self, ts_ns: i64, record: &mut impl FnMut(&PacketRecord, Origin)) {
         self.spreader.advance(ts_ns, record);
     }
 
     /// Hands out everything still spread, and counts the data still waiting for its template
     /// (the end of a replay).
-    pub fn finish(&mut self, stats: &mut TelemetryStats, record: &mut impl FnMut(&PacketRecord)) {
+    pub fn finish(&mut self, stats: &mut TelemetryStats, record: &mut impl FnMut(&PacketRecord, Origin)) {
         self.spreader.finish(record);
         self.templates.give_up(stats);
     }
@@ -305,12 +306,13 @@ impl Collector {
     }
 }
 
-/// The sampled packets of one sFlow datagram, each handed to `record`.
+/// The sampled packets of one sFlow datagram, each handed to `record` with `origin`.
 fn read_sflow(
     data: &[u8],
     ts_ns: i64,
+    origin: Origin,
     stats: &mut TelemetryStats,
-    record: &mut impl FnMut(&PacketRecord),
+    record: &mut impl FnMut(&PacketRecord, Origin),
 ) -> Result<(), TelemetryIssue> {
     sflow::read_datagram(data, stats, |s, stats| {
         let weight = match u16::try_from(s.sampling_rate) {
@@ -330,7 +332,7 @@ fn read_sflow(
             Ok(Decoded::Ip) => {
                 r.weight = weight;
                 stats.records += 1;
-                record(&r);
+                record(&r, origin);
             }
             _ => stats.undecodable_samples += 1,
         }
@@ -359,8 +361,13 @@ mod tests {
     fn read(data: &[u8], from: &str, exporters: &Exporters) -> (Vec<PacketRecord>, TelemetryStats) {
         let mut stats = TelemetryStats::default();
         let mut records = Vec::new();
-        Collector::new(exporters.clone(), FlowClock::Live)
-            .read(data, from.parse().unwrap(), 7, &mut stats, &mut |r| records.push(*r));
+        Collector::new(exporters.clone(), FlowClock::Live).read(
+            data,
+            from.parse().unwrap(),
+            7,
+            &mut stats,
+            &mut |r, _| records.push(*r),
+        );
         (records, stats)
     }
 

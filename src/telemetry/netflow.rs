@@ -11,7 +11,7 @@
 
 use super::flow::FlowRecord;
 use super::{Protocol, TelemetryIssue, TelemetryStats};
-use crate::decode::{be16, be32, Field, IpKey};
+use crate::decode::{be16, be32, ExportFormat, Field, IpKey, Origin};
 use std::collections::{HashMap, VecDeque};
 
 pub const V5: u16 = 5;
@@ -235,6 +235,13 @@ struct Domain {
     version: u16,
     /// v9's source id, IPFIX's observation domain.
     id: u32,
+}
+
+impl Domain {
+    fn origin(&self) -> Origin {
+        let format = if self.version == IPFIX { ExportFormat::Ipfix } else { ExportFormat::Netflow };
+        Origin::Exported { format, exporter: self.exporter }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -482,6 +489,7 @@ fn read_v5(
                 duration_ms: u64::from(last.wrapping_sub(first)),
                 end_ns: templates.clocks.event_end(domain, Clock::UptimeMs, u64::from(last), ts_ns),
                 sampling_rate,
+                origin: Origin::Exported { format: ExportFormat::Netflow, exporter },
             },
             stats,
         );
@@ -689,6 +697,7 @@ fn read_data(
             None => announced.or(domain_rate).unwrap_or(1),
         };
         f.flow.sampling_rate = rate;
+        f.flow.origin = key.domain.origin();
         f.flow.duration_ms = f.duration_ms();
         f.flow.end_ns = match f.end {
             Some((clock, end)) => clocks.event_end(key.domain, clock, end, ts_ns),
