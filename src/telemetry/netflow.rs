@@ -290,9 +290,9 @@ impl Clocks {
             let delta =
                 if uptime { i64::from((ms as u32).wrapping_sub(a.flow_ms as u32) as i32) } else { ms - a.flow_ms };
             let event = a.event_ns.saturating_add(delta.saturating_mul(1_000_000));
-            let ahead = event - arrival_ns;
+            let ahead = event.saturating_sub(arrival_ns);
             let holds = match self.clock {
-                FlowClock::Exporter => ahead.abs() <= REANCHOR_NS,
+                FlowClock::Exporter => ahead.unsigned_abs() <= REANCHOR_NS as u64,
                 FlowClock::Live => (-REANCHOR_NS..=0).contains(&ahead),
             };
             if holds {
