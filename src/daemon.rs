@@ -491,10 +491,12 @@ fn collect_loop(
         if last_stats.elapsed() >= Duration::from_secs(1) {
             last_stats = Instant::now();
             metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped: 0 });
+            metrics.set_interfaces(thread, collector.interfaces());
         }
     }
     let _ = filling.finish(batches);
     metrics.set_capture(thread, CaptureCounts { traffic, kernel_dropped: 0 });
+    metrics.set_interfaces(thread, collector.interfaces());
 }
 
 /// Opens the capture again once its interface is back, polling with backoff; `None` when the

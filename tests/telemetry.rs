@@ -12,7 +12,8 @@ use floodwatch::decode::{decode, udp_payload, Decoded, ExportFormat, PacketRecor
 use floodwatch::pipeline::Datagrams;
 use floodwatch::telemetry::flow::FlowRecord;
 use floodwatch::telemetry::netflow::{self, Templates};
-use floodwatch::telemetry::{Exporters, TelemetrySettings, TelemetryStats};
+use floodwatch::telemetry::sflow::InterfaceCounters;
+use floodwatch::telemetry::{Collector, Exporters, FlowClock, TelemetrySettings, TelemetryStats};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -88,6 +89,15 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
     }
     // The four files hold 9 sampled headers between them: the test reads something.
     assert_eq!(headers, 9);
+    // Counter samples: the collector keeps each interface's latest counters, as tshark last
+    // shows them.
+    let path = dir.join("flows/ndpi__sflow.pcap");
+    let interfaces = collector_interfaces(&path);
+    let expected = tshark_interfaces(&path);
+    assert!(!expected.is_empty(), "{}: no interface counters", path.display());
+    let read: Vec<_> = interfaces.iter().map(|(agent, c)| (*agent, c.if_index, c.in_octets, c.out_octets)).collect();
+    assert_eq!(read, expected);
+    assert!(interfaces.iter().all(|(_, c)| c.up && c.speed == 100_000_000 && c.in_packets > 0), "{interfaces:?}");
     // From exporters not allowed, nothing is read, and every datagram is counted.
     let path = dir.join("flows/ndpi__sflow.pcap");
     let routers = Exporters::within(vec![floodwatch::decode::Prefix::parse("10.0.0.0/8").unwrap()]);
@@ -98,6 +108,46 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
     );
     let t = outcome.traffic.telemetry;
     assert_eq!((t.unknown_exporters, t.datagrams_total(), t.records), (9, 0, 0), "{t:?}");
+}
+
+/// The latest counters of each interface in an sFlow capture, as one collector reads them.
+fn collector_interfaces(path: &Path) -> Vec<(IpAddr, InterfaceCounters)> {
+    let mut collector = Collector::new(Exporters::any(), FlowClock::Exporter);
+    let mut stats = TelemetryStats::default();
+    let mut source = FileSource::open(path.to_str().unwrap()).expect("a capture");
+    source
+        .read_frames(usize::MAX, |frame| {
+            let mut r = PacketRecord::default();
+            if let (Ok(Decoded::Ip), Some(payload)) = (decode(frame, &mut r), udp_payload(frame)) {
+                collector.read(payload, r.src.to_ip(), frame.ts_ns, &mut stats, &mut |_, _| ());
+            }
+            true
+        })
+        .expect("the capture reads");
+    assert_eq!(stats.issues_total(), 0, "{stats:?}");
+    collector.interfaces()
+}
+
+/// The last input and output octets tshark shows for each (agent, interface index), sorted.
+fn tshark_interfaces(path: &Path) -> Vec<(IpAddr, u32, u64, u64)> {
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(path)
+        .args(["-d", "udp.port==6343,sflow", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=;"])
+        .args(["-e", "ip.src", "-e", "sflow_245.ifindex", "-e", "sflow_245.ifinoct", "-e", "sflow_245.ifoutoct"])
+        .output()
+        .expect("tshark runs");
+    let mut latest = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let columns: Vec<Vec<&str>> =
+            line.split('\t').map(|c| c.split(';').filter(|v| !v.is_empty()).collect()).collect();
+        let (Some(agent), Some(index)) = (columns[0].first(), columns.get(1)) else { continue };
+        for (i, if_index) in index.iter().enumerate() {
+            let number = |c: usize| columns[c][i].parse::<u64>().expect("a number");
+            latest.insert((agent.parse::<IpAddr>().unwrap(), if_index.parse::<u32>().unwrap()), (number(2), number(3)));
+        }
+    }
+    latest.into_iter().map(|((agent, index), (rx, tx))| (agent, index, rx, tx)).collect()
 }
 
 /// A flow as tshark and floodwatch both name it: addresses, ports (an ICMP flow's type and code

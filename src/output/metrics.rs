@@ -8,10 +8,11 @@ use crate::analyze::{AnalyzerStats, EventKind};
 use crate::decode::DecodeIssue;
 use crate::output::sink::SinkStats;
 use crate::output::summary::{TrafficClass, TrafficStats};
+use crate::telemetry::sflow::InterfaceCounters;
 use crate::telemetry::{Protocol, TelemetryIssue};
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -35,6 +36,8 @@ pub struct CaptureCounts {
 pub struct Metrics {
     /// Per capture thread.
     captures: Mutex<Vec<CaptureCounts>>,
+    /// The interface counters sFlow agents sent, per telemetry listener thread.
+    interfaces: Mutex<Vec<Vec<(IpAddr, InterfaceCounters)>>>,
     analyzer: Mutex<AnalyzerStats>,
     pub active_attacks: AtomicU64,
     alerts: [AtomicU64; 3],
@@ -57,6 +60,7 @@ impl Default for Metrics {
     fn default() -> Metrics {
         Metrics {
             captures: Mutex::default(),
+            interfaces: Mutex::default(),
             analyzer: Mutex::default(),
             active_attacks: AtomicU64::new(0),
             alerts: Default::default(),
@@ -82,6 +86,16 @@ impl Metrics {
                 g.resize(thread + 1, CaptureCounts::default());
             }
             g[thread] = counts;
+        }
+    }
+
+    /// The interface counters telemetry listener `thread` holds.
+    pub fn set_interfaces(&self, thread: usize, interfaces: Vec<(IpAddr, InterfaceCounters)>) {
+        if let Ok(mut g) = self.interfaces.lock() {
+            if g.len() <= thread {
+                g.resize(thread + 1, Vec::new());
+            }
+            g[thread] = interfaces;
         }
     }
 
@@ -140,6 +154,55 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
+    /// The latest counters of the interfaces sFlow agents report, by agent and interface
+    /// index: the device's own counters (they restart when it does), for rates in queries.
+    fn render_interfaces(&self, family: &mut impl FnMut(&str, &str, &str, &[(String, u64)])) {
+        let interfaces: Vec<(IpAddr, InterfaceCounters)> =
+            self.interfaces.lock().map(|g| g.iter().flatten().copied().collect()).unwrap_or_default();
+        let labels = |agent: &IpAddr, c: &InterfaceCounters, more: &str| {
+            format!("{{agent=\"{agent}\",if_index=\"{}\"{more}}}", c.if_index)
+        };
+        let both = |get: fn(&InterfaceCounters) -> (u64, u64)| -> Vec<(String, u64)> {
+            let mut samples = Vec::with_capacity(2 * interfaces.len());
+            for (agent, c) in &interfaces {
+                let (rx, tx) = get(c);
+                samples.push((labels(agent, c, ",direction=\"in\""), rx));
+                samples.push((labels(agent, c, ",direction=\"out\""), tx));
+            }
+            samples
+        };
+        let help = "as its sFlow agent counts them, by direction";
+        family(
+            "interface_octets_total",
+            "counter",
+            &format!("Octets of an interface, {help}."),
+            &both(|c| (c.in_octets, c.out_octets)),
+        );
+        family(
+            "interface_packets_total",
+            "counter",
+            &format!("Packets of an interface (unicast, multicast, broadcast), {help}."),
+            &both(|c| (c.in_packets, c.out_packets)),
+        );
+        family(
+            "interface_discards_total",
+            "counter",
+            &format!("Packets an interface discarded, {help}."),
+            &both(|c| (c.in_discards, c.out_discards)),
+        );
+        family(
+            "interface_errors_total",
+            "counter",
+            &format!("Packets with errors on an interface, {help}."),
+            &both(|c| (c.in_errors, c.out_errors)),
+        );
+        let each = |get: fn(&InterfaceCounters) -> u64| -> Vec<(String, u64)> {
+            interfaces.iter().map(|(agent, c)| (labels(agent, c, ""), get(c))).collect()
+        };
+        family("interface_speed_bits", "gauge", "An interface's speed, bits per second.", &each(|c| c.speed));
+        family("interface_up", "gauge", "Whether an interface is operationally up.", &each(|c| u64::from(c.up)));
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let t = self.traffic();
@@ -188,8 +251,15 @@ impl Metrics {
             &one(tm.flow_packets),
         );
         family("telemetry_templates_total", "counter", "NetFlow v9/IPFIX templates read.", &one(tm.templates));
+        family("telemetry_counter_samples_total", "counter", "sFlow counter samples read.", &one(tm.counter_samples));
+        self.render_interfaces(&mut family);
+        family(
+            "telemetry_untracked_interfaces_total",
+            "counter",
+            "Interface counters not kept: 4,096 interfaces were.",
+            &one(tm.untracked_interfaces),
+        );
         let skipped = [
-            ("counter_samples", tm.counter_samples),
             ("other_records", tm.other_records),
             ("unknown_samples", tm.unknown_samples),
             ("headers_not_ip", tm.undecodable_samples),
@@ -471,6 +541,32 @@ mod tests {
             "floodwatch_batch_latency_seconds{quantile=\"0.99\"} 0.000002",
             "floodwatch_batch_latency_seconds_count 1",
             "# TYPE floodwatch_active_attacks gauge",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn interface_counters_are_labelled_by_agent_index_and_direction() {
+        let m = Metrics::default();
+        let counters = InterfaceCounters {
+            if_index: 7,
+            speed: 10_000_000_000,
+            up: true,
+            in_octets: 1_500,
+            out_packets: 3,
+            ..InterfaceCounters::default()
+        };
+        // The sFlow listener is thread 1; thread 0 (another listener) has none.
+        m.set_interfaces(1, vec![("192.0.2.1".parse().unwrap(), counters)]);
+        m.set_interfaces(0, Vec::new());
+        let text = m.render();
+        for needle in [
+            "floodwatch_interface_octets_total{agent=\"192.0.2.1\",if_index=\"7\",direction=\"in\"} 1500",
+            "floodwatch_interface_packets_total{agent=\"192.0.2.1\",if_index=\"7\",direction=\"out\"} 3",
+            "floodwatch_interface_speed_bits{agent=\"192.0.2.1\",if_index=\"7\"} 10000000000",
+            "floodwatch_interface_up{agent=\"192.0.2.1\",if_index=\"7\"} 1",
+            "# TYPE floodwatch_interface_errors_total counter",
         ] {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }

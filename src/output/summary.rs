@@ -218,8 +218,8 @@ impl fmt::Display for Summary<'_> {
         let tm = &t.telemetry;
         if tm.datagrams_total() > 0 || tm.issues_total() > 0 || tm.unknown_exporters > 0 {
             let mut skipped = counted(&[
-                (tm.counter_samples, "counter samples"),
-                (tm.other_records, "other flow records"),
+                (tm.other_records, "other flow and counter records"),
+                (tm.untracked_interfaces, "interface counters not kept (4,096 interfaces were)"),
                 (tm.unknown_samples, "samples of unknown formats"),
                 (tm.undecodable_samples, "sampled headers that are not IP"),
                 (tm.bad_sampling_rates, "samples or flows with a sampling rate of 0 or beyond any exporter's"),
@@ -241,10 +241,11 @@ impl fmt::Display for Summary<'_> {
             let mut read = Vec::new();
             if datagrams(Protocol::Sflow) > 0 {
                 read.push(format!(
-                    "{} sFlow datagrams ({} flow samples, {} sampled packets analyzed)",
+                    "{} sFlow datagrams ({} flow samples, {} sampled packets analyzed, {} counter samples)",
                     fmt_int(datagrams(Protocol::Sflow) as f64),
                     fmt_int(tm.flow_samples as f64),
                     fmt_int(tm.records as f64),
+                    fmt_int(tm.counter_samples as f64),
                 ));
             }
             let flow_protocols = [Protocol::NetflowV5, Protocol::NetflowV9, Protocol::Ipfix];

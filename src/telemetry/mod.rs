@@ -18,6 +18,8 @@ pub mod socket;
 use crate::capture::{Frame, LinkType};
 use crate::decode::{decode, Decoded, ExportFormat, IpKey, Origin, PacketRecord, Prefix};
 pub use netflow::FlowClock;
+use sflow::{InterfaceCounters, Reading};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -175,6 +177,8 @@ pub struct TelemetryStats {
     pub empty_flows: u64,
     /// Flow records of more packets than a link carries, or of longer packets than IP allows.
     pub impossible_counts: u64,
+    /// Interfaces whose counters were not kept: too many were.
+    pub untracked_interfaces: u64,
     /// Flows counted at once rather than spread: too many were being spread.
     pub unspread_flows: u64,
     /// Ticks of flows handed out before the replay's lag ran out: too many were held.
@@ -218,6 +222,7 @@ impl TelemetryStats {
         self.empty_flows += other.empty_flows;
         self.impossible_counts += other.impossible_counts;
         self.unspread_flows += other.unspread_flows;
+        self.untracked_interfaces += other.untracked_interfaces;
         self.hurried_ticks += other.hurried_ticks;
         self.bad_sampling_rates += other.bad_sampling_rates;
         self.unknown_exporters += other.unknown_exporters;
@@ -232,6 +237,28 @@ pub struct Collector {
     exporters: Exporters,
     templates: netflow::Templates,
     spreader: flow::Spreader,
+    interfaces: Interfaces,
+}
+
+/// Interfaces whose counters are kept: a router has hundreds; beyond, more are counted
+/// (`untracked_interfaces`) and not kept.
+const MAX_INTERFACES: usize = 4096;
+
+/// The latest counters of each interface the sFlow agents report, by agent and index.
+#[derive(Default)]
+struct Interfaces {
+    latest: HashMap<(IpKey, u32), InterfaceCounters>,
+}
+
+impl Interfaces {
+    fn update(&mut self, agent: IpKey, counters: InterfaceCounters, stats: &mut TelemetryStats) {
+        let key = (agent, counters.if_index);
+        if self.latest.len() < MAX_INTERFACES || self.latest.contains_key(&key) {
+            self.latest.insert(key, counters);
+        } else {
+            stats.untracked_interfaces += 1;
+        }
+    }
 }
 
 impl Collector {
@@ -241,6 +268,7 @@ impl Collector {
             exporters,
             templates: netflow::Templates::new(clock),
             spreader: flow::Spreader::new(clock.lag_ns()),
+            interfaces: Interfaces::default(),
         }
     }
 
@@ -265,7 +293,7 @@ impl Collector {
         let outcome = if data.starts_with(&[0, 0]) {
             self.spreader.advance(ts_ns, record);
             let origin = Origin::Exported { format: ExportFormat::Sflow, exporter: IpKey::from_ip(from) };
-            read_sflow(data, ts_ns, origin, stats, record)
+            read_sflow(data, ts_ns, origin, &mut self.interfaces, stats, record)
         } else {
             let (spreader, mut latest) = (&mut self.spreader, ts_ns);
             let outcome = netflow::read_datagram(
@@ -300,21 +328,40 @@ impl Collector {
         self.templates.give_up(stats);
     }
 
+    /// The latest counters of every interface the sFlow agents reported, by agent address
+    /// and interface index.
+    pub fn interfaces(&self) -> Vec<(IpAddr, InterfaceCounters)> {
+        let mut list: Vec<_> = self.interfaces.latest.iter().map(|(&(agent, _), &c)| (agent.to_ip(), c)).collect();
+        list.sort_by_key(|&(agent, c)| (agent, c.if_index));
+        list
+    }
+
     /// Templates kept, and flows being spread: what the collector holds.
     pub fn held(&self) -> (usize, usize) {
         (self.templates.len(), self.spreader.spreading())
     }
 }
 
-/// The sampled packets of one sFlow datagram, each handed to `record` with `origin`.
+/// The sampled packets of one sFlow datagram, each handed to `record` with `origin`; its
+/// interface counters, to `interfaces`.
 fn read_sflow(
     data: &[u8],
     ts_ns: i64,
     origin: Origin,
+    interfaces: &mut Interfaces,
     stats: &mut TelemetryStats,
     record: &mut impl FnMut(&PacketRecord, Origin),
 ) -> Result<(), TelemetryIssue> {
-    sflow::read_datagram(data, stats, |s, stats| {
+    sflow::read_datagram(data, stats, |reading, stats| {
+        let s = match reading {
+            Reading::Packet(s) => s,
+            Reading::Interface(counters) => {
+                if let Origin::Exported { exporter, .. } = origin {
+                    interfaces.update(exporter, counters, stats);
+                }
+                return;
+            }
+        };
         let weight = match u16::try_from(s.sampling_rate) {
             Ok(0) | Err(_) => {
                 stats.bad_sampling_rates += 1;
@@ -356,6 +403,42 @@ mod tests {
         let flow = [u32s(&[1, 3, rate, 5_000, 0, 3, 7, 1]), record].concat();
         let sample = [u32s(&[1, flow.len() as u32]), flow].concat();
         [u32s(&[5, 1]), vec![192, 0, 2, 254], u32s(&[0, 42, 123_456, 1]), sample].concat()
+    }
+
+    /// An sFlow datagram with one counter sample: interface 3's generic counters (10 Gb/s,
+    /// up, 5,000 octets and 4 + 2 + 1 packets in, 9 octets out) and an Ethernet record.
+    fn counters_datagram() -> Vec<u8> {
+        let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+        let generic = u32s(&[3, 6, 2, 1_410_065_408, 1, 3, 0, 5_000, 4, 2, 1, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(generic.len(), 88);
+        let records = [u32s(&[1, 88]), generic, u32s(&[2, 4, 0])].concat();
+        let sample = [u32s(&[17, 3, 2]), records].concat();
+        [u32s(&[5, 1]), vec![192, 0, 2, 254], u32s(&[0, 43, 123_456, 1, 2, sample.len() as u32]), sample].concat()
+    }
+
+    #[test]
+    fn counter_samples_keep_each_interfaces_latest_counters() {
+        let mut collector = Collector::new(Exporters::any(), FlowClock::Live);
+        let mut stats = TelemetryStats::default();
+        let data = counters_datagram();
+        collector.read(&data, "192.0.2.254".parse().unwrap(), 7, &mut stats, &mut |_, _| ());
+        let expected = InterfaceCounters {
+            if_index: 3,
+            speed: 10_000_000_000,
+            up: true,
+            in_octets: 5_000,
+            in_packets: 7,
+            out_octets: 9,
+            ..InterfaceCounters::default()
+        };
+        assert_eq!(collector.interfaces(), vec![("192.0.2.254".parse().unwrap(), expected)]);
+        assert_eq!((stats.counter_samples, stats.other_records, stats.issues_total()), (1, 1, 0));
+        for cut in 0..data.len() {
+            let mut stats = TelemetryStats::default();
+            let mut collector = Collector::new(Exporters::any(), FlowClock::Live);
+            collector.read(&data[..cut], "192.0.2.254".parse().unwrap(), 7, &mut stats, &mut |_, _| ());
+            assert_eq!(stats.issues[TelemetryIssue::Truncated as usize], 1, "cut at {cut}");
+        }
     }
 
     fn read(data: &[u8], from: &str, exporters: &Exporters) -> (Vec<PacketRecord>, TelemetryStats) {
