@@ -14,7 +14,11 @@
 #     and a DNS amplification (3,000 reflectors) make 78 % of the packets, frames of 60-1,514
 #     bytes (5.5 GB for 10M packets);
 # (d) bench_sflow: (c)'s first FW_BENCH_SFLOW_PACKETS frames as sFlow (every frame sampled),
-#     read with replay --telemetry (samples decoded and analyzed per second).
+#     read with replay --telemetry (samples decoded and analyzed per second);
+# (e) bench_netflow: (c)'s first FW_BENCH_NETFLOW_PACKETS frames metered into NetFlow v9
+#     flows, read with replay --telemetry (flow records per second);
+# (f) (d)'s datagrams sent over loopback at FW_BENCH_DATAGRAM_RATE (100,000/s) to the daemon
+#     collecting sFlow: datagrams sent against datagrams read.
 # Every tool runs 3 times per input after the input is read into the page cache (see below);
 # the best wall time counts.
 set -euo pipefail
@@ -266,3 +270,49 @@ cat "$SFLOW" >/dev/null
 "$FW" replay --telemetry --no-progress --alerts /dev/null "$SFLOW" 2>&1 >/dev/null | sed 's/^/     | /'
 s=$(best_of "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$SFLOW")
 awk -v s="$s" -v n="$SAMPLES" 'BEGIN { printf "   floodwatch replay --telemetry: %.3f s for %d samples, %.2f M samples/s\n", s, n, n / s / 1e6 }'
+rss=$(peak_rss_kib "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$SFLOW")
+awk -v c="$(cat "$WORK/cpu")" -v n="$SAMPLES" -v r="$rss" 'BEGIN { printf "   CPU time of one run (all threads): %.2f s, %.2f M samples per CPU second; peak RSS %.0f MiB\n", c, n / c / 1e6, r / 1024 }'
+
+# (e) NetFlow v9: bench_flood's first frames metered into flows by capgen's exporter (flows
+# cut after 1 s idle or 1 s long, 30 records a datagram, templates every 20th datagram), read
+# back with `replay --telemetry`: flow records decoded, spread and analyzed per second.
+NETFLOW_PACKETS=${FW_BENCH_NETFLOW_PACKETS:-2000000}
+NETFLOW=$DIR/bench_netflow_$NETFLOW_PACKETS.pcap
+echo "== (e) NetFlow v9: $NETFLOW_PACKETS frames of bench_flood metered into flows, read with replay --telemetry"
+gen bench-netflow "$NETFLOW" --packets "$NETFLOW_PACKETS"
+RECORDS=$(sed -n 's/.*: \([0-9]*\) flow records in .*/\1/p' "$NETFLOW.facts")
+evict "$NETFLOW"
+cat "$NETFLOW" >/dev/null
+"$FW" replay --telemetry --no-progress --alerts /dev/null "$NETFLOW" 2>&1 >/dev/null | sed 's/^/     | /'
+s=$(best_of "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$NETFLOW")
+awk -v s="$s" -v n="$RECORDS" 'BEGIN { printf "   floodwatch replay --telemetry: %.3f s for %d flow records, %.2f M records/s\n", s, n, n / s / 1e6 }'
+rss=$(peak_rss_kib "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$NETFLOW")
+awk -v c="$(cat "$WORK/cpu")" -v n="$RECORDS" -v r="$rss" 'BEGIN { printf "   CPU time of one run (all threads): %.2f s, %.2f M records per CPU second; peak RSS %.0f MiB\n", c, n / c / 1e6, r / 1024 }'
+
+# (f) Loopback reception: `floodwatch run --sflow` on 127.0.0.1 while benches/send_datagrams.py
+# sends (d)'s datagrams at FW_BENCH_DATAGRAM_RATE a second; every datagram sent must be read
+# (floodwatch_telemetry_datagrams_total), and the kernel's UDP receive-buffer errors (from
+# /proc/net/snmp, machine-wide) say whether any were lost before floodwatch read them.
+RATE=${FW_BENCH_DATAGRAM_RATE:-100000}
+PORT=${FW_BENCH_SFLOW_PORT:-16343}
+METRICS=${FW_BENCH_METRICS_PORT:-19477}
+echo "== (f) loopback: (d)'s datagrams sent at $RATE/s to floodwatch run --sflow 127.0.0.1:$PORT"
+udp_rcvbuf_errors() { awk '/^Udp:/ { if (seen) print $6; seen = 1 }' /proc/net/snmp; }
+scrape() {
+    python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' \
+        "http://127.0.0.1:$METRICS/metrics" 2>/dev/null || true
+}
+"$FW" run --sflow "127.0.0.1:$PORT" --metrics "127.0.0.1:$METRICS" --alerts /dev/null >"$WORK/run.log" 2>&1 &
+RUN=$!
+for _ in $(seq 100); do
+    scrape | grep -q '^floodwatch_telemetry_datagrams_total' && break
+    sleep 0.1
+done
+before=$(udp_rcvbuf_errors)
+read -r sent secs achieved < <(python3 benches/send_datagrams.py "$SFLOW" "127.0.0.1:$PORT" "$RATE")
+sleep 2.5
+got=$(scrape | awk '/^floodwatch_telemetry_datagrams_total\{protocol="sflow"\}/ { print $2 }')
+after=$(udp_rcvbuf_errors)
+kill -TERM "$RUN"
+wait "$RUN" || true
+echo "   sent $sent datagrams in $secs s ($achieved/s); floodwatch read ${got:-?}; kernel UDP receive-buffer errors meanwhile: $((after - before))"

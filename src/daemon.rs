@@ -142,7 +142,8 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         // The metrics count capture threads first, then listeners.
         let thread = captures.len() + i;
         let listen = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(listen, "collecting {}", protocol.listener());
+        let receive_buffer_kib = socket.receive_buffer() / 1024;
+        tracing::info!(listen, receive_buffer_kib, "collecting {}", protocol.listener());
         let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
         let collector = Collector::new(opts.telemetry.exporters.clone(), FlowClock::Live);
         let thread = std::thread::Builder::new()
