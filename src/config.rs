@@ -13,9 +13,11 @@ use crate::output::hook::HookOptions;
 use crate::output::metrics::listen_addr;
 use crate::output::sink::SinkSpec;
 use crate::output::{BlocklistOptions, OutputOptions};
-use crate::telemetry::{Exporters, TelemetrySettings};
+use crate::telemetry::netflow::MAX_SAMPLING_RATE;
+use crate::telemetry::{Exporters, SamplingRates, TelemetrySettings};
 use serde::Deserialize;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -264,11 +266,22 @@ fn telemetry_settings(section: Option<&TelemetrySection>) -> Result<TelemetrySet
         value.as_deref().map(listen_addr).transpose().map_err(|e| SettingError::invalid(Key::of("telemetry", name), e))
     };
     let exporters = Exporters::within(parse_prefixes(Key::of("telemetry", "exporters"), &t.exporters)?);
+    let mut rates = Vec::with_capacity(t.sampling.len());
+    for (address, &rate) in &t.sampling {
+        let key = Key::of("telemetry", "sampling");
+        let ip = address.parse::<IpAddr>().map_err(|e| SettingError::invalid(key, format!("{address:?}: {e}")))?;
+        if !(1..=MAX_SAMPLING_RATE).contains(&rate) {
+            let allowed = format!("between 1 and {MAX_SAMPLING_RATE}");
+            return Err(SettingError::new(key, Problem::OutOfRange { value: format!("{address} = {rate}"), allowed }));
+        }
+        rates.push((ip, rate as u32));
+    }
     Ok(TelemetrySettings {
         sflow: listener("sflow", &t.sflow)?,
         netflow: listener("netflow", &t.netflow)?,
         ipfix: listener("ipfix", &t.ipfix)?,
         exporters,
+        sampling: SamplingRates::new(rates),
     })
 }
 
@@ -563,6 +576,9 @@ struct TelemetrySection {
     ipfix: Option<String>,
     #[serde(default)]
     exporters: Vec<String>,
+    /// Exporter address → its sampling rate, for NetFlow/IPFIX exporters that do not say.
+    #[serde(default)]
+    sampling: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
@@ -719,6 +735,17 @@ mod tests {
         assert!(Config::from_toml("").unwrap().telemetry.exporters.admits("192.0.2.1".parse().unwrap()));
         let e = setting_error("[telemetry]\nexporters = [\"10.0.0.0/8\", \"router\"]\n");
         assert_eq!((e.key, e.line), (Key::of("telemetry", "exporters").element(1), Some(2)));
+        let c = Config::from_toml("[telemetry]\nsampling = { \"10.0.0.1\" = 1000, \"2001:db8::1\" = 512 }\n").unwrap();
+        let key = |ip: &str| IpKey::from_ip(ip.parse().unwrap());
+        let rates = &c.telemetry.sampling;
+        assert_eq!(
+            (rates.of(key("10.0.0.1")), rates.of(key("2001:db8::1")), rates.of(key("10.0.0.2"))),
+            (Some(1000), Some(512), None)
+        );
+        for bad in ["{ \"router\" = 10 }", "{ \"10.0.0.1\" = 0 }", "{ \"10.0.0.1\" = 2000000 }"] {
+            let e = setting_error(&format!("[telemetry]\nsampling = {bad}\n"));
+            assert_eq!((e.key, e.line), (Key::of("telemetry", "sampling"), Some(2)), "{bad}");
+        }
     }
 
     #[test]

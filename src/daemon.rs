@@ -145,7 +145,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         let receive_buffer_kib = socket.receive_buffer() / 1024;
         tracing::info!(listen, receive_buffer_kib, "collecting {}", protocol.listener());
         let (shared, metrics, batches) = (shared.clone(), metrics.clone(), batches_tx.clone());
-        let collector = Collector::new(opts.telemetry.exporters.clone(), FlowClock::Live);
+        let collector = Collector::new(&opts.telemetry, FlowClock::Live);
         let thread = std::thread::Builder::new()
             .name(protocol.name().into())
             .spawn(move || collect_loop(thread, socket, collector, &batches, &shared, &metrics))
@@ -406,7 +406,7 @@ fn reload(opts: &DaemonOptions, control: &mpsc::Sender<Control>) {
             if capture != opts.capture {
                 tracing::warn!("SIGHUP: [capture] changes need a restart; detection settings reloaded");
             }
-            if telemetry.exporters != opts.telemetry.exporters {
+            if (&telemetry.exporters, &telemetry.sampling) != (&opts.telemetry.exporters, &opts.telemetry.sampling) {
                 tracing::warn!("SIGHUP: [telemetry] changes need a restart; detection settings reloaded");
             }
             let _ = control.send(Control::Reload(Box::new(detection)));

@@ -64,10 +64,7 @@ pub struct TelemetryReader {
 
 impl TelemetryReader {
     pub fn new(settings: &TelemetrySettings) -> TelemetryReader {
-        TelemetryReader {
-            collector: Collector::new(settings.exporters.clone(), FlowClock::Exporter),
-            ports: settings.ports(),
-        }
+        TelemetryReader { collector: Collector::new(settings, FlowClock::Exporter), ports: settings.ports() }
     }
 
     /// Hands out every flow still being spread (the end of a replay).

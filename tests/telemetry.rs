@@ -112,7 +112,7 @@ fn shared_sflow_datagrams_decode_with_the_samples_tshark_shows() {
 
 /// The latest counters of each interface in an sFlow capture, as one collector reads them.
 fn collector_interfaces(path: &Path) -> Vec<(IpAddr, InterfaceCounters)> {
-    let mut collector = Collector::new(Exporters::any(), FlowClock::Exporter);
+    let mut collector = Collector::new(&TelemetrySettings::default(), FlowClock::Exporter);
     let mut stats = TelemetryStats::default();
     let mut source = FileSource::open(path.to_str().unwrap()).expect("a capture");
     source

@@ -3,14 +3,14 @@
 //! with every record a weight of at least one packet and what it holds bounded.
 #![no_main]
 
-use floodwatch::telemetry::{Collector, Exporters, FlowClock, TelemetryStats};
+use floodwatch::telemetry::{Collector, FlowClock, TelemetrySettings, TelemetryStats};
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr};
 
 fuzz_target!(|data: &[u8]| {
     // Both ways of placing flows in time: the input's length picks one.
     let clock = if data.len() % 2 == 0 { FlowClock::Live } else { FlowClock::Exporter };
-    let mut collector = Collector::new(Exporters::any(), clock);
+    let mut collector = Collector::new(&TelemetrySettings::default(), clock);
     let mut stats = TelemetryStats::default();
     let from = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
     let mut ts = 1_768_478_400_000_000_000;

@@ -60,6 +60,24 @@ pub struct TelemetrySettings {
     pub netflow: Option<SocketAddr>,
     pub ipfix: Option<SocketAddr>,
     pub exporters: Exporters,
+    /// NetFlow/IPFIX exporters' sampling rates, for those whose records and options data do
+    /// not say (`[telemetry] sampling`).
+    pub sampling: SamplingRates,
+}
+
+/// Configured sampling rates, by exporter address.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SamplingRates(Arc<HashMap<IpKey, u32>>);
+
+impl SamplingRates {
+    pub fn new(rates: impl IntoIterator<Item = (IpAddr, u32)>) -> SamplingRates {
+        SamplingRates(Arc::new(rates.into_iter().map(|(ip, rate)| (IpKey::from_ip(ip), rate)).collect()))
+    }
+
+    /// The rate configured for `exporter`, if any.
+    pub fn of(&self, exporter: IpKey) -> Option<u32> {
+        self.0.get(&exporter).copied()
+    }
 }
 
 impl TelemetrySettings {
@@ -262,11 +280,12 @@ impl Interfaces {
 }
 
 impl Collector {
-    /// A collector hearing `exporters`, placing flows by `clock`.
-    pub fn new(exporters: Exporters, clock: FlowClock) -> Collector {
+    /// A collector hearing `settings`' exporters with their configured sampling rates,
+    /// placing flows by `clock`.
+    pub fn new(settings: &TelemetrySettings, clock: FlowClock) -> Collector {
         Collector {
-            exporters,
-            templates: netflow::Templates::new(clock),
+            exporters: settings.exporters.clone(),
+            templates: netflow::Templates::new(clock, settings.sampling.clone()),
             spreader: flow::Spreader::new(clock.lag_ns()),
             interfaces: Interfaces::default(),
         }
@@ -418,7 +437,7 @@ mod tests {
 
     #[test]
     fn counter_samples_keep_each_interfaces_latest_counters() {
-        let mut collector = Collector::new(Exporters::any(), FlowClock::Live);
+        let mut collector = Collector::new(&TelemetrySettings::default(), FlowClock::Live);
         let mut stats = TelemetryStats::default();
         let data = counters_datagram();
         collector.read(&data, "192.0.2.254".parse().unwrap(), 7, &mut stats, &mut |_, _| ());
@@ -435,7 +454,7 @@ mod tests {
         assert_eq!((stats.counter_samples, stats.other_records, stats.issues_total()), (1, 1, 0));
         for cut in 0..data.len() {
             let mut stats = TelemetryStats::default();
-            let mut collector = Collector::new(Exporters::any(), FlowClock::Live);
+            let mut collector = Collector::new(&TelemetrySettings::default(), FlowClock::Live);
             collector.read(&data[..cut], "192.0.2.254".parse().unwrap(), 7, &mut stats, &mut |_, _| ());
             assert_eq!(stats.issues[TelemetryIssue::Truncated as usize], 1, "cut at {cut}");
         }
@@ -444,13 +463,11 @@ mod tests {
     fn read(data: &[u8], from: &str, exporters: &Exporters) -> (Vec<PacketRecord>, TelemetryStats) {
         let mut stats = TelemetryStats::default();
         let mut records = Vec::new();
-        Collector::new(exporters.clone(), FlowClock::Live).read(
-            data,
-            from.parse().unwrap(),
-            7,
-            &mut stats,
-            &mut |r, _| records.push(*r),
-        );
+        Collector::new(
+            &TelemetrySettings { exporters: exporters.clone(), ..TelemetrySettings::default() },
+            FlowClock::Live,
+        )
+        .read(data, from.parse().unwrap(), 7, &mut stats, &mut |r, _| records.push(*r));
         (records, stats)
     }
 

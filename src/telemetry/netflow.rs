@@ -10,7 +10,7 @@
 //! them keep to the caller.
 
 use super::flow::FlowRecord;
-use super::{Protocol, TelemetryIssue, TelemetryStats};
+use super::{Protocol, SamplingRates, TelemetryIssue, TelemetryStats};
 use crate::decode::{be16, be32, ExportFormat, Field, IpKey, Origin};
 use std::collections::{HashMap, VecDeque};
 
@@ -265,6 +265,8 @@ pub struct Templates {
     per_exporter: HashMap<IpKey, u32>,
     /// Sampling rates announced in options data, per domain.
     sampling: HashMap<Domain, u32>,
+    /// Sampling rates configured, per exporter: for flows whose rate nothing announced.
+    configured: SamplingRates,
     clocks: Clocks,
     held: VecDeque<Held>,
     held_bytes: usize,
@@ -307,8 +309,10 @@ impl Clocks {
 }
 
 impl Templates {
-    pub fn new(clock: FlowClock) -> Templates {
-        Templates { clocks: Clocks { clock, anchors: HashMap::new() }, ..Templates::default() }
+    /// The templates of a collector placing flows by `clock`, with `configured` rates for
+    /// exporters that announce none.
+    pub fn new(clock: FlowClock, configured: SamplingRates) -> Templates {
+        Templates { clocks: Clocks { clock, anchors: HashMap::new() }, configured, ..Templates::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -463,8 +467,12 @@ fn read_v5(
     let engine = u32::from(be16(&header[v5::ENGINE]));
     let domain = Domain { exporter, version: V5, id: engine };
     let count = be16(&header[v5::COUNT]) as usize;
-    // The top two bits are the sampling mode; 0 in the rest means every packet.
-    let sampling_rate = u32::from(be16(&header[v5::SAMPLING]) & 0x3fff).max(1);
+    // The top two bits are the sampling mode; 0 in the rest says nothing (every packet, or
+    // a rate the exporter does not tell): the configured rate, else 1.
+    let sampling_rate = match u32::from(be16(&header[v5::SAMPLING]) & 0x3fff) {
+        0 => templates.configured.of(exporter).unwrap_or(1),
+        rate => rate,
+    };
     stats.datagrams[Protocol::NetflowV5 as usize] += 1;
     let mut records = data[v5::HEADER_LEN..].chunks_exact(v5::RECORD_LEN);
     for _ in 0..count {
@@ -651,9 +659,9 @@ fn read_data(
     stats: &mut TelemetryStats,
     flow: &mut impl FnMut(&FlowRecord, &mut TelemetryStats),
 ) -> Result<(), TelemetryIssue> {
-    let Templates { templates: kept, sampling, clocks, .. } = templates;
+    let Templates { templates: kept, sampling, clocks, configured, .. } = templates;
     let Some(template) = kept.get(&key) else { return Ok(()) };
-    let domain_rate = sampling.get(&key.domain).copied();
+    let domain_rate = sampling.get(&key.domain).copied().or_else(|| configured.of(key.domain.exporter));
     let mut announced = None;
     // What is left shorter than a record is padding.
     while body.len() >= template.min_len {

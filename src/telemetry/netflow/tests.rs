@@ -145,6 +145,27 @@ fn sampling_announced_in_options_data_applies_to_the_domains_flows() {
 }
 
 #[test]
+fn a_configured_rate_stands_where_the_exporter_announces_none() {
+    let configured = SamplingRates::new([(EXPORTER.to_ip(), 100)]);
+    let options = [be16s(&[257, 4, 4]), be16s(&[1, 4, 50, 4])].concat();
+    let flow = set(300, &flow_data(([198, 51, 100, 7], [192, 0, 2, 1]), (123, 4444), (17, 0), (5, 2_500), (0, 0)));
+    let mut templates = Templates::new(FlowClock::Exporter, configured.clone());
+    let (flows, _, _) = read(&v9(&[set(0, &template(300, &FLOW_FIELDS)), flow.clone()]), &mut templates);
+    assert_eq!(flows[0].sampling_rate, 100);
+    // Options data says otherwise: the exporter knows best.
+    let announced = set(257, &[vec![0; 4], 1_000u32.to_be_bytes().to_vec()].concat());
+    let (flows, _, _) = read(&v9(&[set(1, &options), announced, flow]), &mut templates);
+    assert_eq!(flows[0].sampling_rate, 1_000);
+    // NetFlow v5 with no rate in its header.
+    let mut v5 = be16s(&[V5, 1]);
+    v5.resize(v5::HEADER_LEN + v5::RECORD_LEN, 0);
+    v5[v5::HEADER_LEN + 19] = 1; // one packet
+    let (flows, _, _) = read(&v5, &mut Templates::new(FlowClock::Exporter, configured));
+    assert_eq!((flows[0].packets, flows[0].sampling_rate), (1, 100));
+    assert_eq!(read(&v5, &mut Templates::default()).0[0].sampling_rate, 1);
+}
+
+#[test]
 fn ipfix_reads_variable_length_and_enterprise_fields_and_withdrawals() {
     // src/dst IPv6, a variable-length string, an enterprise field, ports, protocol, flags (2
     // bytes), packets (8 bytes), bytes (reduced to 4), start/end in milliseconds.
@@ -229,7 +250,7 @@ fn cut_or_lying_datagrams_are_issues_never_panics() {
 /// The flows' ends, on the analyzer's clock, of v9 flows ending at `ends_ms` of the exporter's
 /// uptime, each in a datagram arriving at `T0 + arrivals_ms`.
 fn ends(clock: FlowClock, flows: &[(u32, i64)]) -> Vec<i64> {
-    let mut templates = Templates::new(clock);
+    let mut templates = Templates::new(clock, SamplingRates::default());
     let fields = set(0, &template(300, &FLOW_FIELDS));
     let mut ends = Vec::new();
     for &(end_ms, arrival_ms) in flows {
