@@ -250,7 +250,7 @@ pub struct SflowFacts {
     pub datagrams: u64,
 }
 
-/// Writes the sFlow datagrams (as frames to [`crate::sflow::COLLECTOR`] port 6343) of an agent that
+/// Writes the sFlow datagrams (as frames to [`crate::export::COLLECTOR`] port 6343) of an agent that
 /// samples `packets` frames of `mix` 1 in `rate`.
 pub fn write_bench_sflow<W: Write>(out: W, mix: &Mix, packets: u64, rate: u32) -> io::Result<SflowFacts> {
     let pcap = PcapWriter::new(out, LINK_ETHERNET, SNAPLEN, TsResolution::Micro)?;
@@ -270,7 +270,7 @@ pub struct NetflowFacts {
     pub datagrams: u64,
 }
 
-/// Writes the NetFlow v9 datagrams (as frames to [`crate::netflow::COLLECTOR`] port 2055) of a
+/// Writes the NetFlow v9 datagrams (as frames to [`crate::export::COLLECTOR`] port 2055) of a
 /// router that meters `packets` frames of `mix` into flows, each exported after a second idle
 /// or a second long.
 pub fn write_bench_netflow<W: Write>(out: W, mix: &Mix, packets: u64) -> io::Result<NetflowFacts> {

@@ -12,6 +12,7 @@ pub mod adversarial;
 pub mod bench;
 pub mod benign;
 pub mod exchanges;
+pub mod export;
 pub mod files;
 pub mod floods;
 pub mod frames;

@@ -9,13 +9,12 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 
-use super::frames::FragmentPosition;
-use super::frames::{build_ip_frame, Ethernet, Ip, Ipv4, Transport, Udp, VlanTags};
+use super::export::DatagramWriter;
+use super::frames::Udp;
 use crate::pcap::PcapWriter;
 
-/// The router that exports, and the collector it sends to.
+/// The router that exports, and the collector's port it sends to.
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 253);
-pub const COLLECTOR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 pub const COLLECTOR_PORT: u16 = 2055;
 const RECORDS_PER_DATAGRAM: usize = 30;
 const TEMPLATE_EVERY: u32 = 20;
@@ -28,9 +27,6 @@ const TEMPLATE_V6: u16 = 257;
 /// The fields of both templates but the addresses, with their lengths: ports, protocol, TCP
 /// flags, packets, bytes, first and last switched (uptime ms).
 const FIELDS: [(u16, u16); 8] = [(7, 2), (11, 2), (4, 1), (6, 1), (2, 4), (1, 4), (22, 4), (21, 4)];
-
-const ETH: Ethernet =
-    Ethernet { dst: [0x02, 0, 0, 0, 0, 0x10], src: [0x02, 0, 0, 0, 0, 0xfd], vlan: VlanTags::Untagged };
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
@@ -85,7 +81,7 @@ fn key_of(frame: &[u8]) -> Option<(Key, u8)> {
 
 /// Meters frames into flows and exports them as NetFlow v9, to a pcap stream.
 pub struct Exporter<W: Write> {
-    pcap: PcapWriter<W>,
+    out: DatagramWriter<W>,
     flows: HashMap<Key, Flow>,
     next_sweep_ns: i64,
     /// The router's boot: uptime counts from it.
@@ -94,13 +90,12 @@ pub struct Exporter<W: Write> {
     pending_records: [usize; 2],
     pub records: u64,
     pub datagrams: u32,
-    frame: Vec<u8>,
 }
 
 impl<W: Write> Exporter<W> {
     pub fn new(pcap: PcapWriter<W>) -> Exporter<W> {
         Exporter {
-            pcap,
+            out: DatagramWriter::new(pcap, ROUTER, Udp { src_port: 50_001, dst_port: COLLECTOR_PORT }),
             flows: HashMap::new(),
             next_sweep_ns: i64::MIN,
             boot_ns: None,
@@ -108,7 +103,6 @@ impl<W: Write> Exporter<W> {
             pending_records: [0; 2],
             records: 0,
             datagrams: 0,
-            frame: Vec::new(),
         }
     }
 
@@ -200,17 +194,7 @@ impl<W: Write> Exporter<W> {
         flowset(&mut datagram, id, &self.pending[family]);
         self.pending[family].clear();
         self.pending_records[family] = 0;
-        let ip = Ip::V4(Ipv4 {
-            src: ROUTER,
-            dst: COLLECTOR,
-            ttl: 64,
-            ident: self.datagrams as u16,
-            dont_fragment: true,
-            fragment: FragmentPosition::WHOLE,
-        });
-        let udp = Udp { src_port: 50_001, dst_port: COLLECTOR_PORT };
-        build_ip_frame(&mut self.frame, &ETH, &ip, &Transport::Udp(udp), &datagram);
-        self.pcap.write_frame(now_ns, &self.frame, self.frame.len() as u32)
+        self.out.write(now_ns, self.datagrams, &datagram)
     }
 
     /// Exports every flow still in the cache (at `ts_ns`); the records and datagrams written.
@@ -218,7 +202,7 @@ impl<W: Write> Exporter<W> {
         self.export(|_| true, ts_ns)?;
         self.send(0, ts_ns)?;
         self.send(1, ts_ns)?;
-        self.pcap.into_inner()?;
+        self.out.finish()?;
         Ok((self.records, u64::from(self.datagrams)))
     }
 }

@@ -6,31 +6,26 @@
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 
-use super::frames::FragmentPosition;
-use super::frames::{build_ip_frame, Ethernet, Ip, Ipv4, Transport, Udp, VlanTags};
+use super::export::DatagramWriter;
+use super::frames::Udp;
 use crate::pcap::PcapWriter;
 
-/// The agent that samples, and the collector it sends to.
+/// The agent that samples, and the collector's port it sends to.
 pub const AGENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
-pub const COLLECTOR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 pub const COLLECTOR_PORT: u16 = 6343;
 /// Samples per datagram, and the bytes of each sampled frame they carry.
 const SAMPLES_PER_DATAGRAM: usize = 8;
 const HEADER_BYTES: usize = 128;
 
-const ETH: Ethernet =
-    Ethernet { dst: [0x02, 0, 0, 0, 0, 0x10], src: [0x02, 0, 0, 0, 0, 0xfe], vlan: VlanTags::Untagged };
-
 /// Samples frames into sFlow datagrams, written to a pcap stream.
 pub struct Exporter<W: Write> {
-    pcap: PcapWriter<W>,
+    out: DatagramWriter<W>,
     rate: u32,
     /// Frames seen (the sample pool) and samples taken.
     seen: u64,
     samples: u32,
     datagrams: u32,
     body: Vec<u8>,
-    frame: Vec<u8>,
 }
 
 fn push(out: &mut Vec<u8>, words: &[u32]) {
@@ -42,7 +37,8 @@ fn push(out: &mut Vec<u8>, words: &[u32]) {
 impl<W: Write> Exporter<W> {
     /// Samples 1 frame in `rate` (every `rate`-th: the same file every time).
     pub fn new(pcap: PcapWriter<W>, rate: u32) -> Exporter<W> {
-        Exporter { pcap, rate: rate.max(1), seen: 0, samples: 0, datagrams: 0, body: Vec::new(), frame: Vec::new() }
+        let out = DatagramWriter::new(pcap, AGENT, Udp { src_port: 50_000, dst_port: COLLECTOR_PORT });
+        Exporter { out, rate: rate.max(1), seen: 0, samples: 0, datagrams: 0, body: Vec::new() }
     }
 
     /// A frame seen at `ts_ns`; sampled or not. Its datagram is written when full.
@@ -83,17 +79,7 @@ impl<W: Write> Exporter<W> {
         push(&mut datagram, &[0, self.datagrams, uptime_ms, in_body as u32]);
         datagram.extend_from_slice(&self.body);
         self.body.clear();
-        let ip = Ip::V4(Ipv4 {
-            src: AGENT,
-            dst: COLLECTOR,
-            ttl: 64,
-            ident: self.datagrams as u16,
-            dont_fragment: true,
-            fragment: FragmentPosition::WHOLE,
-        });
-        let udp = Udp { src_port: 50_000, dst_port: COLLECTOR_PORT };
-        build_ip_frame(&mut self.frame, &ETH, &ip, &Transport::Udp(udp), &datagram);
-        self.pcap.write_frame(ts_ns, &self.frame, self.frame.len() as u32)
+        self.out.write(ts_ns, self.datagrams, &datagram)
     }
 
     /// Sends the samples not yet sent (at `ts_ns`); the samples taken and datagrams written.
@@ -101,7 +87,7 @@ impl<W: Write> Exporter<W> {
         if !self.body.is_empty() {
             self.send(ts_ns)?;
         }
-        self.pcap.into_inner()?;
+        self.out.finish()?;
         Ok((u64::from(self.samples), u64::from(self.datagrams)))
     }
 }
