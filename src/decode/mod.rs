@@ -31,6 +31,12 @@ pub(crate) fn be32(field: &[u8]) -> u32 {
     u32::from_be_bytes([field[0], field[1], field[2], field[3]])
 }
 
+/// The big-endian (network order) number in an eight-byte field.
+#[inline]
+pub(crate) fn be64(field: &[u8]) -> u64 {
+    u64::from(be32(&field[..4])) << 32 | u64::from(be32(&field[4..8]))
+}
+
 /// What a frame turned out to be when it decoded cleanly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decoded {

@@ -171,31 +171,17 @@ impl Metrics {
             }
             samples
         };
-        let help = "as its sFlow agent counts them, by direction";
-        family(
-            "interface_octets_total",
-            "counter",
-            &format!("Octets of an interface, {help}."),
-            &both(|c| (c.in_octets, c.out_octets)),
-        );
-        family(
-            "interface_packets_total",
-            "counter",
-            &format!("Packets of an interface (unicast, multicast, broadcast), {help}."),
-            &both(|c| (c.in_packets, c.out_packets)),
-        );
-        family(
-            "interface_discards_total",
-            "counter",
-            &format!("Packets an interface discarded, {help}."),
-            &both(|c| (c.in_discards, c.out_discards)),
-        );
-        family(
-            "interface_errors_total",
-            "counter",
-            &format!("Packets with errors on an interface, {help}."),
-            &both(|c| (c.in_errors, c.out_errors)),
-        );
+        type InOut = fn(&InterfaceCounters) -> (u64, u64);
+        let directed: [(&str, &str, InOut); 4] = [
+            ("octets", "Octets of an interface", |c| (c.in_octets, c.out_octets)),
+            ("packets", "Packets of an interface (unicast, multicast, broadcast)", |c| (c.in_packets, c.out_packets)),
+            ("discards", "Packets an interface discarded", |c| (c.in_discards, c.out_discards)),
+            ("errors", "Packets with errors on an interface", |c| (c.in_errors, c.out_errors)),
+        ];
+        for (what, help, get) in directed {
+            let help = format!("{help}, as its sFlow agent counts them, by direction.");
+            family(&format!("interface_{what}_total"), "counter", &help, &both(get));
+        }
         let each = |get: fn(&InterfaceCounters) -> u64| -> Vec<(String, u64)> {
             interfaces.iter().map(|(agent, c)| (labels(agent, c, ""), get(c))).collect()
         };

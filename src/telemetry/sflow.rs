@@ -11,7 +11,7 @@
 
 use super::{Protocol, Sample, TelemetryIssue, TelemetryStats};
 use crate::capture::LinkType;
-use crate::decode::Field;
+use crate::decode::{be32, be64, Field};
 
 pub const VERSION: u32 = 5;
 
@@ -128,8 +128,8 @@ impl InterfaceCounters {
         if record.len() < g::LEN {
             return Err(TelemetryIssue::Truncated);
         }
-        let n32 = |f: Field| u64::from(crate::decode::be32(&record[f]));
-        let n64 = |f: Field| (n32(f.start..f.start + 4) << 32) | n32(f.start + 4..f.end);
+        let n32 = |f: Field| u64::from(be32(&record[f]));
+        let n64 = |f: Field| be64(&record[f]);
         let packets = |fields: [Field; 3]| fields.into_iter().map(n32).sum();
         Ok(InterfaceCounters {
             if_index: n32(g::IF_INDEX) as u32,
@@ -155,7 +155,7 @@ pub enum Reading<'a> {
 
 /// A number at `field` of `bytes`, if `bytes` holds it.
 fn be32_at(bytes: &[u8], field: Field) -> Result<u32, TelemetryIssue> {
-    bytes.get(field).map(crate::decode::be32).ok_or(TelemetryIssue::Truncated)
+    bytes.get(field).map(be32).ok_or(TelemetryIssue::Truncated)
 }
 
 /// `len` bytes after `at` (an XDR opaque's padding to 4 bytes skipped by the caller).
