@@ -257,6 +257,19 @@ echo
 echo "== the analyzer alone (records decoded in memory first; one analyzer thread, default settings)"
 "${CARGO[@]}" bench --quiet --bench analyzer -- "$MIX" "$SPOOFED" "$FLOOD"
 
+# time_telemetry FILE COUNT UNIT: replay --telemetry of FILE (COUNT UNIT in it) from disk: its
+# summary, the best of $RUNS wall times, and one run's CPU time and peak RSS.
+time_telemetry() {
+    local file=$1 count=$2 unit=$3 s rss
+    evict "$file"
+    cat "$file" >/dev/null
+    "$FW" replay --telemetry --no-progress --alerts /dev/null "$file" 2>&1 >/dev/null | sed 's/^/     | /'
+    s=$(best_of "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$file")
+    awk -v s="$s" -v n="$count" -v u="$unit" 'BEGIN { printf "   floodwatch replay --telemetry: %.3f s for %d %s, %.2f M %s/s\n", s, n, u, n / s / 1e6, u }'
+    rss=$(peak_rss_kib "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$file")
+    awk -v c="$(cat "$WORK/cpu")" -v n="$count" -v u="$unit" -v r="$rss" 'BEGIN { printf "   CPU time of one run (all threads): %.2f s, %.2f M %s per CPU second; peak RSS %.0f MiB\n", c, n / c / 1e6, u, r / 1024 }'
+}
+
 # (d) telemetry: bench_flood's first frames sampled 1 in 1 (every frame, so the analysis has
 # the whole flood) into sFlow datagrams by capgen's exporter, 8 samples per datagram, read
 # back with `replay --telemetry`: samples decoded and analyzed per second, on one analyzer.
@@ -265,13 +278,7 @@ SFLOW=$DIR/bench_sflow_$SFLOW_PACKETS.pcap
 echo "== (d) sFlow: $SFLOW_PACKETS frames of bench_flood, every one sampled, read with replay --telemetry"
 gen bench-sflow "$SFLOW" --packets "$SFLOW_PACKETS" --rate 1
 SAMPLES=$(sed -n 's/.*: \([0-9]*\) samples in .*/\1/p' "$SFLOW.facts")
-evict "$SFLOW"
-cat "$SFLOW" >/dev/null
-"$FW" replay --telemetry --no-progress --alerts /dev/null "$SFLOW" 2>&1 >/dev/null | sed 's/^/     | /'
-s=$(best_of "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$SFLOW")
-awk -v s="$s" -v n="$SAMPLES" 'BEGIN { printf "   floodwatch replay --telemetry: %.3f s for %d samples, %.2f M samples/s\n", s, n, n / s / 1e6 }'
-rss=$(peak_rss_kib "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$SFLOW")
-awk -v c="$(cat "$WORK/cpu")" -v n="$SAMPLES" -v r="$rss" 'BEGIN { printf "   CPU time of one run (all threads): %.2f s, %.2f M samples per CPU second; peak RSS %.0f MiB\n", c, n / c / 1e6, r / 1024 }'
+time_telemetry "$SFLOW" "$SAMPLES" samples
 
 # (e) NetFlow v9: bench_flood's first frames metered into flows by capgen's exporter (flows
 # cut after 1 s idle or 1 s long, 30 records a datagram, templates every 20th datagram), read
@@ -281,13 +288,7 @@ NETFLOW=$DIR/bench_netflow_$NETFLOW_PACKETS.pcap
 echo "== (e) NetFlow v9: $NETFLOW_PACKETS frames of bench_flood metered into flows, read with replay --telemetry"
 gen bench-netflow "$NETFLOW" --packets "$NETFLOW_PACKETS"
 RECORDS=$(sed -n 's/.*: \([0-9]*\) flow records in .*/\1/p' "$NETFLOW.facts")
-evict "$NETFLOW"
-cat "$NETFLOW" >/dev/null
-"$FW" replay --telemetry --no-progress --alerts /dev/null "$NETFLOW" 2>&1 >/dev/null | sed 's/^/     | /'
-s=$(best_of "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$NETFLOW")
-awk -v s="$s" -v n="$RECORDS" 'BEGIN { printf "   floodwatch replay --telemetry: %.3f s for %d flow records, %.2f M records/s\n", s, n, n / s / 1e6 }'
-rss=$(peak_rss_kib "$FW" replay --telemetry --no-progress --no-summary --alerts /dev/null "$NETFLOW")
-awk -v c="$(cat "$WORK/cpu")" -v n="$RECORDS" -v r="$rss" 'BEGIN { printf "   CPU time of one run (all threads): %.2f s, %.2f M records per CPU second; peak RSS %.0f MiB\n", c, n / c / 1e6, r / 1024 }'
+time_telemetry "$NETFLOW" "$RECORDS" records
 
 # (f) Loopback reception: `floodwatch run --sflow` on 127.0.0.1 while benches/send_datagrams.py
 # sends (d)'s datagrams at FW_BENCH_DATAGRAM_RATE a second; every datagram sent must be read
