@@ -5,9 +5,9 @@ mod recent_keys;
 mod space_saving;
 mod tally;
 
-pub use hyperloglog::HyperLogLog;
+pub use hyperloglog::{HyperLogLog, PrecisionMismatch};
 pub use recent_keys::RecentKeys;
-pub use space_saving::{Counted, SpaceSaving};
+pub use space_saving::{Counted, HeavyHitters, SpaceSaving};
 pub use tally::{PortTally, Tally};
 
 /// What the Space-Saving property tests of both sketches share.

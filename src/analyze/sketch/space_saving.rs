@@ -20,6 +20,9 @@
 //! stays within N/m and count − error a lower bound of the true count; the packets a key sends
 //! while untracked (at least its first) are not counted, so a count may fall short of the
 //! truth by those.
+//!
+//! [`HeavyHitters`] is a sketch's busiest counters as they leave it, for a summary; two of
+//! them merge into one with the same guarantees over both streams together.
 
 use super::RecentKeys;
 use crate::analyze::hash::{KeyedHasher, SketchKey};
@@ -40,6 +43,69 @@ impl<K: Ord> Counted<K> {
         all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
         all.truncate(n);
         all
+    }
+}
+
+/// The busiest counters of a Space-Saving sketch (or a merge of several), and `floor`: the
+/// most any key not listed may have counted (the smallest listed count once a key was
+/// evicted or the list was cut short; 0 while every key seen is listed). From a sketch of
+/// m counters over N items, listing n ≤ m: every count overestimates by at most its error,
+/// every error is at most N/n, every key counted more than N/n times is listed, and a key
+/// not listed counted at most `floor`. (A filtered sketch keeps only its own guarantees:
+/// a key may count more than `floor` while the filter held it back.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeavyHitters<K> {
+    /// Largest count first.
+    pub counters: Vec<Counted<K>>,
+    pub floor: u64,
+}
+
+impl<K: Copy + Ord> HeavyHitters<K> {
+    /// `busiest` (largest first, at most as many as were asked for) as a summary: `exhaustive`
+    /// when it lists every key its sketch ever counted.
+    pub(super) fn listing(busiest: Vec<Counted<K>>, exhaustive: bool) -> HeavyHitters<K> {
+        let floor = match exhaustive {
+            true => 0,
+            false => busiest.last().map_or(0, |c| c.count),
+        };
+        HeavyHitters { counters: busiest, floor }
+    }
+
+    /// The summary of both streams, listing at most `capacity` keys: the parallel
+    /// Space-Saving merge (Cafaro, Pulimeno, Tempesta 2016; a Misra-Gries merge of Agarwal
+    /// et al. 2012 in Space-Saving's terms). A key counts its count in each summary, or that
+    /// summary's floor where it is not listed (the floor then adds to its error too), and
+    /// the `capacity` largest stay. Merged from summaries of N₁ and N₂ items listing at least
+    /// `capacity` keys each (or every key), the guarantees above hold for N₁ + N₂ and
+    /// `capacity`: the k largest merged counts sum to at most N₁ + N₂, so a key above
+    /// (N₁ + N₂)/k cannot be pushed out.
+    pub fn merge(&self, other: &HeavyHitters<K>, capacity: usize) -> HeavyHitters<K> {
+        let mut all: Vec<(Counted<K>, bool)> =
+            self.counters.iter().map(|c| (*c, true)).chain(other.counters.iter().map(|c| (*c, false))).collect();
+        all.sort_unstable_by_key(|a| a.0.key);
+        let mut merged = Vec::with_capacity(all.len());
+        let mut i = 0;
+        while let Some(&(first, from_self)) = all.get(i) {
+            let (count, error) = match all.get(i + 1) {
+                Some(&(second, _)) if second.key == first.key => {
+                    i += 1;
+                    (first.count + second.count, first.error + second.error)
+                }
+                // Listed in one only: the other may have counted it up to its floor.
+                _ => {
+                    let absent_floor = if from_self { other.floor } else { self.floor };
+                    (first.count + absent_floor, first.error + absent_floor)
+                }
+            };
+            merged.push(Counted { key: first.key, count, error });
+            i += 1;
+        }
+        let listed = merged.len();
+        let kept = Counted::busiest(merged, capacity);
+        // A key dropped here counted at most the smallest kept count; one listed nowhere, at
+        // most both floors (no more than any merged count).
+        let dropped = (listed > kept.len()).then(|| kept.last().map_or(0, |c| c.count));
+        HeavyHitters { floor: dropped.unwrap_or(0).max(self.floor + other.floor), counters: kept }
     }
 }
 
@@ -223,6 +289,14 @@ impl<K: SketchKey> SpaceSaving<K> {
             .map(|c| Counted { key: self.keys[c], count: self.count(c), error: self.errors[c] })
             .collect();
         Counted::busiest(all, n)
+    }
+
+    /// The `n` busiest keys as a summary that merges with others (see [`HeavyHitters`]).
+    pub fn heavy_hitters(&self, n: usize) -> HeavyHitters<K> {
+        let busiest = self.top(n);
+        // Once ordered, a key may have been evicted (or, filtered, held back).
+        let exhaustive = !self.ordered && busiest.len() == self.keys.len();
+        HeavyHitters::listing(busiest, exhaustive)
     }
 
     fn insert_into_index(&mut self, hash: u64, counter: u32) {
@@ -425,6 +499,40 @@ mod properties {
             let (stream, truth) = address_stream(&noise, &heavy, seed);
             let ss = counted(SpaceSaving::new(capacity, KeyedHasher::new(Some(seed))), &stream);
             check_guarantees(&ss.top(capacity), &truth, capacity, |k| ss.count_of(k).is_some())?;
+        }
+
+        /// The summaries of any split of a stream (each part counted by its own sketch,
+        /// listed `listed` deep), merged one after another, keep the guarantees for the whole
+        /// stream with `listed` counters; and no key left out counted more than the floor.
+        #[test]
+        fn merged_summaries_of_a_split_keep_the_guarantees(
+            capacity in 4usize..64,
+            listed_eighths in 1usize..=8,
+            heavy in proptest::collection::vec((0u32..50, 1usize..200), 1..8),
+            noise in proptest::collection::vec(0u32..1_000_000, 0..3000),
+            parts in 1usize..6,
+            seed in any::<u64>(),
+        ) {
+            let (stream, truth) = address_stream(&noise, &heavy, seed);
+            let listed = (capacity * listed_eighths / 8).max(1);
+            let mut rng = capgen::rng::Rng::new(seed);
+            let mut sketches: Vec<_> =
+                (0..parts as u64).map(|i| SpaceSaving::new(capacity, KeyedHasher::new(Some(seed ^ i)))).collect();
+            // Uneven parts: each item goes to a part below a random bound.
+            for k in &stream {
+                let below = rng.index(parts) + 1;
+                sketches[rng.index(below)].add(*k);
+            }
+            let merged = sketches
+                .iter()
+                .map(|s| s.heavy_hitters(listed))
+                .reduce(|a, b| a.merge(&b, listed))
+                .unwrap();
+            let is_listed = |k: IpKey| merged.counters.iter().any(|c| c.key == k);
+            check_guarantees(&merged.counters, &truth, listed, is_listed)?;
+            for (key, real) in &truth {
+                prop_assert!(is_listed(*key) || *real <= merged.floor, "{key:?}: {real} above floor {}", merged.floor);
+            }
         }
 
         /// The filtered sketch's bounds on the same streams: count − error is a lower bound of

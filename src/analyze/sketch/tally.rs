@@ -12,7 +12,7 @@
 //! minimum; in a flood to random ports, whose counts stay level, the minimum is taken about
 //! once per [`PORT_COUNTERS`] replacements.
 
-use super::Counted;
+use super::{Counted, HeavyHitters};
 
 /// Counters per port tally: enough for every port above a 1/32 share of the packets to stay.
 pub const PORT_COUNTERS: usize = 32;
@@ -108,6 +108,15 @@ impl<K: Copy + Default + PartialEq + Ord, const N: usize> Tally<K, N> {
         Counted::busiest(all, n)
     }
 
+    /// The `n` busiest keys as a summary that merges with others (see [`HeavyHitters`]).
+    pub fn heavy_hitters(&self, n: usize) -> HeavyHitters<K> {
+        let busiest = self.top(n);
+        // A counter that was taken over inherited the count it replaced as its error.
+        let replaced = self.errors.iter().any(|&e| e > 0);
+        let exhaustive = !replaced && busiest.len() == self.used.count_ones() as usize;
+        HeavyHitters::listing(busiest, exhaustive)
+    }
+
     /// The most packets any one key surely had: the largest count less what it may have
     /// inherited (no allocation).
     pub fn largest_sure(&self) -> u64 {
@@ -189,6 +198,27 @@ mod properties {
             let tracked = t.top(PORT_COUNTERS);
             prop_assert_eq!(tracked.iter().map(|c| c.count).sum::<u64>(), stream.len() as u64);
             check_guarantees(&tracked, &truth, PORT_COUNTERS, |p| tracked.iter().any(|c| c.key == p))?;
+        }
+
+        /// The tallies of a stream split in two, merged, keep the guarantees for the whole.
+        #[test]
+        fn merged_tallies_of_a_split_keep_the_guarantees(
+            heavy in proptest::collection::vec((0u16..50, 1usize..300), 1..8),
+            noise in proptest::collection::vec(any::<u16>(), 0..3000),
+            cut in any::<prop::sample::Index>(),
+            seed in any::<u64>(),
+        ) {
+            let (stream, truth) = shuffled_stream(&noise, &heavy, seed);
+            let (mut first, mut second) = (PortTally::default(), PortTally::default());
+            let cut = cut.index(stream.len() + 1);
+            stream[..cut].iter().for_each(|p| first.add(*p));
+            stream[cut..].iter().for_each(|p| second.add(*p));
+            let merged = first.heavy_hitters(PORT_COUNTERS).merge(&second.heavy_hitters(PORT_COUNTERS), PORT_COUNTERS);
+            let is_listed = |p: u16| merged.counters.iter().any(|c| c.key == p);
+            check_guarantees(&merged.counters, &truth, PORT_COUNTERS, is_listed)?;
+            for (port, real) in &truth {
+                prop_assert!(is_listed(*port) || *real <= merged.floor, "{port}: {real} above floor {}", merged.floor);
+            }
         }
     }
 }
