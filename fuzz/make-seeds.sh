@@ -4,7 +4,8 @@
 # frames cut out of them (for the decoder), and the config files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The telemetry_datagram seeds (hand-made datagrams, and inputs that once failed) are kept.
+# The telemetry_datagram seeds (hand-made datagrams, and inputs that once failed) and the
+# sensor_summary seeds (summaries of a SYN flood's seconds, written once by the analyzer) are kept.
 rm -rf fuzz/seeds/capture_reader fuzz/seeds/frame_decoder fuzz/seeds/config_parser
 mkdir -p fuzz/seeds/capture_reader fuzz/seeds/frame_decoder fuzz/seeds/config_parser
 python3 - <<'PY'

@@ -20,6 +20,7 @@ pub mod services;
 mod settings;
 mod shards;
 pub mod sketch;
+pub mod summary;
 
 #[cfg(test)]
 pub(crate) use event::tests::event as sample_event;
@@ -43,6 +44,7 @@ pub use settings::{
     DEFAULT_CLIENT_UNANSWERED_SYNS, DEFAULT_THRESHOLDS, DEFAULT_THRESHOLD_PPS,
 };
 use std::net::IpAddr;
+use summary::{ClassWatch, SecondSummary, VictimSecond};
 use tracker::AttackTracker;
 use verdict::Evidence;
 use victims::{cell, VictimMeta, VictimTable, NO_WATCH};
@@ -338,8 +340,20 @@ pub struct Analyzer {
     classes: u16,
     /// Where the records being processed come from (see [`Analyzer::set_origin`]).
     origin: Origin,
+    /// The summaries of completed seconds, when this analyzer is a sensor's (see
+    /// [`Analyzer::summarize_seconds`]).
+    seconds: Option<SensorSeconds>,
     pub stats: AnalyzerStats,
 }
+
+/// A sensor's name and its summaries not yet taken.
+struct SensorSeconds {
+    sensor: String,
+    ready: Vec<SecondSummary>,
+}
+
+/// Ticks in a second of packet time.
+const TICKS_PER_SECOND: i64 = 1_000_000_000 / TICK_NS;
 
 /// Table sizes of an analyzer: the hosts' one, or the carpet one, which sees a flow in
 /// [`carpet::SAMPLING`] and needs less.
@@ -419,7 +433,74 @@ impl Analyzer {
             classes: if weight > 1 { CARPET_CLASSES } else { u16::MAX },
             host_policies,
             origin: Origin::Captured,
+            seconds: None,
             stats: AnalyzerStats::default(),
+        }
+    }
+
+    /// Summarizes each second of packet time once it is complete, as sensor `sensor`, for
+    /// [`take_summaries`](Self::take_summaries) (see [`summary`]). The summary reads the
+    /// second's ticks from the victims' windows: the window must hold a second.
+    pub fn summarize_seconds(&mut self, sensor: &str) -> Result<(), String> {
+        if i64::from(self.s.window_ticks) < TICKS_PER_SECOND {
+            return Err(format!(
+                "summaries need a window of at least 1s (detection.window is {} ms)",
+                self.s.window_ticks * 100
+            ));
+        }
+        if sensor.is_empty() || sensor.len() > summary::MAX_SENSOR_NAME {
+            return Err(format!("a sensor name has 1 to {} bytes", summary::MAX_SENSOR_NAME));
+        }
+        self.seconds = Some(SensorSeconds { sensor: sensor.to_string(), ready: Vec::new() });
+        Ok(())
+    }
+
+    /// The summaries of the seconds completed since the last call, oldest first.
+    pub fn take_summaries(&mut self) -> Vec<SecondSummary> {
+        self.seconds.as_mut().map(|s| std::mem::take(&mut s.ready)).unwrap_or_default()
+    }
+
+    /// Adds the summary of `second` to the ready ones: the busiest victims' counters of its
+    /// ticks and the trackers of their watches (users left out of a SYN flood's sources).
+    fn summarize(&mut self, second: i64) {
+        let ticks = second * TICKS_PER_SECOND..(second + 1) * TICKS_PER_SECOND;
+        let mut victims: Vec<(u64, VictimSecond)> = Vec::new();
+        for (slot, meta) in self.victims.meta.iter().enumerate() {
+            if !meta.occupied || meta.ignored {
+                continue;
+            }
+            let mut cells = [0u64; cell::COUNT];
+            self.victims.ticks_total(slot, ticks.clone(), &mut cells);
+            let watches: Vec<ClassWatch> = Class::ALL
+                .iter()
+                .filter_map(|&c| {
+                    let watch = self.watches.get(meta.watch[c as usize] as usize)?.as_ref()?;
+                    let syn = c == Class::Syn;
+                    let tracker =
+                        watch.tracker.as_ref()?.summary(|src, syns| !(syn && self.is_user(meta.key, src, syns)));
+                    Some(ClassWatch { class: c as u8, attacked: watch.state == WatchState::Active, tracker })
+                })
+                .collect();
+            let packets = cells[..Class::COUNT].iter().sum::<u64>();
+            if packets == 0 && watches.is_empty() {
+                continue;
+            }
+            let cells = cells.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u8, *n)).collect();
+            victims.push((packets, VictimSecond { victim: meta.key, cells, watches }));
+        }
+        victims.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.victim.cmp(&b.1.victim)));
+        let left_out = victims.len().saturating_sub(summary::MAX_VICTIMS);
+        victims.truncate(summary::MAX_VICTIMS);
+        let hash_key = self.hasher.hash_u128(0);
+        if let Some(s) = self.seconds.as_mut() {
+            s.ready.push(SecondSummary {
+                version: summary::SUMMARY_VERSION,
+                sensor: s.sensor.clone(),
+                second,
+                hash_key,
+                victims: victims.into_iter().map(|(_, v)| v).collect(),
+                victims_left_out: left_out as u32,
+            });
         }
     }
 
@@ -703,6 +784,10 @@ impl Analyzer {
 
     /// Ends every attack in progress (end of input or shutdown).
     pub fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>) {
+        // The last second, as far as it went.
+        if let (Some(now), Some(_)) = (self.now_tick, self.seconds.as_ref()) {
+            self.summarize(now.div_euclid(TICKS_PER_SECOND));
+        }
         let before = out.len();
         if let Some(c) = self.carpets.as_deref_mut() {
             // It saw the sampled packets only: its attacks end at the stream's last one.
@@ -753,6 +838,10 @@ impl Analyzer {
         }
         if tick.div_euclid(ACK_FILTER_REBUILD_TICKS) != now.div_euclid(ACK_FILTER_REBUILD_TICKS) {
             self.rebuild_ack_filter();
+        }
+        // The second of `now` is complete (the seconds between, if any, saw no packet).
+        if self.seconds.is_some() && tick.div_euclid(TICKS_PER_SECOND) > now.div_euclid(TICKS_PER_SECOND) {
+            self.summarize(now.div_euclid(TICKS_PER_SECOND));
         }
         // Late packets (timestamps stepping back a little) count in the current tick.
         while now < tick {

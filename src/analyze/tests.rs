@@ -832,3 +832,72 @@ fn a_sampled_syn_flood_is_judged_by_its_rate_and_says_why() {
     assert_eq!(events[0].kind, AttackKind::SynFlood);
     assert!(events[0].reason.contains("handshakes cannot be followed in sampled telemetry"), "{}", events[0].reason);
 }
+
+/// The SYNs toward `victim` in `summaries`.
+fn summarized_syns(summaries: &[SecondSummary], victim: IpKey) -> u64 {
+    let victims = summaries.iter().flat_map(|s| &s.victims).filter(|v| v.victim == victim);
+    victims.flat_map(|v| &v.cells).filter(|(c, _)| *c == Class::Syn as u8).map(|(_, n)| n).sum()
+}
+
+#[test]
+fn a_sensor_summarizes_each_second_of_a_flood_with_its_sources() {
+    let victim = v4(10, 0, 0, 1);
+    let mut a = Analyzer::new(settings());
+    a.summarize_seconds("edge-1").unwrap();
+    let events = run(&mut a, syn_flood(T0, 5_000, 3, victim));
+    assert_eq!(events[0].kind, AttackKind::SynFlood);
+    let summaries = a.take_summaries();
+    let first = T0 / 1_000_000_000;
+    assert_eq!(summaries.iter().map(|s| s.second).collect::<Vec<_>>(), [first, first + 1, first + 2]);
+    assert!(summaries.iter().all(|s| s.sensor == "edge-1" && s.victims_left_out == 0));
+    assert_eq!(summarized_syns(&summaries, victim), 15_000);
+    let last = &summaries[2].victims[0];
+    assert_eq!((last.victim, last.watches.len()), (victim, 1));
+    let watch = &last.watches[0];
+    assert!(watch.attacked && watch.class == Class::Syn as u8);
+    assert_eq!(watch.tracker.sources.counters.len(), 50);
+    // 2^12 registers: linear counting, within a few percent.
+    assert!((48..=52).contains(&watch.tracker.distinct_sources()), "{}", watch.tracker.distinct_sources());
+    for s in summaries {
+        let bytes = s.clone().encode().unwrap();
+        assert!(bytes.len() <= summary::MAX_SUMMARY_BYTES);
+        assert_eq!(SecondSummary::decode(&bytes), Ok(s));
+    }
+    assert!(a.take_summaries().is_empty());
+}
+
+#[test]
+fn the_trackers_of_three_sensors_seeing_a_third_each_merge_into_the_whole() {
+    let victim = v4(10, 0, 0, 1);
+    let flood: Vec<PacketRecord> = syn_flood(T0, 6_000, 2, victim).collect();
+    let last_watch = |sensor: &str, packets: &mut dyn Iterator<Item = PacketRecord>| {
+        let mut a = Analyzer::new(settings());
+        a.summarize_seconds(sensor).unwrap();
+        run(&mut a, packets);
+        let summaries = a.take_summaries();
+        summaries.last().and_then(|s| s.victims.first()).map(|v| v.watches[0].tracker.clone()).unwrap()
+    };
+    let whole = last_watch("all", &mut flood.iter().copied());
+    let mut merged = (0..3u8)
+        .map(|part| {
+            let third = flood.iter().copied().filter(|p| (p.src.0 as u8) % 3 == part);
+            last_watch(&format!("edge-{part}"), &mut third.into_iter())
+        })
+        .reduce(|mut a, b| {
+            a.merge(&b);
+            a
+        })
+        .unwrap();
+    assert_eq!(merged.packets, whole.packets);
+    assert_eq!(merged.distinct_sources(), whole.distinct_sources());
+    assert_eq!(merged.networks, whole.networks);
+    assert_eq!(merged.ttls, whole.ttls);
+    let keys = |t: &summary::TrackerSummary| {
+        let mut k: Vec<IpKey> = t.sources.counters.iter().map(|c| c.key).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&merged), keys(&whole));
+    merged.sources.counters.sort_by_key(|c| c.key);
+    assert!(merged.sources.counters.iter().all(|c| c.count == whole.packets / 50 && c.error == 0));
+}

@@ -4,7 +4,8 @@
 
 use super::hash::KeyedHasher;
 use super::services::{ServiceTable, NO_SERVICE, REFLECTORS};
-use super::sketch::{HyperLogLog, PortTally, SpaceSaving};
+use super::sketch::{HyperLogLog, PortTally, SpaceSaving, PORT_COUNTERS};
+use super::summary::{TrackerSummary, NETWORK_SLOTS, SUMMARY_PRECISION, SUMMARY_SOURCES};
 use crate::decode::Prefix;
 use crate::decode::{IpKey, L4State, PacketRecord};
 
@@ -30,6 +31,15 @@ pub struct AttackTracker {
 }
 
 const NETWORK_WORDS: usize = (1 << 16) / 64;
+
+/// Distinct source networks seen (one bit each in `networks`), relative to how many
+/// `distinct` uniformly random addresses would cover among as many networks.
+pub(super) fn network_spread(networks: &[u64], distinct: u64) -> f64 {
+    let seen = networks.iter().map(|w| w.count_ones()).sum::<u32>() as f64;
+    let slots = (networks.len() * 64) as f64;
+    let expected = slots * (1.0 - (-(distinct as f64) / slots).exp());
+    seen / expected.max(1.0)
+}
 
 /// A source no packet toward `victim` can really come from: an address that is never a
 /// source, the victim's own, or one of the configured bogon prefixes.
@@ -116,10 +126,36 @@ impl AttackTracker {
     /// addresses would cover: about 1 for forged random sources, far below 1 for real hosts
     /// clustered in a few networks.
     pub fn network_spread(&self, distinct: u64) -> f64 {
-        let networks = self.networks_seen.iter().map(|w| w.count_ones()).sum::<u32>() as f64;
-        let slots = (NETWORK_WORDS * 64) as f64;
-        let expected = slots * (1.0 - (-(distinct as f64) / slots).exp());
-        networks / expected.max(1.0)
+        network_spread(&self.networks_seen[..], distinct)
+    }
+
+    /// What a sensor tells its aggregator of this tracker: the busiest sources that `keep`
+    /// accepts (the victim's users are not offenders anywhere), the distinct-source sketch
+    /// and the source networks folded to the summary's size, the rest as it is.
+    pub fn summary(&self, keep: impl Fn(IpKey, u64) -> bool) -> TrackerSummary {
+        let mut sources = self.sources.heavy_hitters(SUMMARY_SOURCES);
+        sources.counters.retain(|c| keep(c.key, c.count - c.error));
+        let fold = NETWORK_WORDS * 64 / NETWORK_SLOTS;
+        let mut networks = vec![0u64; NETWORK_SLOTS / 64];
+        for (i, word) in self.networks_seen.iter().enumerate() {
+            for part in 0..64 / fold {
+                if (word >> (part * fold)) & ((1u64 << fold) - 1) != 0 {
+                    let slot = (i * 64 + part * fold) / fold;
+                    networks[slot / 64] |= 1 << (slot % 64);
+                }
+            }
+        }
+        TrackerSummary {
+            packets: self.packets,
+            impossible: self.impossible,
+            with_ports: self.with_ports,
+            sources,
+            ports: self.dst_ports.heavy_hitters(PORT_COUNTERS),
+            services: self.services.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u8, *n)).collect(),
+            ttls: self.ttls_seen,
+            networks,
+            distinct: self.distinct.folded(SUMMARY_PRECISION),
+        }
     }
 
     /// The reflector service most packets come from, with its share of packets with ports.

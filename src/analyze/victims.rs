@@ -260,6 +260,21 @@ impl VictimTable {
         &self.sums[slot * cell::COUNT..(slot + 1) * cell::COUNT]
     }
 
+    /// Adds the counters of `ticks` (within the window) to `into`: those of ticks the victim
+    /// has reached and its window still holds; ticks after its last count nothing.
+    pub fn ticks_total(&self, slot: usize, ticks: std::ops::Range<i64>, into: &mut [u64; cell::COUNT]) {
+        let last = self.hot[slot].last_tick;
+        let held = last - self.window as i64 + 1..=last;
+        for tick in ticks.filter(|t| held.contains(t)) {
+            let base = (slot * self.window + self.row_of(tick)) * cell::COUNT;
+            if let Some(row) = self.ring.get(base..base + cell::COUNT) {
+                for (total, n) in into.iter_mut().zip(row) {
+                    *total += u64::from(*n);
+                }
+            }
+        }
+    }
+
     /// Adds to a counter in the current tick (the victim must be advanced to now).
     #[inline]
     pub fn add(&mut self, slot: usize, counter: usize, amount: u32) {

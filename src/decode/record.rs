@@ -1,12 +1,27 @@
 //! The compact result of decoding one frame: what the analyzer needs, nothing more.
 
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An IP address as one 128-bit key: IPv6 as is, IPv4 mapped into `::ffff:0:0/96`.
 ///
 /// One key type for both families keeps tables and sketches monomorphic and hashing cheap.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Serialized as the address it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "IpAddr", from = "IpAddr")]
 pub struct IpKey(pub u128);
+
+impl From<IpKey> for IpAddr {
+    fn from(key: IpKey) -> IpAddr {
+        key.to_ip()
+    }
+}
+
+impl From<IpAddr> for IpKey {
+    fn from(ip: IpAddr) -> IpKey {
+        IpKey::from_ip(ip)
+    }
+}
 
 impl IpKey {
     const V4_MAPPED: u128 = 0xffff_0000_0000;

@@ -8,10 +8,14 @@
 //! sketch folds to a lower precision exactly (the sketch that precision would have built),
 //! so a summary can carry a smaller one and still merge with its peers.
 
+use serde::{Deserialize, Serialize};
+
 /// Up to this many times the register count, linear counting is the better estimate.
 const LINEAR_COUNTING_LIMIT: f64 = 3.5;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Serialized as its registers, which give its precision (checked when read back).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Vec<u8>", try_from = "Vec<u8>")]
 pub struct HyperLogLog {
     precision: u32,
     registers: Box<[u8]>,
@@ -102,6 +106,31 @@ impl HyperLogLog {
             Some(lc) if lc <= LINEAR_COUNTING_LIMIT * m => lc.round() as u64,
             _ => raw.round() as u64,
         }
+    }
+}
+
+impl From<HyperLogLog> for Vec<u8> {
+    fn from(hll: HyperLogLog) -> Vec<u8> {
+        hll.registers.into_vec()
+    }
+}
+
+impl TryFrom<Vec<u8>> for HyperLogLog {
+    type Error = String;
+
+    /// Registers of a sketch: 2^4 to 2^18 of them, each rank at most 65 − precision (the
+    /// sentinel bit's place).
+    fn try_from(registers: Vec<u8>) -> Result<HyperLogLog, String> {
+        let n = registers.len();
+        let precision = n.trailing_zeros();
+        if !n.is_power_of_two() || !(4..=18).contains(&precision) {
+            return Err(format!("{n} HyperLogLog registers, not a power of two from 16 to 262,144"));
+        }
+        let max_rank = (65 - precision) as u8;
+        if let Some(r) = registers.iter().find(|r| **r > max_rank) {
+            return Err(format!("HyperLogLog rank {r} above {max_rank}"));
+        }
+        Ok(HyperLogLog { precision, registers: registers.into_boxed_slice() })
     }
 }
 

@@ -8,7 +8,7 @@ mod tally;
 pub use hyperloglog::{HyperLogLog, PrecisionMismatch};
 pub use recent_keys::RecentKeys;
 pub use space_saving::{Counted, HeavyHitters, SpaceSaving};
-pub use tally::{PortTally, Tally};
+pub use tally::{PortTally, Tally, PORT_COUNTERS};
 
 /// What the Space-Saving property tests of both sketches share.
 #[cfg(test)]

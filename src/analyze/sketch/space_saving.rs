@@ -26,11 +26,12 @@
 
 use super::RecentKeys;
 use crate::analyze::hash::{KeyedHasher, SketchKey};
+use serde::{Deserialize, Serialize};
 
 const EMPTY: u32 = u32::MAX;
 
 /// One tracked key with its estimated count and the most it may overestimate by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counted<K> {
     pub key: K,
     pub count: u64,
@@ -53,7 +54,7 @@ impl<K: Ord> Counted<K> {
 /// every error is at most N/n, every key counted more than N/n times is listed, and a key
 /// not listed counted at most `floor`. (A filtered sketch keeps only its own guarantees:
 /// a key may count more than `floor` while the filter held it back.)
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeavyHitters<K> {
     /// Largest count first.
     pub counters: Vec<Counted<K>>,
@@ -75,7 +76,7 @@ impl<K: Copy + Ord> HeavyHitters<K> {
     /// Space-Saving merge (Cafaro, Pulimeno, Tempesta 2016; a Misra-Gries merge of Agarwal
     /// et al. 2012 in Space-Saving's terms). A key counts its count in each summary, or that
     /// summary's floor where it is not listed (the floor then adds to its error too), and
-    /// the `capacity` largest stay. Merged from summaries of N₁ and N₂ items listing at least
+    /// the `capacity` largest stay. (Sums saturate: summaries may come from the network.) Merged from summaries of N₁ and N₂ items listing at least
     /// `capacity` keys each (or every key), the guarantees above hold for N₁ + N₂ and
     /// `capacity`: the k largest merged counts sum to at most N₁ + N₂, so a key above
     /// (N₁ + N₂)/k cannot be pushed out.
@@ -89,12 +90,12 @@ impl<K: Copy + Ord> HeavyHitters<K> {
             let (count, error) = match all.get(i + 1) {
                 Some(&(second, _)) if second.key == first.key => {
                     i += 1;
-                    (first.count + second.count, first.error + second.error)
+                    (first.count.saturating_add(second.count), first.error.saturating_add(second.error))
                 }
                 // Listed in one only: the other may have counted it up to its floor.
                 _ => {
                     let absent_floor = if from_self { other.floor } else { self.floor };
-                    (first.count + absent_floor, first.error + absent_floor)
+                    (first.count.saturating_add(absent_floor), first.error.saturating_add(absent_floor))
                 }
             };
             merged.push(Counted { key: first.key, count, error });
@@ -105,7 +106,7 @@ impl<K: Copy + Ord> HeavyHitters<K> {
         // A key dropped here counted at most the smallest kept count; one listed nowhere, at
         // most both floors (no more than any merged count).
         let dropped = (listed > kept.len()).then(|| kept.last().map_or(0, |c| c.count));
-        HeavyHitters { floor: dropped.unwrap_or(0).max(self.floor + other.floor), counters: kept }
+        HeavyHitters { floor: dropped.unwrap_or(0).max(self.floor.saturating_add(other.floor)), counters: kept }
     }
 }
 

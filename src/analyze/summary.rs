@@ -1,0 +1,346 @@
+//! A sensor's second: what its analyzer counted toward its busiest victims in one second of
+//! packet time, and what its trackers know of the sources it watches, in a form that merges
+//! with the other sensors' summaries of the same second. An aggregator that merges them sees
+//! the attacks no single sensor sees.
+//!
+//! Counters add up; heavy hitters merge by the parallel Space-Saving rule
+//! ([`HeavyHitters::merge`]); distinct-source sketches take each register's maximum (folded
+//! to [`SUMMARY_PRECISION`], and only under one hash key, which `hash_key` names); TTL and
+//! source-network sets are unions (the networks folded to [`NETWORK_SLOTS`]). A tracker
+//! describes the sensor's watch from its start to the summary's second, so an aggregator
+//! keeps each sensor's latest and merges those; counters are the second's own.
+//!
+//! On the wire: postcard (compact, serde), the version first, at most [`MAX_SUMMARY_BYTES`].
+//! Whatever the bytes, decoding gives a summary whose every part is in range, or an error.
+
+use super::sketch::{Counted, HeavyHitters, HyperLogLog};
+use super::victims::cell;
+use super::Class;
+use crate::decode::IpKey;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Bumped whenever the encoding changes, [`REFLECTORS`](super::services::REFLECTORS) (whose
+/// indexes name services) included.
+pub const SUMMARY_VERSION: u16 = 1;
+/// Largest encoded summary: victims beyond it are left out (and counted).
+pub const MAX_SUMMARY_BYTES: usize = 64 * 1024;
+/// Distinct-source sketches travel at 2^12 registers: 4 KiB, 1.6 % standard error.
+pub const SUMMARY_PRECISION: u32 = 12;
+/// Source networks travel as one bit per 16 adjacent /16 networks (512 bytes).
+pub const NETWORK_SLOTS: usize = 4096;
+/// Most victims in a summary, busiest first.
+pub const MAX_VICTIMS: usize = 1000;
+/// Busiest sources per tracker.
+pub const SUMMARY_SOURCES: usize = 100;
+/// Longest sensor name, in bytes.
+pub const MAX_SENSOR_NAME: usize = 64;
+
+/// One sensor's second `[second, second + 1)` of packet time (Unix seconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecondSummary {
+    pub version: u16,
+    pub sensor: String,
+    pub second: i64,
+    /// A keyed hash of a fixed value: distinct-source sketches merge only between sensors
+    /// hashing with one key (`detection.hash_seed`), which this tells apart without naming it.
+    pub hash_key: u64,
+    /// Busiest first.
+    pub victims: Vec<VictimSecond>,
+    /// Victims with traffic in the second that the size bound left out.
+    pub victims_left_out: u32,
+}
+
+/// One victim's second at one sensor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VictimSecond {
+    pub victim: IpKey,
+    /// The second's counters that are not zero, by [`cell`] index.
+    pub cells: Vec<(u8, u64)>,
+    /// The classes the sensor watches on this victim.
+    pub watches: Vec<ClassWatch>,
+}
+
+/// A sensor's watch of one class of traffic toward a victim.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassWatch {
+    pub class: u8,
+    /// The sensor itself reports an attack of this class on the victim.
+    pub attacked: bool,
+    /// Since the watch began (or its tracker was last renewed).
+    pub tracker: TrackerSummary,
+}
+
+/// An [`AttackTracker`](super::tracker::AttackTracker) as it travels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackerSummary {
+    pub packets: u64,
+    /// Packets from addresses that cannot be a source.
+    pub impossible: u64,
+    /// Packets whose ports were read.
+    pub with_ports: u64,
+    /// The busiest sources, the victim's users left out.
+    pub sources: HeavyHitters<IpKey>,
+    /// The busiest destination ports.
+    pub ports: HeavyHitters<u16>,
+    /// Packets per reflector service (index into `REFLECTORS`), those above zero.
+    pub services: Vec<(u8, u64)>,
+    /// One bit per TTL seen.
+    pub ttls: [u64; 4],
+    /// [`NETWORK_SLOTS`] bits: the source networks seen.
+    pub networks: Vec<u64>,
+    /// Distinct sources, at [`SUMMARY_PRECISION`].
+    pub distinct: HyperLogLog,
+}
+
+impl TrackerSummary {
+    /// Adds `other`'s traffic: what a tracker that had seen both would say, within the
+    /// sketches' bounds.
+    pub fn merge(&mut self, other: &TrackerSummary) {
+        // Sums saturate: a summary comes from the network.
+        self.packets = self.packets.saturating_add(other.packets);
+        self.impossible = self.impossible.saturating_add(other.impossible);
+        self.with_ports = self.with_ports.saturating_add(other.with_ports);
+        self.sources = self.sources.merge(&other.sources, SUMMARY_SOURCES);
+        self.ports = self.ports.merge(&other.ports, super::sketch::PORT_COUNTERS);
+        for &(service, packets) in &other.services {
+            match self.services.iter_mut().find(|(s, _)| *s == service) {
+                Some((_, n)) => *n = n.saturating_add(packets),
+                None => self.services.push((service, packets)),
+            }
+        }
+        for (mine, theirs) in self.ttls.iter_mut().zip(other.ttls) {
+            *mine |= theirs;
+        }
+        for (mine, theirs) in self.networks.iter_mut().zip(&other.networks) {
+            *mine |= theirs;
+        }
+        // Both were checked to have the summary's precision.
+        let _ = self.distinct.merge(&other.distinct);
+    }
+
+    pub fn distinct_sources(&self) -> u64 {
+        self.distinct.estimate()
+    }
+
+    /// See [`AttackTracker::network_spread`](super::tracker::AttackTracker::network_spread).
+    pub fn network_spread(&self, distinct: u64) -> f64 {
+        super::tracker::network_spread(&self.networks, distinct)
+    }
+}
+
+/// Why bytes are not a summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SummaryError {
+    TooLarge(usize),
+    Version(u16),
+    Malformed(String),
+    Invalid(&'static str),
+}
+
+impl fmt::Display for SummaryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SummaryError::TooLarge(n) => write!(f, "{n} bytes, more than a summary's {MAX_SUMMARY_BYTES}"),
+            SummaryError::Version(v) => write!(f, "summary version {v}, this build reads {SUMMARY_VERSION}"),
+            SummaryError::Malformed(e) => write!(f, "malformed summary: {e}"),
+            SummaryError::Invalid(what) => write!(f, "invalid summary: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for SummaryError {}
+
+impl SecondSummary {
+    /// The encoded summary, leaving out the least busy victims while it is above
+    /// [`MAX_SUMMARY_BYTES`] (and counting them).
+    pub fn encode(mut self) -> Result<Vec<u8>, SummaryError> {
+        loop {
+            let bytes = postcard::to_allocvec(&self).map_err(|e| SummaryError::Malformed(e.to_string()))?;
+            if bytes.len() <= MAX_SUMMARY_BYTES || self.victims.is_empty() {
+                return Ok(bytes);
+            }
+            // Out of room: drop a share of the victims proportional to the excess.
+            let keep = (self.victims.len() * MAX_SUMMARY_BYTES / bytes.len()).min(self.victims.len() - 1);
+            self.victims_left_out = self.victims_left_out.saturating_add((self.victims.len() - keep) as u32);
+            self.victims.truncate(keep);
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SecondSummary, SummaryError> {
+        if bytes.len() > MAX_SUMMARY_BYTES {
+            return Err(SummaryError::TooLarge(bytes.len()));
+        }
+        let (version, _) =
+            postcard::take_from_bytes::<u16>(bytes).map_err(|e| SummaryError::Malformed(e.to_string()))?;
+        if version != SUMMARY_VERSION {
+            return Err(SummaryError::Version(version));
+        }
+        let summary: SecondSummary = postcard::from_bytes(bytes).map_err(|e| match e {
+            // postcard keeps no message of its own: the one check inside deserializing.
+            postcard::Error::SerdeDeCustom => SummaryError::Invalid("distinct-source registers out of range"),
+            e => SummaryError::Malformed(e.to_string()),
+        })?;
+        summary.check()?;
+        Ok(summary)
+    }
+
+    /// Every part in range: what the aggregator may rely on.
+    fn check(&self) -> Result<(), SummaryError> {
+        let invalid = |what| Err(SummaryError::Invalid(what));
+        if self.sensor.is_empty() || self.sensor.len() > MAX_SENSOR_NAME {
+            return invalid("sensor name empty or longer than 64 bytes");
+        }
+        for v in &self.victims {
+            if v.cells.iter().any(|(c, _)| *c as usize >= cell::COUNT) {
+                return invalid("counter index out of range");
+            }
+            for w in &v.watches {
+                if w.class as usize >= Class::COUNT {
+                    return invalid("traffic class out of range");
+                }
+                w.tracker.check()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TrackerSummary {
+    fn check(&self) -> Result<(), SummaryError> {
+        let invalid = |what| Err(SummaryError::Invalid(what));
+        if self.distinct.precision() != SUMMARY_PRECISION {
+            return invalid("distinct-source sketch of another precision");
+        }
+        if self.networks.len() != NETWORK_SLOTS / 64 {
+            return invalid("source networks of another size");
+        }
+        if self.services.iter().any(|(s, _)| *s as usize >= super::services::REFLECTORS.len()) {
+            return invalid("reflector service out of range");
+        }
+        if !listing_is_sound(&self.sources) || !listing_is_sound(&self.ports) {
+            return invalid("heavy hitters with repeated keys or errors above their counts");
+        }
+        Ok(())
+    }
+}
+
+/// Each key once, and no error above its count (the lower bound `count - error` is read).
+fn listing_is_sound<K: Copy + Ord>(h: &HeavyHitters<K>) -> bool {
+    let mut keys: Vec<K> = h.counters.iter().map(|c: &Counted<K>| c.key).collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1]) && h.counters.iter().all(|c| c.error <= c.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::hash::KeyedHasher;
+    use crate::analyze::sketch::Counted;
+
+    fn tracker(sources: u32) -> TrackerSummary {
+        let h = KeyedHasher::new(Some(7));
+        let mut distinct = HyperLogLog::new(SUMMARY_PRECISION);
+        let counters: Vec<Counted<IpKey>> = (0..sources)
+            .map(|i| {
+                let key = IpKey::from_v4((0x0a00_0000 + i).to_be_bytes());
+                distinct.add_hash(h.hash_ip(key));
+                Counted { key, count: 10, error: 0 }
+            })
+            .collect();
+        TrackerSummary {
+            packets: 10 * u64::from(sources),
+            impossible: 0,
+            with_ports: 0,
+            sources: HeavyHitters { counters, floor: 0 },
+            ports: HeavyHitters { counters: vec![Counted { key: 80, count: 5, error: 1 }], floor: 1 },
+            services: vec![(2, 3)],
+            ttls: [1, 0, 0, 0],
+            networks: vec![0; NETWORK_SLOTS / 64],
+            distinct,
+        }
+    }
+
+    fn summary(victims: u32) -> SecondSummary {
+        let victims = (0..victims)
+            .map(|i| VictimSecond {
+                victim: IpKey::from_v4((0xc633_6400 + i).to_be_bytes()),
+                cells: vec![(Class::Syn as u8, 5_000), (cell::BYTES as u8, 300_000)],
+                watches: vec![ClassWatch { class: Class::Syn as u8, attacked: i == 0, tracker: tracker(100) }],
+            })
+            .collect();
+        SecondSummary {
+            version: SUMMARY_VERSION,
+            sensor: "edge-1".into(),
+            second: 1_768_478_400,
+            hash_key: 42,
+            victims,
+            victims_left_out: 0,
+        }
+    }
+
+    #[test]
+    fn a_summary_over_the_bound_leaves_its_least_busy_victims_out_and_counts_them() {
+        let whole = summary(40);
+        let bytes = whole.clone().encode().unwrap();
+        assert!(bytes.len() <= MAX_SUMMARY_BYTES, "{} bytes", bytes.len());
+        let read = SecondSummary::decode(&bytes).unwrap();
+        assert!(read.victims.len() < 40 && !read.victims.is_empty(), "{} victims", read.victims.len());
+        assert_eq!(read.victims.len() as u32 + read.victims_left_out, 40);
+        assert_eq!(read.victims[..], whole.victims[..read.victims.len()]);
+    }
+
+    #[test]
+    fn bytes_that_are_no_summary_are_refused_with_the_reason() {
+        let good = summary(1);
+        let encoded = |s: SecondSummary| s.encode().unwrap();
+        let refused = |bytes: &[u8]| SecondSummary::decode(bytes).unwrap_err();
+        let bytes = encoded(good.clone());
+        assert!(matches!(refused(&bytes[..bytes.len() / 2]), SummaryError::Malformed(_)));
+        assert!(matches!(refused(&[]), SummaryError::Malformed(_)));
+        assert_eq!(refused(&vec![0; MAX_SUMMARY_BYTES + 1]), SummaryError::TooLarge(MAX_SUMMARY_BYTES + 1));
+        assert_eq!(refused(&encoded(SecondSummary { version: 2, ..good.clone() })), SummaryError::Version(2));
+        let with = |change: &dyn Fn(&mut SecondSummary)| {
+            let mut s = good.clone();
+            change(&mut s);
+            refused(&encoded(s))
+        };
+        type Change<'a> = &'a dyn Fn(&mut SecondSummary);
+        let cases: [(Change, &str); 7] = [
+            (&|s| s.sensor.clear(), "sensor name"),
+            (&|s| s.victims[0].cells.push((cell::COUNT as u8, 1)), "counter index"),
+            (&|s| s.victims[0].watches[0].class = Class::COUNT as u8, "traffic class"),
+            (&|s| s.victims[0].watches[0].tracker.distinct = HyperLogLog::new(10), "precision"),
+            (&|s| s.victims[0].watches[0].tracker.networks.pop().map(drop).unwrap_or(()), "networks"),
+            (&|s| s.victims[0].watches[0].tracker.sources.counters[1].error = 11, "errors above"),
+            (
+                &|s| s.victims[0].watches[0].tracker.ports.counters.push(Counted { key: 80, count: 1, error: 0 }),
+                "repeated",
+            ),
+        ];
+        for (change, reason) in cases {
+            let e = with(change);
+            assert!(e.to_string().contains(reason), "{e} (expected {reason})");
+        }
+        // A register ranked beyond the sentinel's place (53 at 2^12 registers).
+        let mut s = good.clone();
+        s.victims[0].watches[0].tracker.distinct = HyperLogLog::new(SUMMARY_PRECISION);
+        let mut bytes = encoded(s);
+        let registers = bytes.windows(4096).position(|w| w.iter().all(|r| *r == 0)).unwrap();
+        bytes[registers] = 60;
+        assert_eq!(refused(&bytes), SummaryError::Invalid("distinct-source registers out of range"));
+    }
+
+    #[test]
+    fn merged_trackers_add_their_counts_and_unite_their_sets() {
+        let mut a = tracker(3);
+        let b = TrackerSummary { ttls: [0, 2, 0, 0], ..tracker(5) };
+        a.merge(&b);
+        assert_eq!((a.packets, a.ttls), (80, [1, 2, 0, 0]));
+        assert_eq!(a.distinct_sources(), 5);
+        assert_eq!(a.services, vec![(2, 6)]);
+        let first = a.sources.counters.iter().find(|c| c.key == IpKey::from_v4([10, 0, 0, 0])).unwrap();
+        assert_eq!((first.count, first.error), (20, 0));
+        assert_eq!(a.ports.counters, vec![Counted { key: 80, count: 10, error: 2 }]);
+    }
+}
