@@ -161,6 +161,9 @@ pub struct AttackEvent {
     pub end: Option<EndReport>,
     /// Where its counts come from when flow telemetry made them (None: captured packets).
     pub telemetry: Option<TelemetrySource>,
+    /// The sensors whose summaries showed the attack's traffic (an aggregator's alert), in
+    /// the order they first did; empty for an alert from traffic seen here.
+    pub sensors: Vec<String>,
 }
 
 /// The exporter whose telemetry an attack was counted from, and its sampling rate.
@@ -234,6 +237,7 @@ pub(crate) mod tests {
             end: (kind == EventKind::End)
                 .then_some(EndReport { ended_at_ns: 1_768_478_404_250_000_000, reason: EndReason::Quiet }),
             telemetry: None,
+            sensors: Vec::new(),
         }
     }
 }

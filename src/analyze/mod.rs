@@ -44,7 +44,7 @@ pub use settings::{
     DEFAULT_CLIENT_UNANSWERED_SYNS, DEFAULT_THRESHOLDS, DEFAULT_THRESHOLD_PPS,
 };
 use std::net::IpAddr;
-use summary::{ClassWatch, SecondSummary, VictimSecond};
+use summary::{ClassWatch, MergedVictim, SecondSummary, VictimSecond};
 use tracker::AttackTracker;
 use verdict::Evidence;
 use victims::{cell, VictimMeta, VictimTable, NO_WATCH};
@@ -287,6 +287,8 @@ struct Watch {
     attack: Option<Attack>,
     /// Hosts the watched traffic reached, when the victim is a prefix.
     hosts: Hosts,
+    /// The sensors whose summaries showed its traffic (an aggregator's watch).
+    sensors: Vec<String>,
 }
 
 pub struct Analyzer {
@@ -1118,7 +1120,7 @@ impl Analyzer {
         self.victims.add(slot, ci, weight);
         self.victims.add(slot, cell::BYTES + ci, p.wire_len.saturating_mul(weight));
         if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
-            self.on_level(slot, c, ts, p.sampling_rate(), out);
+            self.on_level(slot, c, ts, p.sampling_rate(), None, out);
         }
         let w = self.victims.meta[slot].watch[ci];
         if w != NO_WATCH {
@@ -1189,7 +1191,16 @@ impl Analyzer {
 
     /// A class's window count reached its level: start watching, or decide. `sampling`: that
     /// of the record that reached it (counted in the window, but by the watch only after).
-    fn on_level(&mut self, slot: usize, c: Class, ts: i64, sampling: u32, out: &mut Vec<AttackEvent>) {
+    /// `merged`: counted from sensors' summaries, the victim's merged second.
+    fn on_level(
+        &mut self,
+        slot: usize,
+        c: Class,
+        ts: i64,
+        sampling: u32,
+        merged: Option<&MergedVictim>,
+        out: &mut Vec<AttackEvent>,
+    ) {
         let ci = c as usize;
         if self.victims.meta[slot].watch[ci] == NO_WATCH {
             // One sample (of a high sampling rate) can reach the level alone: a watch, and its
@@ -1204,8 +1215,18 @@ impl Analyzer {
                 return;
             }
             self.refresh_levels(slot);
+            if merged.is_some() {
+                // No packets to back-fill from: the window's counts are the watch's.
+                let sums = self.victims.sums(slot);
+                let (packets, bytes) = (sums[ci], sums[cell::BYTES + ci]);
+                let watch = self.watch_mut(self.victims.meta[slot].watch[ci]);
+                (watch.packets, watch.bytes) = (packets, bytes);
+            }
         }
         let w = self.victims.meta[slot].watch[ci];
+        if let Some(v) = merged {
+            self.note_sensors(w, v);
+        }
         let trigger = self.trigger_count(&self.victims.meta[slot], c);
         if self.watch(w).state == WatchState::Watching && self.victims.sums(slot)[ci] >= trigger {
             self.decide(w, ts, sampling, out);
@@ -1240,6 +1261,7 @@ impl Analyzer {
             calm_since: None,
             attack: None,
             hosts,
+            sensors: Vec::new(),
         };
         // Back-fill from the packets of the current window that came before this one.
         let mut strangers = 0;
@@ -1285,6 +1307,83 @@ impl Analyzer {
         self.recent
             .iter()
             .filter(move |p| self.victim_of(p.dst) == victim && window.contains(&p.ts_ns) && in_class(p, c))
+    }
+
+    /// Counts one second merged from sensors' summaries (an aggregator's input, see
+    /// [`summary`]): each victim's counters spread evenly over the second's ticks and judged
+    /// tick by tick as packets would be; a watch's sources are the merge of its sensors'
+    /// trackers, loaded as it starts and after each second.
+    pub fn count_merged_second(&mut self, second: i64, victims: &[MergedVictim], out: &mut Vec<AttackEvent>) {
+        let first = second.saturating_mul(TICKS_PER_SECOND);
+        let per_tick = TICKS_PER_SECOND as u64;
+        for k in 0..per_tick {
+            let now = self.move_clock(tick_time(first + k as i64), out);
+            let ts = tick_time(now).max(self.last_ts);
+            self.last_ts = ts;
+            // This tick's share of a second's count: the remainder goes to the first ticks.
+            let share = |total: u64| (total / per_tick + u64::from(k < total % per_tick)).min(u64::from(u32::MAX));
+            for v in victims {
+                let hash = self.hasher.hash_ip(v.victim);
+                let Some(slot) =
+                    self.victims.find_hashed(v.victim, hash).or_else(|| self.insert_victim(v.victim, hash, now))
+                else {
+                    continue;
+                };
+                if self.victims.meta[slot].ignored {
+                    continue;
+                }
+                self.touch(slot, now);
+                for (cell, total) in v.cells.iter().enumerate() {
+                    if share(*total) > 0 {
+                        self.victims.add(slot, cell, share(*total) as u32);
+                    }
+                }
+                for c in Class::ALL {
+                    let ci = c as usize;
+                    let packets = share(v.cells[ci]);
+                    if packets == 0 {
+                        continue;
+                    }
+                    let w = self.victims.meta[slot].watch[ci];
+                    if let Some(watch) = self.watches.get_mut(w as usize).and_then(|w| w.as_mut()) {
+                        watch.packets += packets;
+                        watch.bytes = watch.bytes.saturating_add(share(v.cells[cell::BYTES + ci]));
+                        watch.last_ts = ts;
+                        watch.origin = self.origin;
+                    }
+                    if self.victims.sums(slot)[ci] >= u64::from(self.victims.meta[slot].level[ci]) {
+                        self.on_level(slot, c, ts, 1, Some(v), out);
+                    }
+                }
+            }
+        }
+        for v in victims {
+            let Some(slot) = self.victims.find(v.victim) else { continue };
+            for c in Class::ALL {
+                let w = self.victims.meta[slot].watch[c as usize];
+                if w != NO_WATCH {
+                    self.note_sensors(w, v);
+                }
+            }
+        }
+    }
+
+    /// What a watch learns from a victim's merged second: the sensors that saw it, and its
+    /// class's merged tracker (taking a tracker if it has none).
+    fn note_sensors(&mut self, w: u16, v: &MergedVictim) {
+        let c = self.watch(w).class;
+        let watch = self.watch_mut(w);
+        for sensor in &v.sensors {
+            if !watch.sensors.contains(sensor) {
+                watch.sensors.push(sensor.clone());
+            }
+        }
+        if let Some(summary) = v.tracker(c) {
+            self.ensure_tracker(w);
+            if let Some(t) = self.watch_mut(w).tracker.as_mut() {
+                t.load(summary);
+            }
+        }
     }
 
     /// A cleared tracker from the spares, or a new one while under the limit.
@@ -1730,6 +1829,7 @@ impl Analyzer {
                     Some(TelemetrySource { format, exporter: exporter.to_ip(), sampling_rate: watch.sampling })
                 }
             },
+            sensors: watch.sensors.clone(),
         }
     }
 }

@@ -129,6 +129,54 @@ impl TrackerSummary {
     }
 }
 
+/// One victim's second at every sensor that reported it: counters summed, each watched
+/// class's trackers merged.
+#[derive(Clone, Debug)]
+pub struct MergedVictim {
+    pub victim: IpKey,
+    pub cells: [u64; cell::COUNT],
+    pub trackers: Vec<(u8, TrackerSummary)>,
+    /// The sensors that reported it, in the order they came.
+    pub sensors: Vec<String>,
+}
+
+impl MergedVictim {
+    /// The merge of the `class` trackers, if a sensor watches it.
+    pub fn tracker(&self, class: Class) -> Option<&TrackerSummary> {
+        self.trackers.iter().find(|(c, _)| *c == class as u8).map(|(_, t)| t)
+    }
+}
+
+/// The summaries of one second (one per sensor) merged per victim, in address order.
+pub fn merge_second(summaries: &[SecondSummary]) -> Vec<MergedVictim> {
+    let mut merged: std::collections::BTreeMap<IpKey, MergedVictim> = Default::default();
+    for s in summaries {
+        for v in &s.victims {
+            let m = merged.entry(v.victim).or_insert_with(|| MergedVictim {
+                victim: v.victim,
+                cells: [0; cell::COUNT],
+                trackers: Vec::new(),
+                sensors: Vec::new(),
+            });
+            for &(c, n) in &v.cells {
+                if let Some(total) = m.cells.get_mut(c as usize) {
+                    *total = total.saturating_add(n);
+                }
+            }
+            for w in &v.watches {
+                match m.trackers.iter_mut().find(|(c, _)| *c == w.class) {
+                    Some((_, t)) => t.merge(&w.tracker),
+                    None => m.trackers.push((w.class, w.tracker.clone())),
+                }
+            }
+            if !m.sensors.contains(&s.sensor) {
+                m.sensors.push(s.sensor.clone());
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
 /// Why bytes are not a summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SummaryError {

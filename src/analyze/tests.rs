@@ -901,3 +901,41 @@ fn the_trackers_of_three_sensors_seeing_a_third_each_merge_into_the_whole() {
     merged.sources.counters.sort_by_key(|c| c.key);
     assert!(merged.sources.counters.iter().all(|c| c.count == whole.packets / 50 && c.error == 0));
 }
+
+#[test]
+fn three_sensors_each_below_the_threshold_make_one_attack_at_their_aggregator() {
+    let victim = v4(10, 0, 0, 1);
+    // 2,400 SYNs/s for 4 s from 50 sources; sensor k sees the sources whose last octet is k
+    // modulo 3: about 800 SYNs/s each, below the 1,000 pps threshold.
+    let flood: Vec<PacketRecord> = syn_flood(T0, 2_400, 4, victim).collect();
+    let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
+    for part in 0..3u8 {
+        let mut sensor = Analyzer::new(settings());
+        sensor.summarize_seconds(&format!("edge-{part}")).unwrap();
+        let alone = run(&mut sensor, flood.iter().copied().filter(|p| (p.src.0 as u8) % 3 == part));
+        assert!(alone.is_empty(), "a third of the flood is below the threshold: {alone:#?}");
+        for s in sensor.take_summaries() {
+            seconds.entry(s.second).or_default().push(s);
+        }
+    }
+    let mut aggregator = Analyzer::new(settings());
+    let mut events = Vec::new();
+    for (second, summaries) in &seconds {
+        aggregator.count_merged_second(*second, &summary::merge_second(summaries), &mut events);
+    }
+    aggregator.finish(EndReason::EndOfInput, &mut events);
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.event).collect();
+    assert_eq!(kinds, [EventKind::Start, EventKind::End], "{events:#?}");
+    let (start, end) = (&events[0], &events[1]);
+    assert_eq!((start.kind, start.victim), (AttackKind::SynFlood, victim.to_ip()));
+    assert_eq!(start.sensors, ["edge-0", "edge-1", "edge-2"]);
+    // Decided within the first second, where the sum crossed the threshold.
+    assert!(start.timestamp_ns < T0 + 1_000_000_000, "{}", start.timestamp_ns - T0);
+    let mut offenders = start.offending_ips.clone();
+    offenders.sort();
+    let mut sources: Vec<IpAddr> = (1..=50).map(|i| v4(198, 18, 0, i).to_ip()).collect();
+    sources.sort();
+    assert_eq!(offenders, sources);
+    assert_eq!(end.packets, 9_600);
+    assert!((48..=52).contains(&end.sources.distinct_estimate), "{}", end.sources.distinct_estimate);
+}

@@ -23,6 +23,9 @@ pub struct AttackTracker {
     ttls_seen: [u64; 4],
     /// One bit per source network ([`IpKey::network_16`]): how far the sources spread.
     networks_seen: Box<[u64; NETWORK_WORDS]>,
+    /// The networks `networks_seen` tells apart: all, or a loaded summary's
+    /// [`NETWORK_SLOTS`] (in its first words).
+    network_slots: usize,
     /// Packets from addresses that cannot be a source (see [`impossible_source`]).
     impossible: u64,
     /// Packets recorded.
@@ -58,6 +61,7 @@ impl AttackTracker {
             with_ports: 0,
             ttls_seen: [0; 4],
             networks_seen: Box::new([0; NETWORK_WORDS]),
+            network_slots: NETWORK_WORDS * 64,
             impossible: 0,
             packets: 0,
             hasher,
@@ -72,6 +76,7 @@ impl AttackTracker {
         self.with_ports = 0;
         self.ttls_seen = [0; 4];
         self.networks_seen.fill(0);
+        self.network_slots = NETWORK_WORDS * 64;
         self.impossible = 0;
         self.packets = 0;
     }
@@ -126,7 +131,27 @@ impl AttackTracker {
     /// addresses would cover: about 1 for forged random sources, far below 1 for real hosts
     /// clustered in a few networks.
     pub fn network_spread(&self, distinct: u64) -> f64 {
-        network_spread(&self.networks_seen[..], distinct)
+        network_spread(&self.networks_seen[..self.network_slots / 64], distinct)
+    }
+
+    /// Starts over as the tracker `summary` describes (an aggregator's, from its sensors'
+    /// merged trackers): it records no packets after.
+    pub fn load(&mut self, summary: &TrackerSummary) {
+        self.clear();
+        self.sources.load(&summary.sources);
+        self.distinct = summary.distinct.clone();
+        self.dst_ports.load(&summary.ports);
+        for &(service, packets) in &summary.services {
+            if let Some(n) = self.services.get_mut(service as usize) {
+                *n = packets;
+            }
+        }
+        self.with_ports = summary.with_ports;
+        self.ttls_seen = summary.ttls;
+        self.networks_seen[..summary.networks.len()].copy_from_slice(&summary.networks);
+        self.network_slots = summary.networks.len() * 64;
+        self.impossible = summary.impossible;
+        self.packets = summary.packets;
     }
 
     /// What a sensor tells its aggregator of this tracker: the busiest sources that `keep`
@@ -135,9 +160,9 @@ impl AttackTracker {
     pub fn summary(&self, keep: impl Fn(IpKey, u64) -> bool) -> TrackerSummary {
         let mut sources = self.sources.heavy_hitters(SUMMARY_SOURCES);
         sources.counters.retain(|c| keep(c.key, c.count - c.error));
-        let fold = NETWORK_WORDS * 64 / NETWORK_SLOTS;
+        let fold = self.network_slots / NETWORK_SLOTS;
         let mut networks = vec![0u64; NETWORK_SLOTS / 64];
-        for (i, word) in self.networks_seen.iter().enumerate() {
+        for (i, word) in self.networks_seen[..self.network_slots / 64].iter().enumerate() {
             for part in 0..64 / fold {
                 if (word >> (part * fold)) & ((1u64 << fold) - 1) != 0 {
                     let slot = (i * 64 + part * fold) / fold;

@@ -106,6 +106,8 @@ struct NativeJson<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<TelemetryJson>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    sensors: &'a [String],
     sources: SourcesJson<'a>,
     offending_ips: &'a [IpAddr],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,6 +147,7 @@ fn native(a: &Alert) -> NativeJson<'_> {
             exporter: t.exporter,
             sampling_rate: t.sampling_rate,
         }),
+        sensors: &e.sensors,
         sources: SourcesJson {
             distinct_estimate: e.sources.distinct_estimate,
             spoofed_likely: e.sources.spoofed_likely,
@@ -392,6 +395,14 @@ mod tests {
         assert_eq!(v["duration_s"], 1.25);
         assert_eq!(v["offending_ips"].as_array().unwrap().len(), 2);
         assert!(parse(&Alert::new(event(EventKind::Start)), AlertFormat::Native).get("evidence").is_none());
+    }
+
+    #[test]
+    fn native_names_the_sensors_of_an_aggregated_attack_only() {
+        let mut a = Alert::new(event(EventKind::Start));
+        assert!(parse(&a, AlertFormat::Native).get("sensors").is_none());
+        a.event.sensors = vec!["edge-1".into(), "edge-2".into()];
+        assert_eq!(parse(&a, AlertFormat::Native)["sensors"], serde_json::json!(["edge-1", "edge-2"]));
     }
 
     #[test]

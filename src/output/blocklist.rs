@@ -390,6 +390,7 @@ mod tests {
             onset_ns: ts,
             end: None,
             telemetry: None,
+            sensors: Vec::new(),
         }
     }
 

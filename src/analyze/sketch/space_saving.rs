@@ -292,6 +292,22 @@ impl<K: SketchKey> SpaceSaving<K> {
         Counted::busiest(all, n)
     }
 
+    /// Starts over from a summary's counters (the busiest, as many as fit), errors and all:
+    /// an aggregator's tracker is the merge of its sensors'.
+    pub fn load(&mut self, summary: &HeavyHitters<K>) {
+        self.clear();
+        for c in summary.counters.iter().take(self.capacity()) {
+            let hash = c.key.keyed_hash(&self.hasher);
+            let counter = self.keys.len() as u32;
+            self.keys.push(c.key);
+            self.hashes.push(hash);
+            self.errors.push(c.error);
+            self.heap_pos.push(counter);
+            self.heap.push(HeapEntry { count: c.count, counter });
+            self.insert_into_index(hash, counter);
+        }
+    }
+
     /// The `n` busiest keys as a summary that merges with others (see [`HeavyHitters`]).
     pub fn heavy_hitters(&self, n: usize) -> HeavyHitters<K> {
         let busiest = self.top(n);

@@ -108,6 +108,15 @@ impl<K: Copy + Default + PartialEq + Ord, const N: usize> Tally<K, N> {
         Counted::busiest(all, n)
     }
 
+    /// Starts over from a summary's counters (the busiest, as many as fit), errors and all.
+    pub fn load(&mut self, summary: &HeavyHitters<K>) {
+        self.clear();
+        for (i, c) in summary.counters.iter().take(N).enumerate() {
+            (self.keys[i], self.counts[i], self.errors[i]) = (c.key, c.count, c.error);
+            self.used |= 1 << i;
+        }
+    }
+
     /// The `n` busiest keys as a summary that merges with others (see [`HeavyHitters`]).
     pub fn heavy_hitters(&self, n: usize) -> HeavyHitters<K> {
         let busiest = self.top(n);
