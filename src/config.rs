@@ -479,6 +479,7 @@ impl OutputSettings {
             evidence,
             metrics,
             hook,
+            publish: None,
         })
     }
 }

@@ -163,7 +163,10 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
     // The analyzer sees the channel close once every capture thread is done.
     drop(batches_tx);
-    let analyzer = Analyzer::new(opts.detection.clone());
+    let mut analyzer = Analyzer::new(opts.detection.clone());
+    if let Some(p) = &opts.outputs.publish {
+        analyzer.summarize_seconds(&p.sensor).map_err(|e| DaemonError::Output(format!("--publish: {e}")))?;
+    }
     let analyzer_thread = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -640,11 +643,16 @@ fn analyzer_loop(
         if let Err(e) = outputs.deliver(&mut events) {
             break Err(e);
         }
+        outputs.summaries(analyzer.take_summaries());
     };
     analyzer.finish(EndReason::Shutdown, &mut events);
     let last = outputs.deliver(&mut events);
+    outputs.summaries(analyzer.take_summaries());
     let raised = outputs.metrics.alerts_raised();
     let report = outputs.finish();
+    if let Some((handed_over, dropped, refused)) = report.summaries {
+        tracing::info!(handed_over, dropped, refused, "summary publisher stopped");
+    }
     // Each alert raised was delivered or lost, by every sink: the operator can add it up.
     for s in &report.sinks {
         let lost = s.dropped_queue_full + s.dropped_failed;

@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod aggregate;
 pub mod analyze;
 pub mod capture;
 pub mod config;

@@ -3,11 +3,13 @@
 #![deny(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
+use floodwatch::aggregate::AggregateOptions;
 use floodwatch::analyze::{Analysis, Analyzer, AttackKind, ShardedAnalyzer};
 use floodwatch::capture::live::CaptureBackend;
 use floodwatch::config::{Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::metrics::listen_addr;
+use floodwatch::output::nats::{nats_url, PublishOptions};
 use floodwatch::output::summary::{Progress, Summary};
 use floodwatch::output::{OutputOptions, Outputs};
 use floodwatch::pipeline::Datagrams;
@@ -15,6 +17,7 @@ use floodwatch::replay::replay;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Exit codes, documented in the README.
 mod exit {
@@ -49,6 +52,9 @@ enum Command {
     Replay(ReplayArgs),
     /// Capture live on an interface and report floods as they happen (the daemon).
     Run(RunArgs),
+    /// Merge the summaries sensors publish (run/replay --publish) over NATS, second by
+    /// second, and report the attacks no single sensor sees.
+    Aggregate(AggregateArgs),
     /// Validate a config file and print the effective settings' summary.
     CheckConfig {
         /// The TOML config file.
@@ -81,6 +87,21 @@ struct ReplayArgs {
     /// sampling rate's worth, a flow's packets are spread over its duration.
     #[arg(long)]
     telemetry: bool,
+}
+
+#[derive(Args)]
+struct AggregateArgs {
+    /// The NATS server the sensors publish to: nats://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// Seconds a second of packet time waits for the sensors that have not reported it
+    /// (default 2); it then closes partial.
+    #[arg(long, value_name = "SECONDS")]
+    grace: Option<f64>,
+    #[command(flatten)]
+    detection: DetectionArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -154,6 +175,13 @@ struct OutputArgs {
     /// Serve Prometheus metrics on PORT (127.0.0.1) or IP:PORT.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Publish a summary of every second of packet time to this NATS server
+    /// (nats://HOST:PORT), for `floodwatch aggregate`; needs --sensor.
+    #[arg(long, value_name = "URL", requires = "sensor")]
+    publish: Option<String>,
+    /// This sensor's name in its summaries (letters, digits, '-', '_').
+    #[arg(long, value_name = "NAME", requires = "publish")]
+    sensor: Option<String>,
 }
 
 impl OutputArgs {
@@ -164,6 +192,8 @@ impl OutputArgs {
         }
         let OutputArgs {
             alerts: _,
+            publish: _,
+            sensor: _,
             drain_timeout,
             blocklist,
             blocklist_format,
@@ -189,8 +219,16 @@ impl OutputArgs {
         self.apply(&mut o);
         // A setting of the file was checked with the file; what fails here came from a flag,
         // which the message names by the key alone.
-        o.options(&config.detection.allow_sources)
-            .map_err(|e| format!("{}{}", e.key.name_in_section(), e.problem_text()))
+        let mut options = o
+            .options(&config.detection.allow_sources)
+            .map_err(|e| format!("{}{}", e.key.name_in_section(), e.problem_text()))?;
+        if let (Some(url), Some(sensor)) = (&self.publish, &self.sensor) {
+            if config.detection.hash_seed.is_none() {
+                return Err(HASH_SEED_SHARED.into());
+            }
+            options.publish = Some(PublishOptions::new(url, sensor).map_err(|e| format!("--publish: {e}"))?);
+        }
+        Ok(options)
     }
 }
 
@@ -288,6 +326,7 @@ fn main() -> ExitCode {
     ExitCode::from(match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Run(args) => run_daemon(args),
+        Command::Aggregate(args) => run_aggregate(args),
         Command::CheckConfig { file } => match Config::from_file(&file) {
             Ok(Config { detection: s, .. }) => {
                 println!(
@@ -401,6 +440,43 @@ fn run_daemon(args: RunArgs) -> u8 {
     }
 }
 
+/// Why sensors and their aggregator need one hash seed.
+const HASH_SEED_SHARED: &str = "--publish and aggregate need detection.hash_seed (or --hash-seed), the same on every sensor and the aggregator: their source sketches merge only under one key";
+
+fn run_aggregate(args: AggregateArgs) -> u8 {
+    let setup = || -> Result<AggregateOptions, String> {
+        let config = args.detection.config()?;
+        let outputs = args.output.options(&config)?;
+        if outputs.publish.is_some() {
+            return Err("aggregate publishes no summaries: --publish is for sensors".into());
+        }
+        if config.detection.hash_seed.is_none() {
+            return Err(HASH_SEED_SHARED.into());
+        }
+        let grace = match args.grace {
+            None => Duration::from_secs(2),
+            Some(s) if (0.1..=60.0).contains(&s) => Duration::from_secs_f64(s),
+            Some(s) => return Err(format!("--grace {s}: from 0.1 to 60 seconds")),
+        };
+        init_logging(config.log.format);
+        Ok(AggregateOptions { url: nats_url(&args.nats)?, detection: config.detection, outputs, grace })
+    };
+    let opts = match setup() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
+    match floodwatch::aggregate::run(opts) {
+        Ok(_) => exit::OK,
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            exit::RUNTIME
+        }
+    }
+}
+
 fn run_replay(args: ReplayArgs) -> u8 {
     let config = match args.detection.config() {
         Ok(c) => c,
@@ -424,6 +500,11 @@ fn run_replay(args: ReplayArgs) -> u8 {
             return exit::RUNTIME;
         }
     };
+    let publish = options.publish.as_ref().map(|p| p.sensor.clone());
+    if publish.is_some() && args.threads > 1 {
+        eprintln!("floodwatch: --publish summarizes from one analyzer thread: use --threads 1");
+        return exit::BAD_CONFIG;
+    }
     let mut analyzer: Box<dyn Analysis> = if args.threads > 1 {
         match ShardedAnalyzer::new(config.detection, args.threads as usize) {
             Ok(a) => Box::new(a),
@@ -433,7 +514,14 @@ fn run_replay(args: ReplayArgs) -> u8 {
             }
         }
     } else {
-        Box::new(Analyzer::new(config.detection))
+        let mut analyzer = Analyzer::new(config.detection);
+        if let Some(sensor) = &publish {
+            if let Err(e) = analyzer.summarize_seconds(sensor) {
+                eprintln!("floodwatch: --publish: {e}");
+                return exit::BAD_CONFIG;
+            }
+        }
+        Box::new(analyzer)
     };
     let mut progress = (!args.no_progress && std::io::stderr().is_terminal()).then(Progress::new);
     let datagrams = if args.telemetry { Datagrams::Telemetry(config.telemetry.clone()) } else { Datagrams::Packets };

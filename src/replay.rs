@@ -1,6 +1,7 @@
 //! The replay pipeline: capture files → decode (a capture thread) → analyze → output (the
 //! calling thread).
 
+use crate::analyze::summary::SecondSummary;
 use crate::analyze::{Analysis, AnalyzerStats, AttackEvent, EndReason, EventKind};
 use crate::capture::{CaptureError, FileSource, Frame};
 use crate::decode::PacketRecord;
@@ -33,6 +34,8 @@ pub trait Stage {
     fn publish(&mut self, _traffic: &TrafficStats, _analysis: &dyn Analysis) {}
     /// The time a batch of [`BATCH`] packets took to analyze and output.
     fn batch_latency(&mut self, _ns: u64) {}
+    /// The analyzer's summaries of the seconds it completed (when it is a sensor's).
+    fn summaries(&mut self, _summaries: Vec<SecondSummary>) {}
 }
 
 impl Stage for Outputs {
@@ -56,6 +59,9 @@ impl Stage for Outputs {
     }
     fn batch_latency(&mut self, ns: u64) {
         self.metrics.record_batch_latency(ns);
+    }
+    fn summaries(&mut self, summaries: Vec<SecondSummary>) {
+        Outputs::summaries(self, summaries)
     }
 }
 
@@ -177,6 +183,7 @@ pub fn replay(
             }
             // Every hand-off, so a scrape during a replay from a pipe sees where it stands.
             stage.publish(&batch.traffic, &*analyzer);
+            stage.summaries(analyzer.take_summaries());
             let frames = batch.traffic.frames;
             if let Some(p) = progress.as_deref_mut() {
                 if let Some(name) = files.get(batch.file) {
@@ -199,6 +206,7 @@ pub fn replay(
     analyzer.finish(EndReason::EndOfInput, &mut events);
     deliver(&mut events, stage)?;
     stage.publish(&traffic, &*analyzer);
+    stage.summaries(analyzer.take_summaries());
     if let Some(p) = progress {
         p.clear();
     }

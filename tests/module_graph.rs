@@ -2,7 +2,7 @@
 //! (`crate::x` in code, `use` lines, paths and doc links alike, tests included) points down
 //! the pipeline's order, which ARCHITECTURE.md documents:
 //!
-//! prefetch ← capture ← decode ← analyze, telemetry ← output ← pipeline ← replay, daemon ← config ← main
+//! prefetch ← capture ← decode ← analyze, telemetry ← output ← pipeline ← replay, daemon, aggregate ← config ← main
 //!
 //! A module may name only modules below it; modules side by side (`analyze` and `telemetry`,
 //! `replay` and `daemon`) name neither each other. A new arrow up (say `analyze` reading `config`) fails here with the
@@ -22,6 +22,7 @@ const ORDER: &[(&str, u32)] = &[
     ("pipeline", 5),
     ("replay", 6),
     ("daemon", 6),
+    ("aggregate", 6),
     ("config", 7),
 ];
 

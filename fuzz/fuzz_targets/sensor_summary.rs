@@ -2,7 +2,7 @@
 //! in range, whose trackers merge and which encodes again, or says why it is not one.
 #![no_main]
 
-use floodwatch::analyze::summary::SecondSummary;
+use floodwatch::analyze::summary::{SecondSummary, SUMMARY_SOURCES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| match SecondSummary::decode(data) {
@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| match SecondSummary::decode(data) {
         for victim in &summary.victims {
             for watch in &victim.watches {
                 let mut doubled = watch.tracker.clone();
-                doubled.merge(&watch.tracker);
+                doubled.merge(&watch.tracker, SUMMARY_SOURCES);
                 let distinct = doubled.distinct_sources();
                 let _ = doubled.network_spread(distinct);
             }

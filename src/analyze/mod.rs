@@ -457,6 +457,12 @@ impl Analyzer {
         Ok(())
     }
 
+    /// What summaries say of this analyzer's hash key (a keyed hash of a fixed value):
+    /// sketches of sources merge only between analyzers that agree on it.
+    pub fn summary_hash_key(&self) -> u64 {
+        self.hasher.hash_u128(0)
+    }
+
     /// The summaries of the seconds completed since the last call, oldest first.
     pub fn take_summaries(&mut self) -> Vec<SecondSummary> {
         self.seconds.as_mut().map(|s| std::mem::take(&mut s.ready)).unwrap_or_default()
@@ -493,7 +499,7 @@ impl Analyzer {
         victims.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.victim.cmp(&b.1.victim)));
         let left_out = victims.len().saturating_sub(summary::MAX_VICTIMS);
         victims.truncate(summary::MAX_VICTIMS);
-        let hash_key = self.hasher.hash_u128(0);
+        let hash_key = self.summary_hash_key();
         if let Some(s) = self.seconds.as_mut() {
             s.ready.push(SecondSummary {
                 version: summary::SUMMARY_VERSION,
@@ -1309,11 +1315,13 @@ impl Analyzer {
             .filter(move |p| self.victim_of(p.dst) == victim && window.contains(&p.ts_ns) && in_class(p, c))
     }
 
-    /// Counts one second merged from sensors' summaries (an aggregator's input, see
-    /// [`summary`]): each victim's counters spread evenly over the second's ticks and judged
+    /// Counts one second of sensors' summaries, merged (an aggregator's input, see
+    /// [`summary`]; the trackers listing as many sources as this analyzer's hold): each
+    /// victim's counters spread evenly over the second's ticks and judged
     /// tick by tick as packets would be; a watch's sources are the merge of its sensors'
     /// trackers, loaded as it starts and after each second.
-    pub fn count_merged_second(&mut self, second: i64, victims: &[MergedVictim], out: &mut Vec<AttackEvent>) {
+    pub fn count_sensors_second(&mut self, second: i64, summaries: &[SecondSummary], out: &mut Vec<AttackEvent>) {
+        let victims = summary::merge_second(summaries, self.s.tracked_sources);
         let first = second.saturating_mul(TICKS_PER_SECOND);
         let per_tick = TICKS_PER_SECOND as u64;
         for k in 0..per_tick {
@@ -1322,7 +1330,7 @@ impl Analyzer {
             self.last_ts = ts;
             // This tick's share of a second's count: the remainder goes to the first ticks.
             let share = |total: u64| (total / per_tick + u64::from(k < total % per_tick)).min(u64::from(u32::MAX));
-            for v in victims {
+            for v in &victims {
                 let hash = self.hasher.hash_ip(v.victim);
                 let Some(slot) =
                     self.victims.find_hashed(v.victim, hash).or_else(|| self.insert_victim(v.victim, hash, now))
@@ -1357,7 +1365,7 @@ impl Analyzer {
                 }
             }
         }
-        for v in victims {
+        for v in &victims {
             let Some(slot) = self.victims.find(v.victim) else { continue };
             for c in Class::ALL {
                 let w = self.victims.meta[slot].watch[c as usize];

@@ -24,6 +24,7 @@ use super::carpet::PrefixScope;
 use super::doorkeeper::{lane, LANES};
 use super::filter::{order_key, AlertFilter};
 use super::hash::{random_seed, KeyedHasher};
+use super::summary::SecondSummary;
 use super::DetectionSettings;
 use super::{Analyzer, AnalyzerStats, AttackEvent, EndReason, Roles, RESTART_AFTER_STEP_BACK_TICKS, TICK_NS};
 use crate::decode::{IpKey, Origin, PacketRecord};
@@ -44,6 +45,11 @@ pub trait Analysis {
     fn finish(&mut self, reason: EndReason, out: &mut Vec<AttackEvent>);
     fn stats(&self) -> AnalyzerStats;
     fn active_attacks(&self) -> usize;
+    /// The summaries of the seconds completed since the last call, when summarizing (see
+    /// [`Analyzer::summarize_seconds`]).
+    fn take_summaries(&mut self) -> Vec<SecondSummary> {
+        Vec::new()
+    }
 }
 
 impl Analysis for Analyzer {
@@ -62,6 +68,9 @@ impl Analysis for Analyzer {
     }
     fn active_attacks(&self) -> usize {
         Analyzer::active_attacks(self)
+    }
+    fn take_summaries(&mut self) -> Vec<SecondSummary> {
+        Analyzer::take_summaries(self)
     }
 }
 

@@ -31,8 +31,8 @@ pub const SUMMARY_PRECISION: u32 = 12;
 pub const NETWORK_SLOTS: usize = 4096;
 /// Most victims in a summary, busiest first.
 pub const MAX_VICTIMS: usize = 1000;
-/// Busiest sources per tracker.
-pub const SUMMARY_SOURCES: usize = 100;
+/// Busiest sources per tracker: a sensor's share of a botnet is listed whole up to this.
+pub const SUMMARY_SOURCES: usize = 256;
 /// Longest sensor name, in bytes.
 pub const MAX_SENSOR_NAME: usize = 64;
 
@@ -95,13 +95,13 @@ pub struct TrackerSummary {
 
 impl TrackerSummary {
     /// Adds `other`'s traffic: what a tracker that had seen both would say, within the
-    /// sketches' bounds.
-    pub fn merge(&mut self, other: &TrackerSummary) {
+    /// sketches' bounds, listing at most `sources` sources.
+    pub fn merge(&mut self, other: &TrackerSummary, sources: usize) {
         // Sums saturate: a summary comes from the network.
         self.packets = self.packets.saturating_add(other.packets);
         self.impossible = self.impossible.saturating_add(other.impossible);
         self.with_ports = self.with_ports.saturating_add(other.with_ports);
-        self.sources = self.sources.merge(&other.sources, SUMMARY_SOURCES);
+        self.sources = self.sources.merge(&other.sources, sources);
         self.ports = self.ports.merge(&other.ports, super::sketch::PORT_COUNTERS);
         for &(service, packets) in &other.services {
             match self.services.iter_mut().find(|(s, _)| *s == service) {
@@ -147,8 +147,9 @@ impl MergedVictim {
     }
 }
 
-/// The summaries of one second (one per sensor) merged per victim, in address order.
-pub fn merge_second(summaries: &[SecondSummary]) -> Vec<MergedVictim> {
+/// The summaries of one second (one per sensor) merged per victim, in address order, each
+/// tracker listing at most `sources` sources (the aggregator's tracker's capacity).
+pub fn merge_second(summaries: &[SecondSummary], sources: usize) -> Vec<MergedVictim> {
     let mut merged: std::collections::BTreeMap<IpKey, MergedVictim> = Default::default();
     for s in summaries {
         for v in &s.victims {
@@ -165,7 +166,7 @@ pub fn merge_second(summaries: &[SecondSummary]) -> Vec<MergedVictim> {
             }
             for w in &v.watches {
                 match m.trackers.iter_mut().find(|(c, _)| *c == w.class) {
-                    Some((_, t)) => t.merge(&w.tracker),
+                    Some((_, t)) => t.merge(&w.tracker, sources),
                     None => m.trackers.push((w.class, w.tracker.clone())),
                 }
             }
@@ -383,7 +384,7 @@ mod tests {
     fn merged_trackers_add_their_counts_and_unite_their_sets() {
         let mut a = tracker(3);
         let b = TrackerSummary { ttls: [0, 2, 0, 0], ..tracker(5) };
-        a.merge(&b);
+        a.merge(&b, SUMMARY_SOURCES);
         assert_eq!((a.packets, a.ttls), (80, [1, 2, 0, 0]));
         assert_eq!(a.distinct_sources(), 5);
         assert_eq!(a.services, vec![(2, 6)]);

@@ -884,7 +884,7 @@ fn the_trackers_of_three_sensors_seeing_a_third_each_merge_into_the_whole() {
             last_watch(&format!("edge-{part}"), &mut third.into_iter())
         })
         .reduce(|mut a, b| {
-            a.merge(&b);
+            a.merge(&b, summary::SUMMARY_SOURCES);
             a
         })
         .unwrap();
@@ -921,7 +921,7 @@ fn three_sensors_each_below_the_threshold_make_one_attack_at_their_aggregator() 
     let mut aggregator = Analyzer::new(settings());
     let mut events = Vec::new();
     for (second, summaries) in &seconds {
-        aggregator.count_merged_second(*second, &summary::merge_second(summaries), &mut events);
+        aggregator.count_sensors_second(*second, summaries, &mut events);
     }
     aggregator.finish(EndReason::EndOfInput, &mut events);
     let kinds: Vec<EventKind> = events.iter().map(|e| e.event).collect();

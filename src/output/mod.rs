@@ -11,6 +11,7 @@ pub mod blocklist;
 pub mod evidence;
 pub mod hook;
 pub mod metrics;
+pub mod nats;
 pub mod notify;
 pub mod pcap_writer;
 // unsafe: a non-blocking peek (recv) at a stream's state.
@@ -22,6 +23,7 @@ pub mod summary;
 pub mod syslog;
 pub mod time;
 
+use crate::analyze::summary::SecondSummary;
 use crate::analyze::{AttackEvent, EventKind};
 use crate::capture::Frame;
 use crate::decode::PacketRecord;
@@ -31,6 +33,7 @@ use blocklist::{BlocklistFormat, BlocklistWriter};
 use evidence::{EvidenceOptions, EvidenceRecorder};
 use hook::{ActionHook, HookOptions};
 use metrics::{Metrics, MetricsServer};
+use nats::{PublishOptions, SummaryPublisher};
 use sink::{AlertSinks, SinkReport, SinkSpec};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +51,8 @@ pub struct OutputOptions {
     pub evidence: Option<EvidenceOptions>,
     pub metrics: Option<SocketAddr>,
     pub hook: Option<HookOptions>,
+    /// A sensor's NATS server and name, to publish its seconds' summaries.
+    pub publish: Option<PublishOptions>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +73,7 @@ pub struct Outputs {
     hook: Option<ActionHook>,
     pub metrics: Arc<Metrics>,
     server: Option<MetricsServer>,
+    publisher: Option<SummaryPublisher>,
 }
 
 /// What the outputs did, for the summary.
@@ -75,6 +81,8 @@ pub struct OutputReport {
     pub sinks: Vec<SinkReport>,
     pub blocklist_entries: Option<usize>,
     pub evidence_files: u64,
+    /// Summaries published, dropped (queue full) and failed, when publishing.
+    pub summaries: Option<(u64, u64, u64)>,
 }
 
 impl Outputs {
@@ -99,7 +107,8 @@ impl Outputs {
         let hook = opts.hook.clone().map(|h| ActionHook::start(h, metrics.clone())).transpose()?;
         let sinks = AlertSinks::open(&opts.sinks)?;
         metrics.set_sinks(sinks.stats());
-        Ok(Outputs { sinks, drain: opts.drain, blocklist, evidence, hook, metrics, server })
+        let publisher = opts.publish.as_ref().map(|p| SummaryPublisher::start(p, opts.drain)).transpose()?;
+        Ok(Outputs { sinks, drain: opts.drain, blocklist, evidence, hook, metrics, server, publisher })
     }
 
     /// The metrics endpoint's address, when serving.
@@ -146,6 +155,13 @@ impl Outputs {
         Ok(())
     }
 
+    /// The analyzer's summaries of the seconds it completed, for the publisher (if any).
+    pub fn summaries(&mut self, summaries: Vec<SecondSummary>) {
+        if let Some(p) = self.publisher.as_ref() {
+            summaries.into_iter().for_each(|s| p.send(s));
+        }
+    }
+
     /// Packet time moved on to `now_ns`: blocklist entries may expire.
     #[inline]
     pub fn advance(&mut self, now_ns: i64) {
@@ -179,7 +195,13 @@ impl Outputs {
         }
         let blocklist_entries = self.blocklist.as_ref().map(|b| b.len());
         let evidence_files = self.evidence.as_ref().map_or(0, |e| e.files_written);
+        let summaries = self.publisher.take().map(|p| {
+            let stats = p.stats.clone();
+            p.finish();
+            let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+            (count(&stats.published), count(&stats.dropped), count(&stats.failed))
+        });
         let sinks = self.sinks.finish(self.drain);
-        OutputReport { sinks, blocklist_entries, evidence_files }
+        OutputReport { sinks, blocklist_entries, evidence_files, summaries }
     }
 }

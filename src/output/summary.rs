@@ -333,6 +333,12 @@ impl fmt::Display for Summary<'_> {
         if self.outputs.evidence_files > 0 {
             writeln!(f, "  evidence: {} capture files written", self.outputs.evidence_files)?;
         }
+        if let Some((published, dropped, failed)) = self.outputs.summaries {
+            writeln!(
+                f,
+                "  summaries: {published} seconds handed to the NATS client, {dropped} dropped (queue full), {failed} refused"
+            )?;
+        }
         for e in self.errors {
             writeln!(f, "  input error: {e}")?;
         }

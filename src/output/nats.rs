@@ -1,0 +1,148 @@
+//! NATS between sensors and their aggregator: a sensor publishes the summary of each second
+//! of packet time (`--publish nats://HOST:PORT --sensor NAME`) to
+//! `floodwatch.summary.NAME`; `floodwatch aggregate` subscribes to `floodwatch.summary.*`.
+//!
+//! The client (async-nats) runs in a thread of its own on a current-thread tokio runtime.
+//! The analyzer's thread only queues a summary: when the queue is full (NATS is away and the
+//! client's own buffer is full too) the summary is dropped and counted, never waited for.
+//! The client reconnects by itself, with backoff, for as long as the sensor runs.
+
+use crate::analyze::summary::SecondSummary;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Subjects of the sensors' summaries: this, a dot, and the sensor's name.
+pub const SUMMARY_SUBJECT: &str = "floodwatch.summary";
+/// Summaries (seconds) held for the client while it cannot take them.
+const QUEUE: usize = 64;
+
+/// Where a sensor publishes, and as whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// `nats://HOST:PORT`.
+    pub url: String,
+    /// Letters, digits, `-` and `_`, at most 64: it ends the subject.
+    pub sensor: String,
+}
+
+impl PublishOptions {
+    pub fn new(url: &str, sensor: &str) -> Result<PublishOptions, String> {
+        let url = nats_url(url)?;
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if sensor.is_empty() || sensor.len() > 64 || !sensor.chars().all(valid) {
+            return Err(format!("sensor name {sensor:?}: 1 to 64 letters, digits, '-' or '_'"));
+        }
+        Ok(PublishOptions { url, sensor: sensor.to_string() })
+    }
+
+    fn subject(&self) -> String {
+        format!("{SUMMARY_SUBJECT}.{}", self.sensor)
+    }
+}
+
+/// `nats://HOST:PORT` (a port is required: the server's, 4222 by default, said explicitly).
+pub fn nats_url(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("nats://").ok_or_else(|| format!("{url}: expected nats://HOST:PORT"))?;
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(url.to_string()),
+        _ => Err(format!("{url}: expected nats://HOST:PORT")),
+    }
+}
+
+/// What the publisher did.
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    /// Handed to the client (core NATS: at most once from there).
+    pub published: AtomicU64,
+    /// Dropped: the queue was full.
+    pub dropped: AtomicU64,
+    /// Refused by the client (too large for the server, or the client closed).
+    pub failed: AtomicU64,
+}
+
+/// The sensor's side: summaries out to NATS without waiting.
+pub struct SummaryPublisher {
+    queue: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    pub stats: Arc<PublisherStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SummaryPublisher {
+    /// Starts the client's thread; it connects in the background.
+    pub fn start(opts: &PublishOptions, drain: Duration) -> Result<SummaryPublisher, String> {
+        let (queue, mut summaries) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
+        let stats = Arc::new(PublisherStats::default());
+        let (url, subject, name, counts) =
+            (opts.url.clone(), opts.subject(), format!("floodwatch sensor {}", opts.sensor), stats.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("NATS publisher: {e}"))?;
+        let thread = std::thread::Builder::new()
+            .name("nats-publish".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let client = match connect(&url, name).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!("NATS {url}: {e}");
+                            return;
+                        }
+                    };
+                    while let Some(bytes) = summaries.recv().await {
+                        let counter = match client.publish(subject.clone(), bytes.into()).await {
+                            Ok(()) => &counts.published,
+                            Err(e) => {
+                                tracing::warn!("NATS {url}: summary not published: {e}");
+                                &counts.failed
+                            }
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if tokio::time::timeout(drain, client.flush()).await.is_err() {
+                        tracing::warn!("NATS {url}: summaries still buffered after {drain:?} at exit");
+                    }
+                })
+            })
+            .map_err(|e| format!("NATS publisher thread: {e}"))?;
+        Ok(SummaryPublisher { queue: Some(queue), stats, thread: Some(thread) })
+    }
+
+    /// Queues one summary, or drops it (counted) when the queue is full.
+    pub fn send(&self, summary: SecondSummary) {
+        let Some(queue) = self.queue.as_ref() else { return };
+        let sent =
+            summary.encode().map_err(|e| tracing::warn!("summary not encoded: {e}")).ok().map(|b| queue.try_send(b));
+        match sent {
+            Some(Ok(())) => {}
+            Some(Err(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Hands over what is queued and waits for the client to flush it (at most `drain`).
+    pub fn finish(mut self) {
+        self.queue.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A client that connects in the background and reconnects for as long as it lives (its
+/// connection events go to the log as `async_nats: event: ...`).
+pub async fn connect(url: &str, name: String) -> Result<async_nats::Client, String> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(url)
+        .await
+        .map_err(|e| e.to_string())
+}
