@@ -170,3 +170,61 @@ fn sigterm(child: &Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
+
+/// An alert sink `nats://HOST:PORT/SUBJECT` on a server running JetStream, with a stream that
+/// takes the subject: every alert of a replay waits in the stream for a collector that was
+/// not there while it ran, as the replay's file sink has it.
+#[test]
+fn alerts_to_a_jetstream_subject_wait_in_the_stream_for_their_collector() {
+    if !on_path("nats-server") {
+        skip("nats-server is not installed");
+        return;
+    }
+    let dir = Scratch::new("alerts-jetstream");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let store = dir.path("jetstream");
+    let _nats = spawn(
+        "nats-server",
+        &["-js", "-sd", store.to_str().unwrap(), "-a", "127.0.0.1", "-p", &port],
+        &dir.path("nats.log"),
+    );
+    wait_until("nats-server to listen", || TcpStream::connect(format!("127.0.0.1:{port}")).is_ok());
+    let url = format!("nats://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let jetstream = runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+        let config = async_nats::jetstream::stream::Config {
+            name: "ALERTS".into(),
+            subjects: vec!["floodwatch.alerts".into()],
+            ..Default::default()
+        };
+        js.create_stream(config).await.unwrap();
+        js
+    });
+
+    let file = dir.path("alerts.jsonl");
+    let captures = ["syn_flood_real_sources.pcap", "udp_flood.pcap"].map(|c| repo_path(&format!("captures/{c}")));
+    let out = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .args(["replay", "--no-progress", "--alerts", &format!("{url}/floodwatch.alerts"), "--alerts"])
+        .arg(&file)
+        .args(&captures)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let expected = alerts(&file);
+    assert!(expected.len() >= 4, "{expected:#?}");
+
+    let stored: Vec<Value> = runtime.block_on(async {
+        let mut stream = jetstream.get_stream("ALERTS").await.unwrap();
+        let count = stream.info().await.unwrap().state.messages;
+        let mut stored = Vec::new();
+        for sequence in 1..=count {
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            stored.push(serde_json::from_slice(&message.payload).unwrap());
+        }
+        stored
+    });
+    assert_eq!(stored, expected, "{stderr}");
+    assert!(stderr.contains(&format!("{url}/floodwatch.alerts: {} delivered", expected.len())), "{stderr}");
+}

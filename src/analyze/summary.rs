@@ -330,12 +330,12 @@ mod tests {
 
     #[test]
     fn a_summary_over_the_bound_leaves_its_least_busy_victims_out_and_counts_them() {
-        let whole = summary(40);
+        let whole = summary(400);
         let bytes = whole.clone().encode().unwrap();
         assert!(bytes.len() <= MAX_SUMMARY_BYTES, "{} bytes", bytes.len());
         let read = SecondSummary::decode(&bytes).unwrap();
-        assert!(read.victims.len() < 40 && !read.victims.is_empty(), "{} victims", read.victims.len());
-        assert_eq!(read.victims.len() as u32 + read.victims_left_out, 40);
+        assert!(read.victims.len() < 400 && !read.victims.is_empty(), "{} victims", read.victims.len());
+        assert_eq!(read.victims.len() as u32 + read.victims_left_out, 400);
         assert_eq!(read.victims[..], whole.victims[..read.victims.len()]);
     }
 
@@ -371,12 +371,15 @@ mod tests {
             let e = with(change);
             assert!(e.to_string().contains(reason), "{e} (expected {reason})");
         }
-        // A register ranked beyond the sentinel's place (53 at 2^12 registers).
+        // A register ranked beyond the sentinel's place (53 at 2^12 registers): the hash 0
+        // sets register 0 to 53, sent sparse as (variant 1, precision 12, 1 register, 0, 53).
         let mut s = good.clone();
-        s.victims[0].watches[0].tracker.distinct = HyperLogLog::new(SUMMARY_PRECISION);
+        let mut distinct = HyperLogLog::new(SUMMARY_PRECISION);
+        distinct.add_hash(0);
+        s.victims[0].watches[0].tracker.distinct = distinct;
         let mut bytes = encoded(s);
-        let registers = bytes.windows(4096).position(|w| w.iter().all(|r| *r == 0)).unwrap();
-        bytes[registers] = 60;
+        let rank = bytes.windows(5).position(|w| w == [1, 12, 1, 0, 53]).unwrap() + 4;
+        bytes[rank] = 60;
         assert_eq!(refused(&bytes), SummaryError::Invalid("distinct-source registers out of range"));
     }
 

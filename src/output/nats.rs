@@ -6,9 +6,14 @@
 //! The analyzer's thread only queues a summary: when the queue is full (NATS is away and the
 //! client's own buffer is full too) the summary is dropped and counted, never waited for.
 //! The client reconnects by itself, with backoff, for as long as the sensor runs.
+//!
+//! Alerts go to NATS too, as an alert sink `nats://HOST:PORT/SUBJECT` ([`publish_alerts`]).
 
+use super::alert::{render, AlertFormat};
+use super::sink::{Message, SinkThread};
 use crate::analyze::summary::SecondSummary;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -145,4 +150,94 @@ pub async fn connect(url: &str, name: String) -> Result<async_nats::Client, Stri
         .connect(url)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The thread of an alert sink `nats://HOST:PORT/SUBJECT` (see [`super::sink`]): each alert
+/// is rendered and published to `subject`, kept in hand until the server took it. Where the
+/// server runs JetStream and a stream takes the subject, the stream's acknowledgement is
+/// waited for, so alerts outlive a collector that is away (at least once: an alert whose
+/// acknowledgement was lost is sent again); otherwise core NATS, flushed to the server. The
+/// client reconnects by itself; an alert is given up only at exit after the drain timeout.
+pub(super) fn publish_alerts(url: &str, subject: &str, format: AlertFormat, rx: Receiver<Message>, sink: SinkThread) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("alert sink {url}: {e}");
+            return sink.lose_all(rx);
+        }
+    };
+    let client = match runtime.block_on(connect(url, "floodwatch alerts".into())) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("alert sink {url}: {e}");
+            return sink.lose_all(rx);
+        }
+    };
+    // The JetStream context starts tasks of its own: on this runtime.
+    let _runtime_context = runtime.enter();
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let mut no_stream_said = false;
+    while let Ok(message) = rx.recv() {
+        let Message::Alert(alert) = message else { continue };
+        sink.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        let payload = match render(&alert, format) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("alert sink {url}: alert not rendered: {e}");
+                sink.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let mut backoff = sink.backoff_min;
+        let mut failing = false;
+        loop {
+            let sent = runtime.block_on(async {
+                if client.server_info().jetstream {
+                    match jetstream.publish(subject.to_string(), payload.clone().into()).await {
+                        Ok(ack) => match tokio::time::timeout(sink.write_timeout, ack).await {
+                            Ok(Ok(_)) => return Ok(()),
+                            Ok(Err(e)) if e.kind() == async_nats::jetstream::context::PublishErrorKind::StreamNotFound => {
+                                if !no_stream_said {
+                                    tracing::warn!("alert sink {url}: no JetStream stream takes {subject}: alerts go out without persistence");
+                                    no_stream_said = true;
+                                }
+                            }
+                            Ok(Err(e)) => return Err(e.to_string()),
+                            Err(_) => return Err("no acknowledgement in time".to_string()),
+                        },
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                client.publish(subject.to_string(), payload.clone().into()).await.map_err(|e| e.to_string())?;
+                match tokio::time::timeout(sink.write_timeout, client.flush()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("not flushed in time".to_string()),
+                }
+            });
+            match sent {
+                Ok(()) => {
+                    sink.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    if failing {
+                        sink.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!("alert sink {url}: delivering again");
+                    }
+                    break;
+                }
+                Err(e) if sink.giving_up() => {
+                    tracing::error!("alert sink {url}: gave up delivering alerts at exit: {e}");
+                    sink.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                    return sink.lose_all(rx);
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("alert sink {url}: {e}; trying again with backoff");
+                        failing = true;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(sink.backoff_max);
+                }
+            }
+        }
+    }
 }

@@ -56,6 +56,11 @@ pub enum SinkTarget {
     SyslogTcp(String),
     /// The local syslog socket (default /dev/log), datagrams.
     SyslogLocal(PathBuf),
+    /// A NATS subject (JetStream when a stream takes it), one alert per message.
+    Nats {
+        url: String,
+        subject: String,
+    },
 }
 
 /// One `--alerts` value: a target, a format and (syslog) a facility.
@@ -72,7 +77,8 @@ impl FromStr for SinkSpec {
     type Err = String;
 
     /// `-` | `stdout` | `PATH` | `file:PATH` | `unix:PATH` | `tcp://HOST:PORT` |
-    /// `syslog+udp://HOST:PORT` | `syslog+tcp://HOST:PORT` | `syslog` | `syslog:PATH`,
+    /// `syslog+udp://HOST:PORT` | `syslog+tcp://HOST:PORT` | `syslog` | `syslog:PATH` |
+    /// `nats://HOST:PORT/SUBJECT`,
     /// each optionally followed by `?format=native|ecs|eve` and (syslog) `&facility=NAME`.
     fn from_str(text: &str) -> Result<SinkSpec, String> {
         let bad = |why: String| format!("alert sink {text:?}: {why}");
@@ -117,12 +123,22 @@ impl FromStr for SinkSpec {
             SinkTarget::SyslogLocal(need_path(rest)?)
         } else if let Some(rest) = base.strip_prefix("tcp://") {
             SinkTarget::Tcp(need_addr(rest)?)
+        } else if let Some(rest) = base.strip_prefix("nats://") {
+            let (addr, subject) =
+                rest.split_once('/').ok_or_else(|| bad("expected nats://HOST:PORT/SUBJECT".into()))?;
+            let token = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_graphic() && c != '*' && c != '>');
+            if !subject.split('.').all(token) {
+                return Err(bad(format!(
+                    "{subject:?} is no subject to publish to (dot-separated tokens, no wildcards)"
+                )));
+            }
+            SinkTarget::Nats { url: format!("nats://{}", need_addr(addr)?), subject: subject.to_string() }
         } else if let Some(rest) = base.strip_prefix("unix:") {
             SinkTarget::Unix(need_path(rest)?)
         } else if let Some(rest) = base.strip_prefix("file:") {
             SinkTarget::File(need_path(rest)?)
         } else if base.contains("://") {
-            return Err(bad("unknown scheme: expected tcp://, syslog+udp:// or syslog+tcp://".into()));
+            return Err(bad("unknown scheme: expected tcp://, syslog+udp://, syslog+tcp:// or nats://".into()));
         } else {
             SinkTarget::File(need_path(base)?)
         };
@@ -159,9 +175,36 @@ impl SinkStats {
     }
 }
 
-enum Message {
+pub(super) enum Message {
     Alert(Arc<Alert>),
     Reopen,
+}
+
+/// What a sink's thread shares with [`AlertSinks`] (for a sink with a thread of its own
+/// kind, such as NATS's).
+pub(super) struct SinkThread {
+    pub stats: Arc<SinkStats>,
+    give_up_at: Arc<Mutex<Option<Instant>>>,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub write_timeout: Duration,
+}
+
+impl SinkThread {
+    /// Whether `finish` has set a time to give up, and it has passed.
+    pub fn giving_up(&self) -> bool {
+        self.give_up_at.lock().ok().and_then(|g| *g).is_some_and(|g| Instant::now() >= g)
+    }
+
+    /// Counts every alert still to come as lost (the sink cannot work at all).
+    pub fn lose_all(self, rx: Receiver<Message>) {
+        for m in rx {
+            if let Message::Alert(_) = m {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 struct Sink {
@@ -206,18 +249,32 @@ impl AlertSinks {
             };
             let (tx, rx) = mpsc::sync_channel(if spec.lossless() { LOSSLESS_QUEUE } else { NETWORK_QUEUE });
             let stats = Arc::new(SinkStats::default());
-            let worker = Worker {
-                spec: spec.clone(),
-                host: host.clone(),
-                stats: stats.clone(),
-                give_up_at: give_up_at.clone(),
-                failed: failed.clone(),
-                conn: first,
-            };
-            let thread = std::thread::Builder::new()
-                .name("alert-sink".into())
-                .spawn(move || worker.run(rx))
-                .map_err(|e| format!("cannot start the alert sink thread: {e}"))?;
+            let thread = std::thread::Builder::new().name("alert-sink".into());
+            let thread = match &spec.target {
+                SinkTarget::Nats { url, subject } => {
+                    let (url, subject, format) = (url.clone(), subject.clone(), spec.format);
+                    let sink = SinkThread {
+                        stats: stats.clone(),
+                        give_up_at: give_up_at.clone(),
+                        backoff_min: BACKOFF_MIN,
+                        backoff_max: BACKOFF_MAX,
+                        write_timeout: WRITE_TIMEOUT,
+                    };
+                    thread.spawn(move || super::nats::publish_alerts(&url, &subject, format, rx, sink))
+                }
+                _ => {
+                    let worker = Worker {
+                        spec: spec.clone(),
+                        host: host.clone(),
+                        stats: stats.clone(),
+                        give_up_at: give_up_at.clone(),
+                        failed: failed.clone(),
+                        conn: first,
+                    };
+                    thread.spawn(move || worker.run(rx))
+                }
+            }
+            .map_err(|e| format!("cannot start the alert sink thread: {e}"))?;
             sinks.push(Sink { spec: spec.clone(), tx, stats, thread });
         }
         Ok(AlertSinks { sinks, give_up_at, failed })
@@ -341,6 +398,7 @@ impl Connection {
                 s.set_write_timeout(Some(WRITE_TIMEOUT))?;
                 Connection::Local(s)
             }
+            SinkTarget::Nats { .. } => return Err(io::Error::other("a NATS sink has a thread of its own kind")),
         })
     }
 
@@ -443,7 +501,11 @@ impl Worker {
         let e = &alert.event;
         let pid = std::process::id();
         let framed = match self.spec.target {
-            SinkTarget::Stdout | SinkTarget::File(_) | SinkTarget::Unix(_) | SinkTarget::Tcp(_) => {
+            SinkTarget::Stdout
+            | SinkTarget::File(_)
+            | SinkTarget::Unix(_)
+            | SinkTarget::Tcp(_)
+            | SinkTarget::Nats { .. } => {
                 let mut line = json;
                 line.push(b'\n');
                 line
@@ -664,6 +726,9 @@ mod tests {
         assert_eq!(s.format, AlertFormat::Ecs);
         assert_eq!(s.facility, "local3".parse().unwrap());
         assert_eq!(spec("syslog+tcp://h:601?format=eve").format, AlertFormat::Eve);
+        let s = spec("nats://10.0.0.5:4222/floodwatch.alerts.edge-1?format=ecs");
+        let nats = SinkTarget::Nats { url: "nats://10.0.0.5:4222".into(), subject: "floodwatch.alerts.edge-1".into() };
+        assert_eq!((s.target, s.format), (nats, AlertFormat::Ecs));
     }
 
     #[test]
@@ -693,6 +758,10 @@ mod tests {
             ("x.json?format=xml", "unknown alert format"),
             ("syslog+udp://h:1?facility=local9", "facility"),
             ("unix:", "a path"),
+            ("nats://h:4222", "nats://HOST:PORT/SUBJECT"),
+            ("nats://h/alerts", "HOST:PORT"),
+            ("nats://h:4222/alerts.*", "no subject"),
+            ("nats://h:4222/alerts..x", "no subject"),
         ] {
             let e = s.parse::<SinkSpec>().unwrap_err();
             assert!(e.contains(why) && e.contains(s), "{s}: {e}");

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 /// Up to this many times the register count, linear counting is the better estimate.
 const LINEAR_COUNTING_LIMIT: f64 = 3.5;
 
-/// Serialized as its registers, which give its precision (checked when read back).
+/// Serialized as [`Wire`]: its registers, or only those not zero (checked when read back).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "Vec<u8>", try_from = "Vec<u8>")]
+#[serde(into = "Wire", try_from = "Wire")]
 pub struct HyperLogLog {
     precision: u32,
     registers: Box<[u8]>,
@@ -109,23 +109,54 @@ impl HyperLogLog {
     }
 }
 
-impl From<HyperLogLog> for Vec<u8> {
-    fn from(hll: HyperLogLog) -> Vec<u8> {
-        hll.registers.into_vec()
+/// A sketch as it travels: every register, or (when fewer than a quarter are set, as for
+/// the sources of most attacks) the precision and the registers not zero, by index.
+#[derive(Serialize, Deserialize)]
+pub enum Wire {
+    Dense(Vec<u8>),
+    Sparse(u8, Vec<(u32, u8)>),
+}
+
+impl From<HyperLogLog> for Wire {
+    fn from(hll: HyperLogLog) -> Wire {
+        let set = hll.registers.iter().filter(|r| **r != 0).count();
+        if set * 4 >= hll.registers.len() {
+            return Wire::Dense(hll.registers.into_vec());
+        }
+        let registers = hll.registers.iter().enumerate().filter(|(_, r)| **r != 0);
+        Wire::Sparse(hll.precision as u8, registers.map(|(i, r)| (i as u32, *r)).collect())
     }
 }
 
-impl TryFrom<Vec<u8>> for HyperLogLog {
+impl TryFrom<Wire> for HyperLogLog {
     type Error = String;
 
     /// Registers of a sketch: 2^4 to 2^18 of them, each rank at most 65 − precision (the
-    /// sentinel bit's place).
-    fn try_from(registers: Vec<u8>) -> Result<HyperLogLog, String> {
-        let n = registers.len();
-        let precision = n.trailing_zeros();
-        if !n.is_power_of_two() || !(4..=18).contains(&precision) {
-            return Err(format!("{n} HyperLogLog registers, not a power of two from 16 to 262,144"));
-        }
+    /// sentinel bit's place); sparse ones by increasing index within the sketch.
+    fn try_from(wire: Wire) -> Result<HyperLogLog, String> {
+        let (precision, registers) = match wire {
+            Wire::Dense(registers) => {
+                let n = registers.len();
+                if !n.is_power_of_two() || !(4..=18).contains(&n.trailing_zeros()) {
+                    return Err(format!("{n} HyperLogLog registers, not a power of two from 16 to 262,144"));
+                }
+                (n.trailing_zeros(), registers)
+            }
+            Wire::Sparse(precision, set) => {
+                let precision = u32::from(precision);
+                if !(4..=18).contains(&precision) {
+                    return Err(format!("HyperLogLog precision {precision}, not from 4 to 18"));
+                }
+                let mut registers = vec![0u8; 1 << precision];
+                let mut next = 0;
+                for (index, rank) in set {
+                    let slot = registers.get_mut(index as usize).filter(|_| index >= next && rank != 0);
+                    *slot.ok_or("sparse HyperLogLog registers out of order, out of range or zero")? = rank;
+                    next = index + 1;
+                }
+                (precision, registers)
+            }
+        };
         let max_rank = (65 - precision) as u8;
         if let Some(r) = registers.iter().find(|r| **r > max_rank) {
             return Err(format!("HyperLogLog rank {r} above {max_rank}"));
@@ -172,6 +203,26 @@ mod tests {
         let before = a.clone();
         assert_eq!(a.merge(&HyperLogLog::new(10)), Err(PrecisionMismatch { ours: 12, theirs: 10 }));
         assert_eq!(a, before);
+    }
+
+    #[test]
+    fn sketches_travel_sparse_or_dense_and_come_back_checked() {
+        let h = KeyedHasher::new(Some(3));
+        for items in [0u64, 1, 100, 1_000, 100_000] {
+            let mut hll = HyperLogLog::new(12);
+            (0..items).for_each(|i| hll.add_hash(h.hash_u128(u128::from(i))));
+            let bytes = postcard::to_allocvec(&hll).unwrap();
+            // Sparse below a quarter of the registers set: about 3 bytes per register.
+            assert!(items >= 1_000 || bytes.len() < 8 + 4 * items as usize, "{items}: {} bytes", bytes.len());
+            assert_eq!(postcard::from_bytes::<HyperLogLog>(&bytes).unwrap(), hll);
+        }
+        let refused = |wire: Wire| HyperLogLog::try_from(wire).unwrap_err();
+        assert!(refused(Wire::Dense(vec![0; 100])).contains("not a power of two"));
+        assert!(refused(Wire::Dense(vec![54; 4096])).contains("rank 54 above 53"));
+        assert!(refused(Wire::Sparse(20, vec![])).contains("precision 20"));
+        assert!(refused(Wire::Sparse(12, vec![(5, 1), (5, 2)])).contains("out of order"));
+        assert!(refused(Wire::Sparse(12, vec![(4096, 1)])).contains("out of range"));
+        assert!(refused(Wire::Sparse(12, vec![(7, 0)])).contains("zero"));
     }
 
     #[test]
