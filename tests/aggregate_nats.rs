@@ -4,6 +4,11 @@
 //! `floodwatch aggregate` reports the flood once, with every bot the whole capture lists,
 //! the three sensors, and a start within 2 s of the whole capture's.
 //!
+//! Also: a sensor killed mid-flood (the aggregator closes the seconds it misses as partial
+//! and ends nothing early), the server stopped and started again during a flood (the
+//! sensor's own alerts come out meanwhile, nothing is dropped, both reconnect), and alerts
+//! to a JetStream subject (they wait in the stream for their collector).
+//!
 //! Needs `nats-server`; skips with a printed reason otherwise. Runs in about 15 s.
 
 mod common;
@@ -12,6 +17,7 @@ use common::{on_path, repo_path, skip, Pcap, Scratch};
 use floodwatch::analyze::{AttackKind, DetectionSettings, EventKind};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -74,46 +80,25 @@ fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
     }
     let dir = Scratch::new("aggregate-nats");
     let capture = repo_path("captures/syn_flood_real_sources.pcap");
-    // Each frame goes to the sensor of its bot (the lower address of the two), so a sensor
-    // sees its bots' SYNs and the victim's answers to them.
-    let pcap = Pcap::read(&capture);
-    let mut thirds = vec![pcap.header.clone(); 3];
-    for record in &pcap.records {
-        let frame = &record[16..];
-        let part = match frame.get(26..34) {
-            Some(addrs) if frame[12..14] == [8, 0] => std::cmp::min(&addrs[..4], &addrs[4..])[3] as usize % 3,
-            _ => 0,
-        };
-        thirds[part].extend_from_slice(record);
-    }
+    let (header, thirds) = thirds_of_the_flood();
     let thirds: Vec<_> = thirds
         .iter()
         .enumerate()
-        .map(|(k, bytes)| {
+        .map(|(k, records)| {
             let path = dir.path(&format!("third-{k}.pcap"));
-            std::fs::write(&path, bytes).unwrap();
+            std::fs::write(&path, [header.clone(), records.concat()].concat()).unwrap();
             path
         })
         .collect();
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let _nats = spawn("nats-server", &["-a", "127.0.0.1", "-p", &port], &dir.path("nats.log"));
-    wait_until("nats-server to listen", || TcpStream::connect(format!("127.0.0.1:{port}")).is_ok());
+    let (port, _nats) = start_nats(&dir, &[]);
     let url = format!("nats://127.0.0.1:{port}");
     let floodwatch = env!("CARGO_BIN_EXE_floodwatch");
     let (seed, threshold) = (HASH_SEED.to_string(), SYN_THRESHOLD.to_string());
     let detection = ["--hash-seed", &seed, "--syn-pps", &threshold];
     let aggregated = dir.path("aggregate.jsonl");
     let aggregator_log = dir.path("aggregate.log");
-    let mut aggregator = spawn(
-        floodwatch,
-        &[&["aggregate", "--nats", &url, "--grace", "3", "--alerts", aggregated.to_str().unwrap()], &detection[..]]
-            .concat(),
-        &aggregator_log,
-    );
-    wait_until("the aggregator to connect", || {
-        std::fs::read_to_string(&aggregator_log).unwrap_or_default().contains("connected")
-    });
+    let mut aggregator = start_aggregator(&dir, &url, "3");
 
     let sensors: Vec<_> = thirds
         .iter()
@@ -165,6 +150,230 @@ fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
     );
 }
 
+/// The pcap header of `syn_flood_real_sources` and its records in three parts, as three
+/// links would carry them: each frame goes to the part of its bot (the lower address of the
+/// two), so a part holds its bots' SYNs and the victim's answers to them.
+fn thirds_of_the_flood() -> (Vec<u8>, Vec<Vec<Vec<u8>>>) {
+    let pcap = Pcap::read(&repo_path("captures/syn_flood_real_sources.pcap"));
+    let mut thirds = vec![Vec::new(), Vec::new(), Vec::new()];
+    for record in pcap.records {
+        let frame = &record[16..];
+        let part = match frame.get(26..34) {
+            Some(addrs) if frame[12..14] == [8, 0] => std::cmp::min(&addrs[..4], &addrs[4..])[3] as usize % 3,
+            _ => 0,
+        };
+        thirds[part].push(record);
+    }
+    (pcap.header, thirds)
+}
+
+/// A nats-server on `port` of 127.0.0.1, listening.
+fn start_nats_on(dir: &Scratch, port: &str, extra: &[&str]) -> Proc {
+    let log = dir.path(&format!("nats-{}.log", std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().as_nanos()));
+    let nats = spawn("nats-server", &[&["-a", "127.0.0.1", "-p", port], extra].concat(), &log);
+    wait_until("nats-server to listen", || TcpStream::connect(format!("127.0.0.1:{port}")).is_ok());
+    nats
+}
+
+/// A nats-server on a free port; the port.
+fn start_nats(dir: &Scratch, extra: &[&str]) -> (String, Proc) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let nats = start_nats_on(dir, &port, extra);
+    (port, nats)
+}
+
+/// `floodwatch aggregate` at the test's seed and threshold, alerts to `aggregate.jsonl` and
+/// its log to `aggregate.log` in `dir`, once connected.
+fn start_aggregator(dir: &Scratch, url: &str, grace: &str) -> Proc {
+    let (seed, threshold) = (HASH_SEED.to_string(), SYN_THRESHOLD.to_string());
+    let alerts = dir.path("aggregate.jsonl");
+    let log = dir.path("aggregate.log");
+    let args = ["aggregate", "--nats", url, "--grace", grace, "--alerts", alerts.to_str().unwrap()];
+    let detection = ["--hash-seed", &seed, "--syn-pps", &threshold];
+    let aggregator = spawn(env!("CARGO_BIN_EXE_floodwatch"), &[&args[..], &detection[..]].concat(), &log);
+    wait_until("the aggregator to connect", || std::fs::read_to_string(&log).unwrap_or_default().contains("connected"));
+    aggregator
+}
+
+/// A sensor replaying what the test writes to its standard input.
+struct PipedSensor {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    alerts: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl PipedSensor {
+    fn start(dir: &Scratch, url: &str, name: &str, header: &[u8]) -> PipedSensor {
+        let (seed, threshold) = (HASH_SEED.to_string(), SYN_THRESHOLD.to_string());
+        let (alerts, log) = (dir.path(&format!("{name}.jsonl")), dir.path(&format!("{name}.log")));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+            .args(["replay", "--no-progress", "--publish", url, "--sensor", name, "--alerts"])
+            .arg(&alerts)
+            .args(["--hash-seed", &seed, "--syn-pps", &threshold, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take();
+        if let Some(pipe) = stdin.as_mut() {
+            pipe.write_all(header).unwrap();
+        }
+        PipedSensor { child, stdin, alerts, log }
+    }
+
+    fn write(&mut self, records: &[&Vec<u8>]) {
+        if let Some(pipe) = self.stdin.as_mut() {
+            for r in records {
+                pipe.write_all(r).unwrap();
+            }
+            pipe.flush().unwrap();
+        }
+    }
+
+    /// Closes its input and waits for it to exit; its stderr.
+    fn finish(mut self) -> String {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        let log = std::fs::read_to_string(&self.log).unwrap();
+        assert!(status.success(), "{log}");
+        log
+    }
+}
+
+/// The seconds of a record (its pcap header's).
+fn second(record: &[u8]) -> u32 {
+    u32::from_le_bytes(record[..4].try_into().unwrap())
+}
+
+/// The records of `part` in second `s` of the capture.
+fn second_of(part: &[Vec<u8>], s: u32) -> Vec<&Vec<u8>> {
+    part.iter().filter(|r| second(r) == s).collect()
+}
+
+/// The capture's seconds, first to last.
+fn seconds(parts: &[Vec<Vec<u8>>]) -> std::ops::RangeInclusive<u32> {
+    let times: Vec<u32> = parts.iter().flatten().map(|r| second(r)).collect();
+    *times.iter().min().unwrap()..=*times.iter().max().unwrap()
+}
+
+/// A sensor killed during the flood: the aggregator goes on, closes the seconds it misses as
+/// partial, and the flood (two thirds of it still above the threshold) does not end before
+/// it does.
+#[test]
+fn a_sensor_killed_mid_flood_leaves_partial_seconds_and_no_false_end() {
+    if !on_path("nats-server") {
+        skip("nats-server is not installed");
+        return;
+    }
+    let dir = Scratch::new("aggregate-kill");
+    let (header, thirds) = thirds_of_the_flood();
+    let (port, _nats) = start_nats(&dir, &[]);
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut aggregator = start_aggregator(&dir, &url, "1");
+    let mut sensors: Vec<Option<PipedSensor>> =
+        (0..3).map(|k| Some(PipedSensor::start(&dir, &url, &format!("edge-{k}"), &header))).collect();
+    let all = seconds(&thirds);
+    // The flood fills seconds 3 and 4 of the capture. A sensor summarizes a second when the
+    // next begins: edge-2, killed as second 5 begins, reported second 3 but not second 4.
+    let kill_at = all.start() + 5;
+    for s in all.clone() {
+        if s == kill_at {
+            let mut killed = sensors[2].take().unwrap();
+            killed.child.kill().unwrap();
+            killed.child.wait().unwrap();
+        }
+        for (sensor, part) in sensors.iter_mut().zip(&thirds) {
+            if let Some(sensor) = sensor.as_mut() {
+                sensor.write(&second_of(part, s));
+            }
+        }
+        // The pipes' packet time moves on about as fast as the wall clock.
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    for sensor in sensors.into_iter().flatten() {
+        sensor.finish();
+    }
+    let aggregated = dir.path("aggregate.jsonl");
+    wait_until("the aggregator's attack_end", || alerts(&aggregated).iter().any(|a| a["event"] == "attack_end"));
+    sigterm(&aggregator.0);
+    assert!(aggregator.0.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path("aggregate.log")).unwrap();
+    let all_alerts = alerts(&aggregated);
+    let events: Vec<&str> = all_alerts.iter().map(|a| a["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["attack_start", "attack_end"], "{log}");
+    let end = &all_alerts[1];
+    // The flood's last SYN is at 12:00:04.9999: the attack lasted until then, not the kill.
+    assert!(time_of_day(end["ended_at"].as_str().unwrap()) >= time_of_day("2026-01-15T12:00:04.900000Z"), "{end:#}");
+    assert!(log.contains("second closed partial"), "{log}");
+    let sensors: BTreeSet<&str> = end["sensors"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(sensors, BTreeSet::from(["edge-0", "edge-1", "edge-2"]));
+}
+
+/// The NATS server stopped during a flood and started again: the sensor's own alerts come
+/// out while it is away (detection never waits on NATS), nothing is dropped, and once the
+/// sensor and the aggregator are connected again the aggregator gets every second after.
+#[test]
+fn the_nats_server_away_during_a_flood_costs_the_sensor_nothing() {
+    if !on_path("nats-server") {
+        skip("nats-server is not installed");
+        return;
+    }
+    let dir = Scratch::new("aggregate-restart");
+    let (header, thirds) = thirds_of_the_flood();
+    let mut whole: Vec<Vec<u8>> = thirds.into_iter().flatten().collect();
+    whole.sort_by_key(|r| (second(r), u32::from_le_bytes(r[4..8].try_into().unwrap())));
+    let whole = vec![whole];
+    let (port, nats) = start_nats(&dir, &[]);
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut aggregator = start_aggregator(&dir, &url, "1");
+    // One sensor sees the whole flood, above its own threshold.
+    let mut sensor = PipedSensor::start(&dir, &url, "edge-0", &header);
+    let all = seconds(&whole);
+    let flood = all.start() + 3;
+    let connects = |log: &Path| std::fs::read_to_string(log).unwrap_or_default().matches("event: connected").count();
+    let mut nats = Some(nats);
+    let mut written_after = 0;
+    for s in all.clone() {
+        if s == flood {
+            drop(nats.take());
+        }
+        sensor.write(&second_of(&whole[0], s));
+        written_after += u32::from(s > flood + 1);
+        if s == flood + 1 {
+            // Its own attack_start, written with NATS away.
+            wait_until("the sensor's attack_start with NATS away", || {
+                alerts(&sensor.alerts).iter().any(|a| a["event"] == "attack_start")
+            });
+            nats = Some(start_nats_on(&dir, &port, &[]));
+            wait_until("the sensor and the aggregator to connect again", || {
+                connects(&sensor.log) >= 2 && connects(&dir.path("aggregate.log")) >= 2
+            });
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let log = sensor.finish();
+    let own = alerts(&dir.path("edge-0.jsonl"));
+    let events: Vec<&str> = own.iter().map(|a| a["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["attack_start", "attack_end"], "{log}");
+    assert!(log.contains(" 0 dropped (queue full), 0 refused"), "{log}");
+    sigterm(&aggregator.0);
+    assert!(aggregator.0.wait().unwrap().success());
+    let aggregator_log = std::fs::read_to_string(dir.path("aggregate.log")).unwrap();
+    let received: u32 = aggregator_log
+        .split("aggregator stopped summaries=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{aggregator_log}"));
+    // Before the outage, the summaries of the first two seconds (a second is summarized
+    // when the next one begins); after the reconnections, one per second written then, and
+    // the last second's at the end of input.
+    assert!(received > 2 + written_after, "{received} summaries received\n{aggregator_log}");
+    drop(nats);
+}
+
 /// Asks the aggregator to stop as its service manager would.
 fn sigterm(child: &Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -181,14 +390,8 @@ fn alerts_to_a_jetstream_subject_wait_in_the_stream_for_their_collector() {
         return;
     }
     let dir = Scratch::new("alerts-jetstream");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let store = dir.path("jetstream");
-    let _nats = spawn(
-        "nats-server",
-        &["-js", "-sd", store.to_str().unwrap(), "-a", "127.0.0.1", "-p", &port],
-        &dir.path("nats.log"),
-    );
-    wait_until("nats-server to listen", || TcpStream::connect(format!("127.0.0.1:{port}")).is_ok());
+    let (port, _nats) = start_nats(&dir, &["-js", "-sd", store.to_str().unwrap()]);
     let url = format!("nats://127.0.0.1:{port}");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let jetstream = runtime.block_on(async {
