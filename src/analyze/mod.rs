@@ -1222,11 +1222,15 @@ impl Analyzer {
             }
             self.refresh_levels(slot);
             if merged.is_some() {
-                // No packets to back-fill from: the window's counts are the watch's.
+                // No packets to back-fill from: the window's counts are the watch's, and its
+                // sources are the sensors' trackers (an empty tracker would say 0 sources).
                 let sums = self.victims.sums(slot);
                 let (packets, bytes) = (sums[ci], sums[cell::BYTES + ci]);
                 let watch = self.watch_mut(self.victims.meta[slot].watch[ci]);
                 (watch.packets, watch.bytes) = (packets, bytes);
+                if let Some(t) = watch.tracker.take() {
+                    self.spare_trackers.push(t);
+                }
             }
         }
         let w = self.victims.meta[slot].watch[ci];
@@ -1387,7 +1391,11 @@ impl Analyzer {
             }
         }
         if let Some(summary) = v.tracker(c) {
-            self.ensure_tracker(w);
+            if self.watch(w).tracker.is_none() {
+                let tracker = self.take_tracker();
+                self.stats.tracker_pool_exhausted += u64::from(tracker.is_none());
+                self.watch_mut(w).tracker = tracker;
+            }
             if let Some(t) = self.watch_mut(w).tracker.as_mut() {
                 t.load(summary);
             }
@@ -1410,7 +1418,8 @@ impl Analyzer {
     /// An attack starting without a tracker takes one: a spare, or the one of the least busy
     /// watch that is not an attack (busy benign victims must not starve real attacks).
     fn ensure_tracker(&mut self, w: u16) {
-        if self.watch(w).tracker.is_some() {
+        // An aggregator's watch has its sensors' trackers (`note_sensors`), or none to read.
+        if self.watch(w).tracker.is_some() || !self.watch(w).sensors.is_empty() {
             return;
         }
         let mut tracker = self.take_tracker();
@@ -1697,10 +1706,16 @@ impl Analyzer {
         let watch = self.watch(w);
         let kind = watch.attack.as_ref().map(|a| a.kind).unwrap_or(AttackKind::UdpFlood);
         let Some(t) = watch.tracker.as_ref() else {
+            let verdict = match watch.sensors.is_empty() {
+                true => "sources not tracked: every tracker was in use (raise limits.max_trackers)",
+                // An aggregator's watch: the sensors list sources from a quarter of their
+                // own threshold.
+                false => "sources not reported: no sensor watched this traffic toward the victim (each saw less than a quarter of its own threshold)",
+            };
             return SourceReport {
                 distinct_estimate: 0,
                 spoofed_likely: false,
-                verdict: "sources not tracked: every tracker was in use (raise limits.max_trackers)".into(),
+                verdict: verdict.into(),
                 top: Vec::new(),
             };
         };

@@ -939,3 +939,30 @@ fn three_sensors_each_below_the_threshold_make_one_attack_at_their_aggregator() 
     assert_eq!(end.packets, 9_600);
     assert!((48..=52).contains(&end.sources.distinct_estimate), "{}", end.sources.distinct_estimate);
 }
+
+#[test]
+fn an_aggregated_flood_no_sensor_watched_says_its_sources_were_not_reported() {
+    let victim = v4(10, 0, 0, 1);
+    // Ten sensors at 150 SYNs/s each: none reaches a quarter of its 1,000 pps threshold.
+    let flood: Vec<PacketRecord> = syn_flood(T0, 1_500, 3, victim).collect();
+    let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
+    for part in 0..10u8 {
+        let mut sensor = Analyzer::new(settings());
+        sensor.summarize_seconds(&format!("site-{part}")).unwrap();
+        run(&mut sensor, flood.iter().copied().filter(|p| (p.src.0 as u8) % 10 == part));
+        for s in sensor.take_summaries() {
+            assert!(s.victims.iter().all(|v| v.watches.is_empty()), "{s:?}");
+            seconds.entry(s.second).or_default().push(s);
+        }
+    }
+    let mut aggregator = Analyzer::new(settings());
+    let mut events = Vec::new();
+    for (second, summaries) in &seconds {
+        aggregator.count_sensors_second(*second, summaries, &mut events);
+    }
+    aggregator.finish(EndReason::EndOfInput, &mut events);
+    let start = events.iter().find(|e| e.event == EventKind::Start).expect("the summed flood");
+    assert_eq!((start.kind, start.sensors.len()), (AttackKind::SynFlood, 10));
+    assert!(start.sources.verdict.starts_with("sources not reported"), "{}", start.sources.verdict);
+    assert!(start.offending_ips.is_empty() && start.sources.top.is_empty());
+}
