@@ -1214,24 +1214,13 @@ impl Analyzer {
             if sampling > 1 && self.victims.sums(slot)[ci] < 2 * u64::from(sampling) {
                 return;
             }
-            if !self.start_watch(slot, c) {
+            if !self.start_watch(slot, c, merged) {
                 self.stats.watch_pool_exhausted += 1;
                 // Retry when the window moves on.
                 self.victims.meta[slot].level[ci] = u32::MAX;
                 return;
             }
             self.refresh_levels(slot);
-            if merged.is_some() {
-                // No packets to back-fill from: the window's counts are the watch's, and its
-                // sources are the sensors' trackers (an empty tracker would say 0 sources).
-                let sums = self.victims.sums(slot);
-                let (packets, bytes) = (sums[ci], sums[cell::BYTES + ci]);
-                let watch = self.watch_mut(self.victims.meta[slot].watch[ci]);
-                (watch.packets, watch.bytes) = (packets, bytes);
-                if let Some(t) = watch.tracker.take() {
-                    self.spare_trackers.push(t);
-                }
-            }
         }
         let w = self.victims.meta[slot].watch[ci];
         if let Some(v) = merged {
@@ -1243,14 +1232,16 @@ impl Analyzer {
         }
     }
 
-    fn start_watch(&mut self, slot: usize, c: Class) -> bool {
+    /// `merged`: an aggregator's watch, started by the victim's merged second.
+    fn start_watch(&mut self, slot: usize, c: Class, merged: Option<&MergedVictim>) -> bool {
         let Some(w) = self.free_watches.pop() else {
             return false;
         };
         // A prefix's watch takes a tracker only once it is an attack (`ensure_tracker`, from the
         // back-fill ring): a busy prefix is watched most of the time, and tracking the sources
-        // of every sampled packet to it would double the cost of analysis.
-        let tracker = if self.scope.is_some() { None } else { self.take_tracker() };
+        // of every sampled packet to it would double the cost of analysis. An aggregator's
+        // watch records no packets: its tracker comes loaded from its sensors' (`note_sensors`).
+        let tracker = if self.scope.is_some() || merged.is_some() { None } else { self.take_tracker() };
         let victim = self.victims.meta[slot].key;
         let hosts = Hosts::new(self.scope.as_ref().map_or(128, |s| s.bits_of(victim)));
         let mut watch = Watch {
@@ -1273,6 +1264,11 @@ impl Analyzer {
             hosts,
             sensors: Vec::new(),
         };
+        if merged.is_some() {
+            // No packets to back-fill from: the window's counts are the watch's.
+            let sums = self.victims.sums(slot);
+            (watch.packets, watch.bytes) = (sums[c as usize], sums[cell::BYTES + c as usize]);
+        }
         // Back-fill from the packets of the current window that came before this one.
         let mut strangers = 0;
         for p in self.recent_of(victim, c) {
@@ -1346,8 +1342,9 @@ impl Analyzer {
                 }
                 self.touch(slot, now);
                 for (cell, total) in v.cells.iter().enumerate() {
-                    if share(*total) > 0 {
-                        self.victims.add(slot, cell, share(*total) as u32);
+                    match share(*total) {
+                        0 => {}
+                        n => self.victims.add(slot, cell, n as u32),
                     }
                 }
                 for c in Class::ALL {
@@ -1361,7 +1358,6 @@ impl Analyzer {
                         watch.packets += packets;
                         watch.bytes = watch.bytes.saturating_add(share(v.cells[cell::BYTES + ci]));
                         watch.last_ts = ts;
-                        watch.origin = self.origin;
                     }
                     if self.victims.sums(slot)[ci] >= u64::from(self.victims.meta[slot].level[ci]) {
                         self.on_level(slot, c, ts, 1, Some(v), out);
