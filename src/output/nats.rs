@@ -10,7 +10,7 @@
 //! Alerts go to NATS too, as an alert sink `nats://HOST:PORT/SUBJECT` ([`publish_alerts`]).
 
 use super::alert::{render, AlertFormat};
-use super::sink::{Message, SinkThread};
+use super::sink::{Message, SinkThread, BACKOFF_MAX, BACKOFF_MIN, WRITE_TIMEOUT};
 use crate::analyze::summary::SecondSummary;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -63,21 +63,21 @@ pub struct PublisherStats {
     pub published: AtomicU64,
     /// Dropped: the queue was full.
     pub dropped: AtomicU64,
-    /// Refused by the client (too large for the server, or the client closed).
+    /// Not encoded, or refused by the client (too large for the server, or closed).
     pub failed: AtomicU64,
 }
 
 /// The sensor's side: summaries out to NATS without waiting.
 pub struct SummaryPublisher {
-    queue: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    queue: tokio::sync::mpsc::Sender<SecondSummary>,
     pub stats: Arc<PublisherStats>,
-    thread: Option<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 impl SummaryPublisher {
     /// Starts the client's thread; it connects in the background.
     pub fn start(opts: &PublishOptions, drain: Duration) -> Result<SummaryPublisher, String> {
-        let (queue, mut summaries) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
+        let (queue, mut summaries) = tokio::sync::mpsc::channel::<SecondSummary>(QUEUE);
         let stats = Arc::new(PublisherStats::default());
         let (url, subject, name, counts) =
             (opts.url.clone(), opts.subject(), format!("floodwatch sensor {}", opts.sensor), stats.clone());
@@ -96,8 +96,13 @@ impl SummaryPublisher {
                             return;
                         }
                     };
-                    while let Some(bytes) = summaries.recv().await {
-                        let counter = match client.publish(subject.clone(), bytes.into()).await {
+                    // Encoded here, not in the analyzer's thread.
+                    while let Some(summary) = summaries.recv().await {
+                        let published = match summary.encode() {
+                            Ok(bytes) => client.publish(subject.clone(), bytes.into()).await.map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let counter = match published {
                             Ok(()) => &counts.published,
                             Err(e) => {
                                 tracing::warn!("NATS {url}: summary not published: {e}");
@@ -112,31 +117,21 @@ impl SummaryPublisher {
                 })
             })
             .map_err(|e| format!("NATS publisher thread: {e}"))?;
-        Ok(SummaryPublisher { queue: Some(queue), stats, thread: Some(thread) })
+        Ok(SummaryPublisher { queue, stats, thread })
     }
 
-    /// Queues one summary, or drops it (counted) when the queue is full.
+    /// Queues one summary, or drops it (counted) when the queue is full (or the client's
+    /// thread ended).
     pub fn send(&self, summary: SecondSummary) {
-        let Some(queue) = self.queue.as_ref() else { return };
-        let sent =
-            summary.encode().map_err(|e| tracing::warn!("summary not encoded: {e}")).ok().map(|b| queue.try_send(b));
-        match sent {
-            Some(Ok(())) => {}
-            Some(Err(_)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            }
+        if self.queue.try_send(summary).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Hands over what is queued and waits for the client to flush it (at most `drain`).
-    pub fn finish(mut self) {
-        self.queue.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn finish(self) {
+        drop(self.queue);
+        let _ = self.thread.join();
     }
 }
 
@@ -163,14 +158,16 @@ pub(super) fn publish_alerts(url: &str, subject: &str, format: AlertFormat, rx: 
         Ok(r) => r,
         Err(e) => {
             tracing::error!("alert sink {url}: {e}");
-            return sink.lose_all(rx);
+            sink.lose_all(&rx);
+            return;
         }
     };
     let client = match runtime.block_on(connect(url, "floodwatch alerts".into())) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("alert sink {url}: {e}");
-            return sink.lose_all(rx);
+            sink.lose_all(&rx);
+            return;
         }
     };
     // The JetStream context starts tasks of its own: on this runtime.
@@ -188,13 +185,13 @@ pub(super) fn publish_alerts(url: &str, subject: &str, format: AlertFormat, rx: 
                 continue;
             }
         };
-        let mut backoff = sink.backoff_min;
+        let mut backoff = BACKOFF_MIN;
         let mut failing = false;
         loop {
             let sent = runtime.block_on(async {
                 if client.server_info().jetstream {
                     match jetstream.publish(subject.to_string(), payload.clone().into()).await {
-                        Ok(ack) => match tokio::time::timeout(sink.write_timeout, ack).await {
+                        Ok(ack) => match tokio::time::timeout(WRITE_TIMEOUT, ack).await {
                             Ok(Ok(_)) => return Ok(()),
                             Ok(Err(e)) if e.kind() == async_nats::jetstream::context::PublishErrorKind::StreamNotFound => {
                                 if !no_stream_said {
@@ -209,7 +206,7 @@ pub(super) fn publish_alerts(url: &str, subject: &str, format: AlertFormat, rx: 
                     }
                 }
                 client.publish(subject.to_string(), payload.clone().into()).await.map_err(|e| e.to_string())?;
-                match tokio::time::timeout(sink.write_timeout, client.flush()).await {
+                match tokio::time::timeout(WRITE_TIMEOUT, client.flush()).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("not flushed in time".to_string()),
@@ -227,7 +224,8 @@ pub(super) fn publish_alerts(url: &str, subject: &str, format: AlertFormat, rx: 
                 Err(e) if sink.giving_up() => {
                     tracing::error!("alert sink {url}: gave up delivering alerts at exit: {e}");
                     sink.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
-                    return sink.lose_all(rx);
+                    sink.lose_all(&rx);
+                    return;
                 }
                 Err(e) => {
                     if !failing {
@@ -235,7 +233,7 @@ pub(super) fn publish_alerts(url: &str, subject: &str, format: AlertFormat, rx: 
                         failing = true;
                     }
                     std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(sink.backoff_max);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }

@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 pub const NETWORK_QUEUE: usize = 10_000;
 /// Alerts a lossless sink holds before the sender waits.
 const LOSSLESS_QUEUE: usize = 65_536;
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A collector that accepts nothing for this long counts as gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a stream breaks, what was written this recently is sent again (it may have been
 /// in flight when the peer went away).
 const RESEND_WINDOW: Duration = Duration::from_secs(2);
@@ -180,14 +180,10 @@ pub(super) enum Message {
     Reopen,
 }
 
-/// What a sink's thread shares with [`AlertSinks`] (for a sink with a thread of its own
-/// kind, such as NATS's).
+/// What a sink's thread (the socket worker, or NATS's) shares with [`AlertSinks`].
 pub(super) struct SinkThread {
     pub stats: Arc<SinkStats>,
     give_up_at: Arc<Mutex<Option<Instant>>>,
-    pub backoff_min: Duration,
-    pub backoff_max: Duration,
-    pub write_timeout: Duration,
 }
 
 impl SinkThread {
@@ -196,14 +192,18 @@ impl SinkThread {
         self.give_up_at.lock().ok().and_then(|g| *g).is_some_and(|g| Instant::now() >= g)
     }
 
-    /// Counts every alert still to come as lost (the sink cannot work at all).
-    pub fn lose_all(self, rx: Receiver<Message>) {
-        for m in rx {
+    /// Counts every alert still to come as lost, until the queue closes (so senders never
+    /// wait on a sink that cannot write); how many.
+    pub fn lose_all(&self, rx: &Receiver<Message>) -> u64 {
+        let mut lost = 0;
+        for m in rx.iter() {
             if let Message::Alert(_) = m {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                lost += 1;
             }
         }
+        lost
     }
 }
 
@@ -253,21 +253,14 @@ impl AlertSinks {
             let thread = match &spec.target {
                 SinkTarget::Nats { url, subject } => {
                     let (url, subject, format) = (url.clone(), subject.clone(), spec.format);
-                    let sink = SinkThread {
-                        stats: stats.clone(),
-                        give_up_at: give_up_at.clone(),
-                        backoff_min: BACKOFF_MIN,
-                        backoff_max: BACKOFF_MAX,
-                        write_timeout: WRITE_TIMEOUT,
-                    };
+                    let sink = SinkThread { stats: stats.clone(), give_up_at: give_up_at.clone() };
                     thread.spawn(move || super::nats::publish_alerts(&url, &subject, format, rx, sink))
                 }
                 _ => {
                     let worker = Worker {
                         spec: spec.clone(),
                         host: host.clone(),
-                        stats: stats.clone(),
-                        give_up_at: give_up_at.clone(),
+                        shared: SinkThread { stats: stats.clone(), give_up_at: give_up_at.clone() },
                         failed: failed.clone(),
                         conn: first,
                     };
@@ -482,8 +475,7 @@ fn connect_tcp(addr: &str) -> io::Result<TcpStream> {
 struct Worker {
     spec: SinkSpec,
     host: String,
-    stats: Arc<SinkStats>,
-    give_up_at: Arc<Mutex<Option<Instant>>>,
+    shared: SinkThread,
     failed: Arc<Mutex<Option<String>>>,
     conn: Option<Connection>,
 }
@@ -526,10 +518,6 @@ impl Worker {
         Some(framed.into())
     }
 
-    fn give_up_time(&self) -> Option<Instant> {
-        self.give_up_at.lock().ok().and_then(|g| *g)
-    }
-
     fn run(mut self, rx: Receiver<Message>) {
         let mut pending: VecDeque<Arc<[u8]>> = VecDeque::new();
         let mut recent: VecDeque<(Instant, Arc<[u8]>)> = VecDeque::new();
@@ -560,13 +548,9 @@ impl Worker {
             if let Some(at) = retry_at {
                 let now = Instant::now();
                 // `finish` sets the time to give up before it closes the queue.
-                if self.give_up_time().is_some_and(|g| now >= g) {
-                    let mut lost = pending.len() as u64;
-                    for _ in rx.iter() {
-                        self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                        lost += 1;
-                    }
-                    self.stats.dropped_failed.fetch_add(lost, Ordering::Relaxed);
+                if self.shared.giving_up() {
+                    self.shared.stats.dropped_failed.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                    let lost = pending.len() as u64 + self.shared.lose_all(&rx);
                     tracing::error!(sink = %self.spec.name, lost, "gave up delivering alerts at exit");
                     return;
                 }
@@ -594,7 +578,7 @@ impl Worker {
                 match Connection::open(&self.spec.target) {
                     Ok(c) => {
                         if outage_logged.is_some() {
-                            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                            self.shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                             tracing::info!(sink = %self.spec.name, "alert sink reconnected");
                         }
                         self.conn = Some(c);
@@ -610,7 +594,7 @@ impl Worker {
             match conn.send(&msg) {
                 Ok(()) => {
                     pending.pop_front();
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.shared.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     backoff = BACKOFF_MIN;
                     outage_logged = None;
                     if !self.spec.is_datagram() && !self.spec.lossless() {
@@ -625,7 +609,7 @@ impl Worker {
                 }
                 Err(SendError::Lost(e)) => {
                     pending.pop_front();
-                    self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                    self.shared.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
                     if e.raw_os_error() != Some(libc::EMSGSIZE) {
                         self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
                     } else {
@@ -633,9 +617,12 @@ impl Worker {
                     }
                 }
                 Err(SendError::EarlierLost(e)) => {
-                    self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
-                    let _ =
-                        self.stats.delivered.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1));
+                    self.shared.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
+                    let _ = self
+                        .shared
+                        .stats
+                        .delivered
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| d.checked_sub(1));
                     self.conn = None;
                     self.outage(&e, &mut outage_logged, &mut backoff, &mut retry_at);
                 }
@@ -644,13 +631,8 @@ impl Worker {
                         if let Ok(mut f) = self.failed.lock() {
                             *f = Some(format!("writing alerts to {} failed: {e}", self.spec.name));
                         }
-                        let lost = pending.len() as u64;
-                        self.stats.dropped_failed.fetch_add(lost, Ordering::Relaxed);
-                        // Keep draining so senders never wait on a dead reader.
-                        for _ in rx.iter() {
-                            self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed);
-                            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                        }
+                        self.shared.stats.dropped_failed.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                        self.shared.lose_all(&rx);
                         return;
                     }
                     self.conn = None;
@@ -664,7 +646,7 @@ impl Worker {
     fn take(&mut self, m: Message, pending: &mut VecDeque<Arc<[u8]>>) {
         match m {
             Message::Alert(a) => {
-                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                self.shared.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 if let Some(framed) = self.frame(&a) {
                     pending.push_back(framed);
                 }
