@@ -74,8 +74,7 @@ fn time_of_day(rfc3339: &str) -> f64 {
 
 #[test]
 fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
-    if !on_path("nats-server") {
-        skip("nats-server is not installed");
+    if without_nats_server() {
         return;
     }
     let dir = Scratch::new("aggregate-nats");
@@ -97,8 +96,7 @@ fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
     let (seed, threshold) = (HASH_SEED.to_string(), SYN_THRESHOLD.to_string());
     let detection = ["--hash-seed", &seed, "--syn-pps", &threshold];
     let aggregated = dir.path("aggregate.jsonl");
-    let aggregator_log = dir.path("aggregate.log");
-    let mut aggregator = start_aggregator(&dir, &url, "3");
+    let aggregator = start_aggregator(&dir, &url, "3");
 
     let sensors: Vec<_> = thirds
         .iter()
@@ -120,9 +118,7 @@ fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
     }
 
     wait_until("the aggregator's attack_end", || alerts(&aggregated).iter().any(|a| a["event"] == "attack_end"));
-    sigterm(&aggregator.0);
-    assert!(aggregator.0.wait().unwrap().success(), "{}", std::fs::read_to_string(&aggregator_log).unwrap());
-    let log = std::fs::read_to_string(&aggregator_log).unwrap();
+    let log = stop_aggregator(aggregator, &dir);
     let all = alerts(&aggregated);
     let starts: Vec<&Value> = all.iter().filter(|a| a["event"] == "attack_start").collect();
     assert_eq!(starts.len(), 1, "{all:#?}\n{log}");
@@ -263,15 +259,14 @@ fn seconds(parts: &[Vec<Vec<u8>>]) -> std::ops::RangeInclusive<u32> {
 /// it does.
 #[test]
 fn a_sensor_killed_mid_flood_leaves_partial_seconds_and_no_false_end() {
-    if !on_path("nats-server") {
-        skip("nats-server is not installed");
+    if without_nats_server() {
         return;
     }
     let dir = Scratch::new("aggregate-kill");
     let (header, thirds) = thirds_of_the_flood();
     let (port, _nats) = start_nats(&dir, &[]);
     let url = format!("nats://127.0.0.1:{port}");
-    let mut aggregator = start_aggregator(&dir, &url, "1");
+    let aggregator = start_aggregator(&dir, &url, "1");
     let mut sensors: Vec<Option<PipedSensor>> =
         (0..3).map(|k| Some(PipedSensor::start(&dir, &url, &format!("edge-{k}"), &header))).collect();
     let all = seconds(&thirds);
@@ -297,9 +292,7 @@ fn a_sensor_killed_mid_flood_leaves_partial_seconds_and_no_false_end() {
     }
     let aggregated = dir.path("aggregate.jsonl");
     wait_until("the aggregator's attack_end", || alerts(&aggregated).iter().any(|a| a["event"] == "attack_end"));
-    sigterm(&aggregator.0);
-    assert!(aggregator.0.wait().unwrap().success());
-    let log = std::fs::read_to_string(dir.path("aggregate.log")).unwrap();
+    let log = stop_aggregator(aggregator, &dir);
     let all_alerts = alerts(&aggregated);
     let events: Vec<&str> = all_alerts.iter().map(|a| a["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["attack_start", "attack_end"], "{log}");
@@ -316,8 +309,7 @@ fn a_sensor_killed_mid_flood_leaves_partial_seconds_and_no_false_end() {
 /// sensor and the aggregator are connected again the aggregator gets every second after.
 #[test]
 fn the_nats_server_away_during_a_flood_costs_the_sensor_nothing() {
-    if !on_path("nats-server") {
-        skip("nats-server is not installed");
+    if without_nats_server() {
         return;
     }
     let dir = Scratch::new("aggregate-restart");
@@ -327,7 +319,7 @@ fn the_nats_server_away_during_a_flood_costs_the_sensor_nothing() {
     let whole = vec![whole];
     let (port, nats) = start_nats(&dir, &[]);
     let url = format!("nats://127.0.0.1:{port}");
-    let mut aggregator = start_aggregator(&dir, &url, "1");
+    let aggregator = start_aggregator(&dir, &url, "1");
     // One sensor sees the whole flood, above its own threshold.
     let mut sensor = PipedSensor::start(&dir, &url, "edge-0", &header);
     let all = seconds(&whole);
@@ -358,9 +350,7 @@ fn the_nats_server_away_during_a_flood_costs_the_sensor_nothing() {
     let events: Vec<&str> = own.iter().map(|a| a["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["attack_start", "attack_end"], "{log}");
     assert!(log.contains(" 0 dropped (queue full), 0 refused"), "{log}");
-    sigterm(&aggregator.0);
-    assert!(aggregator.0.wait().unwrap().success());
-    let aggregator_log = std::fs::read_to_string(dir.path("aggregate.log")).unwrap();
+    let aggregator_log = stop_aggregator(aggregator, &dir);
     let received: u32 = aggregator_log
         .split("aggregator stopped summaries=")
         .nth(1)
@@ -374,10 +364,23 @@ fn the_nats_server_away_during_a_flood_costs_the_sensor_nothing() {
     drop(nats);
 }
 
-/// Asks the aggregator to stop as its service manager would.
-fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+/// True (having said why) when the test cannot run.
+fn without_nats_server() -> bool {
+    let missing = !on_path("nats-server");
+    if missing {
+        skip("nats-server is not installed");
+    }
+    missing
+}
+
+/// Stops the aggregator as its service manager would (SIGTERM); it exits 0. Its log.
+fn stop_aggregator(mut aggregator: Proc, dir: &Scratch) -> String {
+    let status = Command::new("kill").args(["-TERM", &aggregator.0.id().to_string()]).status().unwrap();
     assert!(status.success());
+    let exited = aggregator.0.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path("aggregate.log")).unwrap();
+    assert!(exited.success(), "{log}");
+    log
 }
 
 /// An alert sink `nats://HOST:PORT/SUBJECT` on a server running JetStream, with a stream that
@@ -385,8 +388,7 @@ fn sigterm(child: &Child) {
 /// not there while it ran, as the replay's file sink has it.
 #[test]
 fn alerts_to_a_jetstream_subject_wait_in_the_stream_for_their_collector() {
-    if !on_path("nats-server") {
-        skip("nats-server is not installed");
+    if without_nats_server() {
         return;
     }
     let dir = Scratch::new("alerts-jetstream");

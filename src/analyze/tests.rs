@@ -902,18 +902,20 @@ fn the_trackers_of_three_sensors_seeing_a_third_each_merge_into_the_whole() {
     assert!(merged.sources.counters.iter().all(|c| c.count == whole.packets / 50 && c.error == 0));
 }
 
-#[test]
-fn three_sensors_each_below_the_threshold_make_one_attack_at_their_aggregator() {
-    let victim = v4(10, 0, 0, 1);
-    // 2,400 SYNs/s for 4 s from 50 sources; sensor k sees the sources whose last octet is k
-    // modulo 3: about 800 SYNs/s each, below the 1,000 pps threshold.
-    let flood: Vec<PacketRecord> = syn_flood(T0, 2_400, 4, victim).collect();
+/// `flood` seen by `sensors` sensors named `{name}-{k}`, sensor k getting the sources whose
+/// last octet is k modulo their number, then their summaries counted second by second by an
+/// aggregator: each sensor's own alerts, every summary, the aggregator's alerts.
+fn sensors_then_aggregator(
+    flood: &[PacketRecord],
+    sensors: u8,
+    name: &str,
+) -> (Vec<Vec<AttackEvent>>, Vec<SecondSummary>, Vec<AttackEvent>) {
+    let mut own = Vec::new();
     let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
-    for part in 0..3u8 {
+    for part in 0..sensors {
         let mut sensor = Analyzer::new(settings());
-        sensor.summarize_seconds(&format!("edge-{part}")).unwrap();
-        let alone = run(&mut sensor, flood.iter().copied().filter(|p| (p.src.0 as u8) % 3 == part));
-        assert!(alone.is_empty(), "a third of the flood is below the threshold: {alone:#?}");
+        sensor.summarize_seconds(&format!("{name}-{part}")).unwrap();
+        own.push(run(&mut sensor, flood.iter().copied().filter(|p| (p.src.0 as u8) % sensors == part)));
         for s in sensor.take_summaries() {
             seconds.entry(s.second).or_default().push(s);
         }
@@ -924,6 +926,17 @@ fn three_sensors_each_below_the_threshold_make_one_attack_at_their_aggregator() 
         aggregator.count_sensors_second(*second, summaries, &mut events);
     }
     aggregator.finish(EndReason::EndOfInput, &mut events);
+    (own, seconds.into_values().flatten().collect(), events)
+}
+
+#[test]
+fn three_sensors_each_below_the_threshold_make_one_attack_at_their_aggregator() {
+    let victim = v4(10, 0, 0, 1);
+    // 2,400 SYNs/s for 4 s from 50 sources; each sensor sees a third of the sources: about
+    // 800 SYNs/s each, below the 1,000 pps threshold.
+    let flood: Vec<PacketRecord> = syn_flood(T0, 2_400, 4, victim).collect();
+    let (own, _, events) = sensors_then_aggregator(&flood, 3, "edge");
+    assert!(own.iter().all(|alone| alone.is_empty()), "a third of the flood is below the threshold: {own:#?}");
     let kinds: Vec<EventKind> = events.iter().map(|e| e.event).collect();
     assert_eq!(kinds, [EventKind::Start, EventKind::End], "{events:#?}");
     let (start, end) = (&events[0], &events[1]);
@@ -945,22 +958,8 @@ fn an_aggregated_flood_no_sensor_watched_says_its_sources_were_not_reported() {
     let victim = v4(10, 0, 0, 1);
     // Ten sensors at 150 SYNs/s each: none reaches a quarter of its 1,000 pps threshold.
     let flood: Vec<PacketRecord> = syn_flood(T0, 1_500, 3, victim).collect();
-    let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
-    for part in 0..10u8 {
-        let mut sensor = Analyzer::new(settings());
-        sensor.summarize_seconds(&format!("site-{part}")).unwrap();
-        run(&mut sensor, flood.iter().copied().filter(|p| (p.src.0 as u8) % 10 == part));
-        for s in sensor.take_summaries() {
-            assert!(s.victims.iter().all(|v| v.watches.is_empty()), "{s:?}");
-            seconds.entry(s.second).or_default().push(s);
-        }
-    }
-    let mut aggregator = Analyzer::new(settings());
-    let mut events = Vec::new();
-    for (second, summaries) in &seconds {
-        aggregator.count_sensors_second(*second, summaries, &mut events);
-    }
-    aggregator.finish(EndReason::EndOfInput, &mut events);
+    let (_, summaries, events) = sensors_then_aggregator(&flood, 10, "site");
+    assert!(summaries.iter().flat_map(|s| &s.victims).all(|v| v.watches.is_empty()), "{summaries:?}");
     let start = events.iter().find(|e| e.event == EventKind::Start).expect("the summed flood");
     assert_eq!((start.kind, start.sensors.len()), (AttackKind::SynFlood, 10));
     assert!(start.sources.verdict.starts_with("sources not reported"), "{}", start.sources.verdict);
