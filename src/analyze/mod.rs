@@ -79,6 +79,10 @@ const CARPET_CLASSES: u16 = !(1 << Class::Ack as u8 | 1 << Class::Rst as u8);
 const MIN_SAMPLES: u64 = 8;
 /// Watches per tracker: a watch on a busy-but-benign victim needs no tracker to be decided.
 const WATCHES_PER_TRACKER: usize = 4;
+/// A sensor publishing summaries admits and watches victims at this many times lower shares of
+/// their thresholds than a lone analyzer: a flood spread evenly over up to 16 sites still
+/// brings its victim, and its sources, to the aggregator's sum.
+const SENSOR_REACH: u32 = 4;
 /// A destination port is "main" when it carries at least this share of an attack.
 const MAIN_PORT_SHARE: f64 = 0.1;
 const MAIN_PORTS_MAX: usize = 5;
@@ -332,6 +336,9 @@ pub struct Analyzer {
     scope: Option<PrefixScope>,
     /// Packets each packet counts for: [`carpet::SAMPLING`] in the carpet analyzer, else 1.
     weight: u32,
+    /// How much lower than usual victims are admitted and watched: [`SENSOR_REACH`] for a
+    /// sensor publishing summaries, else 1.
+    reach: u32,
     /// The carpet analyzer, fed the sampled flows; `None` in itself or when turned off.
     carpets: Option<Box<Analyzer>>,
     /// The carpet analyzer's hosts' thresholds, per policy (empty in the hosts' analyzer).
@@ -403,6 +410,7 @@ impl Analyzer {
             alpha: (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32,
             doorkeeper: Doorkeeper::new(admit_per_tick(&policies) / weight),
             ack_doorkeeper: Doorkeeper::new(ack_admit_per_tick(&policies) / weight),
+            reach: 1,
             ack_filter: Box::new([0; ACK_FILTER_WORDS]),
             last_victim: [(IpKey::default(), usize::MAX); 8],
             victims: VictimTable::new(sizes.victims, settings.window_ticks, hasher),
@@ -454,7 +462,15 @@ impl Analyzer {
             return Err(format!("a sensor name has 1 to {} bytes", summary::MAX_SENSOR_NAME));
         }
         self.seconds = Some(SensorSeconds { sensor: sensor.to_string(), ready: Vec::new() });
+        self.reach = SENSOR_REACH;
+        self.set_admission();
         Ok(())
+    }
+
+    fn set_admission(&mut self) {
+        let divisor = self.weight * self.reach;
+        self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies) / divisor);
+        self.ack_doorkeeper.set_admit_per_tick(ack_admit_per_tick(&self.policies) / divisor);
     }
 
     /// What summaries say of this analyzer's hash key (a keyed hash of a fixed value):
@@ -611,8 +627,7 @@ impl Analyzer {
         if self.scope.is_some() {
             self.host_policies = policies(&settings, false);
         }
-        self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies) / self.weight);
-        self.ack_doorkeeper.set_admit_per_tick(ack_admit_per_tick(&self.policies) / self.weight);
+        self.set_admission();
         self.alpha = (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32;
         self.s = settings;
         for slot in 0..self.victims.meta.len() {
@@ -1184,7 +1199,7 @@ impl Analyzer {
             let trigger = self.trigger_count(meta, c);
             let w = meta.watch[c as usize];
             let level = if w == NO_WATCH {
-                (trigger / 4).max(1)
+                (trigger / (4 * u64::from(self.reach))).max(1)
             } else {
                 match self.watch(w).state {
                     WatchState::Watching => trigger,
@@ -1626,8 +1641,9 @@ impl Analyzer {
             }
             match self.watch(w).state {
                 WatchState::Watching => {
+                    let calm = (trigger / (8 * u64::from(self.reach))).max(1);
                     let watch = self.watch_mut(w);
-                    if count < (trigger / 8).max(1) {
+                    if count < calm {
                         let since = *watch.calm_since.get_or_insert(now);
                         if now - since >= window_ticks {
                             self.release_watch(w);
@@ -1704,9 +1720,9 @@ impl Analyzer {
         let Some(t) = watch.tracker.as_ref() else {
             let verdict = match watch.sensors.is_empty() {
                 true => "sources not tracked: every tracker was in use (raise limits.max_trackers)",
-                // An aggregator's watch: the sensors list sources from a quarter of their
+                // An aggregator's watch: sensors list sources from a sixteenth of their
                 // own threshold.
-                false => "sources not reported: no sensor watched this traffic toward the victim (each saw less than a quarter of its own threshold)",
+                false => "sources not reported: no sensor watched this traffic toward the victim (each saw less than a sixteenth of its own threshold)",
             };
             return SourceReport {
                 distinct_estimate: 0,

@@ -954,14 +954,33 @@ fn three_sensors_each_below_the_threshold_make_one_attack_at_their_aggregator() 
 }
 
 #[test]
-fn an_aggregated_flood_no_sensor_watched_says_its_sources_were_not_reported() {
+fn a_flood_spread_over_ten_sites_is_reported_with_its_sources() {
     let victim = v4(10, 0, 0, 1);
-    // Ten sensors at 150 SYNs/s each: none reaches a quarter of its 1,000 pps threshold.
+    // Ten sensors at 150 SYNs/s each (from 5 sources each): a sixth of a lone analyzer's
+    // quarter, but above a sensor's sixteenth of its 1,000 pps threshold.
     let flood: Vec<PacketRecord> = syn_flood(T0, 1_500, 3, victim).collect();
-    let (_, summaries, events) = sensors_then_aggregator(&flood, 10, "site");
-    assert!(summaries.iter().flat_map(|s| &s.victims).all(|v| v.watches.is_empty()), "{summaries:?}");
+    let (own, summaries, events) = sensors_then_aggregator(&flood, 10, "site");
+    assert!(own.iter().all(|alone| alone.is_empty()), "{own:#?}");
+    assert!(summaries.iter().flat_map(|s| &s.victims).any(|v| !v.watches.is_empty()), "{summaries:?}");
     let start = events.iter().find(|e| e.event == EventKind::Start).expect("the summed flood");
     assert_eq!((start.kind, start.sensors.len()), (AttackKind::SynFlood, 10));
+    let mut offenders = start.offending_ips.clone();
+    offenders.sort();
+    let mut sources: Vec<IpAddr> = (1..=50).map(|i| v4(198, 18, 0, i).to_ip()).collect();
+    sources.sort();
+    assert_eq!(offenders, sources, "{}", start.sources.verdict);
+}
+
+#[test]
+fn an_aggregated_flood_no_sensor_watched_says_its_sources_were_not_reported() {
+    let victim = v4(10, 0, 0, 1);
+    // Twenty-five sensors at 48 SYNs/s each (2 sources each): below a sensor's sixteenth of
+    // its 1,000 pps threshold (62), above its admission (30 pps): counted, not watched.
+    let flood: Vec<PacketRecord> = syn_flood(T0, 1_200, 3, victim).collect();
+    let (_, summaries, events) = sensors_then_aggregator(&flood, 25, "site");
+    assert!(summaries.iter().flat_map(|s| &s.victims).all(|v| v.watches.is_empty()), "{summaries:?}");
+    let start = events.iter().find(|e| e.event == EventKind::Start).expect("the summed flood");
+    assert_eq!((start.kind, start.sensors.len()), (AttackKind::SynFlood, 25));
     assert!(start.sources.verdict.starts_with("sources not reported"), "{}", start.sources.verdict);
     assert!(start.offending_ips.is_empty() && start.sources.top.is_empty());
 }
