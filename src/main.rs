@@ -501,12 +501,12 @@ fn run_replay(args: ReplayArgs) -> u8 {
         }
     };
     let publish = options.publish.as_ref().map(|p| p.sensor.clone());
-    if publish.is_some() && args.threads > 1 {
-        eprintln!("floodwatch: --publish summarizes from one analyzer thread: use --threads 1");
+    if let Some(Err(e)) = publish.as_deref().map(|sensor| Analyzer::check_summaries(&config.detection, sensor)) {
+        eprintln!("floodwatch: --publish: {e}");
         return exit::BAD_CONFIG;
     }
     let mut analyzer: Box<dyn Analysis> = if args.threads > 1 {
-        match ShardedAnalyzer::new(config.detection, args.threads as usize) {
+        match ShardedAnalyzer::new(config.detection, args.threads as usize, publish.as_deref()) {
             Ok(a) => Box::new(a),
             Err(e) => {
                 eprintln!("floodwatch: {e}");
@@ -515,11 +515,9 @@ fn run_replay(args: ReplayArgs) -> u8 {
         }
     } else {
         let mut analyzer = Analyzer::new(config.detection);
-        if let Some(sensor) = &publish {
-            if let Err(e) = analyzer.summarize_seconds(sensor) {
-                eprintln!("floodwatch: --publish: {e}");
-                return exit::BAD_CONFIG;
-            }
+        if let Some(Err(e)) = publish.as_deref().map(|sensor| analyzer.summarize_seconds(sensor)) {
+            eprintln!("floodwatch: {e}");
+            return exit::RUNTIME;
         }
         Box::new(analyzer)
     };

@@ -103,10 +103,17 @@ fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
         .enumerate()
         .map(|(k, third)| {
             let (name, own) = (format!("edge-{k}"), dir.path(&format!("edge-{k}.jsonl")));
-            let args =
-                ["replay", "--no-progress", "--publish", &url, "--sensor", &name, "--alerts", own.to_str().unwrap()];
-            let child =
-                Command::new(floodwatch).args(args).args(detection).arg(third).stderr(Stdio::piped()).spawn().unwrap();
+            // Sensor k analyzes on k + 1 threads: sharded sensors publish whole seconds too.
+            let threads = (k + 1).to_string();
+            let args = ["replay", "--no-progress", "--threads", &threads, "--publish", &url, "--sensor", &name];
+            let child = Command::new(floodwatch)
+                .args(args)
+                .args(["--alerts", own.to_str().unwrap()])
+                .args(detection)
+                .arg(third)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
             (child, own)
         })
         .collect();

@@ -7,10 +7,11 @@
 mod common;
 
 use common::*;
+use floodwatch::analyze::summary::{cell, SecondSummary};
 use floodwatch::analyze::DetectionSettings;
 use floodwatch::analyze::{Analysis, Analyzer, AttackEvent, AttackKind, ShardedAnalyzer};
 use floodwatch::pipeline::Datagrams;
-use floodwatch::replay::replay;
+use floodwatch::replay::{replay, Stage};
 use std::path::{Path, PathBuf};
 
 fn events_with(files: &[PathBuf], analysis: &mut dyn Analysis) -> Vec<AttackEvent> {
@@ -48,7 +49,7 @@ fn assert_same_with_threads(files: &[PathBuf], settings: DetectionSettings, what
 
 fn compare_with_threads(files: &[PathBuf], settings: DetectionSettings, what: &str, one: &[AttackEvent]) {
     for threads in [2, 3] {
-        let mut sharded = ShardedAnalyzer::new(settings.clone(), threads).expect("threads start");
+        let mut sharded = ShardedAnalyzer::new(settings.clone(), threads, None).expect("threads start");
         let many = events_with(files, &mut sharded);
         let (a, b) = (canonical(many.clone()), canonical(one.to_vec()));
         if a != b {
@@ -126,5 +127,73 @@ fn third_party_captures_give_the_same_alerts_on_several_threads() {
         let mut low = settings();
         low.thresholds = [100; AttackKind::ALL.len()];
         assert_same_with_threads(std::slice::from_ref(f), low, &format!("{} at 100 pps", f.display()));
+    }
+}
+
+/// A sensor's summaries, collected (its alerts let go).
+#[derive(Default)]
+struct Summaries(Vec<SecondSummary>);
+
+impl Stage for Summaries {
+    fn deliver(&mut self, events: &mut Vec<AttackEvent>) -> Result<(), String> {
+        events.clear();
+        Ok(())
+    }
+    fn summaries(&mut self, summaries: Vec<SecondSummary>) {
+        self.0.extend(summaries);
+    }
+}
+
+fn summaries_with(file: &Path, analysis: &mut dyn Analysis) -> Vec<SecondSummary> {
+    let mut seconds = Summaries::default();
+    replay(&[file.display().to_string()], Datagrams::Packets, analysis, &mut seconds, None).expect("replay");
+    seconds.0
+}
+
+#[test]
+fn a_sensor_on_several_threads_publishes_the_summaries_of_one_analyzer() {
+    let files = captures_in(&repo_path("captures"), |n| !n.ends_with(".json"));
+    for f in &files {
+        let mut one = Analyzer::new(settings());
+        one.summarize_seconds("edge").unwrap();
+        let expected = summaries_with(f, &mut one);
+        assert!(expected.iter().any(|s| !s.victims.is_empty()), "{}", f.display());
+        for threads in [2, 3] {
+            let mut sharded = ShardedAnalyzer::new(settings(), threads, Some("edge")).expect("threads start");
+            let got = summaries_with(f, &mut sharded);
+            let seconds = |v: &[SecondSummary]| v.iter().map(|s| s.second).collect::<Vec<_>>();
+            assert_eq!(seconds(&got), seconds(&expected), "{}: {threads} threads", f.display());
+            for (g, e) in got.iter().zip(&expected) {
+                let at = format!("{}: {threads} threads, second {}", f.display(), e.second);
+                let victims = |s: &SecondSummary| s.victims.iter().map(|v| v.victim).collect::<Vec<_>>();
+                assert_eq!(victims(g), victims(e), "{at}");
+                assert_eq!(g.victims_left_out, e.victims_left_out, "{at}");
+                for (gv, ev) in g.victims.iter().zip(&e.victims) {
+                    assert_eq!(gv.watches, ev.watches, "{at}: victim {:?}", ev.victim);
+                    // Byte counters may differ in a victim's first tick: its admission
+                    // counts up to `admit_per_tick - 1` earlier packets (2 for a sensor at
+                    // the default thresholds), read among the newest records of its
+                    // analyzer, which in a shard are the shard's only, else taken to be of
+                    // the admitting packet's size (frames of at most 1,514 bytes here).
+                    let (packets, bytes): (Vec<_>, Vec<_>) =
+                        gv.cells.iter().zip(&ev.cells).partition(|(g, _)| usize::from(g.0) < cell::BYTES);
+                    assert!(
+                        packets.iter().all(|(g, e)| g == e),
+                        "{at}: victim {:?}: {:?} / {:?}",
+                        ev.victim,
+                        gv.cells,
+                        ev.cells
+                    );
+                    assert!(
+                        bytes.iter().all(|(g, e)| g.0 == e.0 && g.1.abs_diff(e.1) <= 2 * 1_514),
+                        "{at}: victim {:?}: {:?} / {:?}",
+                        ev.victim,
+                        gv.cells,
+                        ev.cells
+                    );
+                    assert_eq!(gv.cells.len(), ev.cells.len(), "{at}");
+                }
+            }
+        }
     }
 }

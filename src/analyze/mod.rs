@@ -452,18 +452,24 @@ impl Analyzer {
     /// [`take_summaries`](Self::take_summaries) (see [`summary`]). The summary reads the
     /// second's ticks from the victims' windows: the window must hold a second.
     pub fn summarize_seconds(&mut self, sensor: &str) -> Result<(), String> {
-        if i64::from(self.s.window_ticks) < TICKS_PER_SECOND {
+        Self::check_summaries(&self.s, sensor)?;
+        self.seconds = Some(SensorSeconds { sensor: sensor.to_string(), ready: Vec::new() });
+        self.reach = SENSOR_REACH;
+        self.set_admission();
+        Ok(())
+    }
+
+    /// Why an analyzer with `settings` cannot summarize its seconds as `sensor`, if it cannot.
+    pub fn check_summaries(settings: &DetectionSettings, sensor: &str) -> Result<(), String> {
+        if i64::from(settings.window_ticks) < TICKS_PER_SECOND {
             return Err(format!(
                 "summaries need a window of at least 1s (detection.window is {} ms)",
-                self.s.window_ticks * 100
+                settings.window_ticks * 100
             ));
         }
         if sensor.is_empty() || sensor.len() > summary::MAX_SENSOR_NAME {
             return Err(format!("a sensor name has 1 to {} bytes", summary::MAX_SENSOR_NAME));
         }
-        self.seconds = Some(SensorSeconds { sensor: sensor.to_string(), ready: Vec::new() });
-        self.reach = SENSOR_REACH;
-        self.set_admission();
         Ok(())
     }
 
@@ -488,7 +494,7 @@ impl Analyzer {
     /// ticks and the trackers of their watches (users left out of a SYN flood's sources).
     fn summarize(&mut self, second: i64) {
         let ticks = second * TICKS_PER_SECOND..(second + 1) * TICKS_PER_SECOND;
-        let mut victims: Vec<(u64, VictimSecond)> = Vec::new();
+        let mut victims: Vec<VictimSecond> = Vec::new();
         for (slot, meta) in self.victims.meta.iter().enumerate() {
             if !meta.occupied || meta.ignored {
                 continue;
@@ -505,26 +511,24 @@ impl Analyzer {
                     Some(ClassWatch { class: c as u8, attacked: watch.state == WatchState::Active, tracker })
                 })
                 .collect();
-            let packets = cells[..Class::COUNT].iter().sum::<u64>();
-            if packets == 0 && watches.is_empty() {
-                continue;
+            let cells: Vec<(u8, u64)> =
+                cells.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u8, *n)).collect();
+            let victim = VictimSecond { victim: meta.key, cells, watches };
+            if victim.packets() > 0 || !victim.watches.is_empty() {
+                victims.push(victim);
             }
-            let cells = cells.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u8, *n)).collect();
-            victims.push((packets, VictimSecond { victim: meta.key, cells, watches }));
         }
-        victims.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.victim.cmp(&b.1.victim)));
-        let left_out = victims.len().saturating_sub(summary::MAX_VICTIMS);
-        victims.truncate(summary::MAX_VICTIMS);
         let hash_key = self.summary_hash_key();
         if let Some(s) = self.seconds.as_mut() {
-            s.ready.push(SecondSummary {
+            let summary = SecondSummary {
                 version: summary::SUMMARY_VERSION,
                 sensor: s.sensor.clone(),
                 second,
                 hash_key,
-                victims: victims.into_iter().map(|(_, v)| v).collect(),
-                victims_left_out: left_out as u32,
-            });
+                victims,
+                victims_left_out: 0,
+            };
+            s.ready.extend(SecondSummary::join(vec![summary]));
         }
     }
 

@@ -16,7 +16,8 @@
 //! them, are merged in stream order once every worker has done the round.
 //!
 //! Merged in stream order, the alerts then pass the echo filter, which needs every shard's
-//! view. Same alerts as one analyzer, as long as no table fills up (each shard has the full
+//! view. A sensor's shards summarize their own victims' seconds; as every shard's clock moves
+//! with the same steps, a round brings each second from every shard, joined into one. Same alerts as one analyzer, as long as no table fills up (each shard has the full
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
 
@@ -104,6 +105,7 @@ struct Done {
     events: Vec<(u64, AttackEvent)>,
     stats: AnalyzerStats,
     active: usize,
+    summaries: Vec<SecondSummary>,
 }
 
 struct Worker {
@@ -139,10 +141,19 @@ pub struct ShardedAnalyzer {
     merged: Vec<(u64, AttackEvent)>,
     /// The shards' alerts, merged, are checked for echoes here (they need every shard's view).
     echoes: AlertFilter,
+    /// The shards' summaries of the round being collected.
+    shard_seconds: Vec<SecondSummary>,
+    /// Their seconds, joined, oldest first.
+    summaries: Vec<SecondSummary>,
 }
 
 impl ShardedAnalyzer {
-    pub fn new(mut settings: DetectionSettings, threads: usize) -> Result<ShardedAnalyzer, String> {
+    /// `sensor`: summarize each second under this name (see [`Analyzer::summarize_seconds`]).
+    pub fn new(
+        mut settings: DetectionSettings,
+        threads: usize,
+        sensor: Option<&str>,
+    ) -> Result<ShardedAnalyzer, String> {
         // One key for every shard, so a shard's lanes hold the destinations they would in
         // one analyzer.
         let seed = *settings.hash_seed.get_or_insert_with(random_seed);
@@ -151,7 +162,10 @@ impl ShardedAnalyzer {
         for i in 0..threads {
             let (work_tx, work_rx) = mpsc::sync_channel::<Work>(ROUNDS_IN_FLIGHT + 1);
             let (done_tx, done_rx) = mpsc::sync_channel::<Done>(ROUNDS_IN_FLIGHT + 2);
-            let analyzer = Analyzer::for_shard(settings.clone());
+            let mut analyzer = Analyzer::for_shard(settings.clone());
+            if let Some(name) = sensor {
+                analyzer.summarize_seconds(name)?;
+            }
             let thread = std::thread::Builder::new()
                 .name(format!("analyzer-{i}"))
                 .spawn(move || run_worker(analyzer, work_rx, done_tx))
@@ -179,6 +193,8 @@ impl ShardedAnalyzer {
             rounds_in_flight: 0,
             merged: Vec::new(),
             echoes: AlertFilter::default(),
+            shard_seconds: Vec::new(),
+            summaries: Vec::new(),
         })
     }
 
@@ -215,7 +231,13 @@ impl ShardedAnalyzer {
                     w.spare.push(steps);
                 }
                 self.merged.extend(done.events);
+                self.shard_seconds.extend(done.summaries);
             }
+        }
+        self.shard_seconds.sort_by_key(|s| s.second);
+        while let Some(first) = self.shard_seconds.first().map(|s| s.second) {
+            let end = self.shard_seconds.iter().position(|s| s.second != first).unwrap_or(self.shard_seconds.len());
+            self.summaries.extend(SecondSummary::join(self.shard_seconds.drain(..end).collect()));
         }
         self.rounds_in_flight = self.rounds_in_flight.saturating_sub(1);
         // Stream order, and among the alerts of one packet the order one analyzer gives them.
@@ -313,6 +335,10 @@ impl Analysis for ShardedAnalyzer {
     fn active_attacks(&self) -> usize {
         self.workers.iter().map(|w| w.active).sum::<usize>().saturating_sub(self.echoes.suppressed())
     }
+
+    fn take_summaries(&mut self) -> Vec<SecondSummary> {
+        std::mem::take(&mut self.summaries)
+    }
 }
 
 impl Drop for ShardedAnalyzer {
@@ -360,7 +386,13 @@ fn run_worker(mut analyzer: Analyzer, work: Receiver<Work>, done: SyncSender<Don
                 None
             }
         };
-        let result = Done { steps, events: tagged, stats: analyzer.stats(), active: analyzer.active_attacks() };
+        let result = Done {
+            steps,
+            events: tagged,
+            stats: analyzer.stats(),
+            active: analyzer.active_attacks(),
+            summaries: analyzer.take_summaries(),
+        };
         if done.send(result).is_err() {
             return;
         }

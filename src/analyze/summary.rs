@@ -14,7 +14,8 @@
 //! Whatever the bytes, decoding gives a summary whose every part is in range, or an error.
 
 use super::sketch::{Counted, HeavyHitters, HyperLogLog};
-use super::victims::cell;
+/// The counters of `VictimSecond::cells`, by index.
+pub use super::victims::cell;
 use super::Class;
 use crate::decode::IpKey;
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,24 @@ pub struct SecondSummary {
     pub victims_left_out: u32,
 }
 
+impl SecondSummary {
+    /// The summaries of one second by analyzers of disjoint victims (the shards of one
+    /// sensor) as one: their victims, busiest first, at most [`MAX_VICTIMS`].
+    pub fn join(parts: Vec<SecondSummary>) -> Option<SecondSummary> {
+        let mut parts = parts.into_iter();
+        let mut whole = parts.next()?;
+        for part in parts {
+            whole.victims.extend(part.victims);
+            whole.victims_left_out = whole.victims_left_out.saturating_add(part.victims_left_out);
+        }
+        whole.victims.sort_by_cached_key(|v| (std::cmp::Reverse(v.packets()), v.victim));
+        let left_out = whole.victims.len().saturating_sub(MAX_VICTIMS);
+        whole.victims.truncate(MAX_VICTIMS);
+        whole.victims_left_out = whole.victims_left_out.saturating_add(left_out as u32);
+        Some(whole)
+    }
+}
+
 /// One victim's second at one sensor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VictimSecond {
@@ -59,6 +78,13 @@ pub struct VictimSecond {
     pub cells: Vec<(u8, u64)>,
     /// The classes the sensor watches on this victim.
     pub watches: Vec<ClassWatch>,
+}
+
+impl VictimSecond {
+    /// Packets of the second, every class (how busy the victim was).
+    pub fn packets(&self) -> u64 {
+        self.cells.iter().filter(|(c, _)| usize::from(*c) < Class::COUNT).fold(0, |sum, (_, n)| sum.saturating_add(*n))
+    }
 }
 
 /// A sensor's watch of one class of traffic toward a victim.
