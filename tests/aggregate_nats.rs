@@ -96,7 +96,9 @@ fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
     let (seed, threshold) = (HASH_SEED.to_string(), SYN_THRESHOLD.to_string());
     let detection = ["--hash-seed", &seed, "--syn-pps", &threshold];
     let aggregated = dir.path("aggregate.jsonl");
-    let aggregator = start_aggregator(&dir, &url, "3");
+    let aggregator = start_aggregator(&dir, &url, "3", "aggregate");
+    // A second aggregator on the same subjects, for redundancy: the same alerts, the same ids.
+    let standby = start_aggregator(&dir, &url, "3", "standby");
 
     let sensors: Vec<_> = thirds
         .iter()
@@ -124,9 +126,15 @@ fn three_sensors_below_the_threshold_make_one_attack_at_their_aggregator() {
         assert!(alerts(&own).is_empty(), "a third of the flood is below the threshold: {stderr}");
     }
 
-    wait_until("the aggregator's attack_end", || alerts(&aggregated).iter().any(|a| a["event"] == "attack_end"));
-    let log = stop_aggregator(aggregator, &dir);
+    let ended = |name: &str| alerts(&dir.path(&format!("{name}.jsonl"))).iter().any(|a| a["event"] == "attack_end");
+    wait_until("both aggregators' attack_end", || ended("aggregate") && ended("standby"));
+    let log = stop_aggregator(aggregator, &dir, "aggregate");
+    stop_aggregator(standby, &dir, "standby");
     let all = alerts(&aggregated);
+    let brief =
+        |a: &Value| (a["event"].clone(), a["attack_id"].clone(), a["victim"].clone(), a["offending_ips"].clone());
+    let standby_alerts = alerts(&dir.path("standby.jsonl"));
+    assert_eq!(standby_alerts.iter().map(brief).collect::<Vec<_>>(), all.iter().map(brief).collect::<Vec<_>>());
     let starts: Vec<&Value> = all.iter().filter(|a| a["event"] == "attack_start").collect();
     assert_eq!(starts.len(), 1, "{all:#?}\n{log}");
     let start = starts[0];
@@ -187,10 +195,11 @@ fn start_nats(dir: &Scratch, extra: &[&str]) -> (String, Proc) {
 
 /// `floodwatch aggregate` at the test's seed and threshold, alerts to `aggregate.jsonl` and
 /// its log to `aggregate.log` in `dir`, once connected.
-fn start_aggregator(dir: &Scratch, url: &str, grace: &str) -> Proc {
+/// An aggregator writing its alerts to `{name}.jsonl` and its log to `{name}.log`.
+fn start_aggregator(dir: &Scratch, url: &str, grace: &str, name: &str) -> Proc {
     let (seed, threshold) = (HASH_SEED.to_string(), SYN_THRESHOLD.to_string());
-    let alerts = dir.path("aggregate.jsonl");
-    let log = dir.path("aggregate.log");
+    let alerts = dir.path(&format!("{name}.jsonl"));
+    let log = dir.path(&format!("{name}.log"));
     let args = ["aggregate", "--nats", url, "--grace", grace, "--alerts", alerts.to_str().unwrap()];
     let detection = ["--hash-seed", &seed, "--syn-pps", &threshold];
     let aggregator = spawn(env!("CARGO_BIN_EXE_floodwatch"), &[&args[..], &detection[..]].concat(), &log);
@@ -273,7 +282,7 @@ fn a_sensor_killed_mid_flood_leaves_partial_seconds_and_no_false_end() {
     let (header, thirds) = thirds_of_the_flood();
     let (port, _nats) = start_nats(&dir, &[]);
     let url = format!("nats://127.0.0.1:{port}");
-    let aggregator = start_aggregator(&dir, &url, "1");
+    let aggregator = start_aggregator(&dir, &url, "1", "aggregate");
     let mut sensors: Vec<Option<PipedSensor>> =
         (0..3).map(|k| Some(PipedSensor::start(&dir, &url, &format!("edge-{k}"), &header))).collect();
     let all = seconds(&thirds);
@@ -299,7 +308,7 @@ fn a_sensor_killed_mid_flood_leaves_partial_seconds_and_no_false_end() {
     }
     let aggregated = dir.path("aggregate.jsonl");
     wait_until("the aggregator's attack_end", || alerts(&aggregated).iter().any(|a| a["event"] == "attack_end"));
-    let log = stop_aggregator(aggregator, &dir);
+    let log = stop_aggregator(aggregator, &dir, "aggregate");
     let all_alerts = alerts(&aggregated);
     let events: Vec<&str> = all_alerts.iter().map(|a| a["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["attack_start", "attack_end"], "{log}");
@@ -326,7 +335,7 @@ fn the_nats_server_away_during_a_flood_costs_the_sensor_nothing() {
     let whole = vec![whole];
     let (port, nats) = start_nats(&dir, &[]);
     let url = format!("nats://127.0.0.1:{port}");
-    let aggregator = start_aggregator(&dir, &url, "1");
+    let aggregator = start_aggregator(&dir, &url, "1", "aggregate");
     // One sensor sees the whole flood, above its own threshold.
     let mut sensor = PipedSensor::start(&dir, &url, "edge-0", &header);
     let all = seconds(&whole);
@@ -357,7 +366,7 @@ fn the_nats_server_away_during_a_flood_costs_the_sensor_nothing() {
     let events: Vec<&str> = own.iter().map(|a| a["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["attack_start", "attack_end"], "{log}");
     assert!(log.contains(" 0 dropped (queue full), 0 refused"), "{log}");
-    let aggregator_log = stop_aggregator(aggregator, &dir);
+    let aggregator_log = stop_aggregator(aggregator, &dir, "aggregate");
     let received: u32 = aggregator_log
         .split("aggregator stopped summaries=")
         .nth(1)
@@ -381,11 +390,11 @@ fn without_nats_server() -> bool {
 }
 
 /// Stops the aggregator as its service manager would (SIGTERM); it exits 0. Its log.
-fn stop_aggregator(mut aggregator: Proc, dir: &Scratch) -> String {
+fn stop_aggregator(mut aggregator: Proc, dir: &Scratch, name: &str) -> String {
     let status = Command::new("kill").args(["-TERM", &aggregator.0.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exited = aggregator.0.wait().unwrap();
-    let log = std::fs::read_to_string(dir.path("aggregate.log")).unwrap();
+    let log = std::fs::read_to_string(dir.path(&format!("{name}.log"))).unwrap();
     assert!(exited.success(), "{log}");
     log
 }
