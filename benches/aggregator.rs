@@ -1,6 +1,6 @@
 //! The aggregator's work for many sensors, in memory: each second, 50 sensors' summaries
 //! (1,000 victims each, the same victims at every sensor, 20 of them watched with trackers
-//! of 100 sources) are encoded, then decoded, merged and counted by one analyzer, as
+//! of 100 sources, and the four /24 prefixes they are in) are encoded, then decoded, merged and counted by one analyzer, as
 //! `floodwatch aggregate` does with what NATS brings.
 //!
 //! ```text
@@ -66,7 +66,7 @@ fn tracker(hasher: &KeyedHasher, sensor: u32, victim: u32) -> TrackerSummary {
 /// Sensor `sensor`'s summary of `second`: every victim a little traffic, the watched ones a
 /// SYN flood's share.
 fn summary(hasher: &KeyedHasher, sensor: u32, second: i64) -> SecondSummary {
-    let victims = (0..VICTIMS)
+    let victims: Vec<VictimSecond> = (0..VICTIMS)
         .map(|v| {
             let watched = v < WATCHED;
             // Below every threshold summed over 50 sensors, but for the watched victims.
@@ -84,6 +84,23 @@ fn summary(hasher: &KeyedHasher, sensor: u32, second: i64) -> SecondSummary {
             }
         })
         .collect();
+    // The carpet analyzer's view: the victims' four /24s, their traffic summed.
+    let prefixes = victims
+        .chunks(250)
+        .enumerate()
+        .map(|(p, in_prefix)| {
+            let mut cells: Vec<(u8, u64)> = Vec::new();
+            for v in in_prefix {
+                for &(c, n) in &v.cells {
+                    match cells.iter_mut().find(|(k, _)| *k == c) {
+                        Some((_, total)) => *total += n,
+                        None => cells.push((c, n)),
+                    }
+                }
+            }
+            VictimSecond { victim: IpKey::from_v4([198, 51, p as u8, 0]), cells, watches: Vec::new() }
+        })
+        .collect();
     SecondSummary {
         version: SUMMARY_VERSION,
         sensor: format!("edge-{sensor}"),
@@ -91,6 +108,8 @@ fn summary(hasher: &KeyedHasher, sensor: u32, second: i64) -> SecondSummary {
         hash_key: 0,
         victims,
         victims_left_out: 0,
+        prefixes,
+        prefixes_left_out: 0,
     }
 }
 

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The telemetry_datagram seeds (hand-made datagrams, and inputs that once failed) and the
-# sensor_summary seeds (summaries of a SYN flood's seconds, written once by the analyzer) are kept.
+# sensor_summary seeds (summary version 2 of two seconds each of syn_flood_real_sources and
+# carpet_bombing, hosts and prefixes, written once by the analyzer) are kept.
 rm -rf fuzz/seeds/capture_reader fuzz/seeds/frame_decoder fuzz/seeds/config_parser
 mkdir -p fuzz/seeds/capture_reader fuzz/seeds/frame_decoder fuzz/seeds/config_parser
 python3 - <<'PY'

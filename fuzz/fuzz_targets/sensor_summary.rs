@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| match SecondSummary::decode(data) {
     Ok(summary) => {
-        for victim in &summary.victims {
+        for victim in summary.victims.iter().chain(&summary.prefixes) {
             for watch in &victim.watches {
                 let mut doubled = watch.tracker.clone();
                 doubled.merge(&watch.tracker, SUMMARY_SOURCES);

@@ -295,6 +295,16 @@ struct Watch {
     sensors: Vec<String>,
 }
 
+impl Watch {
+    /// Traffic counted toward the watched class, up to `ts`.
+    #[inline]
+    fn counted(&mut self, packets: u64, bytes: u64, ts: i64) {
+        self.packets += packets;
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.last_ts = ts;
+    }
+}
+
 pub struct Analyzer {
     s: DetectionSettings,
     /// Index 0: global thresholds; i + 1: `s.prefixes[i]`.
@@ -336,9 +346,9 @@ pub struct Analyzer {
     scope: Option<PrefixScope>,
     /// Packets each packet counts for: [`carpet::SAMPLING`] in the carpet analyzer, else 1.
     weight: u32,
-    /// How much lower than usual victims are admitted and watched: [`SENSOR_REACH`] for a
-    /// sensor publishing summaries, else 1.
-    reach: u32,
+    /// A sensor publishing summaries (or its carpet analyzer): victims are admitted and
+    /// watched [`SENSOR_REACH`] times lower, prefixes tracked from their watch's start.
+    sensor: bool,
     /// The carpet analyzer, fed the sampled flows; `None` in itself or when turned off.
     carpets: Option<Box<Analyzer>>,
     /// The carpet analyzer's hosts' thresholds, per policy (empty in the hosts' analyzer).
@@ -410,7 +420,7 @@ impl Analyzer {
             alpha: (1.0 / (settings.baseline_tau_s as f64 * TICKS_PER_SEC)) as f32,
             doorkeeper: Doorkeeper::new(admit_per_tick(&policies) / weight),
             ack_doorkeeper: Doorkeeper::new(ack_admit_per_tick(&policies) / weight),
-            reach: 1,
+            sensor: false,
             ack_filter: Box::new([0; ACK_FILTER_WORDS]),
             last_victim: [(IpKey::default(), usize::MAX); 8],
             victims: VictimTable::new(sizes.victims, settings.window_ticks, hasher),
@@ -454,8 +464,12 @@ impl Analyzer {
     pub fn summarize_seconds(&mut self, sensor: &str) -> Result<(), String> {
         Self::check_summaries(&self.s, sensor)?;
         self.seconds = Some(SensorSeconds { sensor: sensor.to_string(), ready: Vec::new() });
-        self.reach = SENSOR_REACH;
+        self.sensor = true;
         self.set_admission();
+        if let Some(c) = self.carpets.as_deref_mut() {
+            c.sensor = true;
+            c.set_admission();
+        }
         Ok(())
     }
 
@@ -473,8 +487,17 @@ impl Analyzer {
         Ok(())
     }
 
+    /// How many times lower than a lone analyzer's its victims are admitted and watched.
+    fn reach(&self) -> u32 {
+        if self.sensor {
+            SENSOR_REACH
+        } else {
+            1
+        }
+    }
+
     fn set_admission(&mut self) {
-        let divisor = self.weight * self.reach;
+        let divisor = self.weight * self.reach();
         self.doorkeeper.set_admit_per_tick(admit_per_tick(&self.policies) / divisor);
         self.ack_doorkeeper.set_admit_per_tick(ack_admit_per_tick(&self.policies) / divisor);
     }
@@ -491,10 +514,32 @@ impl Analyzer {
     }
 
     /// Adds the summary of `second` to the ready ones: the busiest victims' counters of its
-    /// ticks and the trackers of their watches (users left out of a SYN flood's sources).
+    /// ticks and the trackers of their watches, and the same of the carpet analyzer's
+    /// prefixes.
     fn summarize(&mut self, second: i64) {
+        let victims = self.second_victims(second);
+        let prefixes = self.carpets.as_ref().map(|c| c.second_victims(second)).unwrap_or_default();
+        let hash_key = self.summary_hash_key();
+        if let Some(s) = self.seconds.as_mut() {
+            let summary = SecondSummary {
+                version: summary::SUMMARY_VERSION,
+                sensor: s.sensor.clone(),
+                second,
+                hash_key,
+                victims,
+                victims_left_out: 0,
+                prefixes,
+                prefixes_left_out: 0,
+            };
+            s.ready.extend(SecondSummary::join(vec![summary]));
+        }
+    }
+
+    /// Every victim's counters of the ticks of `second` and the trackers of its watches
+    /// (users left out of a SYN flood's sources), those with neither left out.
+    fn second_victims(&self, second: i64) -> Vec<VictimSecond> {
         let ticks = second * TICKS_PER_SECOND..(second + 1) * TICKS_PER_SECOND;
-        let mut victims: Vec<VictimSecond> = Vec::new();
+        let mut victims = Vec::new();
         for (slot, meta) in self.victims.meta.iter().enumerate() {
             if !meta.occupied || meta.ignored {
                 continue;
@@ -518,18 +563,7 @@ impl Analyzer {
                 victims.push(victim);
             }
         }
-        let hash_key = self.summary_hash_key();
-        if let Some(s) = self.seconds.as_mut() {
-            let summary = SecondSummary {
-                version: summary::SUMMARY_VERSION,
-                sensor: s.sensor.clone(),
-                second,
-                hash_key,
-                victims,
-                victims_left_out: 0,
-            };
-            s.ready.extend(SecondSummary::join(vec![summary]));
-        }
+        victims
     }
 
     /// The analyzer of one shard: its alerts are checked for echoes once merged.
@@ -1161,11 +1195,9 @@ impl Analyzer {
             if let Some(watch) = self.watches[w as usize].as_mut() {
                 let weight = weight as u64;
                 watch.user_packets += from_user as u64 * weight;
-                watch.packets += weight;
+                watch.counted(weight, u64::from(p.wire_len) * weight, ts);
                 (watch.sampling, watch.from_flows) = (p.sampling_rate(), p.l4 == L4State::Summarized);
                 watch.origin = self.origin;
-                watch.bytes = watch.bytes.saturating_add(u64::from(p.wire_len) * weight);
-                watch.last_ts = ts;
                 if prefix {
                     watch.hosts.add(p.dst, &self.hasher);
                 }
@@ -1203,7 +1235,7 @@ impl Analyzer {
             let trigger = self.trigger_count(meta, c);
             let w = meta.watch[c as usize];
             let level = if w == NO_WATCH {
-                (trigger / (4 * u64::from(self.reach))).max(1)
+                (trigger / (4 * u64::from(self.reach()))).max(1)
             } else {
                 match self.watch(w).state {
                     WatchState::Watching => trigger,
@@ -1258,9 +1290,12 @@ impl Analyzer {
         };
         // A prefix's watch takes a tracker only once it is an attack (`ensure_tracker`, from the
         // back-fill ring): a busy prefix is watched most of the time, and tracking the sources
-        // of every sampled packet to it would double the cost of analysis. An aggregator's
-        // watch records no packets: its tracker comes loaded from its sensors' (`note_sensors`).
-        let tracker = if self.scope.is_some() || merged.is_some() { None } else { self.take_tracker() };
+        // of every sampled packet to it would double the cost of analysis. A sensor's does
+        // from the start: the aggregator's sum of a flood no sensor calls an attack needs its
+        // sources. An aggregator's watch records no packets: its tracker comes loaded from its
+        // sensors' (`note_sensors`).
+        let lone_prefix = self.scope.is_some() && !self.sensor;
+        let tracker = if lone_prefix || merged.is_some() { None } else { self.take_tracker() };
         let victim = self.victims.meta[slot].key;
         let hosts = Hosts::new(self.scope.as_ref().map_or(128, |s| s.bits_of(victim)));
         let mut watch = Watch {
@@ -1340,51 +1375,73 @@ impl Analyzer {
     /// tick by tick as packets would be; a watch's sources are the merge of its sensors'
     /// trackers, loaded as it starts and after each second.
     pub fn count_sensors_second(&mut self, second: i64, summaries: &[SecondSummary], out: &mut Vec<AttackEvent>) {
-        let victims = summary::merge_second(summaries, self.s.tracked_sources);
+        let before = out.len();
+        let sources = self.s.tracked_sources;
+        let victims = summary::merge_second(summaries, |s| &s.victims, sources);
+        let prefixes = match self.carpets {
+            Some(_) => summary::merge_second(summaries, |s| &s.prefixes, sources),
+            None => Vec::new(),
+        };
         let first = second.saturating_mul(TICKS_PER_SECOND);
-        let per_tick = TICKS_PER_SECOND as u64;
-        for k in 0..per_tick {
-            let now = self.move_clock(tick_time(first + k as i64), out);
-            let ts = tick_time(now).max(self.last_ts);
-            self.last_ts = ts;
-            // This tick's share of a second's count: the remainder goes to the first ticks.
-            let share = |total: u64| (total / per_tick + u64::from(k < total % per_tick)).min(u64::from(u32::MAX));
-            for v in &victims {
-                let hash = self.hasher.hash_ip(v.victim);
-                let Some(slot) =
-                    self.victims.find_hashed(v.victim, hash).or_else(|| self.insert_victim(v.victim, hash, now))
-                else {
-                    continue;
-                };
-                if self.victims.meta[slot].ignored {
+        for tick in first..first.saturating_add(TICKS_PER_SECOND) {
+            self.count_merged_tick(tick, &victims, out);
+            if let Some(c) = self.carpets.as_deref_mut() {
+                c.count_merged_tick(tick, &prefixes, out);
+            }
+        }
+        self.note_merged_second(&victims);
+        if let Some(c) = self.carpets.as_deref_mut() {
+            c.note_merged_second(&prefixes);
+        }
+        self.drop_echoes(out, before);
+    }
+
+    /// One tick of a merged second: its share of each victim's counters, judged as packets
+    /// would be.
+    fn count_merged_tick(&mut self, tick: i64, victims: &[MergedVictim], out: &mut Vec<AttackEvent>) {
+        let now = self.move_clock(tick_time(tick), out);
+        let ts = tick_time(now).max(self.last_ts);
+        self.last_ts = ts;
+        // This tick's share of a second's count: the remainder goes to the first ticks.
+        let (per_tick, k) = (TICKS_PER_SECOND as u64, tick.rem_euclid(TICKS_PER_SECOND) as u64);
+        let share = |total: u64| (total / per_tick + u64::from(k < total % per_tick)).min(u64::from(u32::MAX));
+        for v in victims {
+            let hash = self.hasher.hash_ip(v.victim);
+            let Some(slot) =
+                self.victims.find_hashed(v.victim, hash).or_else(|| self.insert_victim(v.victim, hash, now))
+            else {
+                continue;
+            };
+            if self.victims.meta[slot].ignored {
+                continue;
+            }
+            self.touch(slot, now);
+            for (cell, total) in v.cells.iter().enumerate() {
+                match share(*total) {
+                    0 => {}
+                    n => self.victims.add(slot, cell, n as u32),
+                }
+            }
+            for c in Class::ALL {
+                let ci = c as usize;
+                let packets = share(v.cells[ci]);
+                if packets == 0 {
                     continue;
                 }
-                self.touch(slot, now);
-                for (cell, total) in v.cells.iter().enumerate() {
-                    match share(*total) {
-                        0 => {}
-                        n => self.victims.add(slot, cell, n as u32),
-                    }
+                let w = self.victims.meta[slot].watch[ci];
+                if let Some(watch) = self.watches.get_mut(w as usize).and_then(|w| w.as_mut()) {
+                    watch.counted(packets, share(v.cells[cell::BYTES + ci]), ts);
                 }
-                for c in Class::ALL {
-                    let ci = c as usize;
-                    let packets = share(v.cells[ci]);
-                    if packets == 0 {
-                        continue;
-                    }
-                    let w = self.victims.meta[slot].watch[ci];
-                    if let Some(watch) = self.watches.get_mut(w as usize).and_then(|w| w.as_mut()) {
-                        watch.packets += packets;
-                        watch.bytes = watch.bytes.saturating_add(share(v.cells[cell::BYTES + ci]));
-                        watch.last_ts = ts;
-                    }
-                    if self.victims.sums(slot)[ci] >= u64::from(self.victims.meta[slot].level[ci]) {
-                        self.on_level(slot, c, ts, 1, Some(v), out);
-                    }
+                if self.victims.sums(slot)[ci] >= u64::from(self.victims.meta[slot].level[ci]) {
+                    self.on_level(slot, c, ts, 1, Some(v), out);
                 }
             }
         }
-        for v in &victims {
+    }
+
+    /// After a merged second: each watch learns its victim's sensors and merged trackers.
+    fn note_merged_second(&mut self, victims: &[MergedVictim]) {
+        for v in victims {
             let Some(slot) = self.victims.find(v.victim) else { continue };
             for c in Class::ALL {
                 let w = self.victims.meta[slot].watch[c as usize];
@@ -1645,7 +1702,7 @@ impl Analyzer {
             }
             match self.watch(w).state {
                 WatchState::Watching => {
-                    let calm = (trigger / (8 * u64::from(self.reach))).max(1);
+                    let calm = (trigger / (8 * u64::from(self.reach()))).max(1);
                     let watch = self.watch_mut(w);
                     if count < calm {
                         let since = *watch.calm_since.get_or_insert(now);

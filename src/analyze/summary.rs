@@ -23,14 +23,15 @@ use std::fmt;
 
 /// Bumped whenever the encoding changes, [`REFLECTORS`](super::services::REFLECTORS) (whose
 /// indexes name services) included.
-pub const SUMMARY_VERSION: u16 = 1;
+/// 2: the carpet analyzer's prefixes.
+pub const SUMMARY_VERSION: u16 = 2;
 /// Largest encoded summary: victims beyond it are left out (and counted).
 pub const MAX_SUMMARY_BYTES: usize = 64 * 1024;
 /// Distinct-source sketches travel at 2^12 registers: 4 KiB, 1.6 % standard error.
 pub const SUMMARY_PRECISION: u32 = 12;
 /// Source networks travel as one bit per 16 adjacent /16 networks (512 bytes).
 pub const NETWORK_SLOTS: usize = 4096;
-/// Most victims in a summary, busiest first.
+/// Most victims (and most prefixes) in a summary, busiest first.
 pub const MAX_VICTIMS: usize = 1000;
 /// Busiest sources per tracker: a sensor's share of a botnet is listed whole up to this.
 pub const SUMMARY_SOURCES: usize = 256;
@@ -50,24 +51,17 @@ pub struct SecondSummary {
     pub victims: Vec<VictimSecond>,
     /// Victims with traffic in the second that the size bound left out.
     pub victims_left_out: u32,
+    /// The carpet analyzer's busiest prefixes, as victims named by their network address
+    /// (counters estimated from its flow sample; see `carpet`), busiest first.
+    pub prefixes: Vec<VictimSecond>,
+    pub prefixes_left_out: u32,
 }
 
-impl SecondSummary {
-    /// The summaries of one second by analyzers of disjoint victims (the shards of one
-    /// sensor) as one: their victims, busiest first, at most [`MAX_VICTIMS`].
-    pub fn join(parts: Vec<SecondSummary>) -> Option<SecondSummary> {
-        let mut parts = parts.into_iter();
-        let mut whole = parts.next()?;
-        for part in parts {
-            whole.victims.extend(part.victims);
-            whole.victims_left_out = whole.victims_left_out.saturating_add(part.victims_left_out);
-        }
-        whole.victims.sort_by_cached_key(|v| (std::cmp::Reverse(v.packets()), v.victim));
-        let left_out = whole.victims.len().saturating_sub(MAX_VICTIMS);
-        whole.victims.truncate(MAX_VICTIMS);
-        whole.victims_left_out = whole.victims_left_out.saturating_add(left_out as u32);
-        Some(whole)
-    }
+/// Sorts `list` busiest first and keeps `keep` of it, counting the others in `left_out`.
+fn keep_busiest(list: &mut Vec<VictimSecond>, keep: usize, left_out: &mut u32) {
+    list.sort_by_cached_key(|v| (std::cmp::Reverse(v.packets()), v.victim));
+    *left_out = left_out.saturating_add(list.len().saturating_sub(keep) as u32);
+    list.truncate(keep);
 }
 
 /// One victim's second at one sensor.
@@ -173,12 +167,17 @@ impl MergedVictim {
     }
 }
 
-/// The summaries of one second (one per sensor) merged per victim, in address order, each
-/// tracker listing at most `sources` sources (the aggregator's tracker's capacity).
-pub fn merge_second(summaries: &[SecondSummary], sources: usize) -> Vec<MergedVictim> {
+/// The summaries of one second (one per sensor) merged per victim (of the list `part`
+/// selects: the hosts or the prefixes), in address order, each tracker listing at most
+/// `sources` sources (the aggregator's tracker's capacity).
+pub fn merge_second(
+    summaries: &[SecondSummary],
+    part: fn(&SecondSummary) -> &[VictimSecond],
+    sources: usize,
+) -> Vec<MergedVictim> {
     let mut merged: std::collections::BTreeMap<IpKey, MergedVictim> = Default::default();
     for s in summaries {
-        for v in &s.victims {
+        for v in part(s) {
             let m = merged.entry(v.victim).or_insert_with(|| MergedVictim {
                 victim: v.victim,
                 cells: [0; cell::COUNT],
@@ -227,18 +226,35 @@ impl fmt::Display for SummaryError {
 impl std::error::Error for SummaryError {}
 
 impl SecondSummary {
+    /// The summaries of one second by analyzers of disjoint victims (the shards of one
+    /// sensor) as one: their victims, busiest first, at most [`MAX_VICTIMS`].
+    pub fn join(parts: Vec<SecondSummary>) -> Option<SecondSummary> {
+        let mut parts = parts.into_iter();
+        let mut whole = parts.next()?;
+        for part in parts {
+            whole.victims.extend(part.victims);
+            whole.victims_left_out = whole.victims_left_out.saturating_add(part.victims_left_out);
+            whole.prefixes.extend(part.prefixes);
+            whole.prefixes_left_out = whole.prefixes_left_out.saturating_add(part.prefixes_left_out);
+        }
+        keep_busiest(&mut whole.victims, MAX_VICTIMS, &mut whole.victims_left_out);
+        keep_busiest(&mut whole.prefixes, MAX_VICTIMS, &mut whole.prefixes_left_out);
+        Some(whole)
+    }
+
     /// The encoded summary, leaving out the least busy victims while it is above
     /// [`MAX_SUMMARY_BYTES`] (and counting them).
     pub fn encode(mut self) -> Result<Vec<u8>, SummaryError> {
         loop {
             let bytes = postcard::to_allocvec(&self).map_err(|e| SummaryError::Malformed(e.to_string()))?;
-            if bytes.len() <= MAX_SUMMARY_BYTES || self.victims.is_empty() {
+            if bytes.len() <= MAX_SUMMARY_BYTES || (self.victims.is_empty() && self.prefixes.is_empty()) {
                 return Ok(bytes);
             }
-            // Out of room: drop a share of the victims proportional to the excess.
-            let keep = (self.victims.len() * MAX_SUMMARY_BYTES / bytes.len()).min(self.victims.len() - 1);
-            self.victims_left_out = self.victims_left_out.saturating_add((self.victims.len() - keep) as u32);
-            self.victims.truncate(keep);
+            // Out of room: drop a share of the victims and prefixes proportional to the excess.
+            let keep = |n: usize| (n * MAX_SUMMARY_BYTES / bytes.len()).min(n.saturating_sub(1));
+            let (victims, prefixes) = (keep(self.victims.len()), keep(self.prefixes.len()));
+            keep_busiest(&mut self.victims, victims, &mut self.victims_left_out);
+            keep_busiest(&mut self.prefixes, prefixes, &mut self.prefixes_left_out);
         }
     }
 
@@ -266,7 +282,7 @@ impl SecondSummary {
         if self.sensor.is_empty() || self.sensor.len() > MAX_SENSOR_NAME {
             return invalid("sensor name empty or longer than 64 bytes");
         }
-        for v in &self.victims {
+        for v in self.victims.iter().chain(&self.prefixes) {
             if v.cells.iter().any(|(c, _)| *c as usize >= cell::COUNT) {
                 return invalid("counter index out of range");
             }
@@ -351,6 +367,8 @@ mod tests {
             hash_key: 42,
             victims,
             victims_left_out: 0,
+            prefixes: Vec::new(),
+            prefixes_left_out: 0,
         }
     }
 
@@ -374,16 +392,24 @@ mod tests {
         assert!(matches!(refused(&bytes[..bytes.len() / 2]), SummaryError::Malformed(_)));
         assert!(matches!(refused(&[]), SummaryError::Malformed(_)));
         assert_eq!(refused(&vec![0; MAX_SUMMARY_BYTES + 1]), SummaryError::TooLarge(MAX_SUMMARY_BYTES + 1));
-        assert_eq!(refused(&encoded(SecondSummary { version: 2, ..good.clone() })), SummaryError::Version(2));
+        let other = SUMMARY_VERSION + 1;
+        assert_eq!(refused(&encoded(SecondSummary { version: other, ..good.clone() })), SummaryError::Version(other));
         let with = |change: &dyn Fn(&mut SecondSummary)| {
             let mut s = good.clone();
             change(&mut s);
             refused(&encoded(s))
         };
         type Change<'a> = &'a dyn Fn(&mut SecondSummary);
-        let cases: [(Change, &str); 7] = [
+        let cases: [(Change, &str); 8] = [
             (&|s| s.sensor.clear(), "sensor name"),
             (&|s| s.victims[0].cells.push((cell::COUNT as u8, 1)), "counter index"),
+            (
+                &|s| {
+                    let prefix = VictimSecond { cells: vec![(cell::COUNT as u8, 1)], ..s.victims[0].clone() };
+                    s.prefixes.push(prefix)
+                },
+                "counter index",
+            ),
             (&|s| s.victims[0].watches[0].class = Class::COUNT as u8, "traffic class"),
             (&|s| s.victims[0].watches[0].tracker.distinct = HyperLogLog::new(10), "precision"),
             (&|s| s.victims[0].watches[0].tracker.networks.pop().map(drop).unwrap_or(()), "networks"),

@@ -903,7 +903,7 @@ fn the_trackers_of_three_sensors_seeing_a_third_each_merge_into_the_whole() {
 }
 
 /// `flood` seen by `sensors` sensors named `{name}-{k}`, sensor k getting the sources whose
-/// last octet is k modulo their number, then their summaries counted second by second by an
+/// last two octets XORed are k modulo their number, then their summaries counted second by second by an
 /// aggregator: each sensor's own alerts, every summary, the aggregator's alerts.
 fn sensors_then_aggregator(
     flood: &[PacketRecord],
@@ -915,7 +915,8 @@ fn sensors_then_aggregator(
     for part in 0..sensors {
         let mut sensor = Analyzer::new(settings());
         sensor.summarize_seconds(&format!("{name}-{part}")).unwrap();
-        own.push(run(&mut sensor, flood.iter().copied().filter(|p| (p.src.0 as u8) % sensors == part)));
+        let sensor_of = |p: &PacketRecord| (p.src.0 as u8 ^ (p.src.0 >> 8) as u8) % sensors;
+        own.push(run(&mut sensor, flood.iter().copied().filter(|p| sensor_of(p) == part)));
         for s in sensor.take_summaries() {
             seconds.entry(s.second).or_default().push(s);
         }
@@ -983,4 +984,27 @@ fn an_aggregated_flood_no_sensor_watched_says_its_sources_were_not_reported() {
     assert_eq!((start.kind, start.sensors.len()), (AttackKind::SynFlood, 25));
     assert!(start.sources.verdict.starts_with("sources not reported"), "{}", start.sources.verdict);
     assert!(start.offending_ips.is_empty() && start.sources.top.is_empty());
+}
+
+#[test]
+fn a_carpet_bombing_split_over_three_sensors_is_flagged_against_the_prefix_by_their_aggregator() {
+    // 20,000 SYN/s over the hosts of a /24 from 100 bots, each sensor seeing a third of the
+    // bots: 6,700 SYN/s each, below the prefix's 10,000.
+    let syns: Vec<PacketRecord> = spread_over_a_slash_24(20_000, 2, |ts, bot, port, host| {
+        tcp(ts, (bot, port), (host, 80), PacketRecord::TCP_SYN, (port as u32, 0))
+    })
+    .collect();
+    let (own, summaries, events) = sensors_then_aggregator(&syns, 3, "edge");
+    assert!(own.iter().all(|alone| alone.is_empty()), "{own:#?}");
+    assert!(summaries.iter().all(|s| !s.prefixes.is_empty()));
+    let starts: Vec<_> = events.iter().filter(|e| e.event == EventKind::Start).collect();
+    assert_eq!(starts.len(), 1, "{events:#?}");
+    let start = starts[0];
+    assert_eq!((start.kind, start.victim_text().as_str()), (AttackKind::SynFlood, "198.51.100.0/24"));
+    assert_eq!(start.sensors, ["edge-0", "edge-1", "edge-2"]);
+    let end = events.iter().find(|e| e.event == EventKind::End).expect("its end");
+    // Each sampled packet stands for 32: the total is an estimate.
+    assert!((36_000..44_000).contains(&end.packets), "{} packets of 40,000", end.packets);
+    assert_eq!(end.offending_ips.len(), 100, "{}", end.sources.verdict);
+    assert!(end.offending_ips.iter().all(|ip| ip.to_string().starts_with("100.72.")));
 }
