@@ -389,6 +389,8 @@ pub struct OutputSettings {
     pub on_attack: Vec<String>,
     pub on_attack_timeout_s: Option<f64>,
     pub on_attack_per_minute: Option<u32>,
+    /// Per-second record of each watched victim's traffic, for `floodwatch report`.
+    pub timeline: Option<PathBuf>,
 }
 
 /// Defaults of the `[output]` section.
@@ -480,6 +482,8 @@ impl OutputSettings {
             metrics,
             hook,
             publish: None,
+            timeline: self.timeline.clone(),
+            report: None,
         })
     }
 }

@@ -167,6 +167,9 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     if let Some(p) = &opts.outputs.publish {
         analyzer.summarize_seconds(&p.sensor).map_err(|e| DaemonError::Output(format!("--publish: {e}")))?;
     }
+    if opts.outputs.timeline.is_some() {
+        analyzer.record_seconds().map_err(|e| DaemonError::Output(format!("--timeline: {e}")))?;
+    }
     let analyzer_thread = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -652,6 +655,11 @@ fn analyzer_loop(
     let report = outputs.finish();
     if let Some((handed_over, dropped, refused)) = report.summaries {
         tracing::info!(handed_over, dropped, refused, "summary publisher stopped");
+    }
+    match &report.timeline {
+        Some(Ok(records)) => tracing::info!(records, "timeline closed"),
+        Some(Err(e)) => tracing::warn!("{e}"),
+        None => {}
     }
     // Each alert raised was delivered or lost, by every sink: the operator can add it up.
     for s in &report.sinks {

@@ -10,7 +10,9 @@ use floodwatch::config::{Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::metrics::listen_addr;
 use floodwatch::output::nats::{nats_url, PublishOptions};
+use floodwatch::output::report::{self, ReportInput, ReportOptions};
 use floodwatch::output::summary::{Progress, Summary};
+use floodwatch::output::timeline;
 use floodwatch::output::{OutputOptions, Outputs};
 use floodwatch::pipeline::Datagrams;
 use floodwatch::replay::replay;
@@ -55,11 +57,30 @@ enum Command {
     /// Merge the summaries sensors publish (run/replay --publish) over NATS, second by
     /// second, and report the attacks no single sensor sees.
     Aggregate(AggregateArgs),
+    /// Build the incident report page (one self-contained HTML file) from a daemon's or a
+    /// replay's native alerts, timeline and evidence directory.
+    Report(ReportArgs),
     /// Validate a config file and print the effective settings' summary.
     CheckConfig {
         /// The TOML config file.
         file: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Native alerts (JSON lines), as --alerts FILE writes them.
+    #[arg(long, value_name = "FILE")]
+    alerts: PathBuf,
+    /// The timeline written with --timeline FILE: per-second charts of each victim.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
+    /// The evidence directory, to check each capture's SHA-256 and packet count.
+    #[arg(long, value_name = "DIR")]
+    evidence_dir: Option<PathBuf>,
+    /// Where the page goes.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -87,6 +108,9 @@ struct ReplayArgs {
     /// sampling rate's worth, a flow's packets are spread over its duration.
     #[arg(long)]
     telemetry: bool,
+    /// Write the incident report page (self-contained HTML) to FILE at the end.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -182,6 +206,10 @@ struct OutputArgs {
     /// This sensor's name in its summaries (letters, digits, '-', '_').
     #[arg(long, value_name = "NAME", requires = "publish")]
     sensor: Option<String>,
+    /// Write each watched victim's traffic per second (JSON lines) to FILE, for the charts
+    /// of `floodwatch report`.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
 }
 
 impl OutputArgs {
@@ -202,6 +230,7 @@ impl OutputArgs {
             evidence_packets,
             evidence_max_mb,
             metrics,
+            timeline,
         } = self;
         o.drain_timeout_s = drain_timeout.or(o.drain_timeout_s);
         o.blocklist = blocklist.clone().or(o.blocklist.take());
@@ -211,6 +240,7 @@ impl OutputArgs {
         o.evidence_packets = evidence_packets.or(o.evidence_packets);
         o.evidence_max_mb = evidence_max_mb.or(o.evidence_max_mb);
         o.metrics = metrics.clone().or(o.metrics.take());
+        o.timeline = timeline.clone().or(o.timeline.take());
     }
 
     /// The checked output options of `config` with these flags applied.
@@ -321,12 +351,47 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+fn run_report(args: ReportArgs) -> u8 {
+    let attacks = match report::read_alerts(&args.alerts) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let records = match args.timeline.as_deref().map(timeline::read).transpose() {
+        Ok(r) => r.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("floodwatch: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let sources = [Some(&args.alerts), args.timeline.as_ref(), args.evidence_dir.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect();
+    let n = attacks.len();
+    let input = ReportInput { attacks, timeline: records, evidence_dir: args.evidence_dir, sources };
+    match std::fs::write(&args.output, report::render(&input)) {
+        Ok(()) => {
+            eprintln!("floodwatch: report of {n} attacks written to {}", args.output.display());
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("floodwatch: {}: {e}", args.output.display());
+            exit::RUNTIME
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Run(args) => run_daemon(args),
         Command::Aggregate(args) => run_aggregate(args),
+        Command::Report(args) => run_report(args),
         Command::CheckConfig { file } => match Config::from_file(&file) {
             Ok(Config { detection: s, .. }) => {
                 println!(
@@ -485,13 +550,28 @@ fn run_replay(args: ReplayArgs) -> u8 {
             return exit::BAD_CONFIG;
         }
     };
-    let options = match args.output.options(&config) {
+    let mut options = match args.output.options(&config) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("floodwatch: {e}");
             return exit::BAD_CONFIG;
         }
     };
+    options.report = args.report.clone().map(|path| ReportOptions {
+        path,
+        evidence_dir: options.evidence.as_ref().map(|e| e.dir.clone()),
+        sources: args.files.clone(),
+    });
+    let publish = options.publish.as_ref().map(|p| p.sensor.clone());
+    if let Some(Err(e)) = publish.as_deref().map(|sensor| Analyzer::check_summaries(&config.detection, sensor)) {
+        eprintln!("floodwatch: --publish: {e}");
+        return exit::BAD_CONFIG;
+    }
+    let timeline = options.timeline.is_some() || options.report.is_some();
+    if let Some(Err(e)) = timeline.then(|| Analyzer::check_window(&config.detection)) {
+        eprintln!("floodwatch: --timeline/--report: {e}");
+        return exit::BAD_CONFIG;
+    }
     init_logging(config.log.format);
     let mut outputs = match Outputs::open(&options) {
         Ok(o) => o,
@@ -500,13 +580,8 @@ fn run_replay(args: ReplayArgs) -> u8 {
             return exit::RUNTIME;
         }
     };
-    let publish = options.publish.as_ref().map(|p| p.sensor.clone());
-    if let Some(Err(e)) = publish.as_deref().map(|sensor| Analyzer::check_summaries(&config.detection, sensor)) {
-        eprintln!("floodwatch: --publish: {e}");
-        return exit::BAD_CONFIG;
-    }
     let mut analyzer: Box<dyn Analysis> = if args.threads > 1 {
-        match ShardedAnalyzer::new(config.detection, args.threads as usize, publish.as_deref()) {
+        match ShardedAnalyzer::new(config.detection, args.threads as usize, publish.as_deref(), timeline) {
             Ok(a) => Box::new(a),
             Err(e) => {
                 eprintln!("floodwatch: {e}");
@@ -516,6 +591,10 @@ fn run_replay(args: ReplayArgs) -> u8 {
     } else {
         let mut analyzer = Analyzer::new(config.detection);
         if let Some(Err(e)) = publish.as_deref().map(|sensor| analyzer.summarize_seconds(sensor)) {
+            eprintln!("floodwatch: {e}");
+            return exit::RUNTIME;
+        }
+        if let Some(Err(e)) = timeline.then(|| analyzer.record_seconds()) {
             eprintln!("floodwatch: {e}");
             return exit::RUNTIME;
         }

@@ -49,7 +49,7 @@ fn assert_same_with_threads(files: &[PathBuf], settings: DetectionSettings, what
 
 fn compare_with_threads(files: &[PathBuf], settings: DetectionSettings, what: &str, one: &[AttackEvent]) {
     for threads in [2, 3] {
-        let mut sharded = ShardedAnalyzer::new(settings.clone(), threads, None).expect("threads start");
+        let mut sharded = ShardedAnalyzer::new(settings.clone(), threads, None, false).expect("threads start");
         let many = events_with(files, &mut sharded);
         let (a, b) = (canonical(many.clone()), canonical(one.to_vec()));
         if a != b {
@@ -159,7 +159,7 @@ fn a_sensor_on_several_threads_publishes_the_summaries_of_one_analyzer() {
         let expected = summaries_with(f, &mut one);
         assert!(expected.iter().any(|s| !s.victims.is_empty()), "{}", f.display());
         for threads in [2, 3] {
-            let mut sharded = ShardedAnalyzer::new(settings(), threads, Some("edge")).expect("threads start");
+            let mut sharded = ShardedAnalyzer::new(settings(), threads, Some("edge"), false).expect("threads start");
             let got = summaries_with(f, &mut sharded);
             let seconds = |v: &[SecondSummary]| v.iter().map(|s| s.second).collect::<Vec<_>>();
             assert_eq!(seconds(&got), seconds(&expected), "{}: {threads} threads", f.display());

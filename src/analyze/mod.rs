@@ -114,6 +114,19 @@ impl Class {
     pub const ALL: [Class; Class::COUNT] =
         [Class::Syn, Class::SynAck, Class::Udp, Class::Icmp, Class::Frag, Class::Ack, Class::Rst, Class::TcpOther];
 
+    pub const fn name(self) -> &'static str {
+        match self {
+            Class::Syn => "syn",
+            Class::SynAck => "synack",
+            Class::Udp => "udp",
+            Class::Icmp => "icmp",
+            Class::Frag => "fragment",
+            Class::Ack => "ack",
+            Class::Rst => "rst",
+            Class::TcpOther => "tcp_other",
+        }
+    }
+
     /// The class of a packet by protocol (fragments are counted separately too). A TCP
     /// segment with SYN is a SYN or a SYN-ACK whatever its other flags; without SYN, one with
     /// RST is a RST, one with ACK an ACK, the rest (null, FIN, xmas) other TCP.
@@ -473,14 +486,31 @@ impl Analyzer {
         Ok(())
     }
 
-    /// Why an analyzer with `settings` cannot summarize its seconds as `sensor`, if it cannot.
-    pub fn check_summaries(settings: &DetectionSettings, sensor: &str) -> Result<(), String> {
+    /// Summaries of each completed second for this analyzer's own outputs (the timeline),
+    /// named by no sensor unless [`summarize_seconds`](Self::summarize_seconds) names one:
+    /// detection is unchanged.
+    pub fn record_seconds(&mut self) -> Result<(), String> {
+        Self::check_window(&self.s)?;
+        if self.seconds.is_none() {
+            self.seconds = Some(SensorSeconds { sensor: String::new(), ready: Vec::new() });
+        }
+        Ok(())
+    }
+
+    /// Why an analyzer with `settings` cannot summarize its seconds, if it cannot.
+    pub fn check_window(settings: &DetectionSettings) -> Result<(), String> {
         if i64::from(settings.window_ticks) < TICKS_PER_SECOND {
             return Err(format!(
                 "summaries need a window of at least 1s (detection.window is {} ms)",
                 settings.window_ticks * 100
             ));
         }
+        Ok(())
+    }
+
+    /// Why an analyzer with `settings` cannot summarize its seconds as `sensor`, if it cannot.
+    pub fn check_summaries(settings: &DetectionSettings, sensor: &str) -> Result<(), String> {
+        Self::check_window(settings)?;
         if sensor.is_empty() || sensor.len() > summary::MAX_SENSOR_NAME {
             return Err(format!("a sensor name has 1 to {} bytes", summary::MAX_SENSOR_NAME));
         }

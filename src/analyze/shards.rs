@@ -148,11 +148,13 @@ pub struct ShardedAnalyzer {
 }
 
 impl ShardedAnalyzer {
-    /// `sensor`: summarize each second under this name (see [`Analyzer::summarize_seconds`]).
+    /// `sensor`: summarize each second under this name (see [`Analyzer::summarize_seconds`]);
+    /// `record_seconds`: summarize them for the outputs (see [`Analyzer::record_seconds`]).
     pub fn new(
         mut settings: DetectionSettings,
         threads: usize,
         sensor: Option<&str>,
+        record_seconds: bool,
     ) -> Result<ShardedAnalyzer, String> {
         // One key for every shard, so a shard's lanes hold the destinations they would in
         // one analyzer.
@@ -165,6 +167,9 @@ impl ShardedAnalyzer {
             let mut analyzer = Analyzer::for_shard(settings.clone());
             if let Some(name) = sensor {
                 analyzer.summarize_seconds(name)?;
+            }
+            if record_seconds {
+                analyzer.record_seconds()?;
             }
             let thread = std::thread::Builder::new()
                 .name(format!("analyzer-{i}"))

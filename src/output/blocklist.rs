@@ -49,7 +49,7 @@ pub const DEFAULT_TTL_S: u64 = 3600;
 /// Most entries a list holds; past this the soonest to expire go first.
 pub const MAX_ENTRIES: usize = 1 << 20;
 /// The nftables table and ipset set names.
-const NAME: &str = "floodwatch";
+pub const NAME: &str = "floodwatch";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BlocklistFormat {

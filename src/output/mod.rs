@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod nats;
 pub mod notify;
 pub mod pcap_writer;
+pub mod report;
 // unsafe: a non-blocking peek (recv) at a stream's state.
 #[allow(unsafe_code)]
 pub mod sink;
@@ -22,24 +23,27 @@ pub mod summary;
 #[allow(unsafe_code)]
 pub mod syslog;
 pub mod time;
+pub mod timeline;
 
 use crate::analyze::summary::SecondSummary;
 use crate::analyze::{AttackEvent, EventKind};
 use crate::capture::Frame;
 use crate::decode::PacketRecord;
 use crate::decode::Prefix;
-use alert::Alert;
+use alert::{Alert, AlertFormat};
 use blocklist::{BlocklistFormat, BlocklistWriter};
 use evidence::{EvidenceOptions, EvidenceRecorder};
 use hook::{ActionHook, HookOptions};
 use metrics::{Metrics, MetricsServer};
 use nats::{PublishOptions, SummaryPublisher};
+use report::{ReportCollector, ReportOptions};
 use sink::{AlertSinks, SinkReport, SinkSpec};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use timeline::TimelineWriter;
 
 /// Everything the outputs of a run are configured with.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53,6 +57,10 @@ pub struct OutputOptions {
     pub hook: Option<HookOptions>,
     /// A sensor's NATS server and name, to publish its seconds' summaries.
     pub publish: Option<PublishOptions>,
+    /// Where each watched victim's seconds go, for the report (see [`timeline`]).
+    pub timeline: Option<PathBuf>,
+    /// The incident report page written at the end (replay).
+    pub report: Option<ReportOptions>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +82,8 @@ pub struct Outputs {
     pub metrics: Arc<Metrics>,
     server: Option<MetricsServer>,
     publisher: Option<SummaryPublisher>,
+    timeline: Option<TimelineWriter>,
+    report: Option<ReportCollector>,
 }
 
 /// What the outputs did, for the summary.
@@ -83,6 +93,10 @@ pub struct OutputReport {
     pub evidence_files: u64,
     /// Summaries published, dropped (queue full) and failed, when publishing.
     pub summaries: Option<(u64, u64, u64)>,
+    /// Timeline records written, or why the timeline stopped.
+    pub timeline: Option<Result<u64, String>>,
+    /// The report page written, or why not.
+    pub report: Option<Result<PathBuf, String>>,
 }
 
 impl Outputs {
@@ -108,7 +122,24 @@ impl Outputs {
         let sinks = AlertSinks::open(&opts.sinks)?;
         metrics.set_sinks(sinks.stats());
         let publisher = opts.publish.as_ref().map(|p| SummaryPublisher::start(p, opts.drain)).transpose()?;
-        Ok(Outputs { sinks, drain: opts.drain, blocklist, evidence, hook, metrics, server, publisher })
+        let timeline = opts
+            .timeline
+            .as_deref()
+            .map(|p| TimelineWriter::create(p).map_err(|e| format!("timeline {}: {e}", p.display())))
+            .transpose()?;
+        let report = opts.report.clone().map(ReportCollector::new);
+        Ok(Outputs {
+            sinks,
+            drain: opts.drain,
+            blocklist,
+            evidence,
+            hook,
+            metrics,
+            server,
+            publisher,
+            timeline,
+            report,
+        })
     }
 
     /// The metrics endpoint's address, when serving.
@@ -145,6 +176,10 @@ impl Outputs {
             if let Some(b) = self.blocklist.as_mut() {
                 b.record(&alert.event);
             }
+            if let Some(r) = self.report.as_mut() {
+                let native = alert::render(&alert, AlertFormat::Native).ok();
+                r.alert(native.and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default());
+            }
             let alert = Arc::new(alert);
             if let Some(h) = &self.hook {
                 h.send(&alert);
@@ -155,8 +190,15 @@ impl Outputs {
         Ok(())
     }
 
-    /// The analyzer's summaries of the seconds it completed, for the publisher (if any).
+    /// The analyzer's summaries of the seconds it completed, for the timeline and the
+    /// publisher (if any).
     pub fn summaries(&mut self, summaries: Vec<SecondSummary>) {
+        if let Some(t) = self.timeline.as_mut() {
+            summaries.iter().for_each(|s| t.write(s));
+        }
+        if let Some(r) = self.report.as_mut() {
+            summaries.iter().for_each(|s| r.second(s));
+        }
         if let Some(p) = self.publisher.as_ref() {
             summaries.into_iter().for_each(|s| p.send(s));
         }
@@ -201,7 +243,9 @@ impl Outputs {
             let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
             (count(&stats.published), count(&stats.dropped), count(&stats.failed))
         });
+        let timeline = self.timeline.take().map(TimelineWriter::finish);
+        let report = self.report.take().map(ReportCollector::finish);
         let sinks = self.sinks.finish(self.drain);
-        OutputReport { sinks, blocklist_entries, evidence_files, summaries }
+        OutputReport { sinks, blocklist_entries, evidence_files, summaries, timeline, report }
     }
 }

@@ -333,6 +333,16 @@ impl fmt::Display for Summary<'_> {
         if self.outputs.evidence_files > 0 {
             writeln!(f, "  evidence: {} capture files written", self.outputs.evidence_files)?;
         }
+        match &self.outputs.report {
+            Some(Ok(path)) => writeln!(f, "  report: {}", path.display())?,
+            Some(Err(e)) => writeln!(f, "  {e}")?,
+            None => {}
+        }
+        match &self.outputs.timeline {
+            Some(Ok(records)) => writeln!(f, "  timeline: {records} records (victim-seconds) written")?,
+            Some(Err(e)) => writeln!(f, "  {e}")?,
+            None => {}
+        }
         if let Some((published, dropped, failed)) = self.outputs.summaries {
             writeln!(
                 f,
