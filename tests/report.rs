@@ -202,3 +202,42 @@ fn alerts_that_are_not_floodwatch_native_alerts_are_refused_naming_the_line() {
     assert!(stderr.contains("bad.jsonl line 2: not a floodwatch alert in the native format"), "{stderr}");
     assert!(!dir.path("r.html").exists());
 }
+
+/// The page as a browser shows it: headless Chromium renders the report of
+/// `dns_amplification` from disk without one console error (an SVG attribute it cannot
+/// read, say) and takes its screenshot.
+#[test]
+fn chromium_renders_the_report_without_console_errors() {
+    if !on_path("chromium") {
+        return skip("chromium is not installed (Debian package chromium)");
+    }
+    let dir = Scratch::new("report-chromium");
+    let capture = repo_path("captures/dns_amplification.pcap.gz");
+    let page = dir.path("report.html");
+    let evidence = dir.path("evidence");
+    floodwatch(&[
+        "replay",
+        "--no-progress",
+        capture.to_str().unwrap(),
+        "--alerts",
+        dir.path("alerts.jsonl").to_str().unwrap(),
+        "--evidence-dir",
+        evidence.to_str().unwrap(),
+        "--report",
+        page.to_str().unwrap(),
+    ]);
+    let shot = dir.path("report.png");
+    let out = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"])
+        .args(["--window-size=1000,2600", &format!("--screenshot={}", shot.display())])
+        .arg(format!("file://{}", page.display()))
+        .env("HOME", &*dir)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages:\n{}", console.join("\n"));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 50_000, "{} bytes", png.len());
+}
