@@ -24,6 +24,7 @@ use common::Scratch;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const NS: i64 = 1_000_000_000;
@@ -209,11 +210,13 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
     let _ = std::fs::remove_file(&alerts);
     let evidence = dir.join(format!("{}.evidence", sc.name));
     let blocklist = dir.join(format!("{}.blocklist", sc.name));
+    let timeline = dir.join(format!("{}.timeline.jsonl", sc.name));
     let options = [
         ["--config", config.to_str().unwrap()],
         ["--alerts", alerts.to_str().unwrap()],
         ["--evidence-dir", evidence.to_str().unwrap()],
         ["--blocklist", blocklist.to_str().unwrap()],
+        ["--timeline", timeline.to_str().unwrap()],
     ];
     let daemon_args = daemon_command(net, options.as_flattened());
     let mut daemon = Proc::spawn(&net.victim, &daemon_args, &dir.join(format!("{}.floodwatch.log", sc.name)));
@@ -298,6 +301,7 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
         ));
     }
     failures.extend(check_outputs(end, &blocklist));
+    failures.extend(check_report(dir, sc, [&alerts, &timeline, &evidence], id));
     let captured = match stopped_counts(&log) {
         (Some(p), Some(d)) => format!(", floodwatch captured {p} packets, kernel dropped {d}"),
         _ => String::new(),
@@ -319,6 +323,36 @@ fn run_scenario(net: &Netns, dir: &Path, config: &Path, sc: &Scenario) -> Vec<St
         failures.push(dump());
     }
     failures
+}
+
+/// `floodwatch report` on the daemon's outputs: the timeline has the victim's flood second
+/// by second, and the page shows the attack with its traffic from that timeline.
+fn check_report(dir: &Path, sc: &Scenario, [alerts, timeline, evidence]: [&Path; 3], id: &str) -> Vec<String> {
+    let records = std::fs::read_to_string(timeline).unwrap_or_default();
+    let busy = records.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).any(|r| {
+        r["victim"] == sc.victim && r["packets"].as_object().is_some_and(|p| p.values().any(|n| n.as_u64() > Some(100)))
+    });
+    if !busy {
+        return vec![format!("the timeline has no second of the flood on {}:\n{records}", sc.victim)];
+    }
+    let page = dir.join(format!("{}.report.html", sc.name));
+    let out = Command::new(env!("CARGO_BIN_EXE_floodwatch"))
+        .arg("report")
+        .args(["--alerts".as_ref(), alerts.as_os_str(), "--timeline".as_ref(), timeline.as_os_str()])
+        .args(["--evidence-dir".as_ref(), evidence.as_os_str(), "-o".as_ref(), page.as_os_str()])
+        .output()
+        .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap_or_default();
+    if !out.status.success() || !html.contains(id) || !html.contains("class=\"series\" data-class=") {
+        return vec![format!(
+            "floodwatch report: {}; page without attack {id} or its timeline",
+            String::from_utf8_lossy(&out.stderr)
+        )];
+    }
+    if !html.contains("verified: the file&#39;s SHA-256 and packet count match") {
+        return vec![format!("the report did not verify attack {id}'s evidence")];
+    }
+    Vec::new()
 }
 
 /// The daemon's outputs for one attack: its evidence pcap (frames carried from the capture
