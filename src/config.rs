@@ -484,6 +484,7 @@ impl OutputSettings {
             publish: None,
             timeline: self.timeline.clone(),
             report: None,
+            exabgp: None,
         })
     }
 }

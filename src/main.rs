@@ -210,6 +210,10 @@ struct OutputArgs {
     /// of `floodwatch report`.
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
+    /// Append a BGP FlowSpec rule per attack (announced at its start, withdrawn at its end
+    /// and at shutdown) to FILE as ExaBGP API lines, for an ExaBGP process following it.
+    #[arg(long, value_name = "FILE")]
+    exabgp: Option<PathBuf>,
 }
 
 impl OutputArgs {
@@ -231,6 +235,7 @@ impl OutputArgs {
             evidence_max_mb,
             metrics,
             timeline,
+            exabgp: _,
         } = self;
         o.drain_timeout_s = drain_timeout.or(o.drain_timeout_s);
         o.blocklist = blocklist.clone().or(o.blocklist.take());
@@ -252,6 +257,7 @@ impl OutputArgs {
         let mut options = o
             .options(&config.detection.allow_sources)
             .map_err(|e| format!("{}{}", e.key.name_in_section(), e.problem_text()))?;
+        options.exabgp = self.exabgp.clone();
         if let (Some(url), Some(sensor)) = (&self.publish, &self.sensor) {
             if config.detection.hash_seed.is_none() {
                 return Err(HASH_SEED_SHARED.into());

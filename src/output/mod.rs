@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod blocklist;
 pub mod evidence;
+pub mod exabgp;
 pub mod hook;
 pub mod metrics;
 pub mod nats;
@@ -33,6 +34,7 @@ use crate::decode::Prefix;
 use alert::{Alert, AlertFormat};
 use blocklist::{BlocklistFormat, BlocklistWriter};
 use evidence::{EvidenceOptions, EvidenceRecorder};
+use exabgp::ExabgpWriter;
 use hook::{ActionHook, HookOptions};
 use metrics::{Metrics, MetricsServer};
 use nats::{PublishOptions, SummaryPublisher};
@@ -61,6 +63,8 @@ pub struct OutputOptions {
     pub timeline: Option<PathBuf>,
     /// The incident report page written at the end (replay).
     pub report: Option<ReportOptions>,
+    /// The file of ExaBGP API lines FlowSpec rules are announced and withdrawn in.
+    pub exabgp: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +88,7 @@ pub struct Outputs {
     publisher: Option<SummaryPublisher>,
     timeline: Option<TimelineWriter>,
     report: Option<ReportCollector>,
+    exabgp: Option<ExabgpWriter>,
 }
 
 /// What the outputs did, for the summary.
@@ -97,6 +102,8 @@ pub struct OutputReport {
     pub timeline: Option<Result<u64, String>>,
     /// The report page written, or why not.
     pub report: Option<Result<PathBuf, String>>,
+    /// FlowSpec rules announced, withdrawn, and attacks refused one, when writing them.
+    pub exabgp: Option<(u64, u64, u64)>,
 }
 
 impl Outputs {
@@ -128,6 +135,11 @@ impl Outputs {
             .map(|p| TimelineWriter::create(p).map_err(|e| format!("timeline {}: {e}", p.display())))
             .transpose()?;
         let report = opts.report.clone().map(ReportCollector::new);
+        let exabgp = opts
+            .exabgp
+            .as_deref()
+            .map(|p| ExabgpWriter::open(p).map_err(|e| format!("exabgp {}: {e}", p.display())))
+            .transpose()?;
         Ok(Outputs {
             sinks,
             drain: opts.drain,
@@ -139,6 +151,7 @@ impl Outputs {
             publisher,
             timeline,
             report,
+            exabgp,
         })
     }
 
@@ -175,6 +188,12 @@ impl Outputs {
             }
             if let Some(b) = self.blocklist.as_mut() {
                 b.record(&alert.event);
+            }
+            if let Some(x) = self.exabgp.as_mut() {
+                // Detection goes on without the router's help: the failure is logged.
+                if let Err(e) = x.event(&alert.event) {
+                    tracing::error!("exabgp: {e}");
+                }
             }
             if let Some(r) = self.report.as_mut() {
                 let native = alert::render(&alert, AlertFormat::Native).ok();
@@ -245,7 +264,13 @@ impl Outputs {
         });
         let timeline = self.timeline.take().map(TimelineWriter::finish);
         let report = self.report.take().map(ReportCollector::finish);
+        let exabgp = self.exabgp.take().map(|mut x| {
+            if let Err(e) = x.finish() {
+                tracing::error!("exabgp: withdrawing at shutdown: {e}");
+            }
+            (x.announcements, x.withdrawals, x.refused)
+        });
         let sinks = self.sinks.finish(self.drain);
-        OutputReport { sinks, blocklist_entries, evidence_files, summaries, timeline, report }
+        OutputReport { sinks, blocklist_entries, evidence_files, summaries, timeline, report, exabgp }
     }
 }

@@ -333,6 +333,12 @@ impl fmt::Display for Summary<'_> {
         if self.outputs.evidence_files > 0 {
             writeln!(f, "  evidence: {} capture files written", self.outputs.evidence_files)?;
         }
+        if let Some((announced, withdrawn, refused)) = self.outputs.exabgp {
+            writeln!(
+                f,
+                "  exabgp: {announced} FlowSpec rules announced, {withdrawn} withdrawn, {refused} attacks without one"
+            )?;
+        }
         match &self.outputs.report {
             Some(Ok(path)) => writeln!(f, "  report: {}", path.display())?,
             Some(Err(e)) => writeln!(f, "  {e}")?,
