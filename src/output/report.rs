@@ -730,15 +730,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// `12,345`.
 fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::analyze::fmt_int(n as f64)
 }
 
 fn bits(bps: u64) -> String {
