@@ -477,13 +477,17 @@ impl Analyzer {
     pub fn summarize_seconds(&mut self, sensor: &str) -> Result<(), String> {
         Self::check_summaries(&self.s, sensor)?;
         self.seconds = Some(SensorSeconds { sensor: sensor.to_string(), ready: Vec::new() });
+        self.become_sensor();
+        Ok(())
+    }
+
+    /// Admits and watches [`SENSOR_REACH`] times lower, and so does its carpet analyzer.
+    fn become_sensor(&mut self) {
         self.sensor = true;
         self.set_admission();
         if let Some(c) = self.carpets.as_deref_mut() {
-            c.sensor = true;
-            c.set_admission();
+            c.become_sensor();
         }
-        Ok(())
     }
 
     /// Summaries of each completed second for this analyzer's own outputs (the timeline),
@@ -586,12 +590,11 @@ impl Analyzer {
                     Some(ClassWatch { class: c as u8, attacked: watch.state == WatchState::Active, tracker })
                 })
                 .collect();
-            let cells: Vec<(u8, u64)> =
-                cells.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u8, *n)).collect();
-            let victim = VictimSecond { victim: meta.key, cells, watches };
-            if victim.packets() > 0 || !victim.watches.is_empty() {
-                victims.push(victim);
+            if watches.is_empty() && cells[..Class::COUNT].iter().all(|n| *n == 0) {
+                continue;
             }
+            let cells = cells.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u8, *n)).collect();
+            victims.push(VictimSecond { victim: meta.key, cells, watches });
         }
         victims
     }
@@ -1810,17 +1813,14 @@ impl Analyzer {
         let kind = watch.attack.as_ref().map(|a| a.kind).unwrap_or(AttackKind::UdpFlood);
         let Some(t) = watch.tracker.as_ref() else {
             let verdict = match watch.sensors.is_empty() {
-                true => "sources not tracked: every tracker was in use (raise limits.max_trackers)",
-                // An aggregator's watch: sensors list sources from a sixteenth of their
-                // own threshold.
-                false => "sources not reported: no sensor watched this traffic toward the victim (each saw less than a sixteenth of its own threshold)",
+                true => "sources not tracked: every tracker was in use (raise limits.max_trackers)".to_string(),
+                // An aggregator's watch: sensors list sources from their watch level.
+                false => format!(
+                    "sources not reported: no sensor watched this traffic toward the victim (each saw less than 1/{} of its own threshold)",
+                    4 * SENSOR_REACH
+                ),
             };
-            return SourceReport {
-                distinct_estimate: 0,
-                spoofed_likely: false,
-                verdict: verdict.into(),
-                top: Vec::new(),
-            };
+            return SourceReport { distinct_estimate: 0, spoofed_likely: false, verdict, top: Vec::new() };
         };
         let distinct = t.distinct_sources();
         let per_source = t.packets() as f64 / distinct.max(1) as f64;
