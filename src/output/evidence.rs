@@ -205,7 +205,7 @@ impl Recording {
         EvidenceFile {
             path: Some(self.path.display().to_string()),
             packets: self.packets,
-            sha256: Some(out.hash.finalize().iter().map(|b| format!("{b:02x}")).collect()),
+            sha256: Some(hex(&out.hash.finalize())),
             error: self.error,
         }
     }
@@ -356,6 +356,11 @@ impl EvidenceRecorder {
             }
         }
     }
+}
+
+/// A digest as lowercase hexadecimal, as `sha256sum` prints it.
+pub(super) fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -199,7 +199,7 @@ impl ExabgpWriter {
     }
 
     fn send(&mut self, line: &str) -> io::Result<()> {
-        self.out.write_all(format!("{line}\n").as_bytes())
+        writeln!(self.out, "{line}")
     }
 }
 

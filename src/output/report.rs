@@ -9,9 +9,11 @@
 //! the files when the directory is given). Times are UTC and say so.
 
 use super::blocklist::NAME as BLOCKLIST_NAME;
+use super::evidence::hex;
 use super::time::{parse_rfc3339, rfc3339_micros};
 use super::timeline::TimelineRecord;
 use crate::analyze::summary::SecondSummary;
+use crate::capture::{CaptureError, FileSource};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -156,10 +158,11 @@ fn evidence_of(a: &Attack, dir: Option<&Path>) -> Option<Evidence> {
         Some(dir) => match std::fs::read(dir.join(&name)) {
             Err(err) => format!("not checked: {err}"),
             Ok(bytes) => {
-                let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-                match (digest == sha256, pcap_records(&bytes)) {
-                    (true, Some(n)) if n == packets => "verified: the file's SHA-256 and packet count match".into(),
-                    (true, n) => format!("SHA-256 matches; the file holds {} packets", n.map_or("?".into(), group)),
+                let digest = hex(&Sha256::digest(&bytes));
+                match (digest == sha256, frames_in(bytes)) {
+                    (true, Ok(n)) if n == packets => "verified: the file's SHA-256 and packet count match".into(),
+                    (true, Ok(n)) => format!("SHA-256 matches; the file holds {} packets", group(n)),
+                    (true, Err(e)) => format!("SHA-256 matches; the file cannot be read as a capture: {e}"),
                     (false, _) => format!("DIFFERS: the file's SHA-256 is {digest}"),
                 }
             }
@@ -168,25 +171,15 @@ fn evidence_of(a: &Attack, dir: Option<&Path>) -> Option<Evidence> {
     Some(Evidence { name, packets, sha256, check })
 }
 
-/// Records of a classic pcap (either byte order), or None if it is not one.
-fn pcap_records(bytes: &[u8]) -> Option<u64> {
-    let magic = bytes.get(..4)?;
-    let little = match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-        _ => return None,
-    };
-    let (mut at, mut n) = (24usize, 0u64);
-    while at + 16 <= bytes.len() {
-        let field: [u8; 4] = bytes[at + 8..at + 12].try_into().ok()?;
-        let caplen = if little { u32::from_le_bytes(field) } else { u32::from_be_bytes(field) } as usize;
-        at = at.checked_add(16 + caplen)?;
-        if at > bytes.len() {
-            break;
-        }
-        n += 1;
-    }
-    Some(n)
+/// The frames of a capture file's bytes, read as a replay reads them.
+fn frames_in(bytes: Vec<u8>) -> Result<u64, CaptureError> {
+    let mut source = FileSource::from_reader("evidence", Box::new(std::io::Cursor::new(bytes)))?;
+    let mut frames = 0u64;
+    while source.read_frames(4096, |_| {
+        frames += 1;
+        true
+    })? {}
+    Ok(frames)
 }
 
 /// The report page.
