@@ -16,10 +16,12 @@
 //! them, are merged in stream order once every worker has done the round.
 //!
 //! Merged in stream order, the alerts then pass the echo filter, which needs every shard's
-//! view. A sensor's shards summarize their own victims' seconds; as every shard's clock moves
-//! with the same steps, a round brings each second from every shard, joined into one. Same alerts as one analyzer, as long as no table fills up (each shard has the full
+//! view. Same alerts as one analyzer, as long as no table fills up (each shard has the full
 //! configured capacity, so shards run out later, never sooner) and the back-fill ring of
 //! 65,536 recent packets covers the window in both cases.
+//!
+//! A sensor's shards summarize their own victims' seconds; as every shard's clock moves with
+//! the same steps, a round brings each second from every shard, joined into one.
 
 use super::carpet::PrefixScope;
 use super::doorkeeper::{lane, LANES};
@@ -141,9 +143,7 @@ pub struct ShardedAnalyzer {
     merged: Vec<(u64, AttackEvent)>,
     /// The shards' alerts, merged, are checked for echoes here (they need every shard's view).
     echoes: AlertFilter,
-    /// The shards' summaries of the round being collected.
-    shard_seconds: Vec<SecondSummary>,
-    /// Their seconds, joined, oldest first.
+    /// The shards' seconds, joined, oldest first.
     summaries: Vec<SecondSummary>,
 }
 
@@ -198,7 +198,6 @@ impl ShardedAnalyzer {
             rounds_in_flight: 0,
             merged: Vec::new(),
             echoes: AlertFilter::default(),
-            shard_seconds: Vec::new(),
             summaries: Vec::new(),
         })
     }
@@ -227,6 +226,7 @@ impl ShardedAnalyzer {
     /// Waits for one round from every worker and hands its events on in stream order (the
     /// alerts of one packet in the order one analyzer gives them), echoes dropped.
     fn collect_round(&mut self, out: &mut Vec<AttackEvent>) {
+        let mut seconds: Vec<SecondSummary> = Vec::new();
         for w in &mut self.workers {
             if let Ok(done) = w.done.recv() {
                 w.stats = done.stats;
@@ -236,13 +236,13 @@ impl ShardedAnalyzer {
                     w.spare.push(steps);
                 }
                 self.merged.extend(done.events);
-                self.shard_seconds.extend(done.summaries);
+                seconds.extend(done.summaries);
             }
         }
-        self.shard_seconds.sort_by_key(|s| s.second);
-        while let Some(first) = self.shard_seconds.first().map(|s| s.second) {
-            let end = self.shard_seconds.iter().position(|s| s.second != first).unwrap_or(self.shard_seconds.len());
-            self.summaries.extend(SecondSummary::join(self.shard_seconds.drain(..end).collect()));
+        seconds.sort_by_key(|s| s.second);
+        while let Some(first) = seconds.first().map(|s| s.second) {
+            let end = seconds.iter().position(|s| s.second != first).unwrap_or(seconds.len());
+            self.summaries.extend(SecondSummary::join(seconds.drain(..end).collect()));
         }
         self.rounds_in_flight = self.rounds_in_flight.saturating_sub(1);
         // Stream order, and among the alerts of one packet the order one analyzer gives them.
