@@ -176,6 +176,11 @@ pub fn render(a: &Alert, format: AlertFormat) -> serde_json::Result<Vec<u8>> {
     }
 }
 
+/// One alert as the native JSON object (what the incident report reads).
+pub fn native_value(a: &Alert) -> serde_json::Result<Value> {
+    serde_json::to_value(native(a))
+}
+
 /// The native JSON line of one event (newline-terminated).
 pub fn to_json_line(e: &AttackEvent) -> serde_json::Result<Vec<u8>> {
     let mut line = render(&Alert::new(e.clone()), AlertFormat::Native)?;

@@ -31,7 +31,7 @@ use crate::analyze::{AttackEvent, EventKind};
 use crate::capture::Frame;
 use crate::decode::PacketRecord;
 use crate::decode::Prefix;
-use alert::{Alert, AlertFormat};
+use alert::Alert;
 use blocklist::{BlocklistFormat, BlocklistWriter};
 use evidence::{EvidenceOptions, EvidenceRecorder};
 use exabgp::ExabgpWriter;
@@ -196,8 +196,10 @@ impl Outputs {
                 }
             }
             if let Some(r) = self.report.as_mut() {
-                let native = alert::render(&alert, AlertFormat::Native).ok();
-                r.alert(native.and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default());
+                match alert::native_value(&alert) {
+                    Ok(native) => r.alert(native),
+                    Err(e) => tracing::error!("report: alert {} left out: {e}", alert.event.attack_id),
+                }
             }
             let alert = Arc::new(alert);
             if let Some(h) = &self.hook {

@@ -42,11 +42,10 @@ const CLASS_COLOURS: [(&str, &str); 8] = [
     ("tcp_other", "#7f7f7f"),
 ];
 
-/// One attack as its alerts tell it: the first (start) and the latest.
+/// One attack as its alerts tell it: the latest holds its figures so far.
 #[derive(Clone, Debug)]
 pub struct Attack {
     pub id: String,
-    pub first: Value,
     pub last: Value,
     /// (time ns, pps) of every alert: the rate as the alerts saw it.
     pub points: Vec<(i64, u64)>,
@@ -115,8 +114,7 @@ pub fn attacks_of(alerts: Vec<Value>) -> Vec<Attack> {
         let pps = alert["pps"].as_u64().unwrap_or(0);
         let attack = by_id.entry(id.to_string()).or_insert_with(|| Attack {
             id: id.to_string(),
-            first: alert.clone(),
-            last: alert.clone(),
+            last: Value::Null,
             points: Vec::new(),
         });
         attack.points.push((ts, pps));
