@@ -142,6 +142,8 @@ pub struct AttackEvent {
     pub victim_ports: Vec<u16>,
     pub protocol: &'static str,
     pub service: Option<&'static str>,
+    /// The reflectors' source port (amplification): one service may answer on several.
+    pub service_port: Option<u16>,
     pub pps: u64,
     pub bps: u64,
     pub peak_pps: u64,
@@ -218,6 +220,7 @@ pub(crate) mod tests {
             victim_ports: vec![443],
             protocol: "udp",
             service: Some("dns"),
+            service_port: Some(53),
             pps: 10_000,
             bps: 80_000_000,
             peak_pps: 12_000,

@@ -1936,6 +1936,7 @@ impl Analyzer {
                 .unwrap_or_default(),
             protocol,
             service: a.service.map(ServiceTable::name),
+            service_port: a.service.and_then(ServiceTable::port),
             pps,
             bps,
             peak_pps: a.peak_pps.max(pps),

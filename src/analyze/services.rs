@@ -56,6 +56,10 @@ impl ServiceTable {
     pub fn name(index: u8) -> &'static str {
         REFLECTORS.get(index as usize).map(|r| r.0).unwrap_or("unknown")
     }
+
+    pub fn port(index: u8) -> Option<u16> {
+        REFLECTORS.get(index as usize).map(|r| r.1)
+    }
 }
 
 impl Default for ServiceTable {

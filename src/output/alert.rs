@@ -96,6 +96,8 @@ struct NativeJson<'a> {
     victim_ports: &'a [u16],
     protocol: &'static str,
     service: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_port: Option<u16>,
     pps: u64,
     bps: u64,
     peak_pps: u64,
@@ -134,6 +136,7 @@ fn native(a: &Alert) -> NativeJson<'_> {
         victim_ports: &e.victim_ports,
         protocol: e.protocol,
         service: e.service,
+        service_port: e.service_port,
         pps: e.pps,
         bps: e.bps,
         peak_pps: e.peak_pps,

@@ -377,6 +377,7 @@ mod tests {
             victim_ports: vec![],
             protocol: "tcp",
             service: None,
+            service_port: None,
             pps: 0,
             bps: 0,
             peak_pps: 0,
