@@ -11,6 +11,8 @@ use crate::output::blocklist::DEFAULT_TTL_S;
 use crate::output::evidence::EvidenceOptions;
 use crate::output::hook::HookOptions;
 use crate::output::metrics::listen_addr;
+use crate::output::mitigation::route::Action;
+use crate::output::mitigation::{BlackholePolicy, MitigationOptions};
 use crate::output::sink::SinkSpec;
 use crate::output::{BlocklistOptions, OutputOptions};
 use crate::telemetry::netflow::MAX_SAMPLING_RATE;
@@ -139,7 +141,12 @@ impl fmt::Display for Refused {
 /// The line on which `key` is written in `text`, from the spans of the parsed document.
 fn line_of(text: &str, key: &Key) -> Option<usize> {
     let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let section = doc.as_table().get(key.section)?;
+    // A section such as `mitigation.rtbh` is a table inside a table.
+    let mut names = key.section.split('.');
+    let mut section = doc.as_table().get(names.next()?)?;
+    for name in names {
+        section = section.as_table_like()?.get(name)?;
+    }
     let table: &dyn toml_edit::TableLike = match key.table {
         None => section.as_table_like()?,
         Some(i) => section.as_array_of_tables()?.get(i as usize)?,
@@ -484,7 +491,7 @@ impl OutputSettings {
             publish: None,
             timeline: self.timeline.clone(),
             report: None,
-            exabgp: None,
+            mitigation: None,
         })
     }
 }
@@ -505,6 +512,8 @@ pub struct Config {
     pub output: OutputSettings,
     pub telemetry: TelemetrySettings,
     pub log: LogSettings,
+    /// `[mitigation]`: BGP routes through ExaBGP (None: the section is absent).
+    pub mitigation: Option<MitigationOptions>,
 }
 
 impl Config {
@@ -522,12 +531,15 @@ impl Config {
         let detection = detection_settings(&file).map_err(with_line)?;
         let output = file.output.clone().unwrap_or_default();
         output.options(&[]).map_err(with_line)?;
+        let mitigation =
+            file.mitigation.as_ref().map(|m| m.options(&detection.allow_sources)).transpose().map_err(with_line)?;
         Ok(Config {
             detection,
             capture: file.capture.clone().unwrap_or_default(),
             output,
             telemetry: telemetry_settings(file.telemetry.as_ref()).map_err(with_line)?,
             log: file.log.clone().unwrap_or_default(),
+            mitigation,
         })
     }
 }
@@ -570,6 +582,181 @@ struct ConfigFile {
     prefix: Vec<PrefixSection>,
     allowlist: Option<AllowlistSection>,
     telemetry: Option<TelemetrySection>,
+    mitigation: Option<MitigationSection>,
+}
+
+/// `[mitigation]`: routes through ExaBGP, with `[mitigation.flowspec]` (the action per kind)
+/// and `[mitigation.rtbh]` (when a victim is blackholed; never without it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MitigationSection {
+    /// `unix:PATH` (the relay's socket) or a file the lines are appended to.
+    exabgp: Option<String>,
+    dry_run: Option<bool>,
+    hold_s: Option<f64>,
+    max_routes: Option<usize>,
+    max_source_rules: Option<usize>,
+    widest_prefix_v4: Option<u8>,
+    widest_prefix_v6: Option<u8>,
+    #[serde(default)]
+    allow_destinations: Vec<String>,
+    #[serde(default)]
+    allow_sources: Vec<String>,
+    flowspec: Option<FlowspecSection>,
+    rtbh: Option<RtbhSection>,
+}
+
+/// The action per kind: `discard`, `rate-limit BYTES_PER_S` or `none`; `all` sets every kind first.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowspecSection {
+    all: Option<String>,
+    syn_flood: Option<String>,
+    synack_flood: Option<String>,
+    udp_flood: Option<String>,
+    amplification: Option<String>,
+    icmp_flood: Option<String>,
+    fragment_flood: Option<String>,
+    ack_flood: Option<String>,
+    rst_flood: Option<String>,
+    tcp_flood: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RtbhSection {
+    kinds: Vec<String>,
+    #[serde(default)]
+    destinations: Vec<String>,
+    min_pps: Option<u64>,
+    min_bps: Option<u64>,
+    next_hop: Option<String>,
+    communities: Option<Vec<String>>,
+}
+
+/// RFC 7999's BLACKHOLE, and NO_EXPORT so the route stays with the neighbor it was sent to.
+const DEFAULT_BLACKHOLE_COMMUNITIES: [&str; 2] = ["65535:666", "no-export"];
+
+impl MitigationSection {
+    /// The checked options; `allow_sources` (the detection allowlist) never gets a source rule.
+    fn options(&self, allow_sources: &[Prefix]) -> Result<MitigationOptions, SettingError> {
+        let key = |name| Key::of("mitigation", name);
+        let target = self
+            .exabgp
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: String| SettingError::invalid(key("exabgp"), e))?;
+        let mut o = MitigationOptions { target, dry_run: self.dry_run.unwrap_or(false), ..Default::default() };
+        if o.target.is_none() && !o.dry_run {
+            return Err(SettingError::invalid(key("exabgp"), "needed (unix:PATH or a file), unless dry_run = true"));
+        }
+        if let Some(h) = self.hold_s {
+            if !(0.0..=86_400.0).contains(&h) {
+                return Err(out_of_range(key("hold_s"), h, 0, 86_400, " seconds"));
+            }
+            o.hold = Duration::from_secs_f64(h);
+        }
+        if let Some(n) = self.max_routes {
+            o.max_routes = in_range(key("max_routes"), n, 1, 10_000)?;
+        }
+        if let Some(n) = self.max_source_rules {
+            o.max_source_rules = in_range(key("max_source_rules"), n, 0, 1_000)?;
+        }
+        if o.max_source_rules > o.max_routes {
+            // An attack's sources are blocked all together or not at all.
+            let allowed = format!("at most max_routes ({})", o.max_routes);
+            return Err(SettingError::new(
+                key("max_source_rules"),
+                Problem::OutOfRange { value: o.max_source_rules.to_string(), allowed },
+            ));
+        }
+        if let Some(l) = self.widest_prefix_v4 {
+            o.widest.0 = in_range(key("widest_prefix_v4"), l, 8, 32)?;
+        }
+        if let Some(l) = self.widest_prefix_v6 {
+            o.widest.1 = in_range(key("widest_prefix_v6"), l, 16, 128)?;
+        }
+        o.allow_destinations = parse_prefixes(key("allow_destinations"), &self.allow_destinations)?;
+        o.allow_sources = parse_prefixes(key("allow_sources"), &self.allow_sources)?;
+        o.allow_sources.extend_from_slice(allow_sources);
+        if let Some(f) = &self.flowspec {
+            let key = |name| Key::of("mitigation.flowspec", name);
+            let action = |name, text: &Option<String>| {
+                text.as_deref().map(str::parse::<Action>).transpose().map_err(|e| SettingError::invalid(key(name), e))
+            };
+            if let Some(a) = action("all", &f.all)? {
+                o.actions = [a; AttackKind::ALL.len()];
+            }
+            for (kind, text) in [
+                (AttackKind::SynFlood, &f.syn_flood),
+                (AttackKind::SynAckFlood, &f.synack_flood),
+                (AttackKind::UdpFlood, &f.udp_flood),
+                (AttackKind::Amplification, &f.amplification),
+                (AttackKind::IcmpFlood, &f.icmp_flood),
+                (AttackKind::FragmentFlood, &f.fragment_flood),
+                (AttackKind::AckFlood, &f.ack_flood),
+                (AttackKind::RstFlood, &f.rst_flood),
+                (AttackKind::TcpFlood, &f.tcp_flood),
+            ] {
+                if let Some(a) = action(kind.name(), text)? {
+                    o.actions[kind as usize] = a;
+                }
+            }
+        }
+        if let Some(r) = &self.rtbh {
+            let key = |name| Key::of("mitigation.rtbh", name);
+            let mut kinds = Vec::with_capacity(r.kinds.len());
+            for (i, name) in r.kinds.iter().enumerate() {
+                let kind = AttackKind::ALL.iter().find(|k| k.name() == name).ok_or_else(|| {
+                    SettingError::invalid(key("kinds").element(i), format!("`{name}` is not an attack kind"))
+                })?;
+                kinds.push(*kind);
+            }
+            if kinds.is_empty() {
+                return Err(SettingError::invalid(key("kinds"), "name the kinds a victim is blackholed for"));
+            }
+            if r.min_pps.is_none() && r.min_bps.is_none() {
+                return Err(SettingError::invalid(
+                    key("min_pps"),
+                    "min_pps or min_bps needed: a victim is blackholed only above a rate",
+                ));
+            }
+            let next_hop = r.next_hop.clone().unwrap_or_else(|| "self".into());
+            if next_hop != "self" && next_hop.parse::<IpAddr>().is_err() {
+                return Err(SettingError::invalid(key("next_hop"), format!("`{next_hop}`: self or an IP address")));
+            }
+            let communities = r
+                .communities
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BLACKHOLE_COMMUNITIES.iter().map(|c| c.to_string()).collect());
+            for (i, c) in communities.iter().enumerate() {
+                if !is_community(c) {
+                    return Err(SettingError::invalid(
+                        key("communities").element(i),
+                        format!("`{c}`: ASN:VALUE (each 0-65535), no-export or no-advertise"),
+                    ));
+                }
+            }
+            o.blackhole = Some(BlackholePolicy {
+                kinds,
+                destinations: parse_prefixes(key("destinations"), &r.destinations)?,
+                min_pps: r.min_pps,
+                min_bps: r.min_bps,
+                next_hop,
+                communities,
+            });
+        }
+        Ok(o)
+    }
+}
+
+/// A BGP community as ExaBGP writes it: `65535:666`, or a well-known name.
+fn is_community(text: &str) -> bool {
+    match text.split_once(':') {
+        Some((asn, value)) => asn.parse::<u16>().is_ok() && value.parse::<u16>().is_ok(),
+        None => matches!(text, "no-export" | "no-advertise"),
+    }
 }
 
 /// `[telemetry]`: the collector's addresses (sFlow, NetFlow v5/v9, IPFIX), and the exporters
@@ -686,6 +873,7 @@ struct AllowlistSection {
 mod tests {
     use super::*;
     use crate::decode::IpKey;
+    use crate::output::mitigation::exabgp::Target;
 
     fn detection(text: &str) -> Result<DetectionSettings, Refused> {
         Config::from_toml(text).map(|c| c.detection)
@@ -751,6 +939,58 @@ mod tests {
         for bad in ["{ \"router\" = 10 }", "{ \"10.0.0.1\" = 0 }", "{ \"10.0.0.1\" = 2000000 }"] {
             let e = setting_error(&format!("[telemetry]\nsampling = {bad}\n"));
             assert_eq!((e.key, e.line), (Key::of("telemetry", "sampling"), Some(2)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_mitigation_section_gives_the_routes_their_rails() {
+        let c = Config::from_toml(
+            "[allowlist]\nsources = [\"10.0.0.0/8\"]\n[mitigation]\nexabgp = \"unix:/run/floodwatch/exabgp.sock\"\n\
+             hold_s = 120\nallow_destinations = [\"192.0.2.53\"]\n[mitigation.flowspec]\nall = \"rate-limit 125000\"\n\
+             syn_flood = \"discard\"\nicmp_flood = \"none\"\n[mitigation.rtbh]\nkinds = [\"amplification\"]\n\
+             destinations = [\"192.0.2.0/24\"]\nmin_bps = 5000000000\n",
+        )
+        .unwrap();
+        let m = c.mitigation.unwrap();
+        assert_eq!(m.target, Some(Target::Relay("/run/floodwatch/exabgp.sock".into())));
+        assert_eq!((m.hold, m.dry_run, m.max_routes), (Duration::from_secs(120), false, 100));
+        assert_eq!(m.actions[AttackKind::SynFlood as usize], Action::Discard);
+        assert_eq!(m.actions[AttackKind::UdpFlood as usize], Action::RateLimit(125_000));
+        assert_eq!(m.actions[AttackKind::IcmpFlood as usize], Action::None);
+        assert_eq!(m.allow_sources, [Prefix::parse("10.0.0.0/8").unwrap()], "the detection allowlist counts too");
+        let b = m.blackhole.unwrap();
+        assert_eq!(
+            (b.kinds, b.min_bps, b.next_hop.as_str()),
+            (vec![AttackKind::Amplification], Some(5_000_000_000), "self")
+        );
+        assert_eq!(b.communities, ["65535:666", "no-export"]);
+        assert!(Config::from_toml("").unwrap().mitigation.is_none());
+        assert!(Config::from_toml("[mitigation]\ndry_run = true\n").unwrap().mitigation.unwrap().dry_run);
+        for (text, message) in [
+            ("[mitigation]\n", "mitigation.exabgp: needed (unix:PATH or a file), unless dry_run = true"),
+            (
+                "[mitigation]\ndry_run = true\nmax_routes = 10\nmax_source_rules = 20\n",
+                "mitigation.max_source_rules = 20: must be at most max_routes (10) (line 4)",
+            ),
+            ("[mitigation]\ndry_run = true\nwidest_prefix_v4 = 4\n", "mitigation.widest_prefix_v4 = 4: must be between 8 and 32 (line 3)"),
+            (
+                "[mitigation]\ndry_run = true\n[mitigation.flowspec]\nudp_flood = \"drop\"\n",
+                "mitigation.flowspec.udp_flood: `drop`: must be discard, rate-limit BYTES_PER_S or none (line 4)",
+            ),
+            (
+                "[mitigation]\ndry_run = true\n[mitigation.rtbh]\nkinds = [\"udp_flood\"]\n",
+                "mitigation.rtbh.min_pps: min_pps or min_bps needed: a victim is blackholed only above a rate",
+            ),
+            (
+                "[mitigation]\ndry_run = true\n[mitigation.rtbh]\nkinds = [\"udp_flood\", \"flood\"]\nmin_pps = 1\n",
+                "mitigation.rtbh.kinds[1]: `flood` is not an attack kind (line 4)",
+            ),
+            (
+                "[mitigation]\ndry_run = true\n[mitigation.rtbh]\nkinds = [\"udp_flood\"]\nmin_pps = 1\ncommunities = [\"65535:666 x\"]\n",
+                "mitigation.rtbh.communities[0]: `65535:666 x`: ASN:VALUE (each 0-65535), no-export or no-advertise (line 6)",
+            ),
+        ] {
+            assert_eq!(setting_error(text).to_string(), message, "{text}");
         }
     }
 

@@ -60,6 +60,18 @@ enum Command {
     /// Build the incident report page (one self-contained HTML file) from a daemon's or a
     /// replay's native alerts, timeline and evidence directory.
     Report(ReportArgs),
+    /// The process ExaBGP runs (`run floodwatch exabgp-relay --socket PATH;`): floodwatch
+    /// connects to the socket; the relay writes its routes as ExaBGP API lines, keeps the set
+    /// across floodwatch restarts, and withdraws what no floodwatch asks for after the grace time.
+    ExabgpRelay {
+        /// The Unix socket floodwatch's --exabgp unix:PATH connects to.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// Seconds routes stay after floodwatch left without withdrawing them (a crash),
+        /// waiting for it to ask for them again (default 30).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+        grace: f64,
+    },
     /// Validate a config file and print the effective settings' summary.
     CheckConfig {
         /// The TOML config file.
@@ -210,10 +222,11 @@ struct OutputArgs {
     /// of `floodwatch report`.
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
-    /// Append a BGP FlowSpec rule per attack (announced at its start, withdrawn at its end
-    /// and at shutdown) to FILE as ExaBGP API lines, for an ExaBGP process following it.
-    #[arg(long, value_name = "FILE")]
-    exabgp: Option<PathBuf>,
+    /// Announce BGP FlowSpec rules (and RTBH routes, where [mitigation.rtbh] says) per attack
+    /// through ExaBGP: unix:PATH is the socket of `floodwatch exabgp-relay`, run by ExaBGP as
+    /// its process; a file path gets the API lines appended. Overrides [mitigation] exabgp.
+    #[arg(long, value_name = "TARGET")]
+    exabgp: Option<String>,
 }
 
 impl OutputArgs {
@@ -257,7 +270,15 @@ impl OutputArgs {
         let mut options = o
             .options(&config.detection.allow_sources)
             .map_err(|e| format!("{}{}", e.key.name_in_section(), e.problem_text()))?;
-        options.exabgp = self.exabgp.clone();
+        options.mitigation = config.mitigation.clone();
+        if let Some(target) = &self.exabgp {
+            let target = target.parse().map_err(|e| format!("--exabgp: {e}"))?;
+            let m = options.mitigation.get_or_insert_with(Default::default);
+            m.target = Some(target);
+        }
+        if let Some(m) = options.mitigation.as_mut() {
+            m.drain = options.drain;
+        }
         if let (Some(url), Some(sensor)) = (&self.publish, &self.sensor) {
             if config.detection.hash_seed.is_none() {
                 return Err(HASH_SEED_SHARED.into());
@@ -391,6 +412,21 @@ fn run_report(args: ReportArgs) -> u8 {
     }
 }
 
+fn run_relay(socket: PathBuf, grace: f64) -> u8 {
+    init_logging(LogFormat::Human);
+    if !(grace.is_finite() && (0.0..=86_400.0).contains(&grace)) {
+        eprintln!("floodwatch: --grace must be between 0 and 86400 seconds");
+        return exit::BAD_CONFIG;
+    }
+    match floodwatch::output::mitigation::relay::run(socket, Duration::from_secs_f64(grace)) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("floodwatch: exabgp-relay: {e}");
+            exit::RUNTIME
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ExitCode::from(match cli.command {
@@ -398,6 +434,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_daemon(args),
         Command::Aggregate(args) => run_aggregate(args),
         Command::Report(args) => run_report(args),
+        Command::ExabgpRelay { socket, grace } => run_relay(socket, grace),
         Command::CheckConfig { file } => match Config::from_file(&file) {
             Ok(Config { detection: s, .. }) => {
                 println!(

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use floodwatch::output::metrics::Metrics;
+use floodwatch::output::mitigation::MitigationStats;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -22,10 +23,13 @@ fn metric_names_in(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The metric names `/metrics` serves (a summary's `_sum` and `_count` too).
+/// The metric names `/metrics` serves (a summary's `_sum` and `_count` too), BGP mitigation's
+/// (with its relay link) included.
 fn exported() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for line in Metrics::default().render().lines() {
+    let metrics = Metrics::default();
+    metrics.set_mitigation(MitigationStats { relay_connected: Some(true), ..Default::default() });
+    for line in metrics.render().lines() {
         if let Some([name, kind]) = line.strip_prefix("# TYPE ").map(|t| t.split(' ').collect::<Vec<_>>()).as_deref() {
             names.insert(name.to_string());
             if *kind == "summary" {
@@ -91,7 +95,12 @@ fn the_dashboard_and_the_rules_name_only_metrics_the_daemon_exports() {
     ] {
         assert!(in_dashboard.contains(wanted), "the dashboard shows no {wanted}");
     }
-    for wanted in ["floodwatch_active_attacks", "floodwatch_kernel_dropped_total", "floodwatch_sink_dropped_total"] {
+    for wanted in [
+        "floodwatch_active_attacks",
+        "floodwatch_kernel_dropped_total",
+        "floodwatch_sink_dropped_total",
+        "floodwatch_bgp_relay_connected",
+    ] {
         assert!(in_rules.contains(wanted), "no rule on {wanted}");
     }
     assert!(rules.contains("up{job=\"floodwatch\"}"), "no rule for the daemon down");
@@ -121,7 +130,7 @@ fn every_panel_query_and_rule_is_promql_and_the_rules_pass_their_unit_tests() {
     assert!(checked.contains(&format!("SUCCESS: {} rules found", panel_queries(&dashboard()).len())), "{checked}");
     let rules_dir = repo_path("prometheus");
     let checked = promtool(&["check", "rules", "floodwatch-rules.yml"], &rules_dir);
-    assert!(checked.contains("SUCCESS: 6 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 7 rules found"), "{checked}");
     let tested = promtool(&["test", "rules", "floodwatch-rules.test.yml"], &rules_dir);
     assert!(tested.contains("SUCCESS"), "{tested}");
 }

@@ -46,6 +46,12 @@ impl Prefix {
         ip.0 & Self::mask(self.len) == self.network
     }
 
+    /// Whether the two share an address: one holds the other.
+    pub fn overlaps(&self, other: &Prefix) -> bool {
+        let shorter = self.len.min(other.len);
+        self.network & Self::mask(shorter) == other.network & Self::mask(shorter)
+    }
+
     /// Prefix length in the 128-bit key space (an IPv4 /24 is 120).
     pub fn bits(&self) -> u8 {
         self.len

@@ -6,6 +6,8 @@
 
 use crate::analyze::{AnalyzerStats, EventKind};
 use crate::decode::DecodeIssue;
+use crate::output::mitigation::route::RouteKind;
+use crate::output::mitigation::{MitigationStats, Refusal};
 use crate::output::sink::SinkStats;
 use crate::output::summary::{TrafficClass, TrafficStats};
 use crate::telemetry::sflow::InterfaceCounters;
@@ -50,6 +52,8 @@ pub struct Metrics {
     pub hook_failures: AtomicU64,
     pub hook_dropped: AtomicU64,
     sinks: Mutex<Vec<(String, Arc<SinkStats>)>>,
+    /// What the BGP mitigation did (None: not configured).
+    mitigation: Mutex<Option<MitigationStats>>,
     /// Processing time per batch of packets, ns.
     batch_latency: Mutex<Histogram<u64>>,
     /// Packet time from a flood's first packet to its `attack_start`, ns.
@@ -72,6 +76,7 @@ impl Default for Metrics {
             hook_failures: AtomicU64::new(0),
             hook_dropped: AtomicU64::new(0),
             sinks: Mutex::default(),
+            mitigation: Mutex::default(),
             batch_latency: Mutex::new(latency_histogram()),
             detection_delay: Mutex::new(latency_histogram()),
         }
@@ -128,6 +133,12 @@ impl Metrics {
     pub fn set_sinks(&self, sinks: Vec<(String, Arc<SinkStats>)>) {
         if let Ok(mut g) = self.sinks.lock() {
             *g = sinks;
+        }
+    }
+
+    pub fn set_mitigation(&self, stats: MitigationStats) {
+        if let Ok(mut g) = self.mitigation.lock() {
+            *g = Some(stats);
         }
     }
 
@@ -319,6 +330,46 @@ impl Metrics {
             .map(|k| (format!("{{event=\"{}\"}}", k.name()), self.alerts[*k as usize].load(Ordering::Relaxed)))
             .collect();
         family("alerts_total", "counter", "Alerts raised, by event.", &alerts);
+        if let Some(m) = self.mitigation.lock().ok().and_then(|g| *g) {
+            let by_route = |values: &[u64; RouteKind::ALL.len()]| -> Vec<(String, u64)> {
+                RouteKind::ALL.iter().map(|k| (format!("{{route=\"{}\"}}", k.name()), values[*k as usize])).collect()
+            };
+            family(
+                "bgp_announcements_total",
+                "counter",
+                "BGP routes announced through ExaBGP, by route.",
+                &by_route(&m.announced),
+            );
+            family(
+                "bgp_withdrawals_total",
+                "counter",
+                "BGP routes withdrawn through ExaBGP, by route.",
+                &by_route(&m.withdrawn),
+            );
+            family("bgp_routes_active", "gauge", "BGP routes announced now, by route.", &by_route(&m.active));
+            let refused: Vec<(String, u64)> =
+                Refusal::ALL.iter().map(|r| (format!("{{reason=\"{}\"}}", r.name()), m.refused[*r as usize])).collect();
+            family(
+                "bgp_refused_total",
+                "counter",
+                "Routes an attack called for and a safety rail refused, by reason.",
+                &refused,
+            );
+            if let Some(up) = m.relay_connected {
+                family(
+                    "bgp_relay_connected",
+                    "gauge",
+                    "Whether the link to the ExaBGP relay is up.",
+                    &one(u64::from(up)),
+                );
+                family(
+                    "bgp_relay_resyncs_total",
+                    "counter",
+                    "Times the whole set of routes was sent to the relay again, its link back.",
+                    &one(m.relay_resyncs),
+                );
+            }
+        }
         let sinks = self.sinks.lock().map(|g| g.clone()).unwrap_or_default();
         let per_sink = |f: &dyn Fn(&SinkStats) -> u64| -> Vec<(String, u64)> {
             sinks.iter().map(|(n, s)| (format!("{{sink=\"{}\"}}", escape(n)), f(s))).collect()

@@ -9,9 +9,9 @@
 pub mod alert;
 pub mod blocklist;
 pub mod evidence;
-pub mod exabgp;
 pub mod hook;
 pub mod metrics;
+pub mod mitigation;
 pub mod nats;
 pub mod notify;
 pub mod pcap_writer;
@@ -34,9 +34,9 @@ use crate::decode::Prefix;
 use alert::Alert;
 use blocklist::{BlocklistFormat, BlocklistWriter};
 use evidence::{EvidenceOptions, EvidenceRecorder};
-use exabgp::ExabgpWriter;
 use hook::{ActionHook, HookOptions};
 use metrics::{Metrics, MetricsServer};
+use mitigation::{Mitigation, MitigationOptions, MitigationStats};
 use nats::{PublishOptions, SummaryPublisher};
 use report::{ReportCollector, ReportOptions};
 use sink::{AlertSinks, SinkReport, SinkSpec};
@@ -63,8 +63,8 @@ pub struct OutputOptions {
     pub timeline: Option<PathBuf>,
     /// The incident report page written at the end (replay).
     pub report: Option<ReportOptions>,
-    /// The file of ExaBGP API lines FlowSpec rules are announced and withdrawn in.
-    pub exabgp: Option<PathBuf>,
+    /// BGP routes per attack through ExaBGP (`[mitigation]`, `--exabgp`).
+    pub mitigation: Option<MitigationOptions>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +88,7 @@ pub struct Outputs {
     publisher: Option<SummaryPublisher>,
     timeline: Option<TimelineWriter>,
     report: Option<ReportCollector>,
-    exabgp: Option<ExabgpWriter>,
+    mitigation: Option<Mitigation>,
 }
 
 /// What the outputs did, for the summary.
@@ -102,8 +102,8 @@ pub struct OutputReport {
     pub timeline: Option<Result<u64, String>>,
     /// The report page written, or why not.
     pub report: Option<Result<PathBuf, String>>,
-    /// FlowSpec rules announced, withdrawn, and attacks refused one, when writing them.
-    pub exabgp: Option<(u64, u64, u64)>,
+    /// Routes announced, withdrawn and refused, when mitigating.
+    pub mitigation: Option<MitigationStats>,
 }
 
 impl Outputs {
@@ -135,11 +135,7 @@ impl Outputs {
             .map(|p| TimelineWriter::create(p).map_err(|e| format!("timeline {}: {e}", p.display())))
             .transpose()?;
         let report = opts.report.clone().map(ReportCollector::new);
-        let exabgp = opts
-            .exabgp
-            .as_deref()
-            .map(|p| ExabgpWriter::open(p).map_err(|e| format!("exabgp {}: {e}", p.display())))
-            .transpose()?;
+        let mitigation = opts.mitigation.clone().map(Mitigation::open).transpose()?;
         Ok(Outputs {
             sinks,
             drain: opts.drain,
@@ -151,7 +147,7 @@ impl Outputs {
             publisher,
             timeline,
             report,
-            exabgp,
+            mitigation,
         })
     }
 
@@ -189,11 +185,9 @@ impl Outputs {
             if let Some(b) = self.blocklist.as_mut() {
                 b.record(&alert.event);
             }
-            if let Some(x) = self.exabgp.as_mut() {
-                // Detection goes on without the router's help: the failure is logged.
-                if let Err(e) = x.event(&alert.event) {
-                    tracing::error!("exabgp: {e}");
-                }
+            if let Some(m) = self.mitigation.as_mut() {
+                m.event(&alert.event);
+                self.metrics.set_mitigation(m.stats());
             }
             if let Some(r) = self.report.as_mut() {
                 match alert::native_value(&alert) {
@@ -225,9 +219,13 @@ impl Outputs {
         }
     }
 
-    /// Packet time moved on to `now_ns`: blocklist entries may expire.
+    /// Packet time moved on to `now_ns`: blocklist entries and held routes may expire.
     #[inline]
     pub fn advance(&mut self, now_ns: i64) {
+        if let Some(m) = self.mitigation.as_mut() {
+            m.advance(now_ns);
+            self.metrics.set_mitigation(m.stats());
+        }
         if let Some(b) = self.blocklist.as_mut() {
             b.advance(now_ns);
             self.flush_blocklist();
@@ -266,13 +264,8 @@ impl Outputs {
         });
         let timeline = self.timeline.take().map(TimelineWriter::finish);
         let report = self.report.take().map(ReportCollector::finish);
-        let exabgp = self.exabgp.take().map(|mut x| {
-            if let Err(e) = x.finish() {
-                tracing::error!("exabgp: withdrawing at shutdown: {e}");
-            }
-            (x.announcements, x.withdrawals, x.refused)
-        });
+        let mitigation = self.mitigation.take().map(Mitigation::finish);
         let sinks = self.sinks.finish(self.drain);
-        OutputReport { sinks, blocklist_entries, evidence_files, summaries, timeline, report, exabgp }
+        OutputReport { sinks, blocklist_entries, evidence_files, summaries, timeline, report, mitigation }
     }
 }

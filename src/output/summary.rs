@@ -2,6 +2,7 @@
 
 use crate::analyze::{fmt_int, AnalyzerStats, AttackEvent, Class, EventKind};
 use crate::decode::{DecodeIssue, Fragment, PacketRecord};
+use crate::output::mitigation::route::RouteKind;
 use crate::output::OutputReport;
 use crate::telemetry::{Protocol, TelemetryIssue, TelemetryStats};
 use hdrhistogram::Histogram;
@@ -333,10 +334,20 @@ impl fmt::Display for Summary<'_> {
         if self.outputs.evidence_files > 0 {
             writeln!(f, "  evidence: {} capture files written", self.outputs.evidence_files)?;
         }
-        if let Some((announced, withdrawn, refused)) = self.outputs.exabgp {
+        if let Some(m) = &self.outputs.mitigation {
+            let by_route: Vec<String> = RouteKind::ALL
+                .iter()
+                .filter(|k| m.announced[**k as usize] > 0)
+                .map(|k| format!("{} {}", m.announced[*k as usize], k.name()))
+                .collect();
+            let sum = |v: &[u64]| v.iter().sum::<u64>();
             writeln!(
                 f,
-                "  exabgp: {announced} FlowSpec rules announced, {withdrawn} withdrawn, {refused} attacks without one"
+                "  bgp: {} routes announced{}, {} withdrawn, {} refused by the safety rails",
+                sum(&m.announced),
+                if by_route.is_empty() { String::new() } else { format!(" ({})", by_route.join(", ")) },
+                sum(&m.withdrawn),
+                sum(&m.refused)
             )?;
         }
         match &self.outputs.report {

@@ -187,7 +187,7 @@ pub fn namespaces(what: &str, tools: &[&str], tag: char) -> Option<(std::sync::M
         return None;
     }
     if let Some(tool) = tools.iter().find(|t| !on_path(t)) {
-        super::skip(&format!("{what} needs {tool} on PATH (trafgen: Debian package netsniff-ng)"));
+        super::skip(&format!("{what} needs {tool} on PATH (.ci/run names the Debian packages that have it)"));
         return None;
     }
     let turn = ONE_FLOOD_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
