@@ -683,7 +683,7 @@ impl MitigationSection {
         if let Some(f) = &self.flowspec {
             let key = |name| Key::of("mitigation.flowspec", name);
             let action = |name, text: &Option<String>| {
-                text.as_deref().map(str::parse::<Action>).transpose().map_err(|e| SettingError::invalid(key(name), e))
+                text.as_deref().map(Action::parse_setting).transpose().map_err(|e| SettingError::invalid(key(name), e))
             };
             if let Some(a) = action("all", &f.all)? {
                 o.actions = [a; AttackKind::ALL.len()];
@@ -715,6 +715,11 @@ impl MitigationSection {
             }
             if kinds.is_empty() {
                 return Err(SettingError::invalid(key("kinds"), "name the kinds a victim is blackholed for"));
+            }
+            for (name, rate) in [("min_pps", r.min_pps), ("min_bps", r.min_bps)] {
+                if rate == Some(0) {
+                    return Err(SettingError::new(key(name), Problem::TooSmall { least: "at least 1" }));
+                }
             }
             if r.min_pps.is_none() && r.min_bps.is_none() {
                 return Err(SettingError::invalid(
@@ -954,9 +959,9 @@ mod tests {
         let m = c.mitigation.unwrap();
         assert_eq!(m.target, Some(Target::Relay("/run/floodwatch/exabgp.sock".into())));
         assert_eq!((m.hold, m.dry_run, m.max_routes), (Duration::from_secs(120), false, 100));
-        assert_eq!(m.actions[AttackKind::SynFlood as usize], Action::Discard);
-        assert_eq!(m.actions[AttackKind::UdpFlood as usize], Action::RateLimit(125_000));
-        assert_eq!(m.actions[AttackKind::IcmpFlood as usize], Action::None);
+        assert_eq!(m.actions[AttackKind::SynFlood as usize], Some(Action::Discard));
+        assert_eq!(m.actions[AttackKind::UdpFlood as usize], Some(Action::RateLimit(125_000)));
+        assert_eq!(m.actions[AttackKind::IcmpFlood as usize], None);
         assert_eq!(m.allow_sources, [Prefix::parse("10.0.0.0/8").unwrap()], "the detection allowlist counts too");
         let b = m.blackhole.unwrap();
         assert_eq!(

@@ -9,6 +9,7 @@ use floodwatch::capture::live::CaptureBackend;
 use floodwatch::config::{Config, LogFormat, OutputSettings};
 use floodwatch::daemon::{self, DaemonError, DaemonOptions};
 use floodwatch::output::metrics::listen_addr;
+use floodwatch::output::mitigation::MitigationOptions;
 use floodwatch::output::nats::{nats_url, PublishOptions};
 use floodwatch::output::report::{self, ReportInput, ReportOptions};
 use floodwatch::output::summary::{Progress, Summary};
@@ -273,7 +274,11 @@ impl OutputArgs {
         options.mitigation = config.mitigation.clone();
         if let Some(target) = &self.exabgp {
             let target = target.parse().map_err(|e| format!("--exabgp: {e}"))?;
-            let m = options.mitigation.get_or_insert_with(Default::default);
+            // No [mitigation] section: its defaults, with the detection allowlist as the section's.
+            let m = options.mitigation.get_or_insert_with(|| MitigationOptions {
+                allow_sources: config.detection.allow_sources.clone(),
+                ..Default::default()
+            });
             m.target = Some(target);
         }
         if let Some(m) = options.mitigation.as_mut() {

@@ -89,6 +89,9 @@ pub struct Outputs {
     timeline: Option<TimelineWriter>,
     report: Option<ReportCollector>,
     mitigation: Option<Mitigation>,
+    /// Time (of [`Outputs::advance`]) at which the mitigation's metrics are next published:
+    /// its link's state changes between alerts too.
+    mitigation_metrics_due_ns: i64,
 }
 
 /// What the outputs did, for the summary.
@@ -148,6 +151,7 @@ impl Outputs {
             timeline,
             report,
             mitigation,
+            mitigation_metrics_due_ns: i64::MIN,
         })
     }
 
@@ -224,7 +228,10 @@ impl Outputs {
     pub fn advance(&mut self, now_ns: i64) {
         if let Some(m) = self.mitigation.as_mut() {
             m.advance(now_ns);
-            self.metrics.set_mitigation(m.stats());
+            if now_ns >= self.mitigation_metrics_due_ns {
+                self.metrics.set_mitigation(m.stats());
+                self.mitigation_metrics_due_ns = now_ns.saturating_add(1_000_000_000);
+            }
         }
         if let Some(b) = self.blocklist.as_mut() {
             b.advance(now_ns);

@@ -43,6 +43,22 @@ impl std::str::FromStr for Target {
 pub const SYNC: &str = "sync";
 pub const SYNCED: &str = "synced";
 
+/// What is done with a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Announce,
+    Withdraw,
+}
+
+impl Verb {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verb::Announce => "announce",
+            Verb::Withdraw => "withdraw",
+        }
+    }
+}
+
 pub enum Link {
     File(File),
     Relay(RelayLink),
@@ -62,11 +78,11 @@ impl Link {
         }
     }
 
-    pub fn send(&mut self, verb: &str, route: &str) -> io::Result<()> {
+    pub fn send(&mut self, verb: Verb, route: &str) -> io::Result<()> {
         match self {
-            Link::File(f) => writeln!(f, "{verb} {route}"),
+            Link::File(f) => writeln!(f, "{} {route}", verb.word()),
             Link::Relay(r) => {
-                r.set(route, verb == "announce");
+                r.set(route, verb == Verb::Announce);
                 Ok(())
             }
             Link::DryRun => Ok(()),

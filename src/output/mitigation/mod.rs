@@ -14,10 +14,11 @@ pub mod relay;
 pub mod route;
 
 use crate::analyze::{AttackEvent, AttackKind, EventKind};
-use crate::decode::Prefix;
-use exabgp::{Link, Target};
+use crate::decode::{IpKey, Prefix};
+use exabgp::{Link, Target, Verb};
 use route::{Action, FlowMatch, RouteKind};
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Defaults of the `[mitigation]` section.
@@ -33,8 +34,8 @@ pub struct MitigationOptions {
     pub target: Option<Target>,
     /// Log the lines, send nothing.
     pub dry_run: bool,
-    /// The FlowSpec action of each kind, by `AttackKind as usize`.
-    pub actions: [Action; AttackKind::ALL.len()],
+    /// The FlowSpec action of each kind, by `AttackKind as usize` (None: no rule).
+    pub actions: [Option<Action>; AttackKind::ALL.len()],
     /// Rules from offending sources an attack may have; with more offenders than this (or
     /// forged ones) it gets one rule toward its victim instead.
     pub max_source_rules: usize,
@@ -55,7 +56,7 @@ impl Default for MitigationOptions {
         MitigationOptions {
             target: None,
             dry_run: false,
-            actions: [Action::Discard; AttackKind::ALL.len()],
+            actions: [Some(Action::Discard); AttackKind::ALL.len()],
             max_source_rules: DEFAULT_MAX_SOURCE_RULES,
             blackhole: None,
             hold: Duration::ZERO,
@@ -83,7 +84,11 @@ pub struct BlackholePolicy {
 impl BlackholePolicy {
     fn calls_for(&self, e: &AttackEvent) -> bool {
         let range = e.victim_range();
+        // A next hop of the other family cannot carry the victim's route.
+        let next_hop_fits =
+            self.next_hop == "self" || self.next_hop.parse::<IpAddr>().is_ok_and(|h| h.is_ipv6() == e.victim.is_ipv6());
         self.kinds.contains(&e.kind)
+            && next_hop_fits
             && (self.destinations.is_empty()
                 || self.destinations.iter().any(|p| p.overlaps(&range) && p.bits() <= range.bits()))
             && (self.min_pps.is_some_and(|n| e.pps >= n) || self.min_bps.is_some_and(|n| e.bps >= n))
@@ -129,18 +134,31 @@ pub struct MitigationStats {
 /// A route announced, and the attacks calling for it.
 struct Held {
     kind: RouteKind,
-    attacks: Vec<String>,
-    /// Their latest rate: the least busy route goes first when `max_routes` are out.
-    pps: u64,
+    /// Each attack, with its latest rate.
+    attacks: Vec<(String, u64)>,
     /// Packet time at which it is withdrawn: no attack calls for it any more.
     release_at_ns: Option<i64>,
+}
+
+impl Held {
+    /// The rate of its busiest attack: the least busy route goes first when `max_routes`
+    /// are out (and before it any route only its hold time keeps).
+    fn busy(&self) -> u64 {
+        self.attacks.iter().map(|(_, pps)| *pps).max().unwrap_or(0)
+    }
+
+    /// Whether an attack at `pps` may take its place.
+    fn yields_to(&self, pps: u64) -> bool {
+        self.attacks.is_empty() || self.busy() < pps
+    }
 }
 
 /// An attack's routes.
 #[derive(Default)]
 struct Calls {
     routes: Vec<String>,
-    /// Routes refused it, each counted and logged once.
+    /// What was refused it, each counted and logged once (routes refused for want of room
+    /// are tried again at its next alert).
     refused: Vec<String>,
     /// A blackhole, once called for, stays until the attack ends: a route flapping with the
     /// rate would do more harm than either.
@@ -152,6 +170,9 @@ struct Calls {
 struct Plan {
     routes: Vec<(String, RouteKind)>,
     refused: Vec<(String, Refusal)>,
+    /// With rules per source: the rule toward the victim, taken in their place when there is
+    /// no room for them all (an attack's sources are blocked all together or not at all).
+    fallback: Option<String>,
 }
 
 pub struct Mitigation {
@@ -183,10 +204,6 @@ impl Mitigation {
 
     pub fn stats(&self) -> MitigationStats {
         let mut s = self.stats;
-        s.active = [0; RouteKind::ALL.len()];
-        for h in self.routes.values() {
-            s.active[h.kind as usize] += 1;
-        }
         (s.relay_connected, s.relay_resyncs) = self.link.state();
         s
     }
@@ -218,29 +235,29 @@ impl Mitigation {
             plan.refused.push((destination, Refusal::TooWide));
             return plan;
         }
-        let action = self.opts.actions[e.kind as usize];
-        if action != Action::None {
+        if let Some(action) = self.opts.actions[e.kind as usize] {
             let flow = FlowMatch::of(e);
-            let mut offenders = Vec::with_capacity(e.offending_ips.len());
-            for &ip in &e.offending_ips {
-                if self.opts.allow_sources.iter().any(|p| p.contains(crate::decode::IpKey::from_ip(ip))) {
-                    plan.refused.push((format!("source {ip}"), Refusal::AllowlistedSource));
-                } else {
-                    offenders.push(ip);
-                }
-            }
             // Reflectors are many and their port says it all; forged sources are the
             // attacker's choice (offending_ips is empty for them, the check says why).
-            let by_source = e.kind != AttackKind::Amplification
-                && !e.sources.spoofed_likely
-                && !offenders.is_empty()
-                && offenders.len() <= self.opts.max_source_rules;
-            if by_source {
+            let real_sources = e.kind != AttackKind::Amplification && !e.sources.spoofed_likely;
+            let mut offenders = Vec::with_capacity(e.offending_ips.len());
+            for &ip in &e.offending_ips {
+                if !self.opts.allow_sources.iter().any(|p| p.contains(IpKey::from_ip(ip))) {
+                    offenders.push(ip);
+                } else if real_sources {
+                    plan.refused.push((format!("source {ip}"), Refusal::AllowlistedSource));
+                }
+            }
+            let destination_rule = flow.rule(None, action);
+            if real_sources && !e.offending_ips.is_empty() && offenders.is_empty() {
+                // Every source the alert names is allowlisted: nothing drops their traffic.
+            } else if real_sources && !offenders.is_empty() && offenders.len() <= self.opts.max_source_rules {
                 for ip in offenders {
                     plan.routes.push((flow.rule(Some(ip), action), RouteKind::FlowSource));
                 }
+                plan.fallback = Some(destination_rule);
             } else {
-                plan.routes.push((flow.rule(None, action), RouteKind::FlowDestination));
+                plan.routes.push((destination_rule, RouteKind::FlowDestination));
             }
         }
         if let Some(b) = &self.opts.blackhole {
@@ -253,74 +270,92 @@ impl Mitigation {
 
     fn call(&mut self, e: &AttackEvent) {
         let mut calls = self.attacks.remove(&e.attack_id).unwrap_or_default();
+        // The attack's rate first: a route of its own is never the least busy to make room.
+        for route in &calls.routes {
+            let own = self.routes.get_mut(route).and_then(|h| h.attacks.iter_mut().find(|(id, _)| *id == e.attack_id));
+            if let Some(own) = own {
+                own.1 = e.pps;
+            }
+        }
         let plan = self.plan(e, calls.blackholed);
         for (what, why) in plan.refused {
-            if !calls.refused.contains(&what) {
-                tracing::warn!(attack_id = e.attack_id, "not announced ({}): {what}", why.name());
-                self.stats.refused[why as usize] += 1;
-                calls.refused.push(what);
+            self.refuse(&mut calls, e, what, why);
+        }
+        let mut wanted = plan.routes;
+        if let Some(fallback) = plan.fallback {
+            let needed = wanted.iter().filter(|(r, _)| !self.routes.contains_key(r)).count();
+            let room = self.opts.max_routes.saturating_sub(self.routes.len())
+                + self.routes.values().filter(|h| h.yields_to(e.pps)).count();
+            if needed > room {
+                wanted.retain(|(_, kind)| *kind != RouteKind::FlowSource);
+                wanted.insert(0, (fallback, RouteKind::FlowDestination));
             }
         }
         for route in std::mem::take(&mut calls.routes) {
-            if plan.routes.iter().any(|(r, _)| *r == route) {
+            if wanted.iter().any(|(r, _)| *r == route) {
                 calls.routes.push(route);
             } else {
                 self.release(&route, &e.attack_id, e.timestamp_ns);
             }
         }
-        for (route, kind) in plan.routes {
+        for (route, kind) in wanted {
             calls.blackholed |= kind == RouteKind::Blackhole;
-            if calls.refused.contains(&route) {
-                continue;
-            }
             if self.hold(&route, kind, e) {
                 if !calls.routes.contains(&route) {
                     calls.routes.push(route);
                 }
             } else {
-                tracing::warn!(
-                    attack_id = e.attack_id,
-                    "not announced ({}): {} busier routes are: {route}",
-                    Refusal::MaxRoutes.name(),
-                    self.opts.max_routes
-                );
-                self.stats.refused[Refusal::MaxRoutes as usize] += 1;
-                calls.refused.push(route);
+                self.refuse(&mut calls, e, route, Refusal::MaxRoutes);
             }
         }
         self.attacks.insert(e.attack_id.clone(), calls);
+    }
+
+    /// Counts and logs a refusal, once per attack.
+    fn refuse(&mut self, calls: &mut Calls, e: &AttackEvent, what: String, why: Refusal) {
+        if calls.refused.contains(&what) {
+            return;
+        }
+        if why == Refusal::MaxRoutes {
+            let most = self.opts.max_routes;
+            tracing::warn!(attack_id = e.attack_id, "not announced ({}): {most} busier routes are: {what}", why.name());
+        } else {
+            tracing::warn!(attack_id = e.attack_id, "not announced ({}): {what}", why.name());
+        }
+        self.stats.refused[why as usize] += 1;
+        calls.refused.push(what);
     }
 
     /// Announces `route` for `e`'s attack unless it is out already; false when `max_routes`
     /// busier ones are.
     fn hold(&mut self, route: &str, kind: RouteKind, e: &AttackEvent) -> bool {
         if let Some(h) = self.routes.get_mut(route) {
-            if !h.attacks.contains(&e.attack_id) {
-                h.attacks.push(e.attack_id.clone());
+            match h.attacks.iter_mut().find(|(id, _)| *id == e.attack_id) {
+                Some(own) => own.1 = e.pps,
+                None => h.attacks.push((e.attack_id.clone(), e.pps)),
             }
-            h.pps = e.pps;
             h.release_at_ns = None;
             return true;
         }
         if self.routes.len() >= self.opts.max_routes {
-            // The least busy goes first, and before it any route only its hold time keeps.
-            let least = self.routes.iter().min_by_key(|(_, h)| (!h.attacks.is_empty(), h.pps));
-            let Some((gone, h)) = least.filter(|(_, h)| h.attacks.is_empty() || h.pps < e.pps) else {
+            let least = self.routes.iter().min_by_key(|(_, h)| (!h.attacks.is_empty(), h.busy()));
+            let Some((gone, h)) = least.filter(|(_, h)| h.yields_to(e.pps)) else {
                 return false;
             };
             let (gone, attacks) = (gone.clone(), h.attacks.clone());
             tracing::warn!("withdrawn for a busier route, {} at most: {gone}", self.opts.max_routes);
             self.withdraw(&gone);
-            for id in attacks {
+            // Its attacks try again at their next alert, and take it back if busier by then.
+            for (id, _) in attacks {
                 if let Some(calls) = self.attacks.get_mut(&id) {
                     calls.routes.retain(|r| *r != gone);
-                    calls.refused.push(gone.clone());
                 }
             }
         }
-        self.send("announce", route, kind);
+        self.send(Verb::Announce, route, kind);
         self.stats.announced[kind as usize] += 1;
-        let held = Held { kind, attacks: vec![e.attack_id.clone()], pps: e.pps, release_at_ns: None };
+        self.stats.active[kind as usize] += 1;
+        let held = Held { kind, attacks: vec![(e.attack_id.clone(), e.pps)], release_at_ns: None };
         self.routes.insert(route.to_string(), held);
         true
     }
@@ -328,7 +363,7 @@ impl Mitigation {
     /// `attack_id` no longer calls for `route`: withdrawn now, or after the hold time.
     fn release(&mut self, route: &str, attack_id: &str, now_ns: i64) {
         let Some(h) = self.routes.get_mut(route) else { return };
-        h.attacks.retain(|id| id != attack_id);
+        h.attacks.retain(|(id, _)| id != attack_id);
         if !h.attacks.is_empty() {
             return;
         }
@@ -358,16 +393,18 @@ impl Mitigation {
 
     fn withdraw(&mut self, route: &str) {
         if let Some(h) = self.routes.remove(route) {
-            self.send("withdraw", route, h.kind);
+            self.send(Verb::Withdraw, route, h.kind);
             self.stats.withdrawn[h.kind as usize] += 1;
+            self.stats.active[h.kind as usize] -= 1;
         }
     }
 
-    fn send(&mut self, verb: &str, route: &str, kind: RouteKind) {
+    fn send(&mut self, verb: Verb, route: &str, kind: RouteKind) {
+        let word = verb.word();
         if self.opts.dry_run {
-            tracing::info!(route = kind.name(), "dry run, not sent: {verb} {route}");
+            tracing::info!(route = kind.name(), "dry run, not sent: {word} {route}");
         } else {
-            tracing::info!(route = kind.name(), "{verb} {route}");
+            tracing::info!(route = kind.name(), "{word} {route}");
         }
         // Detection goes on without the router's help: a failure is logged.
         if let Err(e) = self.link.send(verb, route) {

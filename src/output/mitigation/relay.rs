@@ -9,12 +9,13 @@
 //!   resends it when its link comes back.
 //!
 //! [`Relay`] is the deterministic core (lines in, ExaBGP lines out, time given); [`run`] its
-//! I/O: one thread accepts floodwatch, one reads each connection, one watches standard input
-//! (its end means ExaBGP is gone).
+//! I/O: one thread accepts connections, one reads each, one watches standard input (its end
+//! means ExaBGP is gone).
 
 use super::exabgp::{SYNC, SYNCED};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::Shutdown;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ use std::time::{Duration, Instant};
 /// client can make the relay keep.
 pub const MAX_LINE: usize = 2048;
 pub const MAX_ROUTES: usize = 10_000;
+/// Connections open at once (floodwatch, and whatever else connects: a probe, a second relay
+/// checking the socket); more are closed at once.
+const MAX_CLIENTS: usize = 8;
 
 /// The routes announced, and those waiting to be withdrawn.
 pub struct Relay {
@@ -68,10 +72,14 @@ impl Relay {
                     self.stale.entry(route.clone()).or_insert(now + self.grace);
                 }
             }
+            // Every route of the set is tried, whatever one of them meets.
+            let mut refused = Ok(());
             for route in wanted {
-                self.announce(route, out)?;
+                if let Err(e) = self.announce(route, out) {
+                    refused = Err(e);
+                }
             }
-            return Ok(());
+            return refused;
         }
         let (verb, route) = line.split_once(' ').ok_or_else(|| format!("not a relay message: {line:?}"))?;
         check_route(route)?;
@@ -137,7 +145,7 @@ fn check_route(route: &str) -> Result<(), String> {
 }
 
 enum Input {
-    Connected(u64),
+    Connected(u64, UnixStream),
     Line(u64, Vec<u8>),
     Closed(u64),
     ExabgpGone,
@@ -158,12 +166,25 @@ fn listen(socket: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
-fn read_client(id: u64, stream: UnixStream, tx: mpsc::Sender<Input>) {
+/// Passes on the client's whole lines: a line the end of the stream cut short is never acted
+/// on (it may have lost its last words), nor any part of one too long.
+fn read_client(id: u64, stream: UnixStream, tx: mpsc::SyncSender<Input>) {
     let mut reader = BufReader::new(stream);
+    let mut skipping = false;
     loop {
         let mut line = Vec::new();
         match reader.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
+            Ok(_) if line.last() != Some(&b'\n') => {
+                if line.len() <= MAX_LINE {
+                    break;
+                }
+                if !skipping {
+                    tracing::warn!("refused: a line longer than {MAX_LINE} bytes");
+                }
+                skipping = true;
+            }
+            Ok(_) if skipping => skipping = false,
             Ok(_) => {
                 if tx.send(Input::Line(id, line)).is_err() {
                     return;
@@ -178,12 +199,13 @@ fn read_client(id: u64, stream: UnixStream, tx: mpsc::Sender<Input>) {
 pub fn run(socket: PathBuf, grace: Duration) -> Result<(), String> {
     let listener = listen(&socket)?;
     tracing::info!(socket = %socket.display(), grace_s = grace.as_secs_f64(), "exabgp relay listening");
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(1024);
     let accept_tx = tx.clone();
     std::thread::spawn(move || {
         for (id, stream) in (0u64..).zip(listener.incoming()) {
             let Ok(stream) = stream else { continue };
-            if accept_tx.send(Input::Connected(id)).is_err() {
+            let Ok(ours) = stream.try_clone() else { continue };
+            if accept_tx.send(Input::Connected(id, ours)).is_err() {
                 return;
             }
             let tx = accept_tx.clone();
@@ -199,8 +221,11 @@ pub fn run(socket: PathBuf, grace: Duration) -> Result<(), String> {
     result
 }
 
+/// The client whose `sync` came last is floodwatch; connections that never sent one (a probe,
+/// a health check) change nothing. A second floodwatch's `sync` closes the first one's link.
 fn serve(rx: &mpsc::Receiver<Input>, grace: Duration) -> Result<(), String> {
     let mut relay = Relay::new(grace);
+    let mut streams: HashMap<u64, UnixStream> = HashMap::new();
     let mut client: Option<u64> = None;
     let mut stdout = io::stdout().lock();
     loop {
@@ -214,33 +239,49 @@ fn serve(rx: &mpsc::Receiver<Input>, grace: Duration) -> Result<(), String> {
         let now = Instant::now();
         let mut out = Vec::new();
         match input {
-            Some(Input::Connected(id)) => {
-                if client.is_some() {
-                    tracing::warn!("a new floodwatch connected: the earlier one is no longer heard");
+            Some(Input::Connected(id, stream)) => {
+                if streams.len() >= MAX_CLIENTS {
+                    tracing::warn!("refused: {MAX_CLIENTS} connections open already");
+                    let _ = stream.shutdown(Shutdown::Both);
+                } else {
+                    streams.insert(id, stream);
                 }
-                tracing::info!("floodwatch connected");
-                client = Some(id);
-                relay.connected();
             }
-            Some(Input::Line(id, line)) if client == Some(id) => {
-                let result = std::str::from_utf8(&line)
-                    .map_err(|_| "not UTF-8".to_string())
-                    .and_then(|l| if line.len() > MAX_LINE { Err("line too long".into()) } else { Ok(l) })
-                    .and_then(|l| relay.line(l, now, &mut out));
+            Some(Input::Line(id, line)) => {
+                let text = String::from_utf8_lossy(&line);
+                if text.trim_end() == SYNC && client != Some(id) {
+                    if let Some(earlier) = client.and_then(|c| streams.get(&c)) {
+                        tracing::warn!("another floodwatch sent its set: the earlier one's link is closed");
+                        let _ = earlier.shutdown(Shutdown::Both);
+                    }
+                    tracing::info!("floodwatch connected");
+                    client = Some(id);
+                    relay.connected();
+                }
+                let result = if client != Some(id) {
+                    Err("a connection that has not sent its set (sync)".to_string())
+                } else {
+                    std::str::from_utf8(&line)
+                        .map_err(|_| "not UTF-8".to_string())
+                        .and_then(|l| relay.line(l, now, &mut out))
+                };
                 if let Err(e) = result {
                     tracing::warn!("refused: {e}");
                 }
             }
-            Some(Input::Closed(id)) if client == Some(id) => {
-                tracing::warn!(
-                    "floodwatch left: its routes are withdrawn after {} s unless it comes back",
-                    grace.as_secs_f64()
-                );
-                client = None;
-                relay.disconnected(now);
+            Some(Input::Closed(id)) => {
+                streams.remove(&id);
+                if client == Some(id) {
+                    tracing::warn!(
+                        "floodwatch left: its routes are withdrawn after {} s unless it comes back",
+                        grace.as_secs_f64()
+                    );
+                    client = None;
+                    relay.disconnected(now);
+                }
             }
             Some(Input::ExabgpGone) => return Ok(()),
-            Some(_) | None => {}
+            None => {}
         }
         relay.expire(now, &mut out);
         for line in out {
@@ -300,6 +341,28 @@ mod tests {
         assert!(out.is_empty(), "{out:?}");
         // A second withdrawal of what is gone says nothing to ExaBGP.
         assert!(feed(&mut r, &[&format!("withdraw {B}")], t0).is_empty());
+    }
+
+    #[test]
+    fn only_whole_lines_are_passed_on() {
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let (tx, rx) = mpsc::sync_channel(16);
+        let reader = std::thread::spawn(move || read_client(7, theirs, tx));
+        let long = format!("announce {}\n", "x".repeat(MAX_LINE * 2));
+        // A whole line, one too long (dropped whole), a whole one, and one the end cuts short.
+        let cut = "announce route 192.0.2.1/32 next-hop self community [ 65535:666";
+        ours.write_all(format!("sync\n{long}synced\n{cut}").as_bytes()).unwrap();
+        drop(ours);
+        reader.join().unwrap();
+        let got: Vec<String> = rx
+            .try_iter()
+            .map(|i| match i {
+                Input::Line(7, l) => String::from_utf8(l).unwrap(),
+                Input::Closed(7) => "closed".into(),
+                _ => "other".into(),
+            })
+            .collect();
+        assert_eq!(got, ["sync\n", "synced\n", "closed"]);
     }
 
     #[test]

@@ -12,24 +12,21 @@ pub enum Action {
     Discard,
     /// At most this many bytes per second (the traffic-rate extended community).
     RateLimit(u32),
-    /// No FlowSpec rule for this kind.
-    None,
 }
 
-impl std::str::FromStr for Action {
-    type Err = String;
-
-    /// `discard`, `rate-limit BYTES_PER_S` or `none`.
-    fn from_str(text: &str) -> Result<Action, String> {
+impl Action {
+    /// A kind's action as the config writes it: `discard`, `rate-limit BYTES_PER_S`, or `none`
+    /// (no FlowSpec rule for that kind).
+    pub fn parse_setting(text: &str) -> Result<Option<Action>, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         match words.as_slice() {
-            ["discard"] => Ok(Action::Discard),
-            ["none"] => Ok(Action::None),
+            ["discard"] => Ok(Some(Action::Discard)),
+            ["none"] => Ok(None),
             ["rate-limit", n] => n
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n > 0)
-                .map(Action::RateLimit)
+                .map(|n| Some(Action::RateLimit(n)))
                 .ok_or_else(|| format!("`{text}`: the rate is bytes per second, 1 to {}", u32::MAX)),
             _ => Err(format!("`{text}`: must be discard, rate-limit BYTES_PER_S or none")),
         }
@@ -81,7 +78,7 @@ impl FlowMatch {
             protocol: if fragment { "" } else { e.protocol },
             source_port: if e.kind == AttackKind::Amplification { e.service_port } else { None },
             destination_port: match (e.kind, e.victim_ports.as_slice()) {
-                (AttackKind::Amplification, _) => None,
+                (AttackKind::Amplification | AttackKind::FragmentFlood, _) => None,
                 (_, [one]) => Some(*one),
                 _ => None,
             },
@@ -104,7 +101,9 @@ impl FlowMatch {
         let _ = write!(m, "destination {};", self.destination);
         if !self.protocol.is_empty() {
             let key = if self.v6 { "next-header" } else { "protocol" };
-            let _ = write!(m, " {key} {};", self.protocol);
+            // ExaBGP names tcp, udp and icmp; ICMPv6 it takes by number.
+            let value = if self.protocol == "icmpv6" { "=58" } else { self.protocol };
+            let _ = write!(m, " {key} {value};");
         }
         if let Some(p) = self.source_port {
             let _ = write!(m, " source-port ={p};");
@@ -120,7 +119,7 @@ impl FlowMatch {
         }
         let then = match action {
             Action::RateLimit(n) => format!("rate-limit {n};"),
-            Action::Discard | Action::None => "discard;".to_string(),
+            Action::Discard => "discard;".to_string(),
         };
         format!("flow route {{ match {{ {m} }} then {{ {then} }} }}")
     }
@@ -167,10 +166,21 @@ mod tests {
         );
         let udp = AttackEvent { kind: AttackKind::UdpFlood, protocol: "udp", victim_ports: vec![9], ..syn };
         assert!(FlowMatch::of(&udp).rule(None, Action::Discard).contains("protocol udp; destination-port =9; }"));
+        // Later fragments carry no ports: a fragment flood's rule names none.
         let fragments = AttackEvent { kind: AttackKind::FragmentFlood, ..udp.clone() };
         assert!(FlowMatch::of(&fragments)
             .rule(None, Action::Discard)
-            .contains("{ destination 192.0.2.1/32; destination-port =9; fragment [ is-fragment ]; }"));
+            .contains("{ destination 192.0.2.1/32; fragment [ is-fragment ]; }"));
+        let icmpv6 = AttackEvent {
+            kind: AttackKind::IcmpFlood,
+            victim: "2001:db8::1".parse().unwrap(),
+            protocol: "icmpv6",
+            victim_ports: vec![],
+            ..udp.clone()
+        };
+        assert!(FlowMatch::of(&icmpv6)
+            .rule(None, Action::Discard)
+            .contains("{ destination 2001:db8::1/128; next-header =58; }"));
         let carpet = AttackEvent { victim: "198.51.100.0".parse().unwrap(), victim_prefix: Some(24), ..udp };
         assert!(FlowMatch::of(&carpet).rule(None, Action::Discard).contains("destination 198.51.100.0/24;"));
         assert_eq!(
@@ -181,11 +191,11 @@ mod tests {
 
     #[test]
     fn actions_are_read_as_written_and_refused_otherwise() {
-        assert_eq!("discard".parse(), Ok(Action::Discard));
-        assert_eq!(" rate-limit  9600 ".parse(), Ok(Action::RateLimit(9600)));
-        assert_eq!("none".parse(), Ok(Action::None));
+        assert_eq!(Action::parse_setting("discard"), Ok(Some(Action::Discard)));
+        assert_eq!(Action::parse_setting(" rate-limit  9600 "), Ok(Some(Action::RateLimit(9600))));
+        assert_eq!(Action::parse_setting("none"), Ok(None));
         for bad in ["rate-limit", "rate-limit 0", "rate-limit -5", "drop", "discard now"] {
-            assert!(bad.parse::<Action>().is_err(), "{bad}");
+            assert!(Action::parse_setting(bad).is_err(), "{bad}");
         }
     }
 }

@@ -96,8 +96,8 @@ fn nothing_is_announced_for_allowlisted_or_too_wide_destinations_nor_from_allowl
         allow_destinations: vec![Prefix::parse("192.0.2.0/30").unwrap()],
         allow_sources: vec![Prefix::parse("203.0.113.2").unwrap()],
         actions: {
-            let mut a = [Action::Discard; AttackKind::ALL.len()];
-            a[AttackKind::SynFlood as usize] = Action::RateLimit(125_000);
+            let mut a = [Some(Action::Discard); AttackKind::ALL.len()];
+            a[AttackKind::SynFlood as usize] = Some(Action::RateLimit(125_000));
             a
         },
         ..Default::default()
@@ -133,6 +133,36 @@ fn nothing_is_announced_for_allowlisted_or_too_wide_destinations_nor_from_allowl
     assert_eq!(written.len(), 2, "{written:?}");
     assert!(written.iter().all(|l| !l.contains("203.0.113.2/32")), "{written:?}");
     assert_eq!(m.stats().refused[Refusal::AllowlistedSource as usize], 1);
+    // Every source the alert names allowlisted: no rule drops their traffic, not even one
+    // toward the victim.
+    let partners = AttackEvent { attack_id: "2".into(), victim: "192.0.2.9".parse().unwrap(), ..syn_flood(0) };
+    let partners = AttackEvent { offending_ips: vec!["203.0.113.2".parse().unwrap()], ..partners };
+    m.event(&partners);
+    assert_eq!(lines(&path).len(), 2, "{:?}", lines(&path));
+    // Reflectors are never matched by source: allowlisting one refuses nothing.
+    let amplification = AttackEvent {
+        attack_id: "3".into(),
+        offending_ips: vec!["203.0.113.2".parse().unwrap()],
+        ..event(EventKind::Start)
+    };
+    m.event(&amplification);
+    assert_eq!(lines(&path).len(), 3);
+    assert_eq!(m.stats().refused[Refusal::AllowlistedSource as usize], 2);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn an_attacks_sources_are_blocked_all_together_or_by_the_rule_toward_its_victim() {
+    let (mut m, path) =
+        writing("source-group", MitigationOptions { max_routes: 4, max_source_rules: 3, ..Default::default() });
+    m.event(&syn_flood(3));
+    // Two more bots elsewhere, less busy: room for one route only, the victim's.
+    let other = AttackEvent { attack_id: "2".into(), victim: "192.0.2.2".parse().unwrap(), pps: 5_000, ..syn_flood(2) };
+    m.event(&other);
+    let written = lines(&path);
+    assert_eq!(written.len(), 4, "{written:?}");
+    assert!(written[3].starts_with("announce flow route { match { destination 192.0.2.2/32;"), "{written:?}");
+    assert_eq!(m.stats().refused, [0; 4]);
     std::fs::remove_file(&path).unwrap();
 }
 
@@ -219,11 +249,15 @@ fn beyond_the_most_routes_a_busier_attack_takes_the_place_of_the_least_busy() {
     assert_eq!(written.len(), 12);
     assert_eq!(written[10], format!("withdraw {}", FlowMatch::of(&on(0, 0)).rule(None, Action::Discard)));
     assert_eq!(written[11], format!("announce {}", FlowMatch::of(&on(501, 0)).rule(None, Action::Discard)));
-    // The attack that lost its route does not take it back at its next update.
+    // The attack that lost its route takes it back only once busier than the least busy.
     m.event(&AttackEvent { event: EventKind::Update, ..on(0, 10_000) });
     assert_eq!(lines(&path).len(), 12);
+    m.event(&AttackEvent { event: EventKind::Update, ..on(0, 60_000) });
+    let written = lines(&path);
+    assert_eq!(written[12], format!("withdraw {}", FlowMatch::of(&on(1, 0)).rule(None, Action::Discard)));
+    assert_eq!(written[13], format!("announce {}", FlowMatch::of(&on(0, 0)).rule(None, Action::Discard)));
     let stats = m.stats();
-    assert_eq!((stats.announced[0], stats.withdrawn[0], stats.refused[Refusal::MaxRoutes as usize]), (11, 1, 1));
+    assert_eq!((stats.announced[0], stats.withdrawn[0], stats.refused[Refusal::MaxRoutes as usize]), (12, 2, 2));
     std::fs::remove_file(&path).unwrap();
 }
 
