@@ -441,7 +441,7 @@ fn main() -> ExitCode {
         Command::Report(args) => run_report(args),
         Command::ExabgpRelay { socket, grace } => run_relay(socket, grace),
         Command::CheckConfig { file } => match Config::from_file(&file) {
-            Ok(Config { detection: s, .. }) => {
+            Ok(Config { detection: s, mitigation, .. }) => {
                 println!(
                     "{}: ok (window {} ms, {} prefix policies, {} allowlisted source prefixes, {} allowlisted destination prefixes)",
                     file.display(),
@@ -450,6 +450,9 @@ fn main() -> ExitCode {
                     s.allow_sources.len(),
                     s.allow_destinations.len()
                 );
+                if let Some(m) = mitigation {
+                    println!("{}: BGP mitigation {m}", file.display());
+                }
                 exit::OK
             }
             Err(e) => {

@@ -95,6 +95,14 @@ fn a_dry_run_logs_the_routes_and_sends_nothing() {
     assert!(stderr.contains(&format!("dry run, not sent: announce {rule}")), "{stderr}");
     assert!(stderr.contains(&format!("dry run, not sent: withdraw {rule}")), "{stderr}");
     assert!(!stderr.contains("relay"), "no link to the relay: {stderr}");
+    let checked = Command::new(env!("CARGO_BIN_EXE_floodwatch")).arg("check-config").arg(&conf).output().unwrap();
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        stdout.contains(
+            "BGP mitigation as a dry run (nothing sent): FlowSpec for 9 of 9 kinds, at most 100 routes, no RTBH"
+        ),
+        "{stdout}"
+    );
 }
 
 /// What BIRD's table `table` holds now, every attribute shown.

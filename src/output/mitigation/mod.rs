@@ -69,6 +69,27 @@ impl Default for MitigationOptions {
     }
 }
 
+/// One line for `check-config`: where the routes go, and what may be announced.
+impl std::fmt::Display for MitigationOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.target, self.dry_run) {
+            (_, true) => f.write_str("as a dry run (nothing sent)")?,
+            (Some(Target::Relay(path)), false) => write!(f, "through the relay at {}", path.display())?,
+            (Some(Target::File(path)), false) => write!(f, "appended to {}", path.display())?,
+            (None, false) => f.write_str("with nowhere to send")?,
+        }
+        let flowspec = AttackKind::ALL.iter().filter(|k| self.actions[**k as usize].is_some()).count();
+        write!(f, ": FlowSpec for {flowspec} of {} kinds, at most {} routes", AttackKind::ALL.len(), self.max_routes)?;
+        match &self.blackhole {
+            Some(b) => {
+                let kinds: Vec<&str> = b.kinds.iter().map(|k| k.name()).collect();
+                write!(f, ", RTBH for {}", kinds.join(", "))
+            }
+            None => f.write_str(", no RTBH"),
+        }
+    }
+}
+
 /// When a victim is blackholed: its attack's kind is listed, it lies in one of the
 /// destinations (any, when none are given), and the attack reaches one of the rates.
 #[derive(Clone, Debug, PartialEq)]

@@ -123,6 +123,7 @@ fn nothing_is_announced_for_allowlisted_or_too_wide_destinations_nor_from_allowl
     assert!(lines(&path).is_empty(), "{:?}", lines(&path));
     let stats = m.stats();
     assert_eq!(stats.refused, [2, 0, 1, 0], "each refusal counted once per attack");
+    std::fs::remove_file(&path).unwrap();
 
     let (mut m, path) = writing(
         "rails-sources",
