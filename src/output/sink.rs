@@ -343,6 +343,17 @@ fn open_file(path: &std::path::Path) -> io::Result<Connection> {
     std::fs::OpenOptions::new().create(true).append(true).open(path).map(Connection::File)
 }
 
+/// Whether the peer of a stream that never sends to us (a collector, the ExaBGP relay) is
+/// still there: anything readable means end of stream or an error.
+pub(crate) fn peer_open(stream: &impl std::os::fd::AsRawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: a one-byte buffer we own; MSG_PEEK leaves the stream untouched.
+    let n = unsafe {
+        libc::recv(stream.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
 /// An open way to the sink's destination.
 enum Connection {
     Stdout(io::Stdout),
@@ -395,18 +406,13 @@ impl Connection {
         })
     }
 
-    /// For streams: false once the peer has closed (collectors never send, so anything
-    /// readable means end of stream or an error).
+    /// For streams: false once the peer has closed.
     fn peer_open(&self) -> bool {
-        let fd = match self {
-            Connection::Tcp(s) => std::os::fd::AsRawFd::as_raw_fd(s),
-            Connection::Unix(s) => std::os::fd::AsRawFd::as_raw_fd(s),
-            _ => return true,
-        };
-        let mut byte = 0u8;
-        // SAFETY: a one-byte buffer we own; MSG_PEEK leaves the stream untouched.
-        let n = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+        match self {
+            Connection::Tcp(s) => peer_open(s),
+            Connection::Unix(s) => peer_open(s),
+            _ => true,
+        }
     }
 
     fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {

@@ -7,9 +7,10 @@
 //! wants out; the link's thread sends the difference from what the relay last heard, so
 //! nothing queues, nothing is dropped, and a reconnect sends the set as it is now.
 
+use crate::output::sink::peer_open;
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -168,16 +169,6 @@ impl RelayLink {
     }
 }
 
-/// False once the relay has closed its end (it never sends, so anything but "nothing to
-/// read yet" means the end).
-fn relay_open(stream: &mut UnixStream) -> bool {
-    if stream.set_nonblocking(true).is_err() {
-        return false;
-    }
-    let open = matches!(stream.read(&mut [0u8; 64]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-    open && stream.set_nonblocking(false).is_ok()
-}
-
 fn connect(path: &Path, wanted: &BTreeSet<String>) -> io::Result<UnixStream> {
     let mut stream = UnixStream::connect(path)?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
@@ -206,7 +197,7 @@ fn link_thread(path: &Path, shared: &Shared, drain: Duration) {
         if closing && deadline.is_none() {
             deadline = Some(Instant::now() + drain);
         }
-        if stream.as_mut().is_some_and(|s| !relay_open(s)) {
+        if stream.as_ref().is_some_and(|s| !peer_open(s)) {
             tracing::warn!(path = %path.display(), "exabgp relay closed the link; reconnecting");
             stream = None;
             shared.connected.store(false, Ordering::Relaxed);
