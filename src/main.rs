@@ -281,9 +281,6 @@ impl OutputArgs {
             });
             m.target = Some(target);
         }
-        if let Some(m) = options.mitigation.as_mut() {
-            m.drain = options.drain;
-        }
         if let (Some(url), Some(sensor)) = (&self.publish, &self.sensor) {
             if config.detection.hash_seed.is_none() {
                 return Err(HASH_SEED_SHARED.into());

@@ -7,10 +7,12 @@ mod common;
 
 use common::*;
 use floodwatch::output::metrics::Metrics;
-use floodwatch::output::mitigation::MitigationStats;
+use floodwatch::output::mitigation::exabgp::Target;
+use floodwatch::output::mitigation::{Mitigation, MitigationOptions};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::time::Duration;
 
 /// The `floodwatch_*` names in a text.
 fn metric_names_in(text: &str) -> BTreeSet<String> {
@@ -24,11 +26,14 @@ fn metric_names_in(text: &str) -> BTreeSet<String> {
 }
 
 /// The metric names `/metrics` serves (a summary's `_sum` and `_count` too), BGP mitigation's
-/// (with its relay link) included.
+/// with its relay link included (a link to no relay, closed at once).
 fn exported() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let metrics = Metrics::default();
-    metrics.set_mitigation(MitigationStats { relay_connected: Some(true), ..Default::default() });
+    let opts =
+        MitigationOptions { target: Some(Target::Relay("/nonexistent/relay.sock".into())), ..Default::default() };
+    let mitigation = Mitigation::open(opts, Duration::ZERO).unwrap();
+    metrics.set_mitigation(mitigation.counters());
     for line in metrics.render().lines() {
         if let Some([name, kind]) = line.strip_prefix("# TYPE ").map(|t| t.split(' ').collect::<Vec<_>>()).as_deref() {
             names.insert(name.to_string());
@@ -37,6 +42,7 @@ fn exported() -> BTreeSet<String> {
             }
         }
     }
+    mitigation.finish();
     names
 }
 

@@ -7,7 +7,7 @@
 use crate::analyze::{AnalyzerStats, EventKind};
 use crate::decode::DecodeIssue;
 use crate::output::mitigation::route::RouteKind;
-use crate::output::mitigation::{MitigationStats, Refusal};
+use crate::output::mitigation::{MitigationCounters, Refusal};
 use crate::output::sink::SinkStats;
 use crate::output::summary::{TrafficClass, TrafficStats};
 use crate::telemetry::sflow::InterfaceCounters;
@@ -52,8 +52,8 @@ pub struct Metrics {
     pub hook_failures: AtomicU64,
     pub hook_dropped: AtomicU64,
     sinks: Mutex<Vec<(String, Arc<SinkStats>)>>,
-    /// What the BGP mitigation did (None: not configured).
-    mitigation: Mutex<Option<MitigationStats>>,
+    /// What the BGP mitigation does (None: not configured).
+    mitigation: Mutex<Option<Arc<MitigationCounters>>>,
     /// Processing time per batch of packets, ns.
     batch_latency: Mutex<Histogram<u64>>,
     /// Packet time from a flood's first packet to its `attack_start`, ns.
@@ -136,9 +136,9 @@ impl Metrics {
         }
     }
 
-    pub fn set_mitigation(&self, stats: MitigationStats) {
+    pub fn set_mitigation(&self, counters: Arc<MitigationCounters>) {
         if let Ok(mut g) = self.mitigation.lock() {
-            *g = Some(stats);
+            *g = Some(counters);
         }
     }
 
@@ -330,7 +330,7 @@ impl Metrics {
             .map(|k| (format!("{{event=\"{}\"}}", k.name()), self.alerts[*k as usize].load(Ordering::Relaxed)))
             .collect();
         family("alerts_total", "counter", "Alerts raised, by event.", &alerts);
-        if let Some(m) = self.mitigation.lock().ok().and_then(|g| *g) {
+        if let Some(m) = self.mitigation.lock().ok().and_then(|g| g.as_ref().map(|c| c.snapshot())) {
             let by_route = |values: &[u64; RouteKind::ALL.len()]| -> Vec<(String, u64)> {
                 RouteKind::ALL.iter().map(|k| (format!("{{route=\"{}\"}}", k.name()), values[*k as usize])).collect()
             };

@@ -89,9 +89,6 @@ pub struct Outputs {
     timeline: Option<TimelineWriter>,
     report: Option<ReportCollector>,
     mitigation: Option<Mitigation>,
-    /// Time (of [`Outputs::advance`]) at which the mitigation's metrics are next published:
-    /// its link's state changes between alerts too.
-    mitigation_metrics_due_ns: i64,
 }
 
 /// What the outputs did, for the summary.
@@ -138,7 +135,10 @@ impl Outputs {
             .map(|p| TimelineWriter::create(p).map_err(|e| format!("timeline {}: {e}", p.display())))
             .transpose()?;
         let report = opts.report.clone().map(ReportCollector::new);
-        let mitigation = opts.mitigation.clone().map(Mitigation::open).transpose()?;
+        let mitigation = opts.mitigation.clone().map(|m| Mitigation::open(m, opts.drain)).transpose()?;
+        if let Some(m) = &mitigation {
+            metrics.set_mitigation(m.counters());
+        }
         Ok(Outputs {
             sinks,
             drain: opts.drain,
@@ -151,7 +151,6 @@ impl Outputs {
             timeline,
             report,
             mitigation,
-            mitigation_metrics_due_ns: i64::MIN,
         })
     }
 
@@ -191,7 +190,6 @@ impl Outputs {
             }
             if let Some(m) = self.mitigation.as_mut() {
                 m.event(&alert.event);
-                self.metrics.set_mitigation(m.stats());
             }
             if let Some(r) = self.report.as_mut() {
                 match alert::native_value(&alert) {
@@ -228,10 +226,6 @@ impl Outputs {
     pub fn advance(&mut self, now_ns: i64) {
         if let Some(m) = self.mitigation.as_mut() {
             m.advance(now_ns);
-            if now_ns >= self.mitigation_metrics_due_ns {
-                self.metrics.set_mitigation(m.stats());
-                self.mitigation_metrics_due_ns = now_ns.saturating_add(1_000_000_000);
-            }
         }
         if let Some(b) = self.blocklist.as_mut() {
             b.advance(now_ns);

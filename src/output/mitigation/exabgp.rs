@@ -7,13 +7,14 @@
 //! wants out; the link's thread sends the difference from what the relay last heard, so
 //! nothing queues, nothing is dropped, and a reconnect sends the set as it is now.
 
+use super::MitigationCounters;
 use crate::output::sink::peer_open;
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -67,7 +68,8 @@ pub enum Link {
 }
 
 impl Link {
-    pub fn open(target: &Target, drain: Duration) -> Result<Link, String> {
+    /// `counters`: where the relay link tells whether it is up, and how often it came back.
+    pub fn open(target: &Target, drain: Duration, counters: Arc<MitigationCounters>) -> Result<Link, String> {
         match target {
             Target::File(path) => OpenOptions::new()
                 .create(true)
@@ -75,7 +77,7 @@ impl Link {
                 .open(path)
                 .map(Link::File)
                 .map_err(|e| format!("exabgp {}: {e}", path.display())),
-            Target::Relay(path) => Ok(Link::Relay(RelayLink::start(path.clone(), drain)?)),
+            Target::Relay(path) => Ok(Link::Relay(RelayLink::start(path.clone(), drain, counters)?)),
         }
     }
 
@@ -87,16 +89,6 @@ impl Link {
                 Ok(())
             }
             Link::DryRun => Ok(()),
-        }
-    }
-
-    /// Whether the relay link is up, and how many times it came back (None: no relay).
-    pub fn state(&self) -> (Option<bool>, u64) {
-        match self {
-            Link::Relay(r) => {
-                (Some(r.shared.connected.load(Ordering::Relaxed)), r.shared.resyncs.load(Ordering::Relaxed))
-            }
-            _ => (None, 0),
         }
     }
 
@@ -119,8 +111,7 @@ struct Wanted {
 struct Shared {
     wanted: Mutex<Wanted>,
     changed: Condvar,
-    connected: AtomicBool,
-    resyncs: AtomicU64,
+    counters: Arc<MitigationCounters>,
 }
 
 /// The link to the relay, and its thread.
@@ -133,13 +124,8 @@ pub struct RelayLink {
 const RETRY: Duration = Duration::from_secs(1);
 
 impl RelayLink {
-    fn start(path: PathBuf, drain: Duration) -> Result<RelayLink, String> {
-        let shared = Arc::new(Shared {
-            wanted: Mutex::default(),
-            changed: Condvar::new(),
-            connected: AtomicBool::new(false),
-            resyncs: AtomicU64::new(0),
-        });
+    fn start(path: PathBuf, drain: Duration, counters: Arc<MitigationCounters>) -> Result<RelayLink, String> {
+        let shared = Arc::new(Shared { wanted: Mutex::default(), changed: Condvar::new(), counters });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("exabgp-relay-link".into())
@@ -200,19 +186,19 @@ fn link_thread(path: &Path, shared: &Shared, drain: Duration) {
         if stream.as_ref().is_some_and(|s| !peer_open(s)) {
             tracing::warn!(path = %path.display(), "exabgp relay closed the link; reconnecting");
             stream = None;
-            shared.connected.store(false, Ordering::Relaxed);
+            shared.counters.relay_connected.store(false, Ordering::Relaxed);
         }
         match stream.as_mut() {
             None => match connect(path, &wanted) {
                 Ok(s) => {
                     tracing::info!(path = %path.display(), routes = wanted.len(), "exabgp relay linked: whole set sent");
                     if ever_connected {
-                        shared.resyncs.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.relay_resyncs.fetch_add(1, Ordering::Relaxed);
                     }
                     (ever_connected, down_logged) = (true, false);
                     told = wanted.clone();
                     stream = Some(s);
-                    shared.connected.store(true, Ordering::Relaxed);
+                    shared.counters.relay_connected.store(true, Ordering::Relaxed);
                 }
                 Err(e) if !down_logged => {
                     tracing::warn!(path = %path.display(), "exabgp relay: {e}; trying again every second");
@@ -233,7 +219,7 @@ fn link_thread(path: &Path, shared: &Shared, drain: Duration) {
                     Err(e) => {
                         tracing::warn!(path = %path.display(), "exabgp relay: {e}; reconnecting");
                         stream = None;
-                        shared.connected.store(false, Ordering::Relaxed);
+                        shared.counters.relay_connected.store(false, Ordering::Relaxed);
                         continue;
                     }
                 }

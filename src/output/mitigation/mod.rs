@@ -19,6 +19,8 @@ use exabgp::{Link, Target, Verb};
 use route::{Action, FlowMatch, RouteKind};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Defaults of the `[mitigation]` section.
@@ -47,8 +49,6 @@ pub struct MitigationOptions {
     pub widest: (u8, u8),
     pub allow_destinations: Vec<Prefix>,
     pub allow_sources: Vec<Prefix>,
-    /// How long the relay link keeps trying to deliver the shutdown's withdrawals.
-    pub drain: Duration,
 }
 
 impl Default for MitigationOptions {
@@ -64,7 +64,6 @@ impl Default for MitigationOptions {
             widest: (DEFAULT_WIDEST_V4, DEFAULT_WIDEST_V6),
             allow_destinations: Vec::new(),
             allow_sources: Vec::new(),
-            drain: Duration::from_secs(5),
         }
     }
 }
@@ -139,7 +138,35 @@ impl Refusal {
     }
 }
 
-/// What the mitigation did, by route kind and refusal reason: the metrics and the summary.
+/// What the mitigation did, counted as it goes; the metrics read it when scraped (as they do
+/// the sinks' counters), the summary at the end.
+#[derive(Debug, Default)]
+pub struct MitigationCounters {
+    announced: [AtomicU64; RouteKind::ALL.len()],
+    withdrawn: [AtomicU64; RouteKind::ALL.len()],
+    active: [AtomicU64; RouteKind::ALL.len()],
+    refused: [AtomicU64; Refusal::ALL.len()],
+    /// Whether there is a relay link at all.
+    relay: bool,
+    relay_connected: AtomicBool,
+    relay_resyncs: AtomicU64,
+}
+
+impl MitigationCounters {
+    pub fn snapshot(&self) -> MitigationStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MitigationStats {
+            announced: self.announced.each_ref().map(load),
+            withdrawn: self.withdrawn.each_ref().map(load),
+            active: self.active.each_ref().map(load),
+            refused: self.refused.each_ref().map(load),
+            relay_connected: self.relay.then(|| self.relay_connected.load(Ordering::Relaxed)),
+            relay_resyncs: load(&self.relay_resyncs),
+        }
+    }
+}
+
+/// What the mitigation did, by route kind and refusal reason, at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MitigationStats {
     pub announced: [u64; RouteKind::ALL.len()],
@@ -203,30 +230,29 @@ pub struct Mitigation {
     attacks: HashMap<String, Calls>,
     /// The earliest `release_at_ns` of the routes (None: no route waits).
     next_release_ns: Option<i64>,
-    stats: MitigationStats,
+    counters: Arc<MitigationCounters>,
 }
 
 impl Mitigation {
-    pub fn open(opts: MitigationOptions) -> Result<Mitigation, String> {
+    /// `drain`: how long the relay link keeps trying to deliver the shutdown's withdrawals.
+    pub fn open(opts: MitigationOptions, drain: Duration) -> Result<Mitigation, String> {
+        let relay = !opts.dry_run && matches!(opts.target, Some(Target::Relay(_)));
+        let counters = Arc::new(MitigationCounters { relay, ..Default::default() });
         let link = match (&opts.target, opts.dry_run) {
             (_, true) => Link::DryRun,
-            (Some(target), false) => Link::open(target, opts.drain)?,
+            (Some(target), false) => Link::open(target, drain, counters.clone())?,
             (None, false) => return Err("mitigation: no ExaBGP target and not a dry run".into()),
         };
-        Ok(Mitigation {
-            opts,
-            link,
-            routes: BTreeMap::new(),
-            attacks: HashMap::new(),
-            next_release_ns: None,
-            stats: MitigationStats::default(),
-        })
+        Ok(Mitigation { opts, link, routes: BTreeMap::new(), attacks: HashMap::new(), next_release_ns: None, counters })
+    }
+
+    /// Its counters, for the metrics.
+    pub fn counters(&self) -> Arc<MitigationCounters> {
+        self.counters.clone()
     }
 
     pub fn stats(&self) -> MitigationStats {
-        let mut s = self.stats;
-        (s.relay_connected, s.relay_resyncs) = self.link.state();
-        s
+        self.counters.snapshot()
     }
 
     pub fn event(&mut self, e: &AttackEvent) {
@@ -343,7 +369,7 @@ impl Mitigation {
         } else {
             tracing::warn!(attack_id = e.attack_id, "not announced ({}): {what}", why.name());
         }
-        self.stats.refused[why as usize] += 1;
+        self.counters.refused[why as usize].fetch_add(1, Ordering::Relaxed);
         calls.refused.push(what);
     }
 
@@ -374,8 +400,8 @@ impl Mitigation {
             }
         }
         self.send(Verb::Announce, route, kind);
-        self.stats.announced[kind as usize] += 1;
-        self.stats.active[kind as usize] += 1;
+        self.counters.announced[kind as usize].fetch_add(1, Ordering::Relaxed);
+        self.counters.active[kind as usize].fetch_add(1, Ordering::Relaxed);
         let held = Held { kind, attacks: vec![(e.attack_id.clone(), e.pps)], release_at_ns: None };
         self.routes.insert(route.to_string(), held);
         true
@@ -415,8 +441,8 @@ impl Mitigation {
     fn withdraw(&mut self, route: &str) {
         if let Some(h) = self.routes.remove(route) {
             self.send(Verb::Withdraw, route, h.kind);
-            self.stats.withdrawn[h.kind as usize] += 1;
-            self.stats.active[h.kind as usize] -= 1;
+            self.counters.withdrawn[h.kind as usize].fetch_add(1, Ordering::Relaxed);
+            self.counters.active[h.kind as usize].fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -3,6 +3,8 @@ use crate::analyze::sample_event as event;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+const DRAIN: Duration = Duration::from_secs(5);
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
 }
@@ -11,7 +13,7 @@ fn lines(path: &Path) -> Vec<String> {
 fn writing(name: &str, opts: MitigationOptions) -> (Mitigation, PathBuf) {
     let path = std::env::temp_dir().join(format!("floodwatch-mitigation-{name}-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let m = Mitigation::open(MitigationOptions { target: Some(Target::File(path.clone())), ..opts }).unwrap();
+    let m = Mitigation::open(MitigationOptions { target: Some(Target::File(path.clone())), ..opts }, DRAIN).unwrap();
     (m, path)
 }
 
@@ -264,11 +266,11 @@ fn beyond_the_most_routes_a_busier_attack_takes_the_place_of_the_least_busy() {
 
 #[test]
 fn a_dry_run_sends_nothing_and_counts_what_it_would_have_sent() {
-    let mut m = Mitigation::open(MitigationOptions { dry_run: true, ..Default::default() }).unwrap();
+    let mut m = Mitigation::open(MitigationOptions { dry_run: true, ..Default::default() }, DRAIN).unwrap();
     let e = event(EventKind::Start);
     m.event(&e);
     m.event(&ended(&e, e.timestamp_ns));
     let stats = m.finish();
     assert_eq!((stats.announced[0], stats.withdrawn[0], stats.relay_connected), (1, 1, None));
-    assert!(Mitigation::open(MitigationOptions::default()).is_err(), "no target without a dry run");
+    assert!(Mitigation::open(MitigationOptions::default(), DRAIN).is_err(), "no target without a dry run");
 }
