@@ -45,11 +45,6 @@ impl Relay {
         Relay { grace, held: BTreeSet::new(), stale: BTreeMap::new(), syncing: None }
     }
 
-    /// A client connected: whatever another one was sending is void.
-    pub fn connected(&mut self) {
-        self.syncing = None;
-    }
-
     /// The client left: every route waits its grace time.
     pub fn disconnected(&mut self, now: Instant) {
         self.syncing = None;
@@ -256,7 +251,6 @@ fn serve(rx: &mpsc::Receiver<Input>, grace: Duration) -> Result<(), String> {
                     }
                     tracing::info!("floodwatch connected");
                     client = Some(id);
-                    relay.connected();
                 }
                 let result = if client != Some(id) {
                     Err("a connection that has not sent its set (sync)".to_string())
@@ -311,12 +305,10 @@ mod tests {
     fn a_route_asked_for_again_after_a_restart_is_not_announced_twice() {
         let t0 = Instant::now();
         let mut r = Relay::new(Duration::from_secs(30));
-        r.connected();
         let out = feed(&mut r, &["sync", "synced", &format!("announce {A}"), &format!("announce {B}")], t0);
         assert_eq!(out, [format!("announce {A}"), format!("announce {B}")]);
         // floodwatch crashes; the new one wants A again (re-detected), and B no more.
         r.disconnected(t0 + Duration::from_secs(1));
-        r.connected();
         let out = feed(&mut r, &["sync", &format!("announce {A}"), "synced"], t0 + Duration::from_secs(2));
         assert!(out.is_empty(), "{out:?}");
         let mut out = Vec::new();
@@ -333,7 +325,6 @@ mod tests {
         let mut r = Relay::new(Duration::from_secs(30));
         feed(&mut r, &[&format!("announce {A}"), &format!("announce {B}")], t0);
         r.disconnected(t0);
-        r.connected();
         let out = feed(&mut r, &["sync", "synced", &format!("announce {A}"), &format!("withdraw {B}")], t0);
         assert_eq!(out, [format!("withdraw {B}")]);
         let mut out = Vec::new();
