@@ -1040,8 +1040,7 @@ impl Analyzer {
         let (word, bit) = ack_filter_bit(hash);
         self.ack_filter[word] |= bit;
         let ci = Class::Ack as usize;
-        self.victims.add(slot, ci, before);
-        self.victims.add(slot, cell::BYTES + ci, before.saturating_mul(p.wire_len));
+        self.victims.add_class(slot, ci, before, before.saturating_mul(p.wire_len));
         true
     }
 
@@ -1103,8 +1102,7 @@ impl Analyzer {
             count(p, before - found);
         }
         for (ci, (packets, bytes)) in counts.into_iter().enumerate().filter(|(_, (packets, _))| *packets > 0) {
-            self.victims.add(slot, ci, packets.saturating_mul(self.weight));
-            self.victims.add(slot, cell::BYTES + ci, bytes.saturating_mul(self.weight));
+            self.victims.add_class(slot, ci, packets.saturating_mul(self.weight), bytes.saturating_mul(self.weight));
         }
     }
 
@@ -1209,8 +1207,7 @@ impl Analyzer {
     fn count(&mut self, slot: usize, c: Class, p: &PacketRecord, ts: i64, out: &mut Vec<AttackEvent>) {
         let ci = c as usize;
         let weight = self.packets_of(p);
-        self.victims.add(slot, ci, weight);
-        self.victims.add(slot, cell::BYTES + ci, p.wire_len.saturating_mul(weight));
+        self.victims.add_class(slot, ci, weight, p.wire_len.saturating_mul(weight));
         if self.victims.sums(slot)[ci] >= self.victims.meta[slot].level[ci] as u64 {
             self.on_level(slot, c, ts, p.sampling_rate(), None, out);
         }

@@ -278,17 +278,39 @@ impl VictimTable {
     /// Adds to a counter in the current tick (the victim must be advanced to now).
     #[inline]
     pub fn add(&mut self, slot: usize, counter: usize, amount: u32) {
+        let row = self.current_row(slot, (counter < Class::COUNT).then_some(amount));
+        self.add_in_row(slot, row, counter, amount);
+    }
+
+    /// Adds `packets` of class `class` and their `bytes` in the current tick (the victim must
+    /// be advanced to now): one row lookup for both counters of a counted packet.
+    #[inline]
+    pub fn add_class(&mut self, slot: usize, class: usize, packets: u32, bytes: u32) {
+        debug_assert!(class < Class::COUNT);
+        let row = self.current_row(slot, Some(packets));
+        self.add_in_row(slot, row, class, packets);
+        self.add_in_row(slot, row, cell::BYTES + class, bytes);
+    }
+
+    /// The ring row of the current tick, marked as holding counts for `slot`; `packets` of a
+    /// class add to its busyness.
+    #[inline]
+    fn current_row(&mut self, slot: usize, packets: Option<u32>) -> usize {
         let tick = self.hot[slot].last_tick;
         if tick != self.row_tick {
             self.row_tick = tick;
             self.row = self.row_of(tick);
         }
-        let row = self.row;
         let h = &mut self.hot[slot];
-        h.dirty |= 1 << row;
-        if counter < Class::COUNT {
-            h.busy = h.busy.wrapping_add(u64::from(amount));
+        h.dirty |= 1 << self.row;
+        if let Some(n) = packets {
+            h.busy = h.busy.wrapping_add(u64::from(n));
         }
+        self.row
+    }
+
+    #[inline]
+    fn add_in_row(&mut self, slot: usize, row: usize, counter: usize, amount: u32) {
         let cell = &mut self.ring[(slot * self.window + row) * cell::COUNT + counter];
         let before = *cell;
         *cell = cell.saturating_add(amount);
