@@ -87,7 +87,9 @@ impl AttackTracker {
         // A sampled packet counts for the packets it stands for.
         let packets = u64::from(p.weight);
         let hash = self.hasher.hash_ip(p.src);
-        self.sources.add_hashed(p.src, hash, packets);
+        // Space-Saving's index slot (and, once full, its filter's words) are likely misses:
+        // asked for first, they arrive while the cheaper sketches below are updated.
+        self.sources.prefetch(hash);
         self.distinct.add_hash(hash);
         // A flow record's packets have no TTL of their own.
         let ttl_known = u64::from(p.l4 != L4State::Summarized);
@@ -106,6 +108,7 @@ impl AttackTracker {
                 }
             }
         }
+        self.sources.add_hashed(p.src, hash, packets);
     }
 
     pub fn distinct_sources(&self) -> u64 {

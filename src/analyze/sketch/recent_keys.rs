@@ -9,6 +9,8 @@
 //! faster than one packet per bank-full of other keys is remembered and admitted on its
 //! second packet.
 
+use crate::prefetch::prefetch;
+
 /// Bits of a bank per key it takes before it becomes the older one: a new key finds both of
 /// its bits set by chance in a full bank in (1 - e^(-2/16))^2 ≈ 1.4 % of cases, so in about
 /// 2 % of lookups over both banks (3 % at most).
@@ -43,15 +45,27 @@ impl RecentKeys {
         self.noted = 0;
     }
 
+    /// The two (word, bit) positions of the key of (keyed) hash `hash`, from the hash's middle
+    /// bits (the low ones pick Space-Saving's index slot, the high ones the HyperLogLog register).
+    #[inline]
+    fn positions(&self, hash: u64) -> [(usize, u64); 2] {
+        let (a, b) = (hash >> 8, hash >> 26);
+        [((a >> 6) as usize & self.mask, 1u64 << (a & 63)), ((b >> 6) as usize & self.mask, 1u64 << (b & 63))]
+    }
+
+    /// Asks for the words [`seen_before`](Self::seen_before) reads for `hash`.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        for (word, _) in self.positions(hash) {
+            self.banks.iter().for_each(|bank| prefetch(bank.get(word)));
+        }
+    }
+
     /// Notes the key of (keyed) hash `hash`; returns whether it was remembered already
     /// (possibly wrongly: see [`BITS_PER_KEY`]).
     #[inline]
     pub fn seen_before(&mut self, hash: u64) -> bool {
-        // Two bit positions from the hash's middle bits (the low ones pick Space-Saving's
-        // index slot, the high ones the HyperLogLog register).
-        let (a, b) = (hash >> 8, hash >> 26);
-        let (word_a, bit_a) = ((a >> 6) as usize & self.mask, 1u64 << (a & 63));
-        let (word_b, bit_b) = ((b >> 6) as usize & self.mask, 1u64 << (b & 63));
+        let [(word_a, bit_a), (word_b, bit_b)] = self.positions(hash);
         let holds = |bank: &[u64]| bank[word_a] & bit_a != 0 && bank[word_b] & bit_b != 0;
         let newer = &self.banks[self.newer];
         if holds(newer) {

@@ -26,6 +26,7 @@
 
 use super::RecentKeys;
 use crate::analyze::hash::{KeyedHasher, SketchKey};
+use crate::prefetch::prefetch;
 use serde::{Deserialize, Serialize};
 
 const EMPTY: u32 = u32::MAX;
@@ -214,6 +215,18 @@ impl<K: SketchKey> SpaceSaving<K> {
     pub fn add(&mut self, key: K) {
         let hash = key.keyed_hash(&self.hasher);
         self.add_hashed(key, hash, 1);
+    }
+
+    /// Asks for the cache lines [`add_hashed`](Self::add_hashed) will read first for a key of
+    /// keyed hash `hash`: its index slot and, once the counters are full, the filter's words.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        prefetch(self.index.get(hash as usize & self.mask));
+        if self.ordered {
+            if let Some(f) = self.filter.as_deref() {
+                f.prefetch(hash);
+            }
+        }
     }
 
     /// Counts `amount` occurrences of `key` (a sampled packet stands for several), for a caller
