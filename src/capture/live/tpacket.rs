@@ -251,8 +251,11 @@ impl TpacketCapture {
     /// Waits up to [`READ_TIMEOUT`] for the kernel to hand over a block. The link going
     /// down (ENETDOWN) is no error: the kernel hooks the socket up again when it comes back.
     /// The interface deleted (ENETDOWN too, but its index is gone) is: this socket will never
-    /// see it again, even if one of the same name comes back.
+    /// see it again, even if one of the same name comes back. A deletion reports ENETDOWN once,
+    /// when the link goes down, while its name still resolves for a moment: a wait that ends
+    /// with no block looks again.
     fn wait(&self) -> Result<(), LiveError> {
+        let gone = || LiveError::Io { interface: self.interface.clone(), message: "the interface is gone".into() };
         let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLERR, revents: 0 };
         // SAFETY: one valid pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, READ_TIMEOUT.as_millis() as i32) };
@@ -270,15 +273,15 @@ impl TpacketCapture {
                 libc::getsockopt(self.fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len)
             };
             if err == libc::ENETDOWN && !self.interface_is_there() {
-                return Err(LiveError::Io {
-                    interface: self.interface.clone(),
-                    message: "the interface is gone".into(),
-                });
+                return Err(gone());
             }
             if err != 0 && err != libc::ENETDOWN {
                 let message = std::io::Error::from_raw_os_error(err).to_string();
                 return Err(LiveError::Io { interface: self.interface.clone(), message });
             }
+        }
+        if rc == 0 && !self.interface_is_there() {
+            return Err(gone());
         }
         Ok(())
     }
