@@ -58,6 +58,8 @@ pub struct TpacketCapture {
     next: usize,
     link: LinkType,
     interface: String,
+    /// The same name for `if_nametoindex`, made once: the check on a quiet link allocates nothing.
+    interface_c: std::ffi::CString,
     /// The interface's index when the socket was bound: a link going down keeps it, an
     /// interface deleted (and perhaps made again) does not.
     ifindex: u32,
@@ -135,6 +137,7 @@ impl TpacketCapture {
             next: 0,
             link,
             interface: name.to_string(),
+            interface_c: c_name,
             ifindex,
             tagged: Vec::with_capacity(block_size.min(1 << 18)),
             kernel: KernelCounters::default(),
@@ -241,19 +244,23 @@ impl TpacketCapture {
         true
     }
 
-    /// Whether the interface this socket is bound to still exists (same name, same index).
-    fn interface_is_there(&self) -> bool {
-        let Ok(name) = std::ffi::CString::new(self.interface.as_str()) else { return false };
-        // SAFETY: `name` is a NUL-terminated string.
-        unsafe { libc::if_nametoindex(name.as_ptr()) == self.ifindex }
+    /// Whether the interface this socket is bound to is gone: its name resolves to no interface
+    /// (ENODEV) or to another one. A lookup that fails otherwise (it opens a socket: out of
+    /// descriptors or memory) says nothing about the interface.
+    fn interface_is_gone(&self) -> bool {
+        // SAFETY: `interface_c` is a NUL-terminated string.
+        match unsafe { libc::if_nametoindex(self.interface_c.as_ptr()) } {
+            0 => std::io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV),
+            index => index != self.ifindex,
+        }
     }
 
     /// Waits up to [`READ_TIMEOUT`] for the kernel to hand over a block. The link going
     /// down (ENETDOWN) is no error: the kernel hooks the socket up again when it comes back.
     /// The interface deleted (ENETDOWN too, but its index is gone) is: this socket will never
     /// see it again, even if one of the same name comes back. A deletion reports ENETDOWN once,
-    /// when the link goes down, while its name still resolves for a moment: a wait that ends
-    /// with no block looks again.
+    /// when the link goes down, and its name may still resolve for a moment then: a wait that
+    /// ends with no block looks again.
     fn wait(&self) -> Result<(), LiveError> {
         let gone = || LiveError::Io { interface: self.interface.clone(), message: "the interface is gone".into() };
         let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLERR, revents: 0 };
@@ -272,7 +279,7 @@ impl TpacketCapture {
             unsafe {
                 libc::getsockopt(self.fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len)
             };
-            if err == libc::ENETDOWN && !self.interface_is_there() {
+            if err == libc::ENETDOWN && self.interface_is_gone() {
                 return Err(gone());
             }
             if err != 0 && err != libc::ENETDOWN {
@@ -280,7 +287,7 @@ impl TpacketCapture {
                 return Err(LiveError::Io { interface: self.interface.clone(), message });
             }
         }
-        if rc == 0 && !self.interface_is_there() {
+        if rc == 0 && self.interface_is_gone() {
             return Err(gone());
         }
         Ok(())
