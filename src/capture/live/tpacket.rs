@@ -257,12 +257,11 @@ impl TpacketCapture {
 
     /// Waits up to [`READ_TIMEOUT`] for the kernel to hand over a block. The link going
     /// down (ENETDOWN) is no error: the kernel hooks the socket up again when it comes back.
-    /// The interface deleted (ENETDOWN too, but its index is gone) is: this socket will never
-    /// see it again, even if one of the same name comes back. A deletion reports ENETDOWN once,
-    /// when the link goes down, and its name may still resolve for a moment then: a wait that
-    /// ends with no block looks again.
+    /// The interface deleted is: this socket will never see it again, even if one of the same
+    /// name comes back. A deletion reports ENETDOWN once, when the link goes down, and its name
+    /// may still resolve for a moment then: a wait that ends with that error or with no block
+    /// looks for the interface.
     fn wait(&self) -> Result<(), LiveError> {
-        let gone = || LiveError::Io { interface: self.interface.clone(), message: "the interface is gone".into() };
         let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLERR, revents: 0 };
         // SAFETY: one valid pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, READ_TIMEOUT.as_millis() as i32) };
@@ -272,23 +271,20 @@ impl TpacketCapture {
         if rc > 0 && pfd.revents & libc::POLLNVAL != 0 {
             return Err(LiveError::Io { interface: self.interface.clone(), message: "capture socket closed".into() });
         }
+        let mut err: i32 = 0;
         if rc > 0 && pfd.revents & libc::POLLERR != 0 {
-            let mut err: i32 = 0;
             let mut len = std::mem::size_of::<i32>() as u32;
             // SAFETY: SO_ERROR writes one int (and clears the socket's error).
             unsafe {
                 libc::getsockopt(self.fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut i32).cast(), &mut len)
             };
-            if err == libc::ENETDOWN && self.interface_is_gone() {
-                return Err(gone());
-            }
             if err != 0 && err != libc::ENETDOWN {
                 let message = std::io::Error::from_raw_os_error(err).to_string();
                 return Err(LiveError::Io { interface: self.interface.clone(), message });
             }
         }
-        if rc == 0 && self.interface_is_gone() {
-            return Err(gone());
+        if (rc == 0 || err == libc::ENETDOWN) && self.interface_is_gone() {
+            return Err(LiveError::Io { interface: self.interface.clone(), message: "the interface is gone".into() });
         }
         Ok(())
     }
