@@ -278,8 +278,11 @@ impl VictimTable {
     /// Adds to a counter in the current tick (the victim must be advanced to now).
     #[inline]
     pub fn add(&mut self, slot: usize, counter: usize, amount: u32) {
-        let row = self.current_row(slot, (counter < Class::COUNT).then_some(amount));
-        self.add_in_row(slot, row, counter, amount);
+        let row = self.current_row(slot);
+        let taken = self.add_in_row(slot, row, counter, amount);
+        if counter < Class::COUNT {
+            self.count_busy(slot, taken);
+        }
     }
 
     /// Adds `packets` of class `class` and their `bytes` in the current tick (the victim must
@@ -287,36 +290,42 @@ impl VictimTable {
     #[inline]
     pub fn add_class(&mut self, slot: usize, class: usize, packets: u32, bytes: u32) {
         debug_assert!(class < Class::COUNT);
-        let row = self.current_row(slot, Some(packets));
-        self.add_in_row(slot, row, class, packets);
+        let row = self.current_row(slot);
+        let taken = self.add_in_row(slot, row, class, packets);
+        self.count_busy(slot, taken);
         self.add_in_row(slot, row, cell::BYTES + class, bytes);
     }
 
-    /// The ring row of the current tick, marked as holding counts for `slot`; `packets` of a
-    /// class add to its busyness.
+    /// The ring row of the current tick, marked as holding counts for `slot`.
     #[inline]
-    fn current_row(&mut self, slot: usize, packets: Option<u32>) -> usize {
+    fn current_row(&mut self, slot: usize) -> usize {
         let tick = self.hot[slot].last_tick;
         if tick != self.row_tick {
             self.row_tick = tick;
             self.row = self.row_of(tick);
         }
-        let h = &mut self.hot[slot];
-        h.dirty |= 1 << self.row;
-        if let Some(n) = packets {
-            h.busy = h.busy.wrapping_add(u64::from(n));
-        }
+        self.hot[slot].dirty |= 1 << self.row;
         self.row
     }
 
+    /// Adds to a counter in `row`; returns what the counter took. The window subtracts the
+    /// counter when its tick leaves, so the sum (and the busyness) must not hold more: a
+    /// saturated counter, from weighted records of lying counts, takes less than `amount`.
     #[inline]
-    fn add_in_row(&mut self, slot: usize, row: usize, counter: usize, amount: u32) {
+    fn add_in_row(&mut self, slot: usize, row: usize, counter: usize, amount: u32) -> u32 {
         let cell = &mut self.ring[(slot * self.window + row) * cell::COUNT + counter];
         let before = *cell;
         *cell = cell.saturating_add(amount);
-        // What the cell took: the window subtracts the cell when the tick leaves it, so the sum
-        // must not hold more (a saturated cell, from weighted records of lying lengths).
-        self.sums[slot * cell::COUNT + counter] += u64::from(*cell - before);
+        let taken = *cell - before;
+        self.sums[slot * cell::COUNT + counter] += u64::from(taken);
+        taken
+    }
+
+    /// Class packets a victim's counters took add to its busyness.
+    #[inline]
+    fn count_busy(&mut self, slot: usize, packets: u32) {
+        let h = &mut self.hot[slot];
+        h.busy = h.busy.wrapping_add(u64::from(packets));
     }
 
     /// Moves a victim's window forward to tick `now` (a victim ahead of `now` belongs to an
@@ -451,5 +460,26 @@ mod tests {
         // Both counters leave the window with their tick.
         t.advance(busiest, 10, |_, _, _| {});
         assert_eq!((t.sums(busiest)[packets], t.sums(busiest)[bytes]), (0, 0));
+    }
+
+    #[test]
+    fn a_saturated_counter_leaves_its_victim_no_busier_than_its_window() {
+        // One bucket of 8 slots. Weighted records that claim more than a counter holds in
+        // one tick (a lying exporter's) saturate it; what it could not hold must not stay
+        // in the victim's busyness once the tick has left the window.
+        let mut t = VictimTable::new(8, 10, KeyedHasher::new(Some(1)));
+        let udp = Class::Udp as usize;
+        let flooded = insert(&mut t, ip(1), 0).unwrap();
+        t.add_class(flooded, udp, u32::MAX, 0);
+        t.add_class(flooded, udp, 1_000, 0);
+        t.add(flooded, Class::Syn as usize, u32::MAX);
+        assert_eq!(t.sums(flooded)[udp], u64::from(u32::MAX));
+        for i in 2..9 {
+            let s = insert(&mut t, ip(i), 10).unwrap();
+            t.add_class(s, udp, 5, 300);
+        }
+        // At tick 10 the flooded victim's tick 0 has left its window: it is the quietest.
+        assert!(insert(&mut t, ip(100), 10).is_some());
+        assert!(t.find(ip(1)).is_none(), "the victim whose window is empty made room");
     }
 }
