@@ -21,7 +21,7 @@
 //! Pages already read are dropped from the mapping every [`RELEASE_STEP`] bytes, so resident
 //! memory stays bounded by the step however large the file (the pages stay in the page cache).
 
-use crate::prefetch::{prefetch, prefetch_l2};
+use crate::prefetch::{prefetch, prefetch_stream};
 use std::cell::Cell;
 use std::fs::File;
 use std::io;
@@ -264,7 +264,7 @@ impl Mapping {
         let ahead = (start + PREFETCH_AHEAD).min(bytes.len());
         let mut at = self.prefetched.get().max(start) & !63;
         while at < ahead {
-            prefetch_l2(bytes, at);
+            prefetch_stream(bytes, at);
             at += 64;
         }
         self.prefetched.set(at);
@@ -369,13 +369,14 @@ impl Mapping {
     }
 }
 
-/// How far ahead of the parse every cache line of the mapping is prefetched (into L2). The
+/// How far ahead of the parse every cache line of the mapping is prefetched. The
 /// page cache's pages are scattered, so the hardware prefetcher, which stops at page
 /// boundaries, leaves every record a cache miss; and where the next record starts is known
 /// only once this one's header is read, so with large frames the records form a chain of
 /// misses that only lines fetched ahead break. Measured: `bench_mix` 1.96 s with no prefetch,
 /// 1.5 s with two lines 2 KiB ahead per record; `bench_flood` (550-byte frames) 0.77–0.80 s with
-/// those two lines, 0.60–0.63 s with every line 4 KiB ahead (into L1: 0.69–0.71 s).
+/// those two lines, 0.60–0.63 s with every line 4 KiB ahead into L2 (into L1: 0.69–0.71 s).
+/// Non-temporal (see [`prefetch_stream`]), 2, 4 and 8 KiB ahead did alike.
 const PREFETCH_AHEAD: usize = 4096;
 /// How far ahead of the parse a page is touched to check the file still reaches it: once
 /// per this many pages, and far enough ahead that the touch is rarely the first access.
