@@ -616,3 +616,68 @@ fn capgen_sflow_and_netflow_of_bench_flood_give_its_floods() {
     assert_eq!((t.flow_records, t.flow_packets, t.issues_total()), (metered.records, packets, 0), "{t:?}");
     assert_eq!(common::attacked(&from_flows), common::attacked(&captured));
 }
+
+/// A NetFlow v5 datagram whose UDP flows (source, destination, packets, bytes) all end at
+/// `uptime_ms` on the exporter's clock.
+fn netflow_v5(uptime_ms: u32, flows: &[([u8; 4], [u8; 4], u32, u32)]) -> Vec<u8> {
+    let mut d = Vec::new();
+    d.extend(5u16.to_be_bytes());
+    d.extend((flows.len() as u16).to_be_bytes());
+    d.extend(uptime_ms.to_be_bytes());
+    d.extend(1_768_478_400u32.to_be_bytes());
+    d.resize(24, 0);
+    for (src, dst, packets, bytes) in flows {
+        let start = d.len();
+        d.extend(src);
+        d.extend(dst);
+        d.resize(start + 16, 0);
+        d.extend(packets.to_be_bytes());
+        d.extend(bytes.to_be_bytes());
+        d.extend(uptime_ms.to_be_bytes());
+        d.extend(uptime_ms.to_be_bytes());
+        d.extend(123u16.to_be_bytes());
+        d.extend(4444u16.to_be_bytes());
+        d.extend([0, 0, 17]);
+        d.resize(start + 48, 0);
+    }
+    d
+}
+
+/// A lying exporter claims more packets toward one victim in one tick than a 32-bit counter
+/// holds: 300 flows of 15 M packets (the most one flow may claim per tick). The flood is
+/// reported and ends, and what its saturated counters could not hold leaves the victim's
+/// window with its tick: the victim table stays consistent (a debug build checks it at every
+/// eviction, and quiet destinations arriving 100 ms apart afterwards fill every bucket).
+/// The same datagrams are a seed of the `telemetry_datagram` fuzz target.
+#[test]
+fn a_lying_exporters_counts_saturate_a_victims_counters_and_nothing_is_left_behind() {
+    let settings = DetectionSettings { max_victims: 64, ..settings() };
+    let mut analyzer = floodwatch::analyze::Analyzer::new(settings);
+    let mut collector = Collector::new(&TelemetrySettings::default(), FlowClock::Exporter);
+    let mut stats = TelemetryStats::default();
+    let exporter = IpAddr::from([192, 0, 2, 254]);
+    let mut events = Vec::new();
+    let mut analyze = |r: &PacketRecord, origin| {
+        analyzer.set_origin(origin);
+        analyzer.process(r, &mut events);
+    };
+    let (uptime, mut arrival) = (10_000_000, 1_768_478_400_000_000_000i64);
+    for d in 0..10u8 {
+        let flows: Vec<_> =
+            (1..=30).map(|i| ([198, 51, 100 + d, i], [192, 0, 2, 1], 15_000_000, 1_500_000_000)).collect();
+        collector.read(&netflow_v5(uptime, &flows), exporter, arrival, &mut stats, &mut analyze);
+        arrival += 100_000_000;
+    }
+    for k in 1..400u32 {
+        let quiet = [([198, 51, 101, 1], [10, 0, (k / 256) as u8, k as u8], 20, 2_000)];
+        collector.read(&netflow_v5(uptime + 100 * (10 + k), &quiet), exporter, arrival, &mut stats, &mut analyze);
+        arrival += 100_000_000;
+    }
+    collector.finish(&mut stats, &mut analyze);
+    analyzer.finish(floodwatch::analyze::EndReason::EndOfInput, &mut events);
+    assert_eq!((stats.flow_records, stats.flow_packets, stats.issues_total()), (699, 4_500_007_980, 0), "{stats:?}");
+    let seen: Vec<_> = events.iter().map(|e| (e.event, e.kind, e.victim.to_string())).collect();
+    use floodwatch::analyze::{AttackKind, EventKind};
+    let flood = (AttackKind::UdpFlood, "192.0.2.1".to_string());
+    assert_eq!(seen, vec![(EventKind::Start, flood.0, flood.1.clone()), (EventKind::End, flood.0, flood.1)]);
+}

@@ -2,9 +2,9 @@
 //! it. Must never panic, hang or allocate beyond the reader's caps.
 #![no_main]
 
+use floodwatch::analyze::DetectionSettings;
 use floodwatch::analyze::{Analyzer, EndReason};
 use floodwatch::capture::FileSource;
-use floodwatch::analyze::DetectionSettings;
 use floodwatch::decode::{decode, Decoded, PacketRecord};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,8 +1,10 @@
 //! Any bytes as telemetry datagrams (sFlow, NetFlow v5/v9, IPFIX, told apart by their version):
 //! read without a panic by one collector (either flow clock), whose templates carry over from datagram to datagram,
-//! with every record a weight of at least one packet and what it holds bounded.
+//! with every record a weight of at least one packet and what it holds bounded; and the records
+//! analyzed, as a lying exporter's would be (counts that saturate the analyzer's counters).
 #![no_main]
 
+use floodwatch::analyze::{Analyzer, DetectionSettings, EndReason};
 use floodwatch::telemetry::{Collector, FlowClock, TelemetrySettings, TelemetryStats};
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,7 +16,21 @@ fuzz_target!(|data: &[u8]| {
     let mut stats = TelemetryStats::default();
     let from = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254));
     let mut ts = 1_768_478_400_000_000_000;
-    let mut record = |r: &floodwatch::decode::PacketRecord, _| assert!(r.weight >= 1);
+    let settings = DetectionSettings {
+        hash_seed: Some(1),
+        max_victims: 64,
+        max_trackers: 2,
+        tracked_sources: 16,
+        ..Default::default()
+    };
+    let mut analyzer = Analyzer::new(settings);
+    let mut events = Vec::new();
+    let mut record = |r: &floodwatch::decode::PacketRecord, origin| {
+        assert!(r.weight >= 1);
+        analyzer.set_origin(origin);
+        analyzer.process(r, &mut events);
+        events.clear();
+    };
     // The input is several datagrams, each after a two-byte length, 100 ms apart: templates
     // in one and data in the next.
     let mut rest = data;
@@ -27,5 +43,6 @@ fuzz_target!(|data: &[u8]| {
     let (templates, spreading) = collector.held();
     assert!(templates <= 4096 && spreading <= 1 << 16);
     collector.finish(&mut stats, &mut record);
+    analyzer.finish(EndReason::EndOfInput, &mut events);
     assert!(stats.issues_total() <= stats.datagrams_total() + stats.unknown_exporters + 1_000_000);
 });
