@@ -1866,7 +1866,12 @@ impl Analyzer {
             verdict
         };
         let weight = self.weight as u64;
-        let top = t.sources.top(self.s.top_sources).into_iter().map(|c| (c.key.to_ip(), c.count * weight)).collect();
+        let top = t
+            .sources
+            .top(self.s.top_sources)
+            .into_iter()
+            .map(|c| (c.key.to_ip(), c.count.saturating_mul(weight)))
+            .collect();
         SourceReport { distinct_estimate: distinct, spoofed_likely: spoofed, verdict, top }
     }
 

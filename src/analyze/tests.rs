@@ -1008,3 +1008,37 @@ fn a_carpet_bombing_split_over_three_sensors_is_flagged_against_the_prefix_by_th
     assert_eq!(end.offending_ips.len(), 100, "{}", end.sources.verdict);
     assert!(end.offending_ips.iter().all(|ip| ip.to_string().starts_with("100.72.")));
 }
+
+#[test]
+fn a_summary_claiming_sources_beyond_any_count_saturates_the_aggregators_prefix_report() {
+    // The carpet bombing above, its sensors' summaries then altered as a sensor that lies (or
+    // a forged NATS message) could: every source of every prefix watch at 2^60 packets. The
+    // carpet analyzer scales its sampled counts by 32: beyond u64, they read as its largest.
+    let syns: Vec<PacketRecord> = spread_over_a_slash_24(20_000, 2, |ts, bot, port, host| {
+        tcp(ts, (bot, port), (host, 80), PacketRecord::TCP_SYN, (port as u32, 0))
+    })
+    .collect();
+    let (_, mut summaries, _) = sensors_then_aggregator(&syns, 3, "edge");
+    let mut altered = 0;
+    for watch in summaries.iter_mut().flat_map(|s| &mut s.prefixes).flat_map(|p| &mut p.watches) {
+        for c in &mut watch.tracker.sources.counters {
+            (c.count, c.error) = (1 << 60, 0);
+            altered += 1;
+        }
+    }
+    assert!(altered > 0);
+    let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
+    for s in summaries {
+        seconds.entry(s.second).or_default().push(s);
+    }
+    let mut aggregator = Analyzer::new(settings());
+    let mut events = Vec::new();
+    for (second, summaries) in &seconds {
+        aggregator.count_sensors_second(*second, summaries, &mut events);
+    }
+    aggregator.finish(EndReason::EndOfInput, &mut events);
+    let end = events.iter().find(|e| e.event == EventKind::End).expect("the prefix's attack ends");
+    assert_eq!(end.victim_text(), "198.51.100.0/24");
+    assert!(!end.sources.top.is_empty());
+    assert!(end.sources.top.iter().all(|(_, packets)| *packets == u64::MAX), "{:?}", end.sources.top);
+}
