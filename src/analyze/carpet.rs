@@ -120,12 +120,13 @@ impl Hosts {
         Hosts { exact: bits >= 120, ..Hosts::default() }
     }
 
+    /// Counts `packets` toward `dst` (a flow record's, or a sampled packet's, stand for several).
     #[inline]
-    pub fn add(&mut self, dst: IpKey, hasher: &KeyedHasher) {
+    pub fn add(&mut self, dst: IpKey, packets: u64, hasher: &KeyedHasher) {
         let index = if self.exact { dst.0 as u8 } else { (hasher.hash_ip(dst) >> 56) as u8 };
         self.bits[(index >> 6) as usize] |= 1 << (index & 63);
-        self.packets += 1;
-        self.busiest.add(dst);
+        self.packets = self.packets.saturating_add(packets);
+        self.busiest.add_many(dst, packets);
     }
 
     /// The share of the packets the busiest host surely took (its count less what it may
@@ -224,13 +225,13 @@ mod tests {
         let hasher = KeyedHasher::new(Some(9));
         let mut h = Hosts::new(96 + 24);
         for octet in 1..=254u8 {
-            h.add(IpKey::from_v4([198, 51, 100, octet]), &hasher);
+            h.add(IpKey::from_v4([198, 51, 100, octet]), 1, &hasher);
         }
         assert_eq!(h.count(), 254);
         assert!(h.top_share() < 0.01, "{}", h.top_share());
         let mut wide = Hosts::new(96 + 16);
         for i in 0..150u32 {
-            wide.add(IpKey::from_v4([10, 1, (i >> 8) as u8, i as u8]), &hasher);
+            wide.add(IpKey::from_v4([10, 1, (i >> 8) as u8, i as u8]), 1, &hasher);
         }
         let estimate = wide.count();
         assert!((120..=180).contains(&estimate), "{estimate} hosts estimated for 150");
@@ -243,7 +244,21 @@ mod tests {
         for i in 0..10_000u32 {
             // Every other packet to .7, the rest spread over 200 hosts.
             let octet = if i % 2 == 0 { 7 } else { (i % 200) as u8 + 20 };
-            h.add(IpKey::from_v4([198, 51, 100, octet]), &hasher);
+            h.add(IpKey::from_v4([198, 51, 100, octet]), 1, &hasher);
+        }
+        let share = h.top_share();
+        assert!((0.45..=0.5).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn a_host_takes_its_share_of_the_packets_however_few_records_carry_them() {
+        // Flow records: one of 5,000 packets to .7, then 5,000 of one packet each spread over
+        // 200 hosts. The busy host took half the packets in one record of 5,001.
+        let hasher = KeyedHasher::new(Some(9));
+        let mut h = Hosts::new(96 + 24);
+        h.add(IpKey::from_v4([198, 51, 100, 7]), 5_000, &hasher);
+        for i in 0..5_000u32 {
+            h.add(IpKey::from_v4([198, 51, 100, (i % 200) as u8 + 20]), 1, &hasher);
         }
         let share = h.top_share();
         assert!((0.45..=0.5).contains(&share), "{share}");

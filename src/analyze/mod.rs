@@ -1229,7 +1229,7 @@ impl Analyzer {
                 (watch.sampling, watch.from_flows) = (p.sampling_rate(), p.l4 == L4State::Summarized);
                 watch.origin = self.origin;
                 if prefix {
-                    watch.hosts.add(p.dst, &self.hasher);
+                    watch.hosts.add(p.dst, weight, &self.hasher);
                 }
                 if let Some(t) = watch.tracker.as_mut().filter(|_| !from_user) {
                     t.record(p, services, &self.s.bogons);
@@ -1364,7 +1364,7 @@ impl Analyzer {
             watch.last_ts = watch.last_ts.max(p.ts_ns);
             watch.first_ts = watch.first_ts.min(p.ts_ns);
             if self.scope.is_some() {
-                watch.hosts.add(p.dst, &self.hasher);
+                watch.hosts.add(p.dst, weight, &self.hasher);
             }
             let tracked = self.tracked(c, &p);
             if let Some(t) = watch.tracker.as_mut().filter(|_| tracked) {
