@@ -1,8 +1,10 @@
 //! Any bytes as a sensor's summary (a NATS message): decoding gives a summary whose parts are
-//! in range, whose trackers merge and which encodes again, or says why it is not one.
+//! in range, whose trackers merge, which encodes again and which an aggregator counts (its
+//! hosts and its prefixes, as any sensor's), or says why it is not one.
 #![no_main]
 
 use floodwatch::analyze::summary::{SecondSummary, SUMMARY_SOURCES};
+use floodwatch::analyze::{Analyzer, DetectionSettings, EndReason};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| match SecondSummary::decode(data) {
@@ -15,6 +17,13 @@ fuzz_target!(|data: &[u8]| match SecondSummary::decode(data) {
                 let _ = doubled.network_spread(distinct);
             }
         }
+        let settings = DetectionSettings { hash_seed: Some(1), max_victims: 64, max_trackers: 2, ..Default::default() };
+        let mut aggregator = Analyzer::new(settings);
+        let mut events = Vec::new();
+        // As two sensors' seconds, merged; then as the next second of one.
+        aggregator.count_sensors_second(summary.second, &[summary.clone(), summary.clone()], &mut events);
+        aggregator.count_sensors_second(summary.second.saturating_add(1), &[summary.clone()], &mut events);
+        aggregator.finish(EndReason::EndOfInput, &mut events);
         let again = summary.encode().expect("a decoded summary encodes");
         assert!(SecondSummary::decode(&again).is_ok());
     }
