@@ -648,7 +648,6 @@ fn netflow_v5(uptime_ms: u32, flows: &[([u8; 4], [u8; 4], u32, u32)]) -> Vec<u8>
 /// reported and ends, and what its saturated counters could not hold leaves the victim's
 /// window with its tick: the victim table stays consistent (a debug build checks it at every
 /// eviction, and quiet destinations arriving 100 ms apart afterwards fill every bucket).
-/// The same datagrams are a seed of the `telemetry_datagram` fuzz target.
 #[test]
 fn a_lying_exporters_counts_saturate_a_victims_counters_and_nothing_is_left_behind() {
     let settings = DetectionSettings { max_victims: 64, ..settings() };
