@@ -921,13 +921,25 @@ fn sensors_then_aggregator(
             seconds.entry(s.second).or_default().push(s);
         }
     }
+    let summaries: Vec<SecondSummary> = seconds.into_values().flatten().collect();
+    let events = aggregate(&summaries);
+    (own, summaries, events)
+}
+
+/// An aggregator's alerts from `summaries`, counted second by second (each second's in the
+/// order given).
+fn aggregate(summaries: &[SecondSummary]) -> Vec<AttackEvent> {
+    let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
+    for s in summaries {
+        seconds.entry(s.second).or_default().push(s.clone());
+    }
     let mut aggregator = Analyzer::new(settings());
     let mut events = Vec::new();
     for (second, summaries) in &seconds {
         aggregator.count_sensors_second(*second, summaries, &mut events);
     }
     aggregator.finish(EndReason::EndOfInput, &mut events);
-    (own, seconds.into_values().flatten().collect(), events)
+    events
 }
 
 #[test]
@@ -1027,16 +1039,7 @@ fn a_summary_claiming_sources_beyond_any_count_saturates_the_aggregators_prefix_
         }
     }
     assert!(altered > 0);
-    let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
-    for s in summaries {
-        seconds.entry(s.second).or_default().push(s);
-    }
-    let mut aggregator = Analyzer::new(settings());
-    let mut events = Vec::new();
-    for (second, summaries) in &seconds {
-        aggregator.count_sensors_second(*second, summaries, &mut events);
-    }
-    aggregator.finish(EndReason::EndOfInput, &mut events);
+    let events = aggregate(&summaries);
     let end = events.iter().find(|e| e.event == EventKind::End).expect("the prefix's attack ends");
     assert_eq!(end.victim_text(), "198.51.100.0/24");
     assert!(!end.sources.top.is_empty());
