@@ -2,8 +2,9 @@
 //! it. Must never panic, hang or allocate beyond the reader's caps.
 #![no_main]
 
-use floodwatch::analyze::DetectionSettings;
-use floodwatch::analyze::{Analyzer, EndReason};
+mod small_analyzer;
+
+use floodwatch::analyze::EndReason;
 use floodwatch::capture::FileSource;
 use floodwatch::decode::{decode, Decoded, PacketRecord};
 use libfuzzer_sys::fuzz_target;
@@ -12,14 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut source) = FileSource::from_reader("fuzz", Box::new(std::io::Cursor::new(data.to_vec()))) else {
         return;
     };
-    let settings = DetectionSettings {
-        hash_seed: Some(1),
-        max_victims: 64,
-        max_trackers: 2,
-        tracked_sources: 16,
-        ..Default::default()
-    };
-    let mut analyzer = Analyzer::new(settings);
+    let mut analyzer = small_analyzer::small_analyzer();
     let mut record = PacketRecord::default();
     let mut events = Vec::new();
     let mut each = |frame: &floodwatch::capture::Frame| {

@@ -3,8 +3,10 @@
 //! hosts and its prefixes, as any sensor's), or says why it is not one.
 #![no_main]
 
+mod small_analyzer;
+
 use floodwatch::analyze::summary::{SecondSummary, SUMMARY_SOURCES};
-use floodwatch::analyze::{Analyzer, DetectionSettings, EndReason};
+use floodwatch::analyze::EndReason;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| match SecondSummary::decode(data) {
@@ -17,8 +19,7 @@ fuzz_target!(|data: &[u8]| match SecondSummary::decode(data) {
                 let _ = doubled.network_spread(distinct);
             }
         }
-        let settings = DetectionSettings { hash_seed: Some(1), max_victims: 64, max_trackers: 2, ..Default::default() };
-        let mut aggregator = Analyzer::new(settings);
+        let mut aggregator = small_analyzer::small_analyzer();
         let mut events = Vec::new();
         // As two sensors' seconds, merged; then as the next second of one.
         aggregator.count_sensors_second(summary.second, &[summary.clone(), summary.clone()], &mut events);
