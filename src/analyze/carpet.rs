@@ -120,7 +120,7 @@ impl Hosts {
         Hosts { exact: bits >= 120, ..Hosts::default() }
     }
 
-    /// Counts `packets` toward `dst` (a flow record's, or a sampled packet's, stand for several).
+    /// Counts `packets` toward `dst` (a flow record, or a sampled packet, stands for several).
     #[inline]
     pub fn add(&mut self, dst: IpKey, packets: u64, hasher: &KeyedHasher) {
         let index = if self.exact { dst.0 as u8 } else { (hasher.hash_ip(dst) >> 56) as u8 };

@@ -911,17 +911,16 @@ fn sensors_then_aggregator(
     name: &str,
 ) -> (Vec<Vec<AttackEvent>>, Vec<SecondSummary>, Vec<AttackEvent>) {
     let mut own = Vec::new();
-    let mut seconds: std::collections::BTreeMap<i64, Vec<SecondSummary>> = Default::default();
+    let mut summaries = Vec::new();
     for part in 0..sensors {
         let mut sensor = Analyzer::new(settings());
         sensor.summarize_seconds(&format!("{name}-{part}")).unwrap();
         let sensor_of = |p: &PacketRecord| (p.src.0 as u8 ^ (p.src.0 >> 8) as u8) % sensors;
         own.push(run(&mut sensor, flood.iter().copied().filter(|p| sensor_of(p) == part)));
-        for s in sensor.take_summaries() {
-            seconds.entry(s.second).or_default().push(s);
-        }
+        summaries.extend(sensor.take_summaries());
     }
-    let summaries: Vec<SecondSummary> = seconds.into_values().flatten().collect();
+    // Second by second, each second's in the sensors' order (a stable sort).
+    summaries.sort_by_key(|s| s.second);
     let events = aggregate(&summaries);
     (own, summaries, events)
 }
