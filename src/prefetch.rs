@@ -14,10 +14,11 @@ pub fn prefetch<T>(item: Option<&T>) {
 }
 
 /// Asks for the cache line holding `bytes[at]` as data read once (nothing past the end, or off
-/// x86-64): a non-temporal prefetch, so a capture file streamed through the cache does not
-/// push the analyzer's tables out of the cache the two threads share. Replay of `bench_flood`
-/// (5.5 GB), 8 interleaved runs each: median 0.72 s with the lines prefetched into L2, 0.64 s
-/// non-temporal; `bench_spoofed` 0.63 and 0.59 s.
+/// x86-64): a non-temporal prefetch, meant to keep a capture file streamed through the cache
+/// from pushing the analyzer's tables out of the cache the two threads share (not measured
+/// as such: no cache counters on this VM). Replay of `bench_flood` (5.5 GB) on the AMD EPYC
+/// VM, 8 interleaved runs each: median 0.72 s with the lines prefetched into L2, 0.64 s
+/// non-temporal; `bench_spoofed`, 5 runs each, 0.63 and 0.59 s.
 #[inline(always)]
 pub fn prefetch_stream(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -375,8 +375,10 @@ impl Mapping {
 /// only once this one's header is read, so with large frames the records form a chain of
 /// misses that only lines fetched ahead break. Measured: `bench_mix` 1.96 s with no prefetch,
 /// 1.5 s with two lines 2 KiB ahead per record; `bench_flood` (550-byte frames) 0.77–0.80 s with
-/// those two lines, 0.60–0.63 s with every line 4 KiB ahead into L2 (into L1: 0.69–0.71 s).
-/// Non-temporal (see [`prefetch_stream`]), 2, 4 and 8 KiB ahead did alike.
+/// those two lines, 0.60–0.63 s with every line 4 KiB ahead into L2 (into L1: 0.69–0.71 s),
+/// on the Intel CPU the VM had then. Prefetched non-temporally (see [`prefetch_stream`]), on
+/// its AMD CPU: medians of 6 interleaved runs 0.81 s 2 KiB ahead, 0.84 s 4 KiB, 0.85 s 8 KiB
+/// (0.97 s for 4 KiB into L2 in the same, noisy, hour).
 const PREFETCH_AHEAD: usize = 4096;
 /// How far ahead of the parse a page is touched to check the file still reaches it: once
 /// per this many pages, and far enough ahead that the touch is rarely the first access.
