@@ -279,10 +279,7 @@ impl VictimTable {
     #[inline]
     pub fn add(&mut self, slot: usize, counter: usize, amount: u32) {
         let row = self.current_row(slot);
-        let taken = self.add_in_row(slot, row, counter, amount);
-        if counter < Class::COUNT {
-            self.count_busy(slot, taken);
-        }
+        self.add_in_row(slot, row, counter, amount);
     }
 
     /// Adds `packets` of class `class` and their `bytes` in the current tick (the victim must
@@ -291,8 +288,7 @@ impl VictimTable {
     pub fn add_class(&mut self, slot: usize, class: usize, packets: u32, bytes: u32) {
         debug_assert!(class < Class::COUNT);
         let row = self.current_row(slot);
-        let taken = self.add_in_row(slot, row, class, packets);
-        self.count_busy(slot, taken);
+        self.add_in_row(slot, row, class, packets);
         self.add_in_row(slot, row, cell::BYTES + class, bytes);
     }
 
@@ -308,24 +304,21 @@ impl VictimTable {
         self.row
     }
 
-    /// Adds to a counter in `row`; returns what the counter took. The window subtracts the
-    /// counter when its tick leaves, so the sum (and the busyness) must not hold more: a
-    /// saturated counter, from weighted records of lying counts, takes less than `amount`.
+    /// Adds to a counter in `row`, and to its window sum (and, for a class's packets, the
+    /// victim's busyness) what the counter took: the window subtracts the counter when its
+    /// tick leaves, so neither may hold more. A saturated counter, from weighted records of
+    /// lying counts, takes less than `amount`.
     #[inline]
-    fn add_in_row(&mut self, slot: usize, row: usize, counter: usize, amount: u32) -> u32 {
+    fn add_in_row(&mut self, slot: usize, row: usize, counter: usize, amount: u32) {
         let cell = &mut self.ring[(slot * self.window + row) * cell::COUNT + counter];
         let before = *cell;
         *cell = cell.saturating_add(amount);
-        let taken = *cell - before;
-        self.sums[slot * cell::COUNT + counter] += u64::from(taken);
-        taken
-    }
-
-    /// Class packets a victim's counters took add to its busyness.
-    #[inline]
-    fn count_busy(&mut self, slot: usize, packets: u32) {
-        let h = &mut self.hot[slot];
-        h.busy = h.busy.wrapping_add(u64::from(packets));
+        let taken = u64::from(*cell - before);
+        self.sums[slot * cell::COUNT + counter] += taken;
+        if counter < Class::COUNT {
+            let h = &mut self.hot[slot];
+            h.busy = h.busy.wrapping_add(taken);
+        }
     }
 
     /// Moves a victim's window forward to tick `now` (a victim ahead of `now` belongs to an
